@@ -1,0 +1,224 @@
+"""Configuration: embedded defaults, then a TOML file, then MTSG_* environment, then flags.
+
+Each layer may set any key; later layers win.  Every value remembers where it came
+from so ``mtsg config show`` can say why the gateway runs the way it does.  Unknown
+keys and wrong types are refused with the key's full name, never ignored: a typo in
+a bank's config must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MTSG_"
+
+
+class ConfigError(ValueError):
+    """The configuration is not valid; the message names the key and the layer."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = "127.0.0.1:50051"
+    metrics_listen: str = "127.0.0.1:9464"
+    max_message_bytes: int = 4 * 1024 * 1024
+    shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    data_dir: str = "mtsg-data"
+    # Empty: SQLite in data_dir.  "sqlite:///path/to/file.db" picks another file.
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_installed_apps: int = 2000
+    max_permissions_per_app: int = 200
+    max_clock_skew_seconds: int = 300
+    max_phone_changes_per_call: int = 1000
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    phone_change_window_hours: int = 168
+    # Empty: the list shipped with mtsg (signals/data/remote_control_apps.toml).
+    remote_control_apps_file: str = ""
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    # Empty: <data_dir>/phone-hash.key, created with 32 random bytes on first start.
+    phone_hash_key_file: str = ""
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.store.data_dir)
+
+
+Key = tuple[str, str]
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    # "default", "file <path>", "env MTSG_X_Y" or "flag --x"
+    sources: Mapping[Key, str]
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.type if isinstance(f.type, type) else globals()[f.type] for f in dataclasses.fields(Config)}
+
+
+def _field_types(section_type: type) -> dict[str, type]:
+    return {f.name: {"str": str, "int": int, "float": float}[f.type] for f in dataclasses.fields(section_type)}
+
+
+def _coerce(key: Key, value: Any, wanted: type, origin: str) -> Any:
+    name = ".".join(key)
+    if isinstance(value, str) and wanted is not str:
+        try:
+            return wanted(value.strip())
+        except ValueError:
+            raise ConfigError(f"{name} ({origin}): expected {wanted.__name__}, got {value!r}") from None
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not wanted:
+        raise ConfigError(f"{name} ({origin}): expected {wanted.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _read_file(path: Path) -> dict[Key, Any]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    values: dict[Key, Any] = {}
+    sections = _sections()
+    for section, table in document.items():
+        if section not in sections:
+            raise ConfigError(f"config file {path}: unknown section [{section}] (known: {', '.join(sections)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: [{section}] must be a table")
+        known = _field_types(sections[section])
+        for name, value in table.items():
+            if name not in known:
+                raise ConfigError(f"config file {path}: unknown key {section}.{name} (known: {', '.join(known)})")
+            values[(section, name)] = value
+    return values
+
+
+def _read_env(environ: Mapping[str, str]) -> dict[Key, tuple[Any, str]]:
+    values: dict[Key, tuple[Any, str]] = {}
+    for section, section_type in _sections().items():
+        for name in _field_types(section_type):
+            variable = f"{ENV_PREFIX}{section}_{name}".upper()
+            if variable in environ:
+                values[(section, name)] = (environ[variable], f"env {variable}")
+    return values
+
+
+def _validate(config: Config) -> None:
+    for key in ("listen", "metrics_listen"):
+        address = getattr(config.server, key)
+        if key == "metrics_listen" and address == "":
+            continue
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"server.{key}: expected HOST:PORT, got {address!r}")
+    positive = {
+        "server.max_message_bytes": config.server.max_message_bytes,
+        "limits.max_installed_apps": config.limits.max_installed_apps,
+        "limits.max_permissions_per_app": config.limits.max_permissions_per_app,
+        "limits.max_phone_changes_per_call": config.limits.max_phone_changes_per_call,
+        "signals.phone_change_window_hours": config.signals.phone_change_window_hours,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name}: must be positive, got {value}")
+    if config.limits.max_clock_skew_seconds < 0 or config.server.shutdown_grace_seconds < 0:
+        raise ConfigError("limits.max_clock_skew_seconds and server.shutdown_grace_seconds must not be negative")
+    if config.logging.level not in _LOG_LEVELS:
+        raise ConfigError(f"logging.level: expected one of {', '.join(_LOG_LEVELS)}, got {config.logging.level!r}")
+    if config.store.url and not config.store.url.startswith("sqlite:///"):
+        raise ConfigError(
+            f"store.url: only sqlite:///PATH is supported in this version, got {config.store.url.split(':')[0]}://…"
+        )
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[Key, tuple[Any, str]] | None = None,
+) -> LoadedConfig:
+    """Merge the layers; ``overrides`` maps (section, key) to (value, "flag --name")."""
+    sections = _sections()
+    merged: dict[Key, tuple[Any, str]] = {}
+    if path is not None:
+        merged.update({key: (value, f"file {path}") for key, value in _read_file(path).items()})
+    merged.update(_read_env(os.environ if environ is None else environ))
+    merged.update(overrides or {})
+
+    built: dict[str, Any] = {}
+    sources: dict[Key, str] = {}
+    for section, section_type in sections.items():
+        values: dict[str, Any] = {}
+        for name, wanted in _field_types(section_type).items():
+            key = (section, name)
+            if key in merged:
+                raw, origin = merged[key]
+                values[name] = _coerce(key, raw, wanted, origin)
+                sources[key] = origin
+            else:
+                sources[key] = "default"
+        built[section] = section_type(**values)
+    config = Config(**built)
+    _validate(config)
+    return LoadedConfig(config, sources)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def render_config(loaded: LoadedConfig) -> str:
+    """The effective configuration as TOML, each key annotated with where its value came from."""
+    lines: list[str] = []
+    for section in _sections():
+        lines.append(f"[{section}]")
+        section_value = getattr(loaded.config, section)
+        for name in _field_types(type(section_value)):
+            value = getattr(section_value, name)
+            lines.append(f"{name} = {_toml_value(value)}  # {loaded.sources[(section, name)]}")
+        lines.append("")
+    return "\n".join(lines)

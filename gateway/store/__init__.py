@@ -1,0 +1,54 @@
+"""Storage: one async interface; SQLite is the embedded backend.
+
+All SQL of mtsg lives in this package.  Services depend on the ``Store`` protocol
+only, so a second backend (PostgreSQL) slots in without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from gateway.store.records import (
+    LoginHistory,
+    LoginRecord,
+    PhoneChangeRecord,
+    StoredVerdict,
+)
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database cannot be reached or written; callers answer UNAVAILABLE."""
+
+
+class Store(Protocol):
+    async def find_verdict(self, request_id: str) -> StoredVerdict | None:
+        """The verdict stored for this idempotency key, if any."""
+        ...
+
+    async def load_login_history(self, customer_id: str, phone_changes_since: float) -> LoginHistory:
+        """The customer's known devices and latest phone change at or after ``phone_changes_since``."""
+        ...
+
+    async def record_login(self, record: LoginRecord) -> StoredVerdict:
+        """Store verdict, device and location atomically.
+
+        When a verdict with the same request_id was stored meanwhile (a concurrent
+        retry), nothing is written and that verdict is returned instead.
+        """
+        ...
+
+    async def record_phone_changes(self, changes: Sequence[PhoneChangeRecord]) -> tuple[int, int]:
+        """Store new changes atomically; return (accepted, duplicates by event_id)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def open_store(url: str, data_dir: Path) -> Store:
+    """Open the backend named by ``url`` ("" means SQLite in ``data_dir``), migrated to the latest schema."""
+    from gateway.store.sqlite import SQLiteStore
+
+    path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "mtsg.sqlite3"
+    return await SQLiteStore.open(path)

@@ -1,0 +1,1 @@
+"""Detectors: each a pure function ``(telemetry, context, ...) -> list[Finding]``."""

@@ -1,0 +1,31 @@
+"""Active call: victims are coached over the phone while they log in and transfer."""
+
+from __future__ import annotations
+
+from signals.context import LoginContext
+from signals.findings import Finding, Severity
+from signals.telemetry import LoginTelemetry
+
+ACTIVE_CALL = "ACTIVE_CALL"
+
+
+def detect_active_call(telemetry: LoginTelemetry, context: LoginContext) -> list[Finding]:
+    call = telemetry.call
+    if not call.active_call:
+        return []
+    evidence: dict[str, str] = {}
+    if call.started_at is not None:
+        evidence["call_minutes"] = str(max(0, int((context.now - call.started_at) // 60)))
+    if call.caller_in_contacts is False:
+        evidence["caller_in_contacts"] = "false"
+        return [
+            Finding(
+                ACTIVE_CALL,
+                Severity.HIGH,
+                "a phone call from a number not in contacts is active",
+                evidence,
+            )
+        ]
+    if call.caller_in_contacts is True:
+        evidence["caller_in_contacts"] = "true"
+    return [Finding(ACTIVE_CALL, Severity.MEDIUM, "a phone call is active", evidence)]

@@ -1,0 +1,37 @@
+"""One call that runs every detector over a login and applies the policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signals.context import LoginContext
+from signals.detectors.active_call import detect_active_call
+from signals.detectors.device_integrity import detect_device_integrity
+from signals.detectors.new_device import detect_new_device
+from signals.detectors.phone_change import detect_recent_phone_change
+from signals.findings import Finding
+from signals.policy import Decision, Policy, decide
+from signals.remote_control import RemoteControlCatalog, detect_remote_control
+from signals.telemetry import LoginTelemetry
+
+
+@dataclass(frozen=True, slots=True)
+class Knowledge:
+    """Everything the brain knows that is not about this customer: catalogues and policy."""
+
+    policy: Policy
+    remote_control: RemoteControlCatalog
+
+
+def detect(telemetry: LoginTelemetry, context: LoginContext, knowledge: Knowledge) -> list[Finding]:
+    return [
+        *detect_remote_control(telemetry, knowledge.remote_control),
+        *detect_active_call(telemetry, context),
+        *detect_device_integrity(telemetry),
+        *detect_new_device(telemetry, context),
+        *detect_recent_phone_change(context),
+    ]
+
+
+def evaluate(telemetry: LoginTelemetry, context: LoginContext, knowledge: Knowledge) -> Decision:
+    return decide(detect(telemetry, context, knowledge), knowledge.policy)

@@ -1,0 +1,98 @@
+"""Plain-data view of one login's telemetry, as the detectors read it.
+
+The gateway converts the protobuf request into these frozen dataclasses after
+validating it, so the brain never depends on grpc or protobuf.  Times are seconds
+since the Unix epoch.  Digests are already normalised to lower-case hex.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class InstallerClass(Enum):
+    """Where an app came from; sideloaded and adb installs are the risky ones."""
+
+    UNKNOWN = "unknown"
+    OFFICIAL_STORE = "official_store"
+    OEM_STORE = "oem_store"
+    THIRD_PARTY_STORE = "third_party_store"
+    PACKAGE_INSTALLER = "package_installer"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledApp:
+    package_name: str
+    label: str = ""
+    installer_class: InstallerClass = InstallerClass.UNKNOWN
+    installer_package: str = ""
+    apk_sha256: str = ""
+    signing_cert_sha256: str = ""
+    signing_cert_sha1: str = ""
+    system_app: bool = False
+    first_install_time: float | None = None
+    last_update_time: float | None = None
+    granted_permissions: tuple[str, ...] = ()
+    accessibility_service_enabled: bool = False
+    device_admin: bool = False
+    draw_over_apps: bool = False
+    running: bool = False
+    foreground: bool = False
+
+    @property
+    def display_name(self) -> str:
+        """The label when the SDK sent one, else the package name."""
+        return self.label or self.package_name
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIntegrity:
+    rooted: bool = False
+    emulator: bool = False
+    hooking_framework: bool = False
+    debugger_attached: bool = False
+    developer_mode: bool = False
+    adb_enabled: bool = False
+    app_tampered: bool = False
+    untrusted_installer: bool = False
+    mock_location: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenState:
+    screen_sharing: bool = False
+    screen_recording: bool = False
+    remote_input: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    active_call: bool = False
+    started_at: float | None = None
+    caller_in_contacts: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    latitude: float
+    longitude: float
+    accuracy_meters: float = 0.0
+    source: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginTelemetry:
+    customer_id: str
+    device_id: str
+    collected_at: float
+    session_id: str = ""
+    integrity: DeviceIntegrity = field(default_factory=DeviceIntegrity)
+    installed_apps: tuple[InstalledApp, ...] = ()
+    screen: ScreenState = field(default_factory=ScreenState)
+    call: CallState = field(default_factory=CallState)
+    location: Location | None = None
+    client_ip: str = ""
+    vpn_active: bool = False
+    sim_changed: bool = False
