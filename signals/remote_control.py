@@ -88,9 +88,7 @@ def detect_remote_control(telemetry: LoginTelemetry, catalog: RemoteControlCatal
         activity = _activity(installed.running, installed.foreground, installed.accessibility_service_enabled)
         if activity:
             evidence["state"] = activity
-            findings.append(
-                Finding(REMOTE_CONTROL_APP_ACTIVE, Severity.HIGH, f"{known.name} {activity}", evidence)
-            )
+            findings.append(Finding(REMOTE_CONTROL_APP_ACTIVE, Severity.HIGH, f"{known.name} {activity}", evidence))
         else:
             findings.append(
                 Finding(REMOTE_CONTROL_APP_INSTALLED, Severity.MEDIUM, f"{known.name} is installed", evidence)

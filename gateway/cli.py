@@ -1,0 +1,132 @@
+"""The ``mtsg`` command line: serve, check, config show."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
+
+_SERVER_FLAGS: tuple[tuple[str, Key, str], ...] = (
+    ("--listen", ("server", "listen"), "HOST:PORT for gRPC (default 127.0.0.1:50051)"),
+    ("--data-dir", ("store", "data_dir"), "directory for the SQLite database and keys (default ./mtsg-data)"),
+    ("--metrics-listen", ("server", "metrics_listen"), "HOST:PORT for Prometheus /metrics; '' disables it"),
+)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    for flag, _, text in _SERVER_FLAGS:
+        parser.add_argument(flag, metavar=flag.removeprefix("--").upper().replace("-", "_"), help=text)
+
+
+def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
+    overrides: dict[Key, tuple[Any, str]] = {}
+    for flag, key, _ in _SERVER_FLAGS:
+        value = getattr(options, flag.removeprefix("--").replace("-", "_"))
+        if value is not None:
+            overrides[key] = (value, f"flag {flag}")
+    return load_config(options.config, overrides=overrides)
+
+
+def _serve(options: argparse.Namespace) -> int:
+    from gateway.knowledge import KnowledgeError
+    from gateway.logging_setup import configure_logging
+    from gateway.phone_hash import PhoneHashKeyError
+    from gateway.server import run_gateway
+    from gateway.store import StoreUnavailableError
+
+    config = _loaded_config(options).config
+    configure_logging(config.logging.level)
+    try:
+        asyncio.run(run_gateway(config))
+    except (OSError, KnowledgeError, PhoneHashKeyError, StoreUnavailableError) as error:
+        print(f"mtsg serve: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _config_show(options: argparse.Namespace) -> int:
+    print(render_config(_loaded_config(options)), end="")
+    return 0
+
+
+def _check(options: argparse.Namespace) -> int:
+    from gateway.check_command import (
+        CheckFileError,
+        build_plan,
+        example_text,
+        format_verdict,
+        read_check_file,
+        run_plan,
+        verdict_json,
+    )
+    from gateway.client import field_violations
+
+    try:
+        text = example_text(options.example) if options.example else read_check_file(options.file)
+        plan = build_plan(text)
+    except CheckFileError as error:
+        print(f"mtsg check: {error}", file=sys.stderr)
+        return 2
+    try:
+        response = asyncio.run(run_plan(options.target, plan, options.timeout))
+    except grpc.aio.AioRpcError as error:
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            print(f"mtsg check: cannot reach the gateway at {options.target}: {error.details()}", file=sys.stderr)
+        else:
+            print(f"mtsg check: {error.code().name}: {error.details()}", file=sys.stderr)
+            for field, description in field_violations(error):
+                print(f"  {field or '(request)'}: {description}", file=sys.stderr)
+        return 1
+    print(verdict_json(response) if options.json else format_verdict(response))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gateway.check_command import EXAMPLES
+    from gateway.client import DEFAULT_TARGET
+
+    parser = argparse.ArgumentParser(prog="mtsg", description="Mobile Threat-Signal Gateway")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    _add_config_flags(serve)
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check", help="send a login to a gateway and print the verdict")
+    check.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway HOST:PORT (default {DEFAULT_TARGET})")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", type=Path, help="JSON file with a CheckLoginRequest or an envelope")
+    source.add_argument("--example", choices=EXAMPLES, help="one of the examples shipped with mtsg")
+    check.add_argument("--json", action="store_true", help="print the verdict as JSON (proto JSON mapping)")
+    check.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+    check.set_defaults(run=_check)
+
+    config = commands.add_parser("config", help="inspect configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    show = config_commands.add_parser("show", help="print the effective configuration and where each value comes from")
+    _add_config_flags(show)
+    show.set_defaults(run=_config_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = build_parser().parse_args(argv)
+    try:
+        return int(options.run(options))
+    except ConfigError as error:
+        print(f"mtsg: configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""A small typed client for the gateway: the one place the CLI and the tests call it from.
+
+It wraps a grpc.aio channel; errors surface as ``grpc.aio.AioRpcError``, and
+``field_violations`` reads the BadRequest details out of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from gateway.generated.mtsg.v1 import (
+    event_service_pb2,
+    event_service_pb2_grpc,
+    telemetry_pb2,
+    threat_signal_service_pb2,
+    threat_signal_service_pb2_grpc,
+)
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+class MtsgClient:
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float = 10.0, max_message_bytes: int = 64 << 20):
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self._timeout = timeout
+        self._threat_signal = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(self._channel)
+        self._events = event_service_pb2_grpc.EventServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> MtsgClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def check_login(
+        self, telemetry: telemetry_pb2.LoginTelemetry, *, request_id: str = ""
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        return await self.check_login_request(
+            threat_signal_service_pb2.CheckLoginRequest(request_id=request_id, telemetry=telemetry)
+        )
+
+    async def check_login_request(
+        self, request: threat_signal_service_pb2.CheckLoginRequest
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        return await self._threat_signal.CheckLogin(request, timeout=self._timeout)
+
+    async def report_phone_number_changes(
+        self, changes: Sequence[event_service_pb2.PhoneNumberChange], *, request_id: str = ""
+    ) -> event_service_pb2.ReportPhoneNumberChangeResponse:
+        request = event_service_pb2.ReportPhoneNumberChangeRequest(request_id=request_id, changes=list(changes))
+        return await self._events.ReportPhoneNumberChange(request, timeout=self._timeout)
+
+    async def health(self, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+        response = await self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self._timeout)
+        return response.status
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """(field, description) pairs from the error's google.rpc.BadRequest detail, if it has one."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return []
+    found: list[tuple[str, str]] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            found.extend((violation.field, violation.description) for violation in bad_request.field_violations)
+    return found

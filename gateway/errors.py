@@ -1,0 +1,62 @@
+"""Turning failures into gRPC statuses with google.rpc details (AIP-193).
+
+Client mistakes carry ``BadRequest`` field violations so an SDK can point at the
+field; every error carries ``ErrorInfo`` with a stable reason for dashboards.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from gateway.validation import InvalidRequestError
+
+ERROR_DOMAIN = "mtsg.v1"
+
+
+def _status(code: grpc.StatusCode, message: str, reason: str, *details: object) -> grpc.Status:
+    packed = []
+    for detail in (*details, error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)):
+        holder = any_pb2.Any()
+        holder.Pack(detail)  # type: ignore[arg-type]
+        packed.append(holder)
+    proto = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
+    return rpc_status.to_status(proto)
+
+
+async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> NoReturn:
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("unreachable: context.abort raises")
+
+
+def invalid_argument(error: InvalidRequestError, reason: str = "INVALID_REQUEST") -> grpc.Status:
+    violations = [
+        error_details_pb2.BadRequest.FieldViolation(field=violation.field, description=violation.description)
+        for violation in error.violations
+    ]
+    if error.omitted:
+        violations.append(
+            error_details_pb2.BadRequest.FieldViolation(
+                field="", description=f"{error.omitted} more problems were not listed"
+            )
+        )
+    return _status(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        str(error),
+        reason,
+        error_details_pb2.BadRequest(field_violations=violations),
+    )
+
+
+def unavailable(message: str, reason: str = "STORE_UNAVAILABLE") -> grpc.Status:
+    return _status(grpc.StatusCode.UNAVAILABLE, message, reason)
+
+
+def internal(request_id: str) -> grpc.Status:
+    return _status(
+        grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id} to the operators", "INTERNAL"
+    )

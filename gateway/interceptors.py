@@ -1,0 +1,117 @@
+"""One server interceptor for what every call needs: a request id, a log line, metrics.
+
+The request id comes from the caller's ``x-request-id`` metadata when it is sane,
+otherwise it is made here; it is bound into structlog's context for the duration
+of the call and returned in the trailing metadata.  Unexpected exceptions become
+INTERNAL with the request id to quote, never a stack trace sent to the client.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+
+from gateway.errors import abort_with, internal
+from gateway.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+REQUEST_ID_KEY = "x-request-id"
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _SANE_ID.match(value):
+            return value
+    return uuid.uuid4().hex
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    if code is None:
+        return "OK"
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return next((status.name for status in grpc.StatusCode if status.value[0] == code), str(code))
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def _record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
+        elapsed = time.perf_counter() - started
+        code = _code_name(context)
+        self._metrics.rpc_requests.labels(method=method, code=code).inc()
+        self._metrics.rpc_duration.labels(method=method, code=code).observe(elapsed)
+        log.info("rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 3), request_id=request_id)
+
+    async def _unexpected(self, context: grpc.aio.ServicerContext, request_id: str) -> None:
+        log.exception("unexpected error", request_id=request_id)
+        await abort_with(context, internal(request_id))
+
+    def _wrap_unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            request_id = _request_id(context)
+            started = time.perf_counter()
+            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+            with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
+                try:
+                    return await behavior(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception:
+                    await self._unexpected(context, request_id)
+                finally:
+                    self._record(method, context, started, request_id)
+
+        return handle
+
+    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        """Streaming responses come either from an async generator or from context.write() in a coroutine."""
+        if not inspect.isasyncgenfunction(behavior):
+            return self._wrap_unary(method, behavior)
+
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            request_id = _request_id(context)
+            started = time.perf_counter()
+            with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception:
+                    await self._unexpected(context, request_id)
+                finally:
+                    self._record(method, context, started, request_id)
+
+        return handle
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        serializers = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(self._wrap_unary(method, handler.unary_unary), **serializers)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(self._wrap_stream(method, handler.unary_stream), **serializers)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(self._wrap_unary(method, handler.stream_unary), **serializers)
+        return grpc.stream_stream_rpc_method_handler(self._wrap_stream(method, handler.stream_stream), **serializers)

@@ -1,0 +1,164 @@
+"""Starting, running and stopping the gateway's gRPC server.
+
+``start_gateway`` builds everything and returns a handle (tests use it directly
+with port 0); ``run_gateway`` adds signal handling for ``mtsg serve``.  Shutdown
+is graceful: health turns NOT_SERVING first so load balancers stop sending, new
+calls are refused, and calls in flight get the grace period to finish before the
+store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from gateway.config import Config
+from gateway.generated.mtsg.v1 import (
+    event_service_pb2,
+    event_service_pb2_grpc,
+    threat_signal_service_pb2,
+    threat_signal_service_pb2_grpc,
+)
+from gateway.interceptors import ObservabilityInterceptor
+from gateway.knowledge import load_knowledge
+from gateway.metrics import Metrics
+from gateway.phone_hash import load_or_create_hasher
+from gateway.services.events import EventService
+from gateway.services.threat_signal import LoginSettings, ThreatSignalService
+from gateway.store import Store, open_store
+from gateway.validation import Limits
+
+log = structlog.get_logger(__name__)
+
+SERVICE_NAMES = (
+    threat_signal_service_pb2.DESCRIPTOR.services_by_name["ThreatSignalService"].full_name,
+    event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+)
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class RunningGateway:
+    server: grpc.aio.Server
+    port: int
+    metrics_port: int | None
+    health: health.aio.HealthServicer
+    store: Store
+    metrics: Metrics
+    _metrics_http: tuple[WSGIServer, Thread] | None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, grace: float) -> None:
+        log.info("shutting down", grace_seconds=grace)
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.store.close()
+        if self._metrics_http is not None:
+            http, thread = self._metrics_http
+            http.shutdown()
+            http.server_close()
+            thread.join(timeout=5)
+        log.info("stopped")
+
+
+async def start_gateway(config: Config, *, clock: Callable[[], float] = time.time) -> RunningGateway:
+    """Open the store, load the brain's data, bind the port and start serving."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    knowledge = load_knowledge(config.signals.remote_control_apps_file)
+    key_file = config.privacy.phone_hash_key_file or str(config.data_dir / "phone-hash.key")
+    hasher = load_or_create_hasher(Path(key_file))
+    store = await open_store(config.store.url, config.data_dir)
+    metrics = Metrics.create()
+    limits = Limits(
+        max_installed_apps=config.limits.max_installed_apps,
+        max_permissions_per_app=config.limits.max_permissions_per_app,
+        max_clock_skew_seconds=config.limits.max_clock_skew_seconds,
+        max_phone_changes_per_call=config.limits.max_phone_changes_per_call,
+    )
+    server = grpc.aio.server(
+        interceptors=[ObservabilityInterceptor(metrics)],
+        options=[
+            ("grpc.max_receive_message_length", config.server.max_message_bytes),
+            ("grpc.max_send_message_length", config.server.max_message_bytes),
+        ],
+    )
+    threat_signal_service_pb2_grpc.add_ThreatSignalServiceServicer_to_server(
+        ThreatSignalService(
+            store,
+            lambda: knowledge,
+            LoginSettings(limits, config.signals.phone_change_window_hours * 3600.0),
+            metrics,
+            clock,
+        ),
+        server,
+    )
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store, hasher, limits, clock), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+
+    try:
+        port = server.add_insecure_port(config.server.listen)
+    except RuntimeError as error:
+        await store.close()
+        raise OSError(f"cannot listen on {config.server.listen}: {error}") from error
+    metrics_http = None
+    if config.server.metrics_listen:
+        host, metrics_port = _split(config.server.metrics_listen)
+        try:
+            metrics_http = start_http_server(metrics_port, addr=host, registry=metrics.registry)
+        except OSError as error:
+            await store.close()
+            raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningGateway(
+        server=server,
+        port=port,
+        metrics_port=metrics_http[0].server_port if metrics_http else None,
+        health=health_servicer,
+        store=store,
+        metrics=metrics,
+        _metrics_http=metrics_http,
+    )
+    log.info(
+        "serving",
+        listen=config.server.listen,
+        port=port,
+        metrics_port=running.metrics_port,
+        data_dir=str(config.data_dir),
+        policy_version=knowledge.policy.version,
+        remote_control_apps=len(knowledge.remote_control.by_package),
+    )
+    return running
+
+
+async def run_gateway(config: Config) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start_gateway(config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    await running.stop(config.server.shutdown_grace_seconds)

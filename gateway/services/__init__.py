@@ -1,0 +1,1 @@
+"""gRPC servicers: thin adapters between the contract and the store and brain."""

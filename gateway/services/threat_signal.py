@@ -1,0 +1,117 @@
+"""ThreatSignalService.CheckLogin: validate, load history, evaluate, record, answer."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import structlog
+
+from gateway.errors import abort_with, invalid_argument, unavailable
+from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
+from gateway.metrics import Metrics
+from gateway.store import Store, StoreUnavailableError
+from gateway.store.records import LoginLocation, LoginRecord, StoredVerdict
+from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
+from gateway.verdicts import new_verdict_id, to_response
+from signals.context import LoginContext, PhoneNumberChangeSummary
+from signals.evaluate import Knowledge, evaluate
+from signals.telemetry import LoginTelemetry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSettings:
+    limits: Limits
+    phone_change_window_seconds: float
+
+
+def _location_record(telemetry: LoginTelemetry) -> LoginLocation | None:
+    location = telemetry.location
+    if location is None and not telemetry.client_ip:
+        return None
+    return LoginLocation(
+        latitude=location.latitude if location else None,
+        longitude=location.longitude if location else None,
+        accuracy_meters=location.accuracy_meters if location else None,
+        source=location.source if location else "",
+        client_ip=telemetry.client_ip,
+    )
+
+
+class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServicer):
+    def __init__(
+        self,
+        store: Store,
+        knowledge: Callable[[], Knowledge],
+        settings: LoginSettings,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._knowledge = knowledge
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+
+    async def CheckLogin(
+        self, request: threat_signal_service_pb2.CheckLoginRequest, context: grpc.aio.ServicerContext
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        now = self._clock()
+        try:
+            request_id, telemetry = parse_check_login(request, self._settings.limits, now)
+        except InvalidRequestError as error:
+            await abort_with(context, invalid_argument(error, "INVALID_TELEMETRY"))
+        fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+        try:
+            if request_id is not None:
+                earlier = await self._store.find_verdict(request_id)
+                if earlier is not None:
+                    return await self._replay(earlier, fingerprint, context)
+            response = await self._decide(telemetry, now)
+            stored = await self._store.record_login(
+                LoginRecord(
+                    verdict_id=response.verdict_id,
+                    request_id=request_id,
+                    request_fingerprint=fingerprint,
+                    customer_id=telemetry.customer_id,
+                    device_id=telemetry.device_id,
+                    action=common_pb2.Action.Name(response.action),
+                    decided_at=now,
+                    response=response.SerializeToString(),
+                    location=_location_record(telemetry),
+                )
+            )
+        except StoreUnavailableError as error:
+            log.error("store unavailable", error=str(error))
+            await abort_with(context, unavailable("the gateway's store is unavailable; retry with the same request_id"))
+        if stored.verdict_id != response.verdict_id:  # a concurrent retry stored first
+            return await self._replay(stored, fingerprint, context)
+        self._metrics.verdicts.labels(action=common_pb2.Action.Name(response.action)).inc()
+        return response
+
+    async def _decide(self, telemetry: LoginTelemetry, now: float) -> threat_signal_service_pb2.CheckLoginResponse:
+        history = await self._store.load_login_history(
+            telemetry.customer_id, now - self._settings.phone_change_window_seconds
+        )
+        change = history.latest_phone_change
+        context = LoginContext(
+            now=now,
+            known_device_ids=history.known_device_ids,
+            recent_phone_change=PhoneNumberChangeSummary(change.changed_at, change.kind, change.source)
+            if change
+            else None,
+        )
+        decision = evaluate(telemetry, context, self._knowledge())
+        return to_response(decision, new_verdict_id(now), now, blocklist_version="")
+
+    async def _replay(
+        self, earlier: StoredVerdict, fingerprint: bytes, context: grpc.aio.ServicerContext
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        if earlier.request_fingerprint != fingerprint:
+            violation = FieldViolation("request_id", "was already used for a different request; use a new request_id")
+            await abort_with(context, invalid_argument(InvalidRequestError([violation]), "REQUEST_ID_REUSED"))
+        return threat_signal_service_pb2.CheckLoginResponse.FromString(earlier.response)

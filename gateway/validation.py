@@ -1,0 +1,347 @@
+"""Checking requests at the edge and turning them into the brain's plain data.
+
+Every client mistake becomes a FieldViolation naming the field by its path
+("telemetry.installed_apps[3].apk_sha256"), and all of them are reported at once,
+so an SDK developer fixes a request in one round trip.  The list is capped: error
+details travel in gRPC trailers, which are small, and a request with 100,000 bad
+apps must still get a readable answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from blocklists.hashes import SHA1_HEX_LENGTH, SHA256_HEX_LENGTH, MalformedDigestError, normalize_hex_digest
+from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
+from gateway.phone_hash import PhoneNumberError, normalize_phone_number
+from signals import telemetry as model
+
+MAX_VIOLATIONS = 50
+# Nothing in a login can predate 2000-01-01; earlier (or negative) times are client bugs.
+EARLIEST_TIME = 946_684_800
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+_INSTALLER_CLASSES = {
+    telemetry_pb2.INSTALLER_CLASS_UNSPECIFIED: model.InstallerClass.UNKNOWN,
+    telemetry_pb2.INSTALLER_CLASS_OFFICIAL_STORE: model.InstallerClass.OFFICIAL_STORE,
+    telemetry_pb2.INSTALLER_CLASS_OEM_STORE: model.InstallerClass.OEM_STORE,
+    telemetry_pb2.INSTALLER_CLASS_THIRD_PARTY_STORE: model.InstallerClass.THIRD_PARTY_STORE,
+    telemetry_pb2.INSTALLER_CLASS_PACKAGE_INSTALLER: model.InstallerClass.PACKAGE_INSTALLER,
+    telemetry_pb2.INSTALLER_CLASS_NONE: model.InstallerClass.NONE,
+}
+_LOCATION_SOURCES = {
+    value.number: value.name.removeprefix("LOCATION_SOURCE_").lower()
+    for value in telemetry_pb2.LocationSource.DESCRIPTOR.values
+}
+_CHANGE_KINDS = {
+    value.number: value.name.removeprefix("PHONE_NUMBER_CHANGE_KIND_").lower()
+    for value in event_service_pb2.PhoneNumberChangeKind.DESCRIPTOR.values
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class InvalidRequestError(ValueError):
+    """The request breaks the contract; ``violations`` says where and how."""
+
+    def __init__(self, violations: list[FieldViolation], omitted: int = 0) -> None:
+        self.violations = violations
+        self.omitted = omitted
+        first = violations[0]
+        more = len(violations) + omitted - 1
+        suffix = f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""
+        super().__init__(f"{first.field}: {first.description}{suffix}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_installed_apps: int
+    max_permissions_per_app: int
+    max_clock_skew_seconds: int
+    max_phone_changes_per_call: int
+
+
+@dataclass
+class _Violations:
+    found: list[FieldViolation] = field(default_factory=list)
+    omitted: int = 0
+
+    def add(self, path: str, description: str) -> None:
+        if len(self.found) < MAX_VIOLATIONS:
+            self.found.append(FieldViolation(path, description))
+        else:
+            self.omitted += 1
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            raise InvalidRequestError(self.found, self.omitted)
+
+    def text(self, path: str, value: str, *, max_length: int, required: bool = False) -> str:
+        if not value:
+            if required:
+                self.add(path, "is required")
+            return value
+        if len(value) > max_length:
+            self.add(path, f"must be at most {max_length} characters, got {len(value)}")
+        elif not value.isprintable() or value != value.strip():
+            self.add(path, "must be printable text without control characters or surrounding spaces")
+        return value
+
+    def digest(self, path: str, value: str, *, length: int) -> str:
+        if not value:
+            return ""
+        try:
+            return normalize_hex_digest(value, length=length)
+        except MalformedDigestError as error:
+            self.add(path, str(error))
+            return ""
+
+    def time(self, path: str, stamp: Timestamp, *, latest: float, required: bool = False) -> float | None:
+        """Seconds since the epoch, or None when unset (and not required)."""
+        if stamp.seconds == 0 and stamp.nanos == 0:
+            if required:
+                self.add(path, "is required")
+            return None
+        if not 0 <= stamp.nanos <= 999_999_999:
+            self.add(path, "nanos must be between 0 and 999999999")
+            return None
+        seconds = stamp.seconds + stamp.nanos / 1e9
+        if seconds < EARLIEST_TIME:
+            self.add(path, "must not be before 2000-01-01T00:00:00Z")
+        elif seconds > latest:
+            self.add(path, "must not be in the future (beyond the allowed clock skew)")
+        return seconds
+
+    def enum(self, path: str, value: int, known: dict[int, object] | set[int]) -> None:
+        if value not in known:
+            self.add(path, f"unknown enum value {value}")
+
+
+def request_id_or_none(path: str, request_id: str, violations: _Violations) -> str | None:
+    if not request_id:
+        return None
+    if not _REQUEST_ID.match(request_id):
+        violations.add(path, "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    return request_id
+
+
+def _apps(
+    apps: list[telemetry_pb2.InstalledApp], limits: Limits, latest: float, v: _Violations
+) -> Iterator[model.InstalledApp]:
+    seen: dict[str, int] = {}
+    for index, app in enumerate(apps):
+        path = f"telemetry.installed_apps[{index}]"
+        name = app.package_name
+        if not name:
+            v.add(f"{path}.package_name", "is required")
+        elif not _PACKAGE_NAME.match(name):
+            v.add(f"{path}.package_name", "must be a package name or bundle id (letters, digits, '.', '_', '-')")
+        elif name in seen:
+            v.add(f"{path}.package_name", f"duplicates installed_apps[{seen[name]}] ({name})")
+        else:
+            seen[name] = index
+        v.enum(f"{path}.installer_class", app.installer_class, _INSTALLER_CLASSES)
+        if len(app.granted_permissions) > limits.max_permissions_per_app:
+            v.add(
+                f"{path}.granted_permissions",
+                f"at most {limits.max_permissions_per_app} permissions, got {len(app.granted_permissions)}",
+            )
+        for position, permission in enumerate(app.granted_permissions[: limits.max_permissions_per_app]):
+            v.text(f"{path}.granted_permissions[{position}]", permission, max_length=255, required=True)
+        v.text(f"{path}.label", app.label, max_length=256)
+        v.text(f"{path}.version_name", app.version_name, max_length=128)
+        v.text(f"{path}.installer_package", app.installer_package, max_length=255)
+        yield model.InstalledApp(
+            package_name=name,
+            label=app.label,
+            installer_class=_INSTALLER_CLASSES.get(app.installer_class, model.InstallerClass.UNKNOWN),
+            installer_package=app.installer_package,
+            apk_sha256=v.digest(f"{path}.apk_sha256", app.apk_sha256, length=SHA256_HEX_LENGTH),
+            signing_cert_sha256=v.digest(
+                f"{path}.signing_cert_sha256", app.signing_cert_sha256, length=SHA256_HEX_LENGTH
+            ),
+            signing_cert_sha1=v.digest(f"{path}.signing_cert_sha1", app.signing_cert_sha1, length=SHA1_HEX_LENGTH),
+            system_app=app.system_app,
+            first_install_time=v.time(f"{path}.first_install_time", app.first_install_time, latest=latest),
+            last_update_time=v.time(f"{path}.last_update_time", app.last_update_time, latest=latest),
+            granted_permissions=tuple(app.granted_permissions),
+            accessibility_service_enabled=app.accessibility_service_enabled,
+            device_admin=app.device_admin,
+            draw_over_apps=app.draw_over_apps,
+            running=app.running,
+            foreground=app.foreground,
+        )
+
+
+def _location(telemetry: telemetry_pb2.LoginTelemetry, v: _Violations) -> model.Location | None:
+    if not telemetry.HasField("location"):
+        return None
+    location = telemetry.location
+    checks = (
+        ("latitude", location.latitude, -90.0, 90.0),
+        ("longitude", location.longitude, -180.0, 180.0),
+        ("accuracy_meters", location.accuracy_meters, 0.0, 20_000_000.0),
+    )
+    for name, value, low, high in checks:
+        if not math.isfinite(value) or not low <= value <= high:
+            v.add(f"telemetry.location.{name}", f"must be a number from {low:g} to {high:g}, got {value!r}")
+    v.enum("telemetry.location.source", location.source, _LOCATION_SOURCES)
+    return model.Location(
+        latitude=location.latitude,
+        longitude=location.longitude,
+        accuracy_meters=location.accuracy_meters,
+        source=_LOCATION_SOURCES.get(location.source, "unknown"),
+    )
+
+
+def parse_check_login(
+    request: threat_signal_service_pb2.CheckLoginRequest, limits: Limits, now: float
+) -> tuple[str | None, model.LoginTelemetry]:
+    """Validate a CheckLoginRequest; return (request_id or None, telemetry) or raise InvalidRequestError."""
+    v = _Violations()
+    request_id = request_id_or_none("request_id", request.request_id, v)
+    if not request.HasField("telemetry"):
+        v.add("telemetry", "is required")
+        v.raise_if_any()
+    t = request.telemetry
+    latest = now + limits.max_clock_skew_seconds
+    v.text("telemetry.customer_id", t.customer_id, max_length=128, required=True)
+    v.text("telemetry.device_id", t.device_id, max_length=128, required=True)
+    v.text("telemetry.session_id", t.session_id, max_length=128)
+    v.text("telemetry.nonce", t.nonce, max_length=128)
+    collected_at = v.time("telemetry.collected_at", t.collected_at, latest=latest, required=True)
+    v.enum("telemetry.device.platform", t.device.platform, {p.number for p in telemetry_pb2.Platform.DESCRIPTOR.values})
+    v.digest("telemetry.bank_app.signing_cert_sha256", t.bank_app.signing_cert_sha256, length=SHA256_HEX_LENGTH)
+    v.enum("telemetry.bank_app.installer_class", t.bank_app.installer_class, _INSTALLER_CLASSES)
+    if t.client_ip:
+        try:
+            ipaddress.ip_address(t.client_ip)
+        except ValueError:
+            v.add("telemetry.client_ip", "must be an IPv4 or IPv6 address")
+    v.text("telemetry.network.carrier", t.network.carrier, max_length=128)
+
+    apps: tuple[model.InstalledApp, ...] = ()
+    if len(t.installed_apps) > limits.max_installed_apps:
+        v.add(
+            "telemetry.installed_apps",
+            f"at most {limits.max_installed_apps} apps per login, got {len(t.installed_apps)}",
+        )
+    else:
+        apps = tuple(_apps(list(t.installed_apps), limits, latest, v))
+
+    call_started = v.time("telemetry.call.started_at", t.call.started_at, latest=latest)
+    location = _location(t, v)
+    v.raise_if_any()
+    assert collected_at is not None  # required above
+    integrity = t.integrity
+    return request_id, model.LoginTelemetry(
+        customer_id=t.customer_id,
+        device_id=t.device_id,
+        collected_at=collected_at,
+        session_id=t.session_id,
+        integrity=model.DeviceIntegrity(
+            rooted=integrity.rooted,
+            emulator=integrity.emulator,
+            hooking_framework=integrity.hooking_framework,
+            debugger_attached=integrity.debugger_attached,
+            developer_mode=integrity.developer_mode,
+            adb_enabled=integrity.adb_enabled,
+            app_tampered=integrity.app_tampered,
+            untrusted_installer=integrity.untrusted_installer,
+            mock_location=integrity.mock_location,
+        ),
+        installed_apps=apps,
+        screen=model.ScreenState(
+            screen_sharing=t.screen.screen_sharing,
+            screen_recording=t.screen.screen_recording,
+            remote_input=t.screen.remote_input,
+        ),
+        call=model.CallState(
+            active_call=t.call.active_call,
+            started_at=call_started,
+            caller_in_contacts=t.call.caller_in_contacts if t.call.HasField("caller_in_contacts") else None,
+        ),
+        location=location,
+        client_ip=t.client_ip,
+        vpn_active=t.network.vpn_active,
+        sim_changed=t.network.sim_changed,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneChange:
+    """A validated phone-number change; numbers normalised to E.164, not yet hashed."""
+
+    event_id: str
+    customer_id: str
+    previous_number: str
+    new_number: str
+    changed_at: float
+    kind: str
+    source: str
+
+
+def parse_phone_changes(
+    request: event_service_pb2.ReportPhoneNumberChangeRequest, limits: Limits, now: float
+) -> list[PhoneChange]:
+    """Validate a batch; raise InvalidRequestError naming every bad field, or return the changes."""
+    v = _Violations()
+    request_id_or_none("request_id", request.request_id, v)
+    count = len(request.changes)
+    if count == 0:
+        v.add("changes", "at least one change is required")
+    elif count > limits.max_phone_changes_per_call:
+        v.add("changes", f"at most {limits.max_phone_changes_per_call} changes per call, got {count}")
+    v.raise_if_any()
+
+    parsed: list[PhoneChange] = []
+    seen: dict[str, int] = {}
+    latest = now + limits.max_clock_skew_seconds
+    for index, change in enumerate(request.changes):
+        path = f"changes[{index}]"
+        if not change.event_id:
+            v.add(f"{path}.event_id", "is required")
+        elif not _REQUEST_ID.match(change.event_id):
+            v.add(f"{path}.event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+        elif change.event_id in seen:
+            v.add(f"{path}.event_id", f"duplicates changes[{seen[change.event_id]}] in the same batch")
+        else:
+            seen[change.event_id] = index
+        v.text(f"{path}.customer_id", change.customer_id, max_length=128, required=True)
+        v.text(f"{path}.source", change.source, max_length=128)
+        v.enum(f"{path}.kind", change.kind, _CHANGE_KINDS)
+        numbers: list[str] = []
+        for name in ("previous_phone_number", "new_phone_number"):
+            raw = getattr(change, name)
+            if not raw:
+                v.add(f"{path}.{name}", "is required")
+                continue
+            try:
+                numbers.append(normalize_phone_number(raw))
+            except PhoneNumberError as error:
+                v.add(f"{path}.{name}", str(error))
+        changed_at = v.time(f"{path}.changed_at", change.changed_at, latest=latest, required=True)
+        if len(numbers) == 2 and changed_at is not None:
+            parsed.append(
+                PhoneChange(
+                    event_id=change.event_id,
+                    customer_id=change.customer_id,
+                    previous_number=numbers[0],
+                    new_number=numbers[1],
+                    changed_at=changed_at,
+                    kind=_CHANGE_KINDS.get(change.kind, "unspecified"),
+                    source=change.source or "unspecified",
+                )
+            )
+    v.raise_if_any()
+    return parsed

@@ -1,0 +1,55 @@
+"""Mapping the brain's Decision onto the CheckLoginResponse of the contract."""
+
+from __future__ import annotations
+
+import os
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2
+from signals.findings import Severity
+from signals.policy import Action, Decision, FreezeScope, StepUpMethod
+
+_ACTIONS = {action: common_pb2.Action.Value(f"ACTION_{action.name}") for action in Action}
+_METHODS = {
+    method: common_pb2.StepUpMethod.Value(
+        "STEP_UP_METHOD_UNSPECIFIED" if method is StepUpMethod.NONE else f"STEP_UP_METHOD_{method.name}"
+    )
+    for method in StepUpMethod
+}
+_SCOPES = {scope: common_pb2.FreezeScope.Value(f"FREEZE_SCOPE_{scope.name}") for scope in FreezeScope}
+_SEVERITIES = {severity: common_pb2.Severity.Value(f"SEVERITY_{severity.name}") for severity in Severity}
+
+
+def new_verdict_id(now: float) -> str:
+    """Time-ordered id ("v_" + 48-bit milliseconds + 80 random bits) so verdict rows cluster by time."""
+    return f"v_{int(now * 1000):012x}{os.urandom(10).hex()}"
+
+
+def to_response(
+    decision: Decision, verdict_id: str, decided_at: float, blocklist_version: str
+) -> threat_signal_service_pb2.CheckLoginResponse:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(decided_at * 1e9))
+    return threat_signal_service_pb2.CheckLoginResponse(
+        verdict_id=verdict_id,
+        action=_ACTIONS[decision.action],
+        step_up_method=_METHODS[decision.step_up_method],
+        freeze_scopes=[_SCOPES[scope] for scope in decision.freeze_scopes],
+        risk_score=decision.risk_score,
+        reasons=[
+            common_pb2.Reason(
+                code=reason.finding.code,
+                message=reason.finding.message,
+                evidence=dict(reason.finding.evidence),
+                scenario_id=reason.scenario_id,
+                severity=_SEVERITIES[reason.finding.severity],
+            )
+            for reason in decision.reasons
+        ],
+        summary=decision.summary,
+        scenario_id=decision.scenario_id,
+        policy_version=decision.policy_version,
+        blocklist_version=blocklist_version,
+        decided_at=stamp,
+    )
