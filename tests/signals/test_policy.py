@@ -1,0 +1,71 @@
+"""The first policy: which scenario decides, ties, scores and explanations."""
+
+from __future__ import annotations
+
+import pytest
+
+from signals.findings import Finding, Severity
+from signals.policy import DEFAULT_POLICY, Action, Policy, Scenario, StepUpMethod, decide
+
+RC_ACTIVE = Finding("REMOTE_CONTROL_APP_ACTIVE", Severity.HIGH, "AnyDesk is running")
+RC_INSTALLED = Finding("REMOTE_CONTROL_APP_INSTALLED", Severity.MEDIUM, "AnyDesk is installed")
+SCREEN = Finding("SCREEN_SHARED", Severity.HIGH, "the screen is being shared")
+CALL = Finding("ACTIVE_CALL", Severity.MEDIUM, "a phone call is active")
+NEW = Finding("NEW_DEVICE", Severity.LOW, "the login comes from a device never seen for this customer")
+PHONE = Finding("PHONE_NUMBER_CHANGED_RECENTLY", Severity.MEDIUM, "the customer's phone number was changed today")
+ROOT = Finding("DEVICE_ROOTED", Severity.HIGH, "the device is rooted or jailbroken")
+TAMPERED = Finding("BANK_APP_TAMPERED", Severity.CRITICAL, "the banking app has been tampered with")
+
+
+@pytest.mark.parametrize(
+    ("findings", "action", "scenario", "method"),
+    [
+        ([], Action.ALLOW, "", StepUpMethod.NONE),
+        ([NEW], Action.ALLOW, "", StepUpMethod.NONE),
+        ([CALL], Action.ALLOW, "", StepUpMethod.NONE),
+        ([RC_ACTIVE, CALL], Action.FREEZE, "remote-control-during-call", StepUpMethod.NONE),
+        ([SCREEN, CALL, NEW], Action.FREEZE, "remote-control-during-call", StepUpMethod.NONE),
+        ([RC_ACTIVE], Action.STEP_UP, "remote-control-active", StepUpMethod.FACE),
+        ([RC_INSTALLED, CALL], Action.STEP_UP, "remote-control-installed-during-call", StepUpMethod.FACE),
+        ([RC_INSTALLED], Action.ALLOW, "", StepUpMethod.NONE),
+        ([PHONE, NEW], Action.STEP_UP, "phone-changed-new-device", StepUpMethod.CALLBACK_PREVIOUS_NUMBER),
+        ([PHONE], Action.ALLOW, "", StepUpMethod.NONE),
+        ([ROOT, NEW], Action.STEP_UP, "compromised-device-new-device", StepUpMethod.OTP),
+        ([TAMPERED], Action.STEP_UP, "bank-app-tampered", StepUpMethod.FACE),
+        # Several STEP_UP scenarios: the first in policy order decides.
+        ([PHONE, NEW, ROOT, RC_ACTIVE], Action.STEP_UP, "phone-changed-new-device", StepUpMethod.CALLBACK_PREVIOUS_NUMBER),
+        # FREEZE beats any STEP_UP, wherever it stands.
+        ([PHONE, NEW, RC_ACTIVE, CALL], Action.FREEZE, "remote-control-during-call", StepUpMethod.NONE),
+    ],
+)
+def test_default_policy(findings: list[Finding], action: Action, scenario: str, method: StepUpMethod) -> None:
+    decision = decide(findings, DEFAULT_POLICY)
+    assert (decision.action, decision.scenario_id, decision.step_up_method) == (action, scenario, method)
+    assert decision.policy_version == "builtin-1"
+    assert [reason.finding for reason in decision.reasons] == sorted(findings, key=lambda f: f.severity, reverse=True)
+
+
+def test_freeze_explains_itself_in_one_sentence_and_names_the_scenario_on_its_reasons() -> None:
+    decision = decide([NEW, CALL, RC_ACTIVE], DEFAULT_POLICY)
+    assert decision.summary == "AnyDesk is running while a phone call is active."
+    by_code = {reason.finding.code: reason.scenario_id for reason in decision.reasons}
+    assert by_code == {
+        "REMOTE_CONTROL_APP_ACTIVE": "remote-control-during-call",
+        "ACTIVE_CALL": "remote-control-during-call",
+        "NEW_DEVICE": "",
+    }
+    assert len(decision.freeze_scopes) == 3
+
+
+def test_risk_score_is_bounded_and_grows_with_findings() -> None:
+    assert decide([], DEFAULT_POLICY).risk_score == 0
+    assert decide([NEW], DEFAULT_POLICY).risk_score == 10
+    assert decide([RC_ACTIVE, CALL], DEFAULT_POLICY).risk_score == 95
+    assert decide([RC_ACTIVE, SCREEN, ROOT, TAMPERED, CALL], DEFAULT_POLICY).risk_score == 100
+
+
+def test_ties_between_equal_actions_go_to_the_first_listed_scenario() -> None:
+    first = Scenario("first", "", (frozenset({"ACTIVE_CALL"}),), Action.STEP_UP, StepUpMethod.OTP)
+    second = Scenario("second", "", (frozenset({"ACTIVE_CALL"}),), Action.STEP_UP, StepUpMethod.FACE)
+    assert decide([CALL], Policy("p", (first, second))).scenario_id == "first"
+    assert decide([CALL], Policy("p", (second, first))).scenario_id == "second"
