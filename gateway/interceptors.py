@@ -17,9 +17,11 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
-from gateway.errors import abort_with, internal
+from gateway.errors import abort_with, internal, invalid_argument
 from gateway.metrics import Metrics
+from gateway.validation import FieldViolation, InvalidRequestError
 
 log = structlog.get_logger(__name__)
 REQUEST_ID_KEY = "x-request-id"
@@ -42,6 +44,14 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
     return next((status.name for status in grpc.StatusCode if status.value[0] == code), str(code))
 
 
+async def _decoded(decode: Callable[[bytes], Any], body: bytes, context: grpc.aio.ServicerContext) -> Any:
+    try:
+        return decode(body)
+    except DecodeError:
+        violation = FieldViolation("", "the request body is not a valid protobuf message of the method's type")
+        await abort_with(context, invalid_argument(InvalidRequestError([violation]), "UNDECODABLE_REQUEST"))
+
+
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -57,13 +67,17 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         log.exception("unexpected error", request_id=request_id)
         await abort_with(context, internal(request_id))
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _wrap_unary(
+        self, method: str, behavior: Callable[..., Awaitable[Any]], decode: Callable[[bytes], Any] | None = None
+    ) -> Callable[..., Awaitable[Any]]:
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             request_id = _request_id(context)
             started = time.perf_counter()
             context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
             with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
                 try:
+                    if decode is not None:
+                        request = await _decoded(decode, request, context)
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
                     raise
@@ -108,6 +122,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
+        if handler.unary_unary and handler.request_deserializer is not None:
+            # Decode inside the call: a body that is not protobuf is the client's mistake
+            # (INVALID_ARGUMENT), where grpc's own decoding would answer UNKNOWN.
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary, handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(self._wrap_unary(method, handler.unary_unary), **serializers)
         if handler.unary_stream:
