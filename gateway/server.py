@@ -62,12 +62,17 @@ class RunningGateway:
     store: Store
     metrics: Metrics
     _metrics_http: tuple[WSGIServer, Thread] | None
+    _stopped: bool = False
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def stop(self, grace: float) -> None:
+        """Idempotent, so a test or a signal handler may call it again safely."""
+        if self._stopped:
+            return
+        self._stopped = True
         log.info("shutting down", grace_seconds=grace)
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)

@@ -1,0 +1,72 @@
+"""Health, reflection, metrics and request ids on a running gateway."""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from gateway.client import MtsgClient
+from gateway.server import RunningGateway
+from tests.helpers import app, request, telemetry
+
+
+async def test_health_reports_serving_overall_and_per_service(client: MtsgClient) -> None:
+    assert await client.health() == health_pb2.HealthCheckResponse.SERVING
+    assert await client.health("mtsg.v1.ThreatSignalService") == health_pb2.HealthCheckResponse.SERVING
+    assert await client.health("mtsg.v1.EventService") == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_health_turns_not_serving_when_shutdown_starts(gateway: RunningGateway) -> None:
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        await gateway.health.enter_graceful_shutdown()
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()
+
+
+async def test_reflection_lists_the_services(gateway: RunningGateway) -> None:
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        response = await call.read()
+        names = {service.name for service in response.list_services_response.service}
+        call2 = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="mtsg.v1.ThreatSignalService")])
+        )
+        files = (await call2.read()).file_descriptor_response.file_descriptor_proto
+    assert {"mtsg.v1.ThreatSignalService", "mtsg.v1.EventService", "grpc.health.v1.Health"} <= names
+    assert files  # the descriptor is served, so grpcurl-like tools can call the gateway without the .proto files
+
+
+async def test_metrics_count_calls_by_code_and_verdicts_by_action(client: MtsgClient, gateway: RunningGateway) -> None:
+    await client.check_login(telemetry(installed_apps=[app("com.anydesk.anydeskandroid", running=True)], call={"active_call": True}))
+    await client.check_login(telemetry())
+    try:
+        await client.check_login(telemetry(customer_id=""))
+    except grpc.aio.AioRpcError:
+        pass
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics")).text
+    method = "/mtsg.v1.ThreatSignalService/CheckLogin"
+    assert f'mtsg_rpc_requests_total{{code="OK",method="{method}"}} 2.0' in text
+    assert f'mtsg_rpc_requests_total{{code="INVALID_ARGUMENT",method="{method}"}} 1.0' in text
+    assert 'mtsg_verdicts_total{action="ACTION_FREEZE"} 1.0' in text
+    assert 'mtsg_verdicts_total{action="ACTION_ALLOW"} 1.0' in text
+    assert f'mtsg_rpc_duration_seconds_count{{code="OK",method="{method}"}} 2.0' in text
+
+
+async def test_request_id_from_the_caller_comes_back_in_trailers(gateway: RunningGateway) -> None:
+    from gateway.generated.mtsg.v1 import threat_signal_service_pb2_grpc
+
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        stub = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel)
+        call = stub.CheckLogin(request(telemetry()), metadata=(("x-request-id", "trace-123"),))
+        await call
+        trailers = dict(await call.trailing_metadata())
+        assert trailers["x-request-id"] == "trace-123"
+        anonymous = stub.CheckLogin(request(telemetry()))
+        await anonymous
+        assert len(dict(await anonymous.trailing_metadata())["x-request-id"]) == 32
