@@ -28,6 +28,9 @@ class ServerConfig:
     listen: str = "127.0.0.1:50051"
     metrics_listen: str = "127.0.0.1:9464"
     max_message_bytes: int = 4 * 1024 * 1024
+    # On SIGTERM: keep answering (health NOT_SERVING) this long, then refuse new calls
+    # and give calls in flight the grace period.
+    shutdown_drain_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
 
 
@@ -99,7 +102,8 @@ def _field_types(section_type: type) -> dict[str, type]:
 
 def _coerce(key: Key, value: Any, wanted: type, origin: str) -> Any:
     name = ".".join(key)
-    if isinstance(value, str) and wanted is not str:
+    # Environment variables and flags are text by nature; a TOML file has real types and must use them.
+    if isinstance(value, str) and wanted is not str and not origin.startswith("file "):
         try:
             return wanted(value.strip())
         except ValueError:
@@ -161,8 +165,13 @@ def _validate(config: Config) -> None:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name}: must be positive, got {value}")
-    if config.limits.max_clock_skew_seconds < 0 or config.server.shutdown_grace_seconds < 0:
-        raise ConfigError("limits.max_clock_skew_seconds and server.shutdown_grace_seconds must not be negative")
+    for name, number in (
+        ("limits.max_clock_skew_seconds", config.limits.max_clock_skew_seconds),
+        ("server.shutdown_drain_seconds", config.server.shutdown_drain_seconds),
+        ("server.shutdown_grace_seconds", config.server.shutdown_grace_seconds),
+    ):
+        if number < 0:
+            raise ConfigError(f"{name}: must not be negative, got {number}")
     if config.logging.level not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: expected one of {', '.join(_LOG_LEVELS)}, got {config.logging.level!r}")
     if config.store.url and not config.store.url.startswith("sqlite:///"):

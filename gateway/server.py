@@ -2,9 +2,9 @@
 
 ``start_gateway`` builds everything and returns a handle (tests use it directly
 with port 0); ``run_gateway`` adds signal handling for ``mtsg serve``.  Shutdown
-is graceful: health turns NOT_SERVING first so load balancers stop sending, new
-calls are refused, and calls in flight get the grace period to finish before the
-store is closed.
+is graceful: health turns NOT_SERVING first and calls are still answered for a
+short drain period so load balancers stop sending, then new calls are refused and
+calls in flight get the grace period to finish before the store is closed.
 """
 
 from __future__ import annotations
@@ -68,13 +68,21 @@ class RunningGateway:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def stop(self, grace: float) -> None:
-        """Idempotent, so a test or a signal handler may call it again safely."""
+    async def stop(self, grace: float, drain: float = 0.0) -> None:
+        """Drain, then stop; idempotent, so a test or a signal handler may call it again safely.
+
+        During ``drain`` seconds health already says NOT_SERVING but calls are still
+        accepted: requests a client sent just before the signal are received and
+        answered instead of being cancelled by the transport.  Then new calls are
+        refused and calls in flight get ``grace`` seconds to finish.
+        """
         if self._stopped:
             return
         self._stopped = True
-        log.info("shutting down", grace_seconds=grace)
+        log.info("shutting down", drain_seconds=drain, grace_seconds=grace)
         await self.health.enter_graceful_shutdown()
+        if drain > 0:
+            await asyncio.sleep(drain)
         await self.server.stop(grace)
         await self.store.close()
         if self._metrics_http is not None:
@@ -104,6 +112,9 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         options=[
             ("grpc.max_receive_message_length", config.server.max_message_bytes),
             ("grpc.max_send_message_length", config.server.max_message_bytes),
+            # grpc turns SO_REUSEPORT on by default: a second gateway started by mistake on
+            # the same port would silently share the traffic.  Refuse instead.
+            ("grpc.so_reuseport", 0),
         ],
     )
     threat_signal_service_pb2_grpc.add_ThreatSignalServiceServicer_to_server(
@@ -166,4 +177,4 @@ async def run_gateway(config: Config) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
-    await running.stop(config.server.shutdown_grace_seconds)
+    await running.stop(config.server.shutdown_grace_seconds, config.server.shutdown_drain_seconds)

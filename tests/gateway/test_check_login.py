@@ -12,7 +12,7 @@ import pytest
 from gateway.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2
 from gateway.server import RunningGateway
-from tests.helpers import app, phone_change, request, telemetry
+from tests.helpers import app, phone_change, telemetry
 
 SHA256 = "9c1e447a0b3d52e861f907aa2c4b8d135e7790c21f6a3bd8e405719f26b0c348"
 
@@ -227,9 +227,7 @@ async def test_one_hundred_thousand_apps_get_a_clear_error(client: MtsgClient) -
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await client.check_login(huge)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations(caught.value) == [
-        ("telemetry.installed_apps", "at most 2000 apps per login, got 100000")
-    ]
+    assert field_violations(caught.value) == [("telemetry.installed_apps", "at most 2000 apps per login, got 100000")]
 
 
 async def test_oversized_message_is_refused_by_the_transport_and_the_server_keeps_serving(client: MtsgClient) -> None:

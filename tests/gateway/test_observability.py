@@ -42,7 +42,9 @@ async def test_reflection_lists_the_services(gateway: RunningGateway) -> None:
 
 
 async def test_metrics_count_calls_by_code_and_verdicts_by_action(client: MtsgClient, gateway: RunningGateway) -> None:
-    await client.check_login(telemetry(installed_apps=[app("com.anydesk.anydeskandroid", running=True)], call={"active_call": True}))
+    await client.check_login(
+        telemetry(installed_apps=[app("com.anydesk.anydeskandroid", running=True)], call={"active_call": True})
+    )
     await client.check_login(telemetry())
     try:
         await client.check_login(telemetry(customer_id=""))

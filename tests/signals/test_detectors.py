@@ -12,7 +12,7 @@ from signals.detectors.device_integrity import detect_device_integrity
 from signals.detectors.new_device import detect_new_device
 from signals.detectors.phone_change import detect_recent_phone_change
 from signals.findings import Severity
-from signals.remote_control import CatalogError, parse_catalog, detect_remote_control
+from signals.remote_control import CatalogError, detect_remote_control, parse_catalog
 from signals.telemetry import CallState, DeviceIntegrity, InstalledApp, LoginTelemetry, ScreenState
 
 NOW = 1_800_000_000.0
@@ -99,7 +99,9 @@ def test_screen_sharing_and_remote_input_are_found_without_any_app() -> None:
 
 
 def test_unknown_apps_are_not_remote_control() -> None:
-    assert detect_remote_control(login(installed_apps=(InstalledApp("com.example.notes", running=True),)), CATALOG) == []
+    assert (
+        detect_remote_control(login(installed_apps=(InstalledApp("com.example.notes", running=True),)), CATALOG) == []
+    )
 
 
 def test_shipped_catalog_covers_the_products_banks_name() -> None:

@@ -33,7 +33,12 @@ TAMPERED = Finding("BANK_APP_TAMPERED", Severity.CRITICAL, "the banking app has 
         ([ROOT, NEW], Action.STEP_UP, "compromised-device-new-device", StepUpMethod.OTP),
         ([TAMPERED], Action.STEP_UP, "bank-app-tampered", StepUpMethod.FACE),
         # Several STEP_UP scenarios: the first in policy order decides.
-        ([PHONE, NEW, ROOT, RC_ACTIVE], Action.STEP_UP, "phone-changed-new-device", StepUpMethod.CALLBACK_PREVIOUS_NUMBER),
+        (
+            [PHONE, NEW, ROOT, RC_ACTIVE],
+            Action.STEP_UP,
+            "phone-changed-new-device",
+            StepUpMethod.CALLBACK_PREVIOUS_NUMBER,
+        ),
         # FREEZE beats any STEP_UP, wherever it stands.
         ([PHONE, NEW, RC_ACTIVE, CALL], Action.FREEZE, "remote-control-during-call", StepUpMethod.NONE),
     ],

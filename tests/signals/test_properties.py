@@ -44,7 +44,12 @@ contexts = st.builds(
     now=st.floats(min_value=1e9, max_value=4e9),
     known_device_ids=st.frozensets(st.sampled_from(["d1", "d2", "d3"])),
     recent_phone_change=st.none()
-    | st.builds(PhoneNumberChangeSummary, changed_at=st.floats(min_value=0, max_value=4e9), kind=st.just("x"), source=st.just("y")),
+    | st.builds(
+        PhoneNumberChangeSummary,
+        changed_at=st.floats(min_value=0, max_value=4e9),
+        kind=st.just("x"),
+        source=st.just("y"),
+    ),
 )
 
 

@@ -1,0 +1,66 @@
+"""Configuration layers, their precedence, and refusal of mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config, render_config
+
+
+def test_defaults_are_the_embedded_setup() -> None:
+    loaded = load_config(environ={})
+    assert loaded.config.server.listen == "127.0.0.1:50051"
+    assert loaded.config.store.url == ""
+    assert loaded.config.data_dir == Path("mtsg-data")
+    assert set(loaded.sources.values()) == {"default"}
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "mtsg.toml"
+    path.write_text(
+        '[server]\nlisten = "0.0.0.0:1111"\n[limits]\nmax_installed_apps = 500\n[logging]\nlevel = "debug"\n'
+    )
+    loaded = load_config(
+        path,
+        environ={"MTSG_SERVER_LISTEN": "0.0.0.0:2222", "MTSG_LIMITS_MAX_INSTALLED_APPS": "700"},
+        overrides={("server", "listen"): ("127.0.0.1:3333", "flag --listen")},
+    )
+    assert loaded.config.server.listen == "127.0.0.1:3333"
+    assert loaded.config.limits.max_installed_apps == 700
+    assert loaded.config.logging.level == "debug"
+    assert loaded.sources[("server", "listen")] == "flag --listen"
+    assert loaded.sources[("limits", "max_installed_apps")] == "env MTSG_LIMITS_MAX_INSTALLED_APPS"
+    assert loaded.sources[("logging", "level")] == f"file {path}"
+    shown = render_config(loaded)
+    assert 'listen = "127.0.0.1:3333"  # flag --listen' in shown
+    assert "max_installed_apps = 700  # env MTSG_LIMITS_MAX_INSTALLED_APPS" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "problem"),
+    [
+        ("[server]\nlisen = 'x:1'\n", {}, "unknown key server.lisen"),
+        ("[sever]\n", {}, r"unknown section \[sever\]"),
+        ("[limits]\nmax_installed_apps = 'many'\n", {}, "expected int, got str"),
+        ("[limits]\nmax_installed_apps = 0\n", {}, "must be positive"),
+        ("", {"MTSG_LIMITS_MAX_INSTALLED_APPS": "lots"}, "env MTSG_LIMITS_MAX_INSTALLED_APPS.*expected int"),
+        ("[server]\nlisten = 'nohostport'\n", {}, "expected HOST:PORT"),
+        ("[logging]\nlevel = 'loud'\n", {}, "logging.level"),
+        ("[store]\nurl = 'mysql://x'\n", {}, "only sqlite:///PATH"),
+        ("[server\n", {}, "not valid TOML"),
+    ],
+)
+def test_mistakes_are_refused_with_the_key_named(
+    tmp_path: Path, text: str, environ: dict[str, str], problem: str
+) -> None:
+    path = tmp_path / "mtsg.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=problem):
+        load_config(path, environ=environ)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", environ={})

@@ -1,0 +1,188 @@
+"""The real ``mtsg`` processes: serve, check on the shipped examples, graceful SIGTERM, config show."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.client import MtsgClient
+from gateway.generated.mtsg.v1 import common_pb2
+from tests.helpers import app, telemetry
+
+MTSG = [sys.executable, "-m", "gateway.cli"]
+
+
+class ServeProcess:
+    def __init__(self, process: subprocess.Popen[str], target: str, log: list[dict[str, object]]) -> None:
+        self.process = process
+        self.target = target
+        self.log = log
+
+    def read_log_until(self, message: str, timeout: float = 30) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        assert self.process.stderr is not None
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                raise AssertionError(f"mtsg serve ended before logging {message!r}; log so far: {self.log}")
+            entry = json.loads(line)
+            self.log.append(entry)
+            if entry.get("message") == message:
+                return entry
+        raise AssertionError(f"no {message!r} in the log within {timeout}s")
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    process = subprocess.Popen(
+        [
+            *MTSG,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        # A drain longer than the default, so a loaded CI machine still receives every call sent before SIGTERM.
+        env={**os.environ, "MTSG_SERVER_SHUTDOWN_DRAIN_SECONDS": "3"},
+    )
+    running = ServeProcess(process, "", [])
+    running.target = f"127.0.0.1:{running.read_log_until('serving')['port']}"
+    yield running
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+
+
+def _check(target: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MTSG, "check", "--target", target, *arguments], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("example", "action", "reason_codes", "method"),
+    [
+        ("clean-login", "ACTION_ALLOW", set(), ""),
+        (
+            "remote-control-during-call",
+            "ACTION_FREEZE",
+            {"REMOTE_CONTROL_APP_ACTIVE", "ACTIVE_CALL"},
+            "",
+        ),
+        (
+            "phone-changed-new-device",
+            "ACTION_STEP_UP",
+            {"PHONE_NUMBER_CHANGED_RECENTLY", "NEW_DEVICE"},
+            "STEP_UP_METHOD_CALLBACK_PREVIOUS_NUMBER",
+        ),
+    ],
+)
+def test_shipped_examples_give_the_documented_verdicts(
+    serve: ServeProcess, example: str, action: str, reason_codes: set[str], method: str
+) -> None:
+    for _ in range(2):  # the examples are repeatable
+        result = _check(serve.target, "--example", example, "--json")
+        assert result.returncode == 0, result.stderr
+        verdict = json.loads(result.stdout)
+        assert verdict["action"] == action
+        assert verdict["verdict_id"].startswith("v_")
+        assert reason_codes <= {reason["code"] for reason in verdict["reasons"]}
+        if method:
+            assert verdict["step_up_method"] == method
+
+
+def test_readable_output_names_action_reasons_and_scenario(serve: ServeProcess) -> None:
+    result = _check(serve.target, "--example", "remote-control-during-call")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("FREEZE")
+    assert "TeamViewer QuickSupport" in result.stdout
+    assert "phone call" in result.stdout
+    assert "remote-control-during-call" in result.stdout
+
+
+def test_check_reports_bad_files_and_server_errors_clearly(serve: ServeProcess, tmp_path: Path) -> None:
+    missing = _check(serve.target, str(tmp_path / "none.json"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text('{"telemetry": {"customer_id": 5, "no_such_field": 1}}')
+    wrong = _check(serve.target, str(garbage))
+    assert wrong.returncode == 2 and "does not match the mtsg.v1 contract" in wrong.stderr
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text('{"telemetry": {"customer_id": "c1", "device_')
+    cut = _check(serve.target, str(truncated))
+    assert cut.returncode == 2 and "not valid JSON" in cut.stderr
+    invalid = tmp_path / "invalid.json"
+    invalid.write_text('{"telemetry": {"customer_id": "c1", "device_id": "", "location": {"latitude": 123}}}')
+    refused = _check(serve.target, str(invalid))
+    assert refused.returncode == 1
+    assert "INVALID_ARGUMENT" in refused.stderr
+    assert "telemetry.device_id: is required" in refused.stderr
+    assert "telemetry.location.latitude" in refused.stderr
+
+
+def test_check_against_no_server_says_so() -> None:
+    result = _check("127.0.0.1:1", "--example", "clean-login", "--timeout", "2")
+    assert result.returncode == 1
+    assert "cannot reach the gateway at 127.0.0.1:1" in result.stderr
+
+
+def test_sigterm_finishes_calls_in_flight_then_exits(serve: ServeProcess) -> None:
+    async def many_logins() -> list[int]:
+        async with MtsgClient(serve.target, timeout=60) as client:
+            calls = [
+                asyncio.ensure_future(
+                    client.check_login(telemetry(installed_apps=[app(f"com.example.a{i}") for i in range(2000)]))
+                )
+                for _ in range(20)
+            ]
+            await asyncio.sleep(0.3)  # the calls are on the server now
+            serve.process.send_signal(signal.SIGTERM)
+            return [(await call).action for call in calls]
+
+    actions = asyncio.run(many_logins())
+    assert actions == [common_pb2.ACTION_ALLOW] * 20
+    assert serve.process.wait(timeout=30) == 0
+    serve.read_log_until("stopped")
+    messages = [entry["message"] for entry in serve.log]
+    assert messages.index("shutting down") < messages.index("stopped")
+
+
+def test_config_show_prints_the_effective_config_with_sources(tmp_path: Path) -> None:
+    config = tmp_path / "mtsg.toml"
+    config.write_text("[limits]\nmax_installed_apps = 900\n")
+    result = subprocess.run(
+        [*MTSG, "config", "show", "--config", str(config), "--listen", "0.0.0.0:6000"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MTSG_LOGGING_LEVEL": "debug"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'listen = "0.0.0.0:6000"  # flag --listen' in result.stdout
+    assert f"max_installed_apps = 900  # file {config}" in result.stdout
+    assert 'level = "debug"  # env MTSG_LOGGING_LEVEL' in result.stdout
+    bad = subprocess.run([*MTSG, "config", "show", "--listen", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "server.listen" in bad.stderr
+
+
+def test_serve_refuses_a_port_in_use(serve: ServeProcess, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*MTSG, "serve", "--listen", serve.target, "--metrics-listen", "", "--data-dir", str(tmp_path / "other")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert f"cannot listen on {serve.target}" in result.stderr
