@@ -18,7 +18,7 @@ def _differences(left: Path, right: Path) -> list[str]:
     comparison = filecmp.dircmp(left, right, ignore=["__pycache__"])
     found = [*comparison.left_only, *comparison.right_only, *comparison.diff_files]
     found += [name for name in comparison.common_files if not filecmp.cmp(left / name, right / name, shallow=False)]
-    for name, sub in comparison.subdirs.items():
+    for name, _sub in comparison.subdirs.items():
         found += [f"{name}/{item}" for item in _differences(left / name, right / name)]
     return sorted(set(found))
 
