@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -63,28 +64,31 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self._metrics.rpc_duration.labels(method=method, code=code).observe(elapsed)
         log.info("rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 3), request_id=request_id)
 
-    async def _unexpected(self, context: grpc.aio.ServicerContext, request_id: str) -> None:
-        log.exception("unexpected error", request_id=request_id)
-        await abort_with(context, internal(request_id))
+    @asynccontextmanager
+    async def _observed(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Request id, log line and metrics around one call; unexpected errors become INTERNAL."""
+        request_id = _request_id(context)
+        started = time.perf_counter()
+        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+        with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
+            try:
+                yield
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("unexpected error", request_id=request_id)
+                await abort_with(context, internal(request_id))
+            finally:
+                self._record(method, context, started, request_id)
 
     def _wrap_unary(
         self, method: str, behavior: Callable[..., Awaitable[Any]], decode: Callable[[bytes], Any] | None = None
     ) -> Callable[..., Awaitable[Any]]:
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            request_id = _request_id(context)
-            started = time.perf_counter()
-            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-            with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
-                try:
-                    if decode is not None:
-                        request = await _decoded(decode, request, context)
-                    return await behavior(request, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception:
-                    await self._unexpected(context, request_id)
-                finally:
-                    self._record(method, context, started, request_id)
+            async with self._observed(method, context):
+                if decode is not None:
+                    request = await _decoded(decode, request, context)
+                return await behavior(request, context)
 
         return handle
 
@@ -94,18 +98,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             return self._wrap_unary(method, behavior)
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            request_id = _request_id(context)
-            started = time.perf_counter()
-            with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception:
-                    await self._unexpected(context, request_id)
-                finally:
-                    self._record(method, context, started, request_id)
+            async with self._observed(method, context):
+                async for item in behavior(request, context):
+                    yield item
 
         return handle
 

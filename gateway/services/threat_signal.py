@@ -16,7 +16,7 @@ from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import LoginLocation, LoginRecord, StoredVerdict
 from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
 from gateway.verdicts import new_verdict_id, to_response
-from signals.context import LoginContext, PhoneNumberChangeSummary
+from signals.context import LoginContext
 from signals.evaluate import Knowledge, evaluate
 from signals.telemetry import LoginTelemetry
 
@@ -97,13 +97,10 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         history = await self._store.load_login_history(
             telemetry.customer_id, now - self._settings.phone_change_window_seconds
         )
-        change = history.latest_phone_change
         context = LoginContext(
             now=now,
             known_device_ids=history.known_device_ids,
-            recent_phone_change=PhoneNumberChangeSummary(change.changed_at, change.kind, change.source)
-            if change
-            else None,
+            recent_phone_change=history.latest_phone_change,
         )
         decision = evaluate(telemetry, context, self._knowledge())
         return to_response(decision, new_verdict_id(now), now, blocklist_version="")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from signals.context import PhoneNumberChangeSummary
+
 
 @dataclass(frozen=True, slots=True)
 class StoredVerdict:
@@ -50,13 +52,6 @@ class PhoneChangeRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class RecentPhoneChange:
-    changed_at: float
-    kind: str
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
 class LoginHistory:
     known_device_ids: frozenset[str]
-    latest_phone_change: RecentPhoneChange | None
+    latest_phone_change: PhoneNumberChangeSummary | None

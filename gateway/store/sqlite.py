@@ -23,9 +23,9 @@ from gateway.store.records import (
     LoginHistory,
     LoginRecord,
     PhoneChangeRecord,
-    RecentPhoneChange,
     StoredVerdict,
 )
+from signals.context import PhoneNumberChangeSummary
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +111,7 @@ class SQLiteStore:
                 row = await cursor.fetchone()
         except sqlite3.Error as error:
             raise StoreUnavailableError(str(error)) from error
-        change = RecentPhoneChange(row[0], row[1], row[2]) if row else None
+        change = PhoneNumberChangeSummary(row[0], row[1], row[2]) if row else None
         return LoginHistory(devices, change)
 
     @asynccontextmanager
