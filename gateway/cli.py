@@ -89,6 +89,24 @@ def _check(options: argparse.Namespace) -> int:
     return 0
 
 
+def _health(options: argparse.Namespace) -> int:
+    from grpc_health.v1 import health_pb2
+
+    from gateway.client import MtsgClient
+
+    async def ask() -> str:
+        async with MtsgClient(options.target, timeout=options.timeout) as client:
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(await client.health(options.service))
+
+    try:
+        status = asyncio.run(ask())
+    except grpc.aio.AioRpcError as error:
+        print(f"mtsg health: {options.target}: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gateway.check_command import EXAMPLES
     from gateway.client import DEFAULT_TARGET
@@ -108,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the verdict as JSON (proto JSON mapping)")
     check.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     check.set_defaults(run=_check)
+
+    health = commands.add_parser("health", help="ask a gateway's health service; exit 0 only when SERVING")
+    health.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway HOST:PORT (default {DEFAULT_TARGET})")
+    health.add_argument(
+        "--service", default="", help="a service name, e.g. mtsg.v1.ThreatSignalService (default: overall)"
+    )
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    health.set_defaults(run=_health)
 
     config = commands.add_parser("config", help="inspect configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

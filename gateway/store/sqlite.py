@@ -51,6 +51,9 @@ class SQLiteStore:
             await connection.execute("PRAGMA foreign_keys=ON")
             await connection.execute("PRAGMA busy_timeout=5000")
             await store._migrate()
+        except sqlite3.Error as error:
+            await connection.close()
+            raise StoreUnavailableError(f"cannot use SQLite database {path}: {error}") from error
         except BaseException:
             await connection.close()
             raise

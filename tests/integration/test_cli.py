@@ -186,3 +186,35 @@ def test_serve_refuses_a_port_in_use(serve: ServeProcess, tmp_path: Path) -> Non
     )
     assert result.returncode == 1
     assert f"cannot listen on {serve.target}" in result.stderr
+
+
+def test_health_command_reports_serving_and_fails_without_a_server(serve: ServeProcess) -> None:
+    up = subprocess.run([*MTSG, "health", "--target", serve.target], capture_output=True, text=True, timeout=30)
+    assert (up.returncode, up.stdout.strip()) == (0, "SERVING")
+    service = subprocess.run(
+        [*MTSG, "health", "--target", serve.target, "--service", "mtsg.v1.NoSuchService"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert service.returncode == 1 and "NOT_FOUND" in service.stderr
+    down = subprocess.run(
+        [*MTSG, "health", "--target", "127.0.0.1:1", "--timeout", "2"], capture_output=True, text=True
+    )
+    assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
+
+
+def test_serve_refuses_a_corrupt_database_and_leaves_it_alone(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    corrupt = data / "mtsg.sqlite3"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    result = subprocess.run(
+        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "cannot use SQLite database" in result.stderr
+    assert corrupt.read_bytes() == b"this is not a database" * 100
