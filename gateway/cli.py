@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,26 @@ def _health(options: argparse.Namespace) -> int:
     return 0 if status == "SERVING" else 1
 
 
+def _bench(options: argparse.Namespace) -> int:
+    from gateway.bench.runner import QUICK, BenchSettings, render_report, run_bench, write_json
+
+    base = QUICK if options.quick else BenchSettings()
+    overrides = {
+        name: getattr(options, name)
+        for name in ("clients", "concurrency", "rate", "seconds", "warmup_seconds", "seed", "target")
+        if getattr(options, name) is not None
+    }
+    settings = replace(base, **overrides)
+    if settings.clients < 1 or settings.concurrency < 1 or settings.seconds <= 0 or (settings.rate or 1) <= 0:
+        print("mtsg bench: --clients, --concurrency, --seconds and --rate must be positive", file=sys.stderr)
+        return 2
+    figures = run_bench(settings)
+    print(render_report(figures, settings))
+    if options.json:
+        write_json(options.json, figures, settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gateway.check_command import EXAMPLES
     from gateway.client import DEFAULT_TARGET
@@ -134,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     health.set_defaults(run=_health)
+
+    bench = commands.add_parser("bench", help="measure the gateway against a bare gRPC echo server")
+    bench.add_argument("--target", help="measure a running gateway at HOST:PORT instead of starting one")
+    bench.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    bench.add_argument("--clients", type=int, help="client processes (default 2)")
+    bench.add_argument("--concurrency", type=int, help="calls in flight in closed loop, over all clients (default 32)")
+    bench.add_argument("--rate", type=float, help="open loop: calls per second over all clients")
+    bench.add_argument("--seconds", type=float, help="measured seconds (default 15; 5 with --quick)")
+    bench.add_argument("--warmup-seconds", type=float, help="seconds before measuring (default 3; 1 with --quick)")
+    bench.add_argument("--seed", type=int, help="workload seed (default 1)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE")
+    bench.set_defaults(run=_bench)
 
     config = commands.add_parser("config", help="inspect configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

@@ -1,0 +1,1 @@
+"""``mtsg bench``: drive a gateway with realistic logins and compare it with a bare gRPC echo server."""

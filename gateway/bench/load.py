@@ -1,0 +1,113 @@
+"""Client processes that send the workload, closed-loop or open-loop, and time every call.
+
+Each client process builds the same workload from the seed and starts at its own
+offset.  A fresh request_id is appended to the pre-serialized bytes (protobuf keeps
+the last value of a repeated scalar field), so requests are never replays yet cost
+the client nothing to build.  In open loop, latency is measured from the moment a
+request was due, not when it was sent, so a slow server cannot hide its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+
+from gateway.bench.workload import CHECK_LOGIN, Operation, Workload
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    target: str
+    seed: int
+    customers: int
+    operations: int
+    concurrency: int
+    rate: float | None
+    warmup_seconds: float
+    seconds: float
+    now: float
+
+
+class StartSignal(Protocol):
+    """Shared between processes: 0 until the parent sets the wall-clock start time."""
+
+    value: float
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+
+def _with_request_id(operation: Operation, unique: str) -> bytes:
+    if operation.method != CHECK_LOGIN:
+        return operation.body
+    encoded = unique.encode()
+    return operation.body + b"\x0a" + bytes([len(encoded)]) + encoded
+
+
+async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation], start_wall: float) -> LoadResult:
+    result = LoadResult()
+    async with grpc.aio.insecure_channel(plan.target, options=[("grpc.max_send_message_length", 8 << 20)]) as channel:
+        calls = {method: channel.unary_unary(method) for method in {op.method for op in operations}}
+        cursor = client_index * 7919
+        started = start_wall - time.time() + time.perf_counter()
+        await asyncio.sleep(max(0.0, started - time.perf_counter()))
+        measure_from = started + plan.warmup_seconds
+        stop_at = measure_from + plan.seconds
+
+        async def one(due: float) -> None:
+            nonlocal cursor
+            operation = operations[cursor % len(operations)]
+            cursor += 1
+            body = _with_request_id(operation, f"b{client_index}-{cursor}-{started:.0f}")
+            try:
+                await calls[operation.method](body, timeout=30)
+                ok = True
+            except grpc.aio.AioRpcError as error:
+                ok = False
+                code = error.code().name
+            finished = time.perf_counter()
+            if due >= measure_from and finished <= stop_at:
+                result.requests += 1
+                if ok:
+                    result.latencies.append(finished - due)
+                else:
+                    result.errors[code] = result.errors.get(code, 0) + 1
+
+        if plan.rate is None:
+
+            async def worker() -> None:
+                while time.perf_counter() < stop_at:
+                    await one(time.perf_counter())
+
+            await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
+        else:
+            interval = 1.0 / plan.rate
+            pending: set[asyncio.Task[None]] = set()
+            due = started
+            while due < stop_at:
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.ensure_future(one(due))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                due += interval
+            await asyncio.gather(*pending)
+    return result
+
+
+def run_client(plan: LoadPlan, client_index: int, start: StartSignal, ready: Any, results: Any) -> None:
+    """Entry point of one client process: build the workload, say ready, wait for the common start, drive."""
+    operations = Workload(plan.seed, plan.customers, plan.now).operations(plan.operations)
+    ready.put(client_index)
+    while start.value == 0:
+        time.sleep(0.01)
+    results.put(asyncio.run(_drive(plan, client_index, operations, start.value)))

@@ -1,0 +1,169 @@
+"""Running one benchmark: the echo baseline and the gateway, side by side, under the same load."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from gateway.bench.load import LoadPlan, LoadResult, run_client
+from gateway.bench.processes import ServerProcess, start_echo, start_gateway
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    clients: int = 2
+    concurrency: int = 32
+    rate: float | None = None
+    warmup_seconds: float = 3.0
+    seconds: float = 15.0
+    customers: int = 10_000
+    operations: int = 2_000
+    seed: int = 1
+    target: str | None = None
+
+
+QUICK = BenchSettings(warmup_seconds=1.0, seconds=5.0, customers=2_000, operations=500)
+
+
+@dataclass(frozen=True)
+class Figures:
+    server: str
+    requests: int
+    errors: dict[str, int]
+    throughput_per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    p999_ms: float
+    cpu_ms_per_request: float | None
+    peak_rss_mb: float | None
+
+
+def _percentile(ordered: list[float], share: float) -> float:
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)] * 1000
+
+
+def _progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
+    per_client_rate = settings.rate / settings.clients if settings.rate else None
+    plan = LoadPlan(
+        target=target,
+        seed=settings.seed,
+        customers=settings.customers,
+        operations=settings.operations,
+        concurrency=max(1, settings.concurrency // settings.clients),
+        rate=per_client_rate,
+        warmup_seconds=settings.warmup_seconds,
+        seconds=settings.seconds,
+        now=time.time(),
+    )
+    mode = f"open loop at {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
+    _progress(f"{name}: {settings.clients} client processes, {mode}; building {settings.operations} logins per client")
+    context = multiprocessing.get_context("spawn")
+    start = context.Value("d", 0.0)
+    ready, outcomes = context.Queue(), context.Queue()
+    clients = [
+        context.Process(target=run_client, args=(plan, index, start, ready, outcomes), daemon=True)
+        for index in range(settings.clients)
+    ]
+    for client in clients:
+        client.start()
+    for _ in clients:
+        ready.get(timeout=300)
+    start_wall = time.time() + 0.2
+    start.value = start_wall
+    _progress(f"{name}: warming up for {settings.warmup_seconds:g} s, then measuring for {settings.seconds:g} s")
+    cpu_before = cpu_after = None
+    if server is not None:
+        time.sleep(max(0.0, start_wall + settings.warmup_seconds - time.time()))
+        cpu_before = server.cpu_seconds()
+        time.sleep(max(0.0, start_wall + settings.warmup_seconds + settings.seconds - time.time()))
+        cpu_after = server.cpu_seconds()
+    results: list[LoadResult] = [
+        outcomes.get(timeout=settings.warmup_seconds + settings.seconds + 120) for _ in clients
+    ]
+    for client in clients:
+        client.join(timeout=30)
+    latencies = sorted(latency for result in results for latency in result.latencies)
+    requests = sum(result.requests for result in results)
+    errors: dict[str, int] = {}
+    for result in results:
+        for code, count in result.errors.items():
+            errors[code] = errors.get(code, 0) + count
+    cpu = (cpu_after - cpu_before) * 1000 / requests if cpu_before is not None and requests else None
+    figures = Figures(
+        server=name,
+        requests=requests,
+        errors=errors,
+        throughput_per_second=requests / settings.seconds,
+        p50_ms=_percentile(latencies, 0.50),
+        p95_ms=_percentile(latencies, 0.95),
+        p99_ms=_percentile(latencies, 0.99),
+        p999_ms=_percentile(latencies, 0.999),
+        cpu_ms_per_request=cpu,
+        peak_rss_mb=server.peak_rss_mb() if server is not None else None,
+    )
+    _progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
+    return figures
+
+
+def run_bench(settings: BenchSettings) -> list[Figures]:
+    """Echo first, then the gateway (started here unless ``settings.target`` names one)."""
+    echo = start_echo()
+    try:
+        baseline = _measure("echo", echo.target, echo, settings)
+    finally:
+        echo.stop()
+    if settings.target:
+        return [baseline, _measure("gateway", settings.target, None, settings)]
+    with tempfile.TemporaryDirectory(prefix="mtsg-bench-") as data_dir:
+        _progress(f"starting mtsg serve with a fresh SQLite store in {data_dir}")
+        gateway = start_gateway(Path(data_dir))
+        try:
+            measured = _measure("gateway", gateway.target, gateway, settings)
+        finally:
+            gateway.stop()
+    return [baseline, measured]
+
+
+def _cell(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def render_report(figures: list[Figures], settings: BenchSettings) -> str:
+    header = (
+        f"{'':10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
+        f"{'CPU ms/req':>12}{'peak RSS MB':>13}{'errors':>8}"
+    )
+    lines = [header]
+    for row in figures:
+        lines.append(
+            f"{row.server:10}{row.throughput_per_second:>10.0f}{_cell(row.p50_ms):>9}{_cell(row.p95_ms):>9}"
+            f"{_cell(row.p99_ms):>9}{_cell(row.p999_ms):>10}{_cell(row.cpu_ms_per_request, 3):>12}"
+            f"{_cell(row.peak_rss_mb, 0):>13}{sum(row.errors.values()):>8}"
+        )
+    echo, gateway = figures
+    if echo.throughput_per_second:
+        lines.append(f"gateway/echo throughput: {gateway.throughput_per_second / echo.throughput_per_second:.0%}")
+    mode = f"open loop {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
+    lines.append(
+        f"({settings.clients} client processes, {mode}, {settings.seconds:g} s measured"
+        f" after {settings.warmup_seconds:g} s warm-up, seed {settings.seed}, 150-300 apps per login)"
+    )
+    return "\n".join(lines)
+
+
+def write_json(path: Path, figures: list[Figures], settings: BenchSettings) -> None:
+    document = {"settings": asdict(settings), "figures": [asdict(row) for row in figures]}
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -1,0 +1,140 @@
+"""Deterministic login traffic from a seed, serialized once so clients spend nothing on building it.
+
+The mix follows what a bank sees: mostly clean logins by returning customers, some
+new devices and far-away locations, remote-control apps (some running during a
+call), and correlated sequences (a phone-number change, then a login from a new
+device, then another login).  Each login carries 150-300 installed apps.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
+
+CHECK_LOGIN = "/mtsg.v1.ThreatSignalService/CheckLogin"
+REPORT_PHONE_CHANGE = "/mtsg.v1.EventService/ReportPhoneNumberChange"
+REMOTE_CONTROL_PACKAGES = (
+    "com.teamviewer.quicksupport.market",
+    "com.anydesk.anydeskandroid",
+    "com.carriez.flutter_hbb",
+    "com.rsupport.rs.activity.rsupport.aas2",
+)
+# Shares of the mix, by kind of operation sequence.
+MIX = (("clean", 0.72), ("new_device", 0.10), ("far_location", 0.05), ("remote_control", 0.08), ("phone_change", 0.05))
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    body: bytes
+
+
+def _hex(rng: random.Random, digits: int) -> str:
+    return f"{rng.getrandbits(digits * 4):0{digits}x}"
+
+
+def _app_universe(rng: random.Random, size: int = 3000) -> list[telemetry_pb2.InstalledApp]:
+    apps = []
+    for index in range(size):
+        apps.append(
+            telemetry_pb2.InstalledApp(
+                package_name=f"com.vendor{index % 400}.app{index}",
+                label=f"App {index}",
+                version_name=f"{rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}",
+                version_code=rng.randint(1, 10_000_000),
+                installer_package="com.android.vending",
+                installer_class=telemetry_pb2.INSTALLER_CLASS_OFFICIAL_STORE,
+                apk_sha256=_hex(rng, 64),
+                signing_cert_sha256=_hex(rng, 64),
+                signing_cert_sha1=_hex(rng, 40),
+                granted_permissions=rng.sample(
+                    [
+                        "android.permission.CAMERA",
+                        "android.permission.READ_CONTACTS",
+                        "android.permission.RECORD_AUDIO",
+                        "android.permission.ACCESS_FINE_LOCATION",
+                        "android.permission.POST_NOTIFICATIONS",
+                    ],
+                    k=rng.randint(0, 3),
+                ),
+            )
+        )
+    return apps
+
+
+class Workload:
+    """Operations for a population of customers, each with a usual device and place."""
+
+    def __init__(self, seed: int, customers: int, now: float) -> None:
+        self._rng = random.Random(seed)
+        self._now = now
+        self._universe = _app_universe(self._rng)
+        self._customers = customers
+        self._counter = 0
+
+    def _login(self, customer: int, device: str, *, lat: float, lon: float) -> telemetry_pb2.LoginTelemetry:
+        rng = self._rng
+        self._counter += 1
+        login = telemetry_pb2.LoginTelemetry(
+            customer_id=f"bench-cust-{customer}",
+            device_id=device,
+            session_id=f"s{self._counter}",
+            nonce=_hex(rng, 32),
+            installed_apps=rng.sample(self._universe, k=rng.randint(150, 300)),
+            location=telemetry_pb2.Location(latitude=lat, longitude=lon, accuracy_meters=30),
+            client_ip=f"203.0.113.{rng.randint(1, 254)}",
+        )
+        login.collected_at.FromSeconds(int(self._now))
+        return login
+
+    def _request(self, login: telemetry_pb2.LoginTelemetry) -> Operation:
+        self._counter += 1
+        request = threat_signal_service_pb2.CheckLoginRequest(request_id=f"bench-{self._counter}", telemetry=login)
+        return Operation(CHECK_LOGIN, request.SerializeToString())
+
+    def sequence(self) -> list[Operation]:
+        """One customer's next operations, drawn from the mix."""
+        rng = self._rng
+        customer = rng.randrange(self._customers)
+        home = (37.4 + (customer % 100) / 500, 126.9 + (customer % 77) / 500)
+        usual_device = f"bench-dev-{customer}"
+        kind = rng.choices([name for name, _ in MIX], weights=[weight for _, weight in MIX])[0]
+        if kind == "clean":
+            return [self._request(self._login(customer, usual_device, lat=home[0], lon=home[1]))]
+        if kind == "new_device":
+            return [
+                self._request(self._login(customer, f"bench-dev-{customer}-{self._counter}", lat=home[0], lon=home[1]))
+            ]
+        if kind == "far_location":
+            return [self._request(self._login(customer, usual_device, lat=35.1, lon=129.0))]
+        if kind == "remote_control":
+            login = self._login(customer, usual_device, lat=home[0], lon=home[1])
+            running = rng.random() < 0.5
+            login.installed_apps.append(
+                telemetry_pb2.InstalledApp(package_name=rng.choice(REMOTE_CONTROL_PACKAGES), running=running)
+            )
+            login.call.active_call = running
+            return [self._request(login)]
+        change = event_service_pb2.PhoneNumberChange(
+            event_id=f"bench-evt-{self._counter}",
+            customer_id=f"bench-cust-{customer}",
+            previous_phone_number=f"+8210{rng.randint(10_000_000, 99_999_999)}",
+            new_phone_number=f"+8210{rng.randint(10_000_000, 99_999_999)}",
+            source="bench",
+        )
+        change.changed_at.FromSeconds(int(self._now) - 3600)
+        report = event_service_pb2.ReportPhoneNumberChangeRequest(changes=[change])
+        new_device = f"bench-dev-{customer}-{self._counter}"
+        return [
+            Operation(REPORT_PHONE_CHANGE, report.SerializeToString()),
+            self._request(self._login(customer, new_device, lat=home[0], lon=home[1])),
+            self._request(self._login(customer, new_device, lat=home[0], lon=home[1])),
+        ]
+
+    def operations(self, count: int) -> list[Operation]:
+        found: list[Operation] = []
+        while len(found) < count:
+            found.extend(self.sequence())
+        return found[:count]
