@@ -1,0 +1,50 @@
+"""mtsg bench runs end to end and reports figures for both servers (no timing is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "bench",
+            "--quick",
+            "--seconds",
+            "1",
+            "--warmup-seconds",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gateway/echo throughput:" in result.stdout
+    assert "[bench] gateway: warming up" in result.stderr  # progress is shown
+    figures = {row["server"]: row for row in json.loads(out.read_text())["figures"]}
+    assert set(figures) == {"echo", "gateway"}
+    for row in figures.values():
+        assert row["requests"] > 0
+        assert row["errors"] == {}
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"]
+        assert row["cpu_ms_per_request"] > 0
+        assert row["peak_rss_mb"] > 10
+
+
+def test_bench_refuses_nonsense_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "bench", "--clients", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "must be positive" in result.stderr
