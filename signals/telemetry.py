@@ -41,11 +41,6 @@ class InstalledApp:
     running: bool = False
     foreground: bool = False
 
-    @property
-    def display_name(self) -> str:
-        """The label when the SDK sent one, else the package name."""
-        return self.label or self.package_name
-
 
 @dataclass(frozen=True, slots=True)
 class DeviceIntegrity:
