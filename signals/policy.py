@@ -172,7 +172,7 @@ def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
         if matched is not None:
             fired.append((scenario, matched))
 
-    finding_score = sum(SEVERITY_SCORE[finding.severity] for finding in findings)
+    finding_score = min(100, sum(SEVERITY_SCORE[finding.severity] for finding in findings))
     if not fired:
         summary = (
             "Nothing suspicious was found."
@@ -183,7 +183,7 @@ def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
             action=Action.ALLOW,
             step_up_method=StepUpMethod.NONE,
             freeze_scopes=(),
-            risk_score=min(100, finding_score),
+            risk_score=finding_score,
             reasons=tuple(Reason(finding, "") for finding in strongest_first),
             summary=summary,
             scenario_id="",
@@ -202,7 +202,7 @@ def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
         action=deciding.action,
         step_up_method=deciding.step_up_method,
         freeze_scopes=deciding.freeze_scopes,
-        risk_score=min(100, max(finding_score, max(scenario.score for scenario, _ in fired))),
+        risk_score=max(finding_score, min(100, max(scenario.score for scenario, _ in fired))),
         reasons=tuple(Reason(finding, used_by.get(id(finding), "")) for finding in strongest_first),
         summary=_sentence(deciding_findings, deciding.joiner),
         scenario_id=deciding.id,

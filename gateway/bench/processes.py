@@ -9,6 +9,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -38,6 +39,11 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _drain(stream: IO[str]) -> None:
+    for _ in stream:
+        pass
 
 
 def start_echo() -> ServerProcess:
@@ -81,5 +87,5 @@ def start_gateway(data_dir: Path) -> ServerProcess:
     if port is None:
         process.kill()
         raise RuntimeError("mtsg serve did not start; run it by hand to see why")
-    threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()  # type: ignore[union-attr]
+    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
     return ServerProcess("gateway", process, f"127.0.0.1:{port}")

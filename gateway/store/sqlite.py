@@ -91,13 +91,16 @@ class SQLiteStore:
 
     async def find_verdict(self, request_id: str) -> StoredVerdict | None:
         try:
-            async with self._db.execute(
-                "SELECT verdict_id, request_fingerprint, response FROM verdicts WHERE request_id = ?",
-                (request_id,),
-            ) as cursor:
-                row = await cursor.fetchone()
+            return await self._select_verdict(request_id)
         except sqlite3.Error as error:
             raise StoreUnavailableError(str(error)) from error
+
+    async def _select_verdict(self, request_id: str) -> StoredVerdict | None:
+        async with self._db.execute(
+            "SELECT verdict_id, request_fingerprint, response FROM verdicts WHERE request_id = ?",
+            (request_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
         return StoredVerdict(row[0], bytes(row[1]), bytes(row[2])) if row else None
 
     async def load_login_history(self, customer_id: str, phone_changes_since: float) -> LoginHistory:
@@ -136,22 +139,12 @@ class SQLiteStore:
 
     async def record_login(self, record: LoginRecord) -> StoredVerdict:
         async with self._write_transaction():
-            existing = await self._find_in_transaction(record.request_id)
+            existing = await self._select_verdict(record.request_id) if record.request_id else None
             if existing is not None:
                 await self._db.rollback()
                 return existing
             await self._insert_login(record)
         return StoredVerdict(record.verdict_id, record.request_fingerprint, record.response)
-
-    async def _find_in_transaction(self, request_id: str | None) -> StoredVerdict | None:
-        if request_id is None:
-            return None
-        async with self._db.execute(
-            "SELECT verdict_id, request_fingerprint, response FROM verdicts WHERE request_id = ?",
-            (request_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return StoredVerdict(row[0], bytes(row[1]), bytes(row[2])) if row else None
 
     async def _insert_login(self, record: LoginRecord) -> None:
         await self._db.execute(
