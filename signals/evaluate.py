@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from blocklists.matcher import Matcher
 from signals.context import LoginContext
 from signals.detectors.active_call import detect_active_call
 from signals.detectors.device_integrity import detect_device_integrity
+from signals.detectors.malicious_app import detect_malicious_apps
 from signals.detectors.new_device import detect_new_device
 from signals.detectors.phone_change import detect_recent_phone_change
 from signals.findings import Finding
@@ -17,14 +19,16 @@ from signals.telemetry import LoginTelemetry
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
-    """Everything the brain knows that is not about this customer: catalogues and policy."""
+    """Everything the brain knows that is not about this customer: catalogues, registry and policy."""
 
     policy: Policy
     remote_control: RemoteControlCatalog
+    blocklist: Matcher = field(default_factory=Matcher.empty)
 
 
 def detect(telemetry: LoginTelemetry, context: LoginContext, knowledge: Knowledge) -> list[Finding]:
     return [
+        *detect_malicious_apps(telemetry, context, knowledge.blocklist),
         *detect_remote_control(telemetry, knowledge.remote_control),
         *detect_active_call(telemetry, context),
         *detect_device_integrity(telemetry),

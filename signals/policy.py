@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
+from blocklists.entry import Category
 from signals.detectors.active_call import ACTIVE_CALL
 from signals.detectors.device_integrity import BANK_APP_TAMPERED, COMPROMISED_DEVICE_CODES
+from signals.detectors.malicious_app import MALICIOUS_APP_CODES
 from signals.detectors.new_device import NEW_DEVICE
 from signals.detectors.phone_change import PHONE_NUMBER_CHANGED_RECENTLY
 from signals.findings import SEVERITY_SCORE, Finding
@@ -100,10 +102,23 @@ class Decision:
 
 
 _REMOTE_CONTROL_ACTIVE = frozenset({REMOTE_CONTROL_APP_ACTIVE, SCREEN_SHARED, REMOTE_INPUT_ACTIVE})
+# The playbook freezes on apps built to steal money or drive the phone; other listed
+# malware (stalkerware, spyware, droppers, root tools) asks the customer to prove who they are.
+_FREEZING_CATEGORIES = (Category.VOICE_PHISHING, Category.REMOTE_CONTROL, Category.BANKER_TROJAN)
+_MONEY_STEALING_APP = frozenset(MALICIOUS_APP_CODES[category] for category in _FREEZING_CATEGORIES)
+_OTHER_MALICIOUS_APP = frozenset(MALICIOUS_APP_CODES.values()) - _MONEY_STEALING_APP
 
 DEFAULT_POLICY = Policy(
-    version="builtin-1",
+    version="builtin-2",
     scenarios=(
+        Scenario(
+            id="malicious-app",
+            description="A voice-phishing, remote-control or banking-trojan app from the registry is installed.",
+            require=(_MONEY_STEALING_APP,),
+            action=Action.FREEZE,
+            freeze_scopes=ALL_FREEZE_SCOPES,
+            score=100,
+        ),
         Scenario(
             id="remote-control-during-call",
             description="A remote-control app is active or the screen is shared while a call is active.",
@@ -120,6 +135,14 @@ DEFAULT_POLICY = Policy(
             step_up_method=StepUpMethod.CALLBACK_PREVIOUS_NUMBER,
             score=70,
             joiner=", and ",
+        ),
+        Scenario(
+            id="other-malicious-app",
+            description="Other malware from the registry (stalkerware, spyware, dropper, fake bank app, root tool).",
+            require=(_OTHER_MALICIOUS_APP,),
+            action=Action.STEP_UP,
+            step_up_method=StepUpMethod.FACE,
+            score=70,
         ),
         Scenario(
             id="bank-app-tampered",

@@ -46,7 +46,7 @@ TAMPERED = Finding("BANK_APP_TAMPERED", Severity.CRITICAL, "the banking app has 
 def test_default_policy(findings: list[Finding], action: Action, scenario: str, method: StepUpMethod) -> None:
     decision = decide(findings, DEFAULT_POLICY)
     assert (decision.action, decision.scenario_id, decision.step_up_method) == (action, scenario, method)
-    assert decision.policy_version == "builtin-1"
+    assert decision.policy_version == "builtin-2"
     assert [reason.finding for reason in decision.reasons] == sorted(findings, key=lambda f: f.severity, reverse=True)
 
 

@@ -1,0 +1,223 @@
+"""The matcher: an immutable in-memory index of the registry, swapped whole when it changes.
+
+A login carries a few hundred apps and the registry may hold millions of
+indicators, so lookups are dictionary probes (one per key type per app) and the
+index keeps each indicator in a few packed arrays instead of one Python object
+apiece: at a million entries that is the difference between ~200 MB and ~1 GB.
+
+Changes arrive one by one while the registry is large, and rebuilding a million
+entries takes seconds.  So a ``Matcher`` is a large *base* index plus a small
+*overlay* of indicators changed since the base was built; an indicator in the
+overlay shadows its older self in the base.  ``with_changes`` returns a new
+matcher in microseconds-to-milliseconds; the shell rebuilds the base in the
+background when the overlay grows (``overlay_size``).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
+
+from blocklists.entry import Category, EntrySeverity, Indicator, KeyType, entry_id_for
+
+_CATEGORIES = tuple(Category)
+_SEVERITIES = tuple(EntrySeverity)
+_KEY_TYPES = tuple(KeyType)
+_NO_TIME = math.nan
+
+
+class AppKeys(Protocol):
+    """What the matcher reads of an installed app (the signals room's InstalledApp fits)."""
+
+    @property
+    def package_name(self) -> str: ...
+    @property
+    def apk_sha256(self) -> str: ...
+    @property
+    def signing_cert_sha256(self) -> str: ...
+    @property
+    def signing_cert_sha1(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One indicator that matched one installed app."""
+
+    entry_id: str
+    key_type: KeyType
+    value: str
+    app_package: str
+    category: Category
+    severity: EntrySeverity
+    family: str
+    source: str
+
+
+class _Index:
+    """Packed, read-only index of indicators that can match (revoked ones are left out)."""
+
+    __slots__ = (
+        "_by_apk",
+        "_by_cert1",
+        "_by_cert256",
+        "_by_package",
+        "_by_package_cert",
+        "_category",
+        "_family",
+        "_key_type",
+        "_names",
+        "_next",
+        "_severity",
+        "_source",
+        "_valid_from",
+        "_valid_until",
+        "size",
+    )
+
+    def __init__(self, indicators: Iterable[Indicator]) -> None:
+        self._by_apk: dict[str, int] = {}
+        self._by_cert256: dict[str, int] = {}
+        self._by_cert1: dict[str, int] = {}
+        self._by_package: dict[str, int] = {}
+        self._by_package_cert: dict[str, dict[str, int]] = {}
+        self._next = array("i")
+        self._key_type = array("B")
+        self._category = array("B")
+        self._severity = array("B")
+        self._family = array("I")
+        self._source = array("I")
+        self._valid_from = array("d")
+        self._valid_until = array("d")
+        # family and source names repeat across thousands of entries: keep each once.
+        self._names: list[str] = []
+        name_ids: dict[str, int] = {}
+        key_type_codes = {kind: code for code, kind in enumerate(_KEY_TYPES)}
+        category_codes = {category: code for code, category in enumerate(_CATEGORIES)}
+        severity_codes = {severity: code for code, severity in enumerate(_SEVERITIES)}
+        tables = {
+            KeyType.APK_SHA256: self._by_apk,
+            KeyType.CERT_SHA256: self._by_cert256,
+            KeyType.CERT_SHA1: self._by_cert1,
+            KeyType.PACKAGE_NAME: self._by_package,
+        }
+        slot = 0
+        for indicator in indicators:
+            if indicator.revoked:
+                continue
+            if indicator.key_type is KeyType.PACKAGE_AND_CERT:
+                table = self._by_package_cert.setdefault(indicator.package_name, {})
+            else:
+                table = tables[indicator.key_type]
+            self._next.append(table.get(indicator.value, -1))
+            table[indicator.value] = slot
+            self._key_type.append(key_type_codes[indicator.key_type])
+            self._category.append(category_codes[indicator.category])
+            self._severity.append(severity_codes[indicator.severity])
+            for names, name in ((self._family, indicator.family), (self._source, indicator.source)):
+                name_id = name_ids.get(name)
+                if name_id is None:
+                    name_id = name_ids[name] = len(self._names)
+                    self._names.append(name)
+                names.append(name_id)
+            self._valid_from.append(_NO_TIME if indicator.valid_from is None else indicator.valid_from)
+            self._valid_until.append(_NO_TIME if indicator.valid_until is None else indicator.valid_until)
+            slot += 1
+        self.size = slot
+
+    def _collect(self, slot: int, value: str, app: AppKeys, now: float, out: list[Match]) -> None:
+        while slot >= 0:
+            start, end = self._valid_from[slot], self._valid_until[slot]
+            # NaN compares false both ways: an open bound never excludes.
+            if not (now < start or now >= end):
+                key_type = _KEY_TYPES[self._key_type[slot]]
+                package = app.package_name if key_type is KeyType.PACKAGE_AND_CERT else ""
+                source = self._names[self._source[slot]]
+                out.append(
+                    Match(
+                        entry_id=entry_id_for(key_type.value, value, package, source),
+                        key_type=key_type,
+                        value=value,
+                        app_package=app.package_name,
+                        category=_CATEGORIES[self._category[slot]],
+                        severity=_SEVERITIES[self._severity[slot]],
+                        family=self._names[self._family[slot]],
+                        source=source,
+                    )
+                )
+            slot = self._next[slot]
+
+    def match(self, apps: Iterable[AppKeys], now: float) -> list[Match]:
+        found: list[Match] = []
+        by_apk, by_cert256, by_cert1 = self._by_apk, self._by_cert256, self._by_cert1
+        by_package, by_package_cert = self._by_package, self._by_package_cert
+        for app in apps:
+            # Digests are "" when the app did not report them; "" is never a key.
+            apk, cert256 = app.apk_sha256, app.signing_cert_sha256
+            slot = by_apk.get(apk)
+            if slot is not None:
+                self._collect(slot, apk, app, now, found)
+            slot = by_cert256.get(cert256)
+            if slot is not None:
+                self._collect(slot, cert256, app, now, found)
+            slot = by_cert1.get(app.signing_cert_sha1)
+            if slot is not None:
+                self._collect(slot, app.signing_cert_sha1, app, now, found)
+            package = app.package_name
+            slot = by_package.get(package)
+            if slot is not None:
+                self._collect(slot, package, app, now, found)
+            certs = by_package_cert.get(package)
+            if certs is not None:
+                slot = certs.get(cert256)
+                if slot is not None:
+                    self._collect(slot, cert256, app, now, found)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A version of the registry, ready to match.  Build with ``Matcher.build``; never mutated."""
+
+    version: int
+    _base: _Index
+    _overlay: _Index
+    _overlay_indicators: Mapping[str, Indicator]
+
+    @classmethod
+    def build(cls, indicators: Iterable[Indicator], version: int) -> Matcher:
+        return cls(version, _Index(indicators), _Index(()), MappingProxyType({}))
+
+    @classmethod
+    def empty(cls) -> Matcher:
+        return cls.build((), 0)
+
+    @property
+    def size(self) -> int:
+        """Indicators indexed (revoked ones excluded; expired ones still counted until a rebuild)."""
+        return self._base.size + self._overlay.size
+
+    @property
+    def overlay_size(self) -> int:
+        """Changed indicators held beside the base; the shell rebuilds when this grows large."""
+        return len(self._overlay_indicators)
+
+    def with_changes(self, changed: Iterable[Indicator], version: int) -> Matcher:
+        """A new matcher in which ``changed`` (added, updated or revoked) replace their earlier versions."""
+        overlay = dict(self._overlay_indicators)
+        for indicator in changed:
+            overlay[indicator.entry_id] = indicator
+        return Matcher(version, self._base, _Index(overlay.values()), MappingProxyType(overlay))
+
+    def match(self, apps: Iterable[AppKeys], now: float) -> list[Match]:
+        """Every active indicator matching any of ``apps`` at time ``now``, in app order."""
+        apps = apps if isinstance(apps, (list, tuple)) else list(apps)
+        found = self._base.match(apps, now)
+        if self._overlay_indicators:
+            shadowed = self._overlay_indicators
+            found = [match for match in found if match.entry_id not in shadowed]
+            found.extend(self._overlay.match(apps, now))
+        return found
