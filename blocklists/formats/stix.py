@@ -228,7 +228,6 @@ def write_stix(indicators: Iterable[Indicator], *, created_at: float) -> dict[st
             "id": indicator_id,
             "created": stamp,
             "modified": stamp,
-            "name": indicator.family or indicator.value,
             "pattern": _pattern(indicator),
             "pattern_type": "stix",
             "valid_from": format_timestamp(indicator.valid_from or 0.0),
@@ -239,6 +238,8 @@ def write_stix(indicators: Iterable[Indicator], *, created_at: float) -> dict[st
             "x_mtsg_source": indicator.source,
             "x_mtsg_source_reference": indicator.source_reference,
         }
+        if indicator.family:
+            stix_indicator["name"] = indicator.family
         if indicator.valid_until is not None:
             stix_indicator["valid_until"] = format_timestamp(indicator.valid_until)
         objects.append(stix_indicator)
