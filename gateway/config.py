@@ -57,6 +57,20 @@ class SignalsConfig:
 
 
 @dataclass(frozen=True)
+class BlocklistConfig:
+    # How often each gateway checks the store for registry changes (the "within a second" promise).
+    refresh_interval_seconds: float = 0.25
+    # Changed entries held beside the base matcher before the base is rebuilt in the background.
+    rebuild_threshold: int = 20000
+    # Directory of trusted publisher public keys (*.pub, PEM).  Empty: <data_dir>/trusted-keys.
+    trusted_keys_dir: str = ""
+    # Signed bundle URLs to follow, separated by commas or spaces.  Empty: no feed sync.
+    feed_urls: str = ""
+    feed_interval_seconds: float = 300.0
+    feed_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     # Empty: <data_dir>/phone-hash.key, created with 32 random bytes on first start.
     phone_hash_key_file: str = ""
@@ -73,12 +87,23 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
     def data_dir(self) -> Path:
         return Path(self.store.data_dir)
+
+    @property
+    def trusted_keys_dir(self) -> Path:
+        return (
+            Path(self.blocklist.trusted_keys_dir) if self.blocklist.trusted_keys_dir else self.data_dir / "trusted-keys"
+        )
+
+    @property
+    def feed_urls(self) -> tuple[str, ...]:
+        return tuple(url for url in self.blocklist.feed_urls.replace(",", " ").split() if url)
 
 
 Key = tuple[str, str]
@@ -161,6 +186,10 @@ def _validate(config: Config) -> None:
         "limits.max_permissions_per_app": config.limits.max_permissions_per_app,
         "limits.max_phone_changes_per_call": config.limits.max_phone_changes_per_call,
         "signals.phone_change_window_hours": config.signals.phone_change_window_hours,
+        "blocklist.refresh_interval_seconds": config.blocklist.refresh_interval_seconds,
+        "blocklist.rebuild_threshold": config.blocklist.rebuild_threshold,
+        "blocklist.feed_interval_seconds": config.blocklist.feed_interval_seconds,
+        "blocklist.feed_timeout_seconds": config.blocklist.feed_timeout_seconds,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -174,6 +203,9 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{name}: must not be negative, got {number}")
     if config.logging.level not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: expected one of {', '.join(_LOG_LEVELS)}, got {config.logging.level!r}")
+    for url in config.feed_urls:
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"blocklist.feed_urls: expected http(s) URLs, got {url[:60]!r}")
     if config.store.url and not config.store.url.startswith("sqlite:///"):
         raise ConfigError(
             f"store.url: only sqlite:///PATH is supported in this version, got {config.store.url.split(':')[0]}://…"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from gateway.store.errors import StoreUnavailableError
 from gateway.store.records import (
     LoginHistory,
     LoginRecord,
@@ -17,9 +18,10 @@ from gateway.store.records import (
     StoredVerdict,
 )
 
+if TYPE_CHECKING:
+    from gateway.store.sqlite_blocklist import SQLiteBlocklistStore
 
-class StoreUnavailableError(RuntimeError):
-    """The database cannot be reached or written; callers answer UNAVAILABLE."""
+__all__ = ["Store", "StoreUnavailableError", "open_store"]
 
 
 class Store(Protocol):
@@ -41,6 +43,11 @@ class Store(Protocol):
 
     async def record_phone_changes(self, changes: Sequence[PhoneChangeRecord]) -> tuple[int, int]:
         """Store new changes atomically; return (accepted, duplicates by event_id)."""
+        ...
+
+    @property
+    def blocklist(self) -> SQLiteBlocklistStore:
+        """The registry's tables (one backend today; PostgreSQL brings a protocol of its own)."""
         ...
 
     async def close(self) -> None: ...

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiosqlite
 import structlog
 
-from gateway.store import StoreUnavailableError
+from gateway.store.errors import StoreUnavailableError
 from gateway.store.migrate import load_migrations
 from gateway.store.records import (
     LoginHistory,
@@ -25,6 +25,7 @@ from gateway.store.records import (
     PhoneChangeRecord,
     StoredVerdict,
 )
+from gateway.store.sqlite_blocklist import SQLiteBlocklistStore
 from signals.context import PhoneNumberChangeSummary
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,7 @@ class SQLiteStore:
         self._db = connection
         self._path = path
         self._write_lock = asyncio.Lock()
+        self.blocklist = SQLiteBlocklistStore(connection, path, self._write_lock, self._write_transaction)
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -211,7 +213,14 @@ class SQLiteStore:
 
     async def count_rows(self, table: str) -> int:
         """Row count of one of our tables (operators and tests use it to see that nothing was written twice)."""
-        if table not in {"verdicts", "customer_devices", "login_locations", "phone_number_changes"}:
+        if table not in {
+            "verdicts",
+            "customer_devices",
+            "login_locations",
+            "phone_number_changes",
+            "blocklist_entries",
+            "audit_log",
+        }:
             raise ValueError(f"unknown table {table!r}")
         async with self._db.execute(f"SELECT COUNT(*) FROM {table}") as cursor:
             row = await cursor.fetchone()

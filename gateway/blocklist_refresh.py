@@ -1,0 +1,102 @@
+"""Keeps the gateway's matcher in step with the registry in the store.
+
+Every ``interval`` the refresher asks the store for its registry version; when it
+moved, the changed rows come back and become a new matcher (base plus overlay)
+that replaces the old one in a single assignment.  A CheckLogin already running
+keeps the matcher it started with, so a swap never fails a call.  When the
+overlay has grown large, the base is rebuilt from a snapshot in a worker thread
+and the changes made meanwhile are laid on top before the swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+
+import structlog
+
+from gateway.store import Store
+from gateway.store.errors import StoreUnavailableError
+from signals.evaluate import Knowledge
+
+log = structlog.get_logger(__name__)
+
+
+class KnowledgeHolder:
+    """The one mutable reference to what the brain knows; readers take ``current`` once per call."""
+
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.current = knowledge
+
+
+class BlocklistRefresher:
+    def __init__(self, store: Store, holder: KnowledgeHolder, interval: float, rebuild_threshold: int) -> None:
+        self._store = store
+        self._holder = holder
+        self._interval = interval
+        self._rebuild_threshold = rebuild_threshold
+        self._task: asyncio.Task[None] | None = None
+        self._rebuild: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        """Build the full matcher from the store (at start, and when the overlay grew large)."""
+        started = time.perf_counter()
+        matcher = await self._store.blocklist.load_matcher()
+        async with self._lock:
+            version, changes = await self._store.blocklist.changes_since(matcher.version)
+            if changes:
+                matcher = matcher.with_changes(changes, version)
+            self._swap(matcher)
+        log.info(
+            "blocklist loaded",
+            version=matcher.version,
+            entries=matcher.size,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def _swap(self, matcher: object) -> None:
+        self._holder.current = dataclasses.replace(self._holder.current, blocklist=matcher)
+
+    async def refresh(self) -> bool:
+        """Apply what changed since the matcher's version; True when something did."""
+        async with self._lock:
+            current = self._holder.current.blocklist
+            version, changes = await self._store.blocklist.changes_since(current.version)
+            if version == current.version:
+                return False
+            matcher = current.with_changes(changes, version)
+            self._swap(matcher)
+        log.info("blocklist updated", version=version, changed=len(changes), overlay=matcher.overlay_size)
+        return True
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="blocklist-refresh")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._rebuild):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._rebuild = None
+
+    def _rebuild_if_large(self) -> None:
+        """Rebuild in its own task: small changes keep flowing in while a large base is built."""
+        if self._holder.current.blocklist.overlay_size <= self._rebuild_threshold:
+            return
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.create_task(self.load(), name="blocklist-rebuild")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh()
+                self._rebuild_if_large()
+            except StoreUnavailableError as error:
+                log.warning("blocklist refresh failed; keeping the current matcher", error=str(error))
+            except Exception:  # the loop must outlive any one bad refresh
+                log.exception("blocklist refresh failed; keeping the current matcher")

@@ -1,0 +1,31 @@
+"""What the store raises, the same for every backend; services turn these into gRPC statuses."""
+
+from __future__ import annotations
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database cannot be reached or written; callers answer UNAVAILABLE."""
+
+
+class EntryExistsError(LookupError):
+    """An active registry entry with this identity exists already (ALREADY_EXISTS)."""
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"entry {entry_id} exists already; revoke it first or import an update")
+        self.entry_id = entry_id
+
+
+class EntryNotFoundError(LookupError):
+    """No registry entry has this id (NOT_FOUND)."""
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"no entry {entry_id}")
+        self.entry_id = entry_id
+
+
+class RequestIdReusedError(ValueError):
+    """An idempotency key came back with a different request (INVALID_ARGUMENT)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request_id {request_id!r} was already used for a different request; use a new one")
+        self.request_id = request_id
