@@ -38,6 +38,10 @@ class BundleError(ValueError):
     """The bundle must not be applied; the message says why in words an operator can act on."""
 
 
+class StaleBundleError(BundleError):
+    """The bundle is genuine but must not replace what is applied: expired, older, or a fork."""
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     format_version: int
@@ -293,17 +297,17 @@ def check_freshness(manifest: Manifest, previous: AppliedBundle | None, now: flo
     rollback attack) and the same version with other contents (a forked publisher).
     """
     if now >= manifest.expires_at:
-        raise BundleError(f"the bundle expired at {manifest.expires}")
+        raise StaleBundleError(f"the bundle expired at {manifest.expires}")
     if previous is None:
         return True
     if manifest.bundle_version < previous.bundle_version:
-        raise BundleError(
+        raise StaleBundleError(
             f"bundle version {manifest.bundle_version} of {manifest.publisher} is older than the applied "
             f"version {previous.bundle_version}; refusing a rollback"
         )
     if manifest.bundle_version == previous.bundle_version:
         if manifest.entries_sha256 != previous.entries_sha256:
-            raise BundleError(
+            raise StaleBundleError(
                 f"bundle version {manifest.bundle_version} of {manifest.publisher} was already applied with "
                 "different contents; a publisher must raise the version for every change"
             )

@@ -52,6 +52,11 @@ def invalid_argument(error: InvalidRequestError, reason: str = "INVALID_REQUEST"
     )
 
 
+def failure(code: grpc.StatusCode, message: str, reason: str) -> grpc.Status:
+    """Any other canonical status, with ErrorInfo (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ...)."""
+    return _status(code, message, reason)
+
+
 def unavailable(message: str, reason: str = "STORE_UNAVAILABLE") -> grpc.Status:
     return _status(grpc.StatusCode.UNAVAILABLE, message, reason)
 

@@ -24,8 +24,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.config import Config
 from gateway.generated.mtsg.v1 import (
+    blocklist_service_pb2,
+    blocklist_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
     threat_signal_service_pb2,
@@ -35,6 +38,7 @@ from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
 from gateway.phone_hash import load_or_create_hasher
+from gateway.services.blocklist import BlocklistService
 from gateway.services.events import EventService
 from gateway.services.threat_signal import LoginSettings, ThreatSignalService
 from gateway.store import Store, open_store
@@ -45,6 +49,7 @@ log = structlog.get_logger(__name__)
 SERVICE_NAMES = (
     threat_signal_service_pb2.DESCRIPTOR.services_by_name["ThreatSignalService"].full_name,
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+    blocklist_service_pb2.DESCRIPTOR.services_by_name["BlocklistService"].full_name,
 )
 
 
@@ -61,6 +66,8 @@ class RunningGateway:
     health: health.aio.HealthServicer
     store: Store
     metrics: Metrics
+    knowledge: KnowledgeHolder
+    refresher: BlocklistRefresher
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
 
@@ -84,6 +91,7 @@ class RunningGateway:
         if drain > 0:
             await asyncio.sleep(drain)
         await self.server.stop(grace)
+        await self.refresher.stop()
         await self.store.close()
         if self._metrics_http is not None:
             http, thread = self._metrics_http
@@ -100,6 +108,15 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     key_file = config.privacy.phone_hash_key_file or str(config.data_dir / "phone-hash.key")
     hasher = load_or_create_hasher(Path(key_file))
     store = await open_store(config.store.url, config.data_dir)
+    holder = KnowledgeHolder(knowledge)
+    refresher = BlocklistRefresher(
+        store, holder, config.blocklist.refresh_interval_seconds, config.blocklist.rebuild_threshold
+    )
+    try:
+        await refresher.load()
+    except BaseException:
+        await store.close()
+        raise
     metrics = Metrics.create()
     limits = Limits(
         max_installed_apps=config.limits.max_installed_apps,
@@ -120,7 +137,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     threat_signal_service_pb2_grpc.add_ThreatSignalServiceServicer_to_server(
         ThreatSignalService(
             store,
-            lambda: knowledge,
+            lambda: holder.current,
             LoginSettings(limits, config.signals.phone_change_window_hours * 3600.0),
             metrics,
             clock,
@@ -128,6 +145,10 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         server,
     )
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store, hasher, limits, clock), server)
+    blocklist_service_pb2_grpc.add_BlocklistServiceServicer_to_server(
+        BlocklistService(store, config.trusted_keys_dir, refresher.refresh, clock, config.server.max_message_bytes),
+        server,
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -146,6 +167,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             await store.close()
             raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
     await server.start()
+    refresher.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningGateway(
@@ -155,6 +177,8 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         health=health_servicer,
         store=store,
         metrics=metrics,
+        knowledge=holder,
+        refresher=refresher,
         _metrics_http=metrics_http,
     )
     log.info(
@@ -165,6 +189,8 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         data_dir=str(config.data_dir),
         policy_version=knowledge.policy.version,
         remote_control_apps=len(knowledge.remote_control.by_package),
+        blocklist_version=holder.current.blocklist.version,
+        blocklist_entries=holder.current.blocklist.size,
     )
     return running
 

@@ -102,8 +102,9 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             known_device_ids=history.known_device_ids,
             recent_phone_change=history.latest_phone_change,
         )
-        decision = evaluate(telemetry, context, self._knowledge())
-        return to_response(decision, new_verdict_id(now), now, blocklist_version="")
+        knowledge = self._knowledge()
+        decision = evaluate(telemetry, context, knowledge)
+        return to_response(decision, new_verdict_id(now), now, blocklist_version=str(knowledge.blocklist.version))
 
     async def _replay(
         self, earlier: StoredVerdict, fingerprint: bytes, context: grpc.aio.ServicerContext

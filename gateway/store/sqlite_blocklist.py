@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from blocklists.bundle import AppliedBundle
+from blocklists.bundle import AppliedBundle, BundleError
 from blocklists.entry import Category, Entry, EntrySeverity, Indicator, KeyType
 from blocklists.matcher import Matcher
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
@@ -348,6 +348,13 @@ class SQLiteBlocklistStore:
     async def _merge(
         self, received: int, actor: str, label: str, now: float, bundle: BundleRecord | None
     ) -> ImportSummary:
+        if bundle is not None:
+            previous = await self.applied_bundle(bundle.publisher)
+            if previous is not None and previous.bundle_version >= bundle.bundle_version:
+                raise BundleError(
+                    f"bundle version {previous.bundle_version} of {bundle.publisher} was applied meanwhile;"
+                    f" refusing version {bundle.bundle_version}"
+                )
         incoming_revokes = "s.revoked = 1 AND e.revoked = 0"
         differs = " OR ".join(f"e.{name} IS NOT s.{name}" for name in _CONTENT)
         async with self._db.execute(

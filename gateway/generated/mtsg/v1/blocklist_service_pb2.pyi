@@ -131,15 +131,31 @@ class SourceCount(_message.Message):
     def __init__(self, source: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("version", "active_count", "by_category", "by_source", "last_import_at")
+    __slots__ = ("version", "active_count", "by_category", "by_source", "last_import_at", "feeds")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_COUNT_FIELD_NUMBER: _ClassVar[int]
     BY_CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     LAST_IMPORT_AT_FIELD_NUMBER: _ClassVar[int]
+    FEEDS_FIELD_NUMBER: _ClassVar[int]
     version: str
     active_count: int
     by_category: _containers.RepeatedCompositeFieldContainer[CategoryCount]
     by_source: _containers.RepeatedCompositeFieldContainer[SourceCount]
     last_import_at: _timestamp_pb2.Timestamp
-    def __init__(self, version: _Optional[str] = ..., active_count: _Optional[int] = ..., by_category: _Optional[_Iterable[_Union[CategoryCount, _Mapping]]] = ..., by_source: _Optional[_Iterable[_Union[SourceCount, _Mapping]]] = ..., last_import_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    feeds: _containers.RepeatedCompositeFieldContainer[FeedState]
+    def __init__(self, version: _Optional[str] = ..., active_count: _Optional[int] = ..., by_category: _Optional[_Iterable[_Union[CategoryCount, _Mapping]]] = ..., by_source: _Optional[_Iterable[_Union[SourceCount, _Mapping]]] = ..., last_import_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feeds: _Optional[_Iterable[_Union[FeedState, _Mapping]]] = ...) -> None: ...
+
+class FeedState(_message.Message):
+    __slots__ = ("url", "last_attempt_at", "last_success_at", "last_error", "bundle_version")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    last_attempt_at: _timestamp_pb2.Timestamp
+    last_success_at: _timestamp_pb2.Timestamp
+    last_error: str
+    bundle_version: int
+    def __init__(self, url: _Optional[str] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., bundle_version: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,98 @@
+"""Importing into the registry: feed files and signed bundles, all or nothing, with progress.
+
+The core parses and checks; this module streams the parsed indicators into the
+store's staging area in batches and lets the store merge them in one transaction.
+A parse error anywhere leaves the registry exactly as it was.  Signed bundles are
+read twice: first to check the signature and the digest of every entry line,
+then to import, so nothing from an altered bundle is ever staged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from blocklists.bundle import Manifest, check_entries, check_freshness, decode_entry, digest_entries, parse_header
+from blocklists.bundle import verify_signatures as verify_bundle_signatures
+from blocklists.entry import Indicator
+from gateway.store import Store
+from gateway.store.records import BundleRecord, ImportSummary
+
+BATCH_SIZE = 10_000
+Progress = Callable[[int], None]
+
+
+async def import_indicators(
+    store: Store,
+    indicators: Iterable[Indicator],
+    *,
+    actor: str,
+    label: str,
+    now: float,
+    bundle: BundleRecord | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Stage every indicator, then merge; any exception from ``indicators`` aborts with nothing applied."""
+    async with store.blocklist.importing(actor=actor, label=label, now=now, bundle=bundle) as session:
+        batch: list[Indicator] = []
+        for indicator in indicators:
+            batch.append(indicator)
+            if len(batch) >= BATCH_SIZE:
+                await session.stage(batch)
+                batch = []
+                if progress is not None:
+                    progress(session.received)
+        if batch:
+            await session.stage(batch)
+    if progress is not None:
+        progress(session.received)
+    assert session.summary is not None  # set by the merge when the block exits cleanly
+    return session.summary
+
+
+@dataclass(frozen=True, slots=True)
+class BundleOutcome:
+    manifest: Manifest
+    key_id: str
+    # None when this very bundle had been applied before (a harmless re-delivery).
+    summary: ImportSummary | None
+
+
+def verify_bundle(
+    open_lines: Callable[[], Iterator[bytes]], trusted: dict[str, Ed25519PublicKey]
+) -> tuple[Manifest, str]:
+    """Signature, then the digest and count of every entry line; returns the manifest and the signing key id."""
+    lines = open_lines()
+    manifest, signatures = parse_header(next(lines, b""))
+    signer = verify_bundle_signatures(manifest, signatures, trusted)
+    check_entries(manifest, *digest_entries(lines))
+    return manifest, signer
+
+
+async def import_bundle(
+    store: Store,
+    open_lines: Callable[[], Iterator[bytes]],
+    trusted: dict[str, Ed25519PublicKey],
+    *,
+    actor: str,
+    now: float,
+    progress: Progress | None = None,
+) -> BundleOutcome:
+    """Verify completely, check it is newer than what this publisher gave us before, then import."""
+    manifest, signer = verify_bundle(open_lines, trusted)
+    if not check_freshness(manifest, await store.blocklist.applied_bundle(manifest.publisher), now):
+        return BundleOutcome(manifest, signer, None)
+    lines = open_lines()
+    next(lines)
+    summary = await import_indicators(
+        store,
+        (decode_entry(line, number) for number, line in enumerate(lines, start=2)),
+        actor=actor,
+        label=f"bundle {manifest.publisher} v{manifest.bundle_version}",
+        now=now,
+        bundle=BundleRecord(manifest.publisher, manifest.bundle_version, manifest.entries_sha256, signer),
+        progress=progress,
+    )
+    return BundleOutcome(manifest, signer, summary)
