@@ -93,6 +93,6 @@ def page_token(entry_id: str) -> str:
 
 def entry_id_from_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode() if token else ""
+        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode() if token else ""
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidRequestError([FieldViolation("page_token", "is not a token this service returned")]) from None

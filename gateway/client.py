@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from gateway.generated.mtsg.v1 import (
+    blocklist_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
     telemetry_pb2,
@@ -38,6 +39,12 @@ class MtsgClient:
         self._threat_signal = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(self._channel)
         self._events = event_service_pb2_grpc.EventServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        # The admin surface is wide and plain request/response: callers use the stub with ``timeout``.
+        self.blocklist = blocklist_service_pb2_grpc.BlocklistServiceStub(self._channel)
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
 
     async def __aenter__(self) -> MtsgClient:
         return self

@@ -60,6 +60,7 @@ def _split(address: str) -> tuple[str, int]:
 
 @dataclass
 class RunningGateway:
+    config: Config
     server: grpc.aio.Server
     port: int
     metrics_port: int | None
@@ -171,6 +172,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningGateway(
+        config=config,
         server=server,
         port=port,
         metrics_port=metrics_http[0].server_port if metrics_http else None,
