@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE")
     bench.set_defaults(run=_bench)
 
+    from gateway.registry_cli import add_registry_commands
+
+    add_registry_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+
     config = commands.add_parser("config", help="inspect configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     show = config_commands.add_parser("show", help="print the effective configuration and where each value comes from")
