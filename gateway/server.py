@@ -26,6 +26,7 @@ from prometheus_client import start_http_server
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.config import Config
+from gateway.feed_sync import FeedSync
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
     blocklist_service_pb2_grpc,
@@ -69,6 +70,7 @@ class RunningGateway:
     metrics: Metrics
     knowledge: KnowledgeHolder
     refresher: BlocklistRefresher
+    feed_sync: FeedSync | None
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
 
@@ -92,6 +94,8 @@ class RunningGateway:
         if drain > 0:
             await asyncio.sleep(drain)
         await self.server.stop(grace)
+        if self.feed_sync is not None:
+            await self.feed_sync.stop()
         await self.refresher.stop()
         await self.store.close()
         if self._metrics_http is not None:
@@ -169,6 +173,18 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
     await server.start()
     refresher.start()
+    feed_sync = None
+    if config.feed_urls:
+        feed_sync = FeedSync(
+            store,
+            config.feed_urls,
+            interval=config.blocklist.feed_interval_seconds,
+            timeout=config.blocklist.feed_timeout_seconds,
+            trusted_keys_dir=config.trusted_keys_dir,
+            on_change=refresher.refresh,
+            clock=clock,
+        )
+        feed_sync.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningGateway(
@@ -181,6 +197,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         metrics=metrics,
         knowledge=holder,
         refresher=refresher,
+        feed_sync=feed_sync,
         _metrics_http=metrics_http,
     )
     log.info(

@@ -1,0 +1,156 @@
+"""Following remote signed bundles: fetch on a schedule, verify, apply, remember how it went.
+
+Each feed URL is fetched with ``If-None-Match`` so an unchanged feed costs one
+304; a new bundle goes through exactly the checks of ``mtsg blocklist import``
+(signature, digest, expiry, no rollback) before anything is stored.  A failure
+is recorded in the feed's status and retried with exponential backoff and
+jitter (never later than the normal interval); the registry keeps what it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import structlog
+
+from blocklists.bundle import BundleError
+from blocklists.formats import FeedFormatError
+from gateway.blocklist_import import import_bundle
+from gateway.store import Store, StoreUnavailableError
+from gateway.store.records import FeedStatus
+from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
+
+log = structlog.get_logger(__name__)
+MAX_BUNDLE_BYTES = 512 << 20
+FIRST_RETRY_SECONDS = 5.0
+
+
+class FeedFetchError(RuntimeError):
+    """The feed could not be fetched; the message is what the operator sees in the status."""
+
+
+@dataclass
+class _FeedState:
+    url: str
+    etag: str = ""
+    failures: int = 0
+    next_attempt: float = 0.0
+    last_success_at: float | None = None
+    bundle_version: int | None = field(default=None)
+
+
+class FeedSync:
+    def __init__(
+        self,
+        store: Store,
+        urls: tuple[str, ...],
+        *,
+        interval: float,
+        timeout: float,
+        trusted_keys_dir: Path,
+        on_change: Callable[[], Awaitable[object]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._feeds = [_FeedState(url) for url in urls]
+        self._interval = interval
+        self._timeout = timeout
+        self._trusted_keys_dir = trusted_keys_dir
+        self._on_change = on_change
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def _fetch(self, client: httpx.AsyncClient, feed: _FeedState) -> bytes | None:
+        """The bundle bytes, or None when the server says nothing changed (304)."""
+        headers = {"If-None-Match": feed.etag} if feed.etag else {}
+        try:
+            async with client.stream("GET", feed.url, headers=headers) as response:
+                if response.status_code == 304:
+                    return None
+                if response.status_code != 200:
+                    raise FeedFetchError(f"HTTP {response.status_code} from {feed.url}")
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BUNDLE_BYTES:
+                        raise FeedFetchError(f"the bundle is larger than {MAX_BUNDLE_BYTES >> 20} MiB")
+                    chunks.append(chunk)
+                feed.etag = response.headers.get("ETag", "")
+                return b"".join(chunks)
+        except httpx.HTTPError as error:
+            raise FeedFetchError(f"cannot fetch {feed.url}: {type(error).__name__}: {error}") from None
+
+    async def sync_feed(self, client: httpx.AsyncClient, feed: _FeedState) -> None:
+        """One attempt: fetch, verify, apply; the outcome goes to the store's feed status either way."""
+        attempted_at = self._clock()
+        previous_etag = feed.etag
+        error = ""
+        try:
+            body = await self._fetch(client, feed)
+            if body is not None:
+                lines = body.splitlines(keepends=True)
+                outcome = await import_bundle(
+                    self._store,
+                    lambda: iter(lines),
+                    load_trusted_keys(self._trusted_keys_dir),
+                    actor=f"feed {feed.url}",
+                    now=attempted_at,
+                )
+                feed.bundle_version = outcome.manifest.bundle_version
+                if outcome.summary is not None:
+                    await self._on_change()
+                    log.info("feed bundle applied", url=feed.url, bundle_version=feed.bundle_version)
+            feed.failures, feed.last_success_at = 0, attempted_at
+            feed.next_attempt = attempted_at + self._interval
+        except (FeedFetchError, BundleError, FeedFormatError, TrustedKeyError, StoreUnavailableError) as failure:
+            error = str(failure)
+            feed.etag = previous_etag  # fetch the rejected bundle again next time
+            feed.failures += 1
+            backoff = min(self._interval, FIRST_RETRY_SECONDS * 2 ** (feed.failures - 1))
+            feed.next_attempt = attempted_at + backoff * random.uniform(0.5, 1.0)
+            log.warning(
+                "feed sync failed", url=feed.url, error=error, retry_in=round(feed.next_attempt - attempted_at, 1)
+            )
+        await self._store.blocklist.record_feed_attempt(
+            FeedStatus(
+                url=feed.url,
+                last_attempt_at=attempted_at,
+                last_success_at=None if error else attempted_at,
+                last_error=error,
+                etag=feed.etag,
+                bundle_version=feed.bundle_version,
+            )
+        )
+
+    async def sync_due(self, client: httpx.AsyncClient) -> None:
+        now = self._clock()
+        for feed in self._feeds:
+            if feed.next_attempt <= now:
+                await self.sync_feed(client, feed)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="feed-sync")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=True) as client:
+            while True:
+                try:
+                    await self.sync_due(client)
+                except Exception:  # the schedule must outlive any one bad attempt
+                    log.exception("feed sync round failed")
+                await asyncio.sleep(1.0)

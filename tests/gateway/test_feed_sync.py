@@ -1,0 +1,176 @@
+"""Feed sync against a real HTTP server: ETags, verification before apply, failures recorded, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from blocklists.bundle import digest_entries, encode_entry, header_line, make_manifest, public_key_pem, sign_manifest
+from blocklists.entry import make_indicator
+from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
+from gateway.feed_sync import FeedSync
+from gateway.knowledge import load_knowledge
+from gateway.store import open_store
+
+KEY = Ed25519PrivateKey.generate()
+APK = hashlib.sha256(b"feed apk").hexdigest()
+
+
+def bundle(version: int, category: str = "voice_phishing") -> bytes:
+    lines = [encode_entry(make_indicator(key_type="apk_sha256", value=APK, category=category, source="feed"))]
+    count, sha = digest_entries(lines)
+    now = time.time()
+    manifest = make_manifest(
+        publisher="feed",
+        bundle_version=version,
+        issued_at=now,
+        expires_at=now + 3600,
+        entry_count=count,
+        entries_sha256=sha,
+    )
+    return header_line(manifest, [sign_manifest(manifest, KEY)]) + b"".join(lines)
+
+
+class FeedServer:
+    """Serves ``body`` with an ETag; ``status`` overrides the answer; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.status = 200
+        self.requests: list[dict[str, str]] = []
+        feed = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                feed.requests.append(dict(self.headers))
+                etag = '"' + hashlib.sha256(feed.body).hexdigest()[:16] + '"'
+                if feed.status != 200:
+                    self.send_response(feed.status)
+                    self.end_headers()
+                elif self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                else:
+                    self.send_response(200)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Length", str(len(feed.body)))
+                    self.end_headers()
+                    self.wfile.write(feed.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/feed.bundle"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    yield server
+    server.close()
+
+
+async def test_feed_sync_applies_verified_bundles_and_records_failures(feed_server: FeedServer, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "feed.pub").write_bytes(public_key_pem(KEY.public_key()))
+    store = await open_store("", tmp_path)
+    holder = KnowledgeHolder(load_knowledge(""))
+    refresher = BlocklistRefresher(store, holder, 0.1, 1000)
+    clock = [1000.0]
+    sync = FeedSync(
+        store,
+        (feed_server.url,),
+        interval=60,
+        timeout=5,
+        trusted_keys_dir=keys,
+        on_change=refresher.refresh,
+        clock=lambda: clock[0],
+    )
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            feed_server.body = bundle(1)
+            await sync.sync_due(client)
+            assert holder.current.blocklist.version == 1  # applied and swapped in
+            (status,) = await store.blocklist.feed_statuses()
+            assert (status.last_error, status.bundle_version, status.last_success_at) == ("", 1, 1000.0)
+
+            clock[0] += 61
+            await sync.sync_due(client)
+            assert feed_server.requests[-1].get("If-None-Match")  # asked with the ETag, answered 304
+            assert await store.blocklist.version() == 1
+
+            feed_server.body = bundle(2, "spyware").replace(b"spyware", b"banker_trojan")  # altered in transit
+            clock[0] += 61
+            await sync.sync_due(client)
+            (status,) = await store.blocklist.feed_statuses()
+            assert "altered" in status.last_error and status.last_success_at == 1061.0
+            assert await store.blocklist.version() == 1
+
+            asked = len(feed_server.requests)
+            clock[0] += 1  # still backing off: no request
+            await sync.sync_due(client)
+            assert len(feed_server.requests) == asked
+
+            feed_server.status = 503
+            clock[0] += 6
+            await sync.sync_due(client)
+            (status,) = await store.blocklist.feed_statuses()
+            assert "HTTP 503" in status.last_error
+
+            feed_server.status, feed_server.body = 200, bundle(3, "spyware")
+            clock[0] += 60
+            await sync.sync_due(client)
+            (status,) = await store.blocklist.feed_statuses()
+            assert (status.last_error, status.bundle_version) == ("", 3)
+            (entry,) = [entry async for entry in store.blocklist.iter_entries(False)]
+            assert entry.indicator.category.value == "spyware" and entry.created_by == f"feed {feed_server.url}"
+    finally:
+        await store.close()
+
+
+async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp_path: Path) -> None:
+    from gateway.client import MtsgClient
+    from gateway.config import load_config
+    from gateway.generated.mtsg.v1 import common_pb2
+    from gateway.server import start_gateway
+    from tests.helpers import app, telemetry
+
+    feed_server.body = bundle(1)
+    data = tmp_path / "data"
+    (data / "trusted-keys").mkdir(parents=True)
+    (data / "trusted-keys" / "feed.pub").write_bytes(public_key_pem(KEY.public_key()))
+    config = load_config(
+        environ={"MTSG_BLOCKLIST_FEED_URLS": feed_server.url},
+        overrides={
+            ("server", "listen"): ("127.0.0.1:0", "test"),
+            ("server", "metrics_listen"): ("", "test"),
+            ("store", "data_dir"): (str(data), "test"),
+        },
+    ).config
+    running = await start_gateway(config)
+    try:
+        async with MtsgClient(running.target) as client:
+            login = telemetry(installed_apps=[app("com.x.y", apk_sha256=APK)])
+            deadline = time.monotonic() + 10
+            while (await client.check_login(login)).action != common_pb2.ACTION_FREEZE:
+                assert time.monotonic() < deadline, "the feed's bundle never took effect"
+                await asyncio.sleep(0.1)
+    finally:
+        await running.stop(grace=1.0)
