@@ -109,22 +109,37 @@ def _health(options: argparse.Namespace) -> int:
 
 
 def _bench(options: argparse.Namespace) -> int:
-    from gateway.bench.runner import QUICK, BenchSettings, render_report, run_bench, write_json
+    from gateway.bench.runner import LARGE, QUICK, BenchSettings, render_report, run_bench, write_json
 
-    base = QUICK if options.quick else BenchSettings()
+    base = LARGE if options.preset == "large" else QUICK if options.quick else BenchSettings()
     overrides = {
         name: getattr(options, name)
-        for name in ("clients", "concurrency", "rate", "seconds", "warmup_seconds", "seed", "target")
+        for name in (
+            "clients",
+            "concurrency",
+            "rate",
+            "seconds",
+            "warmup_seconds",
+            "seed",
+            "target",
+            "registry_entries",
+        )
         if getattr(options, name) is not None
     }
+    if options.registry_only:
+        overrides["registry_only"] = True
+        overrides.setdefault("registry_entries", base.registry_entries or 100_000)
     settings = replace(base, **overrides)
     if settings.clients < 1 or settings.concurrency < 1 or settings.seconds <= 0 or (settings.rate or 1) <= 0:
         print("mtsg bench: --clients, --concurrency, --seconds and --rate must be positive", file=sys.stderr)
         return 2
-    figures = run_bench(settings)
-    print(render_report(figures, settings))
+    if settings.registry_entries < 0:
+        print("mtsg bench: --registry-entries must not be negative", file=sys.stderr)
+        return 2
+    result = run_bench(settings)
+    print(render_report(result, settings))
     if options.json:
-        write_json(options.json, figures, settings)
+        write_json(options.json, result, settings)
     return 0
 
 
@@ -166,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup-seconds", type=float, help="seconds before measuring (default 3; 1 with --quick)")
     bench.add_argument("--seed", type=int, help="workload seed (default 1)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE")
+    bench.add_argument("--preset", choices=("large",), help="large: a 1,000,000-entry registry, 100,000 customers")
+    bench.add_argument("--registry-entries", type=int, help="import a registry of N entries first and measure it")
+    bench.add_argument("--registry-only", action="store_true", help="measure only the registry (import, matcher)")
     bench.set_defaults(run=_bench)
 
     from gateway.registry_cli import add_registry_commands

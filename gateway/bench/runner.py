@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.bench.load import LoadPlan, LoadResult, run_client
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
+from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,14 @@ class BenchSettings:
     operations: int = 2_000
     seed: int = 1
     target: str | None = None
+    # > 0: import a registry of this many entries first, report its figures, and run the gateway with it.
+    registry_entries: int = 0
+    registry_only: bool = False
 
 
 QUICK = BenchSettings(warmup_seconds=1.0, seconds=5.0, customers=2_000, operations=500)
+# The issue's large preset: a million-entry registry; 100,000 customers build history during the run.
+LARGE = BenchSettings(customers=100_000, operations=4_000, registry_entries=1_000_000)
 
 
 @dataclass(frozen=True)
@@ -118,30 +124,46 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
     return figures
 
 
-def run_bench(settings: BenchSettings) -> list[Figures]:
-    """Echo first, then the gateway (started here unless ``settings.target`` names one)."""
-    echo = start_echo()
-    try:
-        baseline = _measure("echo", echo.target, echo, settings)
-    finally:
-        echo.stop()
-    if settings.target:
-        return [baseline, _measure("gateway", settings.target, None, settings)]
+@dataclass(frozen=True)
+class BenchResult:
+    figures: list[Figures]
+    registry: RegistryFigures | None
+
+
+def run_bench(settings: BenchSettings) -> BenchResult:
+    """Registry figures if asked, then echo, then the gateway (started here unless ``settings.target`` names one)."""
     with tempfile.TemporaryDirectory(prefix="mtsg-bench-") as data_dir:
-        _progress(f"starting mtsg serve with a fresh SQLite store in {data_dir}")
+        registry = measure_registry(Path(data_dir), settings.registry_entries) if settings.registry_entries else None
+        if settings.registry_only:
+            return BenchResult([], registry)
+        echo = start_echo()
+        try:
+            baseline = _measure("echo", echo.target, echo, settings)
+        finally:
+            echo.stop()
+        if settings.target:
+            return BenchResult([baseline, _measure("gateway", settings.target, None, settings)], registry)
+        _progress(f"starting mtsg serve with the SQLite store in {data_dir}")
         gateway = start_gateway(Path(data_dir))
         try:
             measured = _measure("gateway", gateway.target, gateway, settings)
         finally:
             gateway.stop()
-    return [baseline, measured]
+    return BenchResult([baseline, measured], registry)
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def render_report(figures: list[Figures], settings: BenchSettings) -> str:
+def render_report(result: BenchResult, settings: BenchSettings) -> str:
+    parts = [render_registry(result.registry)] if result.registry else []
+    if result.figures:
+        parts.append(_render_load(result.figures, settings))
+    return "\n".join(parts)
+
+
+def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
     header = (
         f"{'':10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
         f"{'CPU ms/req':>12}{'peak RSS MB':>13}{'errors':>8}"
@@ -164,6 +186,10 @@ def render_report(figures: list[Figures], settings: BenchSettings) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, figures: list[Figures], settings: BenchSettings) -> None:
-    document = {"settings": asdict(settings), "figures": [asdict(row) for row in figures]}
+def write_json(path: Path, result: BenchResult, settings: BenchSettings) -> None:
+    document = {
+        "settings": asdict(settings),
+        "figures": [asdict(row) for row in result.figures],
+        "registry": asdict(result.registry) if result.registry else None,
+    }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

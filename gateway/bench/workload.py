@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from gateway.bench.registry import MALICIOUS_SEEDS, malicious_apk_sha256
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 
 CHECK_LOGIN = "/mtsg.v1.ThreatSignalService/CheckLogin"
@@ -22,7 +23,14 @@ REMOTE_CONTROL_PACKAGES = (
     "com.rsupport.rs.activity.rsupport.aas2",
 )
 # Shares of the mix, by kind of operation sequence.
-MIX = (("clean", 0.72), ("new_device", 0.10), ("far_location", 0.05), ("remote_control", 0.08), ("phone_change", 0.05))
+MIX = (
+    ("clean", 0.69),
+    ("new_device", 0.10),
+    ("far_location", 0.05),
+    ("remote_control", 0.08),
+    ("malicious", 0.03),
+    ("phone_change", 0.05),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,11 @@ class Workload:
             ]
         if kind == "far_location":
             return [self._request(self._login(customer, usual_device, lat=35.1, lon=129.0))]
+        if kind == "malicious":
+            login = self._login(customer, usual_device, lat=home[0], lon=home[1])
+            digest = malicious_apk_sha256(rng.randrange(MALICIOUS_SEEDS))
+            login.installed_apps.append(telemetry_pb2.InstalledApp(package_name="com.bench.phish", apk_sha256=digest))
+            return [self._request(login)]
         if kind == "remote_control":
             login = self._login(customer, usual_device, lat=home[0], lon=home[1])
             running = rng.random() < 0.5

@@ -23,6 +23,8 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
             "0.5",
             "--concurrency",
             "4",
+            "--registry-entries",
+            "3000",
             "--json",
             str(out),
         ],
@@ -33,7 +35,13 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert "gateway/echo throughput:" in result.stdout
     assert "[bench] gateway: warming up" in result.stderr  # progress is shown
-    figures = {row["server"]: row for row in json.loads(out.read_text())["figures"]}
+    document = json.loads(out.read_text())
+    figures = {row["server"]: row for row in document["figures"]}
+    registry = document["registry"]
+    assert registry["entries"] == 3000
+    assert registry["import_seconds"] > 0 and registry["matcher_mb"] >= 0
+    assert 0 < registry["lookup_us_per_login_p50"] <= registry["lookup_us_per_login_p99"]
+    assert "registry: 3,000 entries" in result.stdout
     assert set(figures) == {"echo", "gateway"}
     for row in figures.values():
         assert row["requests"] > 0
