@@ -165,6 +165,9 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: 
 
 def measure_registry(data_dir: Path, entries: int) -> RegistryFigures:
     """Write a feed of ``entries``, import it into ``data_dir``, then measure the matcher in a child process."""
+    from gateway.logging_setup import configure_logging
+
+    configure_logging("warning")  # keep stdout for the figures
     feed = data_dir / "bench-feed.csv"
     _progress(f"writing a CSV feed of {entries:,} entries")
     write_feed(feed, entries)
