@@ -213,7 +213,7 @@ class Matcher:
         return Matcher(version, self._base, _Index(overlay.values()), MappingProxyType(overlay))
 
     def match(self, apps: Iterable[AppKeys], now: float) -> list[Match]:
-        """Every active indicator matching any of ``apps`` at time ``now``, in app order."""
+        """Every active indicator matching any of ``apps`` at time ``now`` (base matches first, then changed ones)."""
         apps = apps if isinstance(apps, (list, tuple)) else list(apps)
         found = self._base.match(apps, now)
         if self._overlay_indicators:

@@ -14,7 +14,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,7 +43,7 @@ class _FeedState:
     failures: int = 0
     next_attempt: float = 0.0
     last_success_at: float | None = None
-    bundle_version: int | None = field(default=None)
+    bundle_version: int | None = None
 
 
 class FeedSync:

@@ -49,7 +49,7 @@ from gateway.feed_files import FORMATS, FeedFileError, ProgressLine, detect_form
 from gateway.logging_setup import configure_logging
 from gateway.store import Store, StoreUnavailableError, open_store
 from gateway.store.errors import EntryExistsError, EntryNotFoundError
-from gateway.store.records import EntryQuery
+from gateway.store.records import EntryQuery, ImportSummary
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
@@ -242,7 +242,7 @@ def _file_lines(path: Path) -> Callable[[], Iterator[bytes]]:
     return open_lines
 
 
-def _print_summary(summary: Any, skipped: int = 0) -> None:
+def _print_summary(summary: ImportSummary, skipped: int = 0) -> None:
     print(
         f"registry version {summary.version}: {summary.added:,} added, {summary.updated:,} updated,"
         f" {summary.revoked:,} revoked, {summary.unchanged:,} unchanged"
