@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from blocklists.entry import Indicator, InvalidIndicatorError, make_indicator
-from blocklists.formats import FeedFormatError, format_timestamp, parse_timestamp
+from blocklists.formats import FeedFormatError, format_timestamp, parse_timestamp, timestamp_field
 
 FORMAT_VERSION = 1
 _SIGNING_CONTEXT = b"mtsg-bundle-manifest-v1\n"
@@ -147,16 +147,7 @@ def decode_entry(line: bytes, number: int) -> Indicator:
     if not isinstance(record, dict):
         raise FeedFormatError(location, "expected a JSON object")
     try:
-        times = {}
-        for name in ("valid_from", "valid_until"):
-            raw = record.get(name)
-            if raw is not None:
-                if not isinstance(raw, str):
-                    raise InvalidIndicatorError(name, "must be an RFC 3339 string")
-                try:
-                    times[name] = parse_timestamp(raw)
-                except ValueError as error:
-                    raise InvalidIndicatorError(name, str(error)) from None
+        times = {name: timestamp_field(record.get(name), name) for name in ("valid_from", "valid_until")}
         text = {name: record.get(name, "") for name in ("package_name", "family", "source_reference", "revoke_reason")}
         if not all(isinstance(value, str) for value in text.values()):
             raise InvalidIndicatorError("entry", "text fields must be strings")
@@ -225,13 +216,20 @@ def header_line(manifest: Manifest | None, signatures: Sequence[Signature]) -> b
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def parse_header(line: bytes) -> tuple[Manifest, list[Signature]]:
+def read_header(line: bytes) -> dict[str, Any]:
+    """The header object of a bundle, signed or not; BundleError when line 1 is not one."""
     try:
         header = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise BundleError("line 1 is not a bundle header (not JSON); is this an mtsg bundle?") from None
     if not isinstance(header, dict) or header.get("mtsg_bundle") != FORMAT_VERSION:
         raise BundleError(f"line 1 is not an mtsg bundle header of format {FORMAT_VERSION}")
+    return header
+
+
+def parse_header(line: bytes) -> tuple[Manifest, list[Signature]]:
+    """The manifest and signatures of a signed bundle's header."""
+    header = read_header(line)
     raw_manifest = header.get("manifest")
     if raw_manifest is None:
         raise BundleError("the bundle is not signed yet: sign it with `mtsg blocklist sign`")

@@ -19,6 +19,7 @@ _SEVERITIES = {severity: common_pb2.Severity.Value(f"SEVERITY_{severity.name}") 
 KEY_TYPE_OF = {number: kind for kind, number in _KEY_TYPES.items()}
 CATEGORY_OF = {number: category for category, number in _CATEGORIES.items()}
 _SEVERITY_OF = {number: severity for severity, number in _SEVERITIES.items()}
+CATEGORY_NUMBER = {category.value: number for category, number in _CATEGORIES.items()}
 
 
 def _timestamp(seconds: float | None) -> Timestamp | None:

@@ -17,6 +17,7 @@ import time
 
 import structlog
 
+from blocklists.matcher import Matcher
 from gateway.store import Store
 from gateway.store.errors import StoreUnavailableError
 from signals.evaluate import Knowledge
@@ -57,7 +58,7 @@ class BlocklistRefresher:
             seconds=round(time.perf_counter() - started, 3),
         )
 
-    def _swap(self, matcher: object) -> None:
+    def _swap(self, matcher: Matcher) -> None:
         self._holder.current = dataclasses.replace(self._holder.current, blocklist=matcher)
 
     async def refresh(self) -> bool:

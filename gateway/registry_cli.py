@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists.bundle import (
     BundleError,
-    check_entries,
     check_freshness,
     digest_entries,
     encode_entry,
@@ -33,17 +32,16 @@ from blocklists.bundle import (
     key_id,
     load_private_key,
     make_manifest,
-    parse_header,
     private_key_pem,
     public_key_pem,
+    read_header,
     sign_manifest,
 )
-from blocklists.bundle import verify_signatures as verify_bundle_signatures
 from blocklists.entry import Category, Entry, InvalidIndicatorError, make_indicator, parse_category
 from blocklists.formats import FeedFormatError, format_timestamp, parse_timestamp
 from blocklists.formats.csv_rows import write_csv
 from blocklists.formats.stix import write_stix
-from gateway.blocklist_import import import_bundle, import_indicators
+from gateway.blocklist_import import import_bundle, import_indicators, verify_bundle
 from gateway.config import Config
 from gateway.feed_files import FORMATS, FeedFileError, ProgressLine, detect_format, open_feed
 from gateway.logging_setup import configure_logging
@@ -137,6 +135,12 @@ def _keys_generate(options: argparse.Namespace) -> int:
 
 
 def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
+    try:
+        valid_until = parse_timestamp(options.valid_until) if options.valid_until else None
+    except ValueError as error:
+        print(f"mtsg blocklist add: --valid-until: {error}", file=sys.stderr)
+        return 2
+
     async def work(store: Store) -> int:
         indicator = make_indicator(
             key_type=options.key_type,
@@ -148,7 +152,7 @@ def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
             source=options.source,
             source_reference=options.source_reference,
             confidence=options.confidence,
-            valid_until=parse_timestamp(options.valid_until) if options.valid_until else None,
+            valid_until=valid_until,
         )
         entry = await store.blocklist.add_entry(indicator, _actor(options), time.time())
         print(_entry_text(entry))
@@ -298,16 +302,16 @@ def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:
         entries = [entry.indicator async for entry in store.blocklist.iter_entries(options.include_revoked)]
         target: Path = options.file
         partial = target.with_name(target.name + ".partial")
-        with partial.open("wb") as file:
-            if options.format == "bundle":
+        if options.format == "bundle":
+            with partial.open("wb") as file:
                 file.write(header_line(None, []))
-                for indicator in entries:
-                    file.write(encode_entry(indicator))
-            elif options.format == "csv":
-                for line in write_csv(entries):
-                    file.write(line.encode())
-            else:
-                json.dump(write_stix(entries, created_at=time.time()), _TextWriter(file), indent=1)
+                file.writelines(encode_entry(indicator) for indicator in entries)
+        else:
+            with partial.open("w", encoding="utf-8", newline="") as text:
+                if options.format == "csv":
+                    text.writelines(write_csv(entries))
+                else:
+                    json.dump(write_stix(entries, created_at=time.time()), text, indent=1)
         partial.replace(target)  # a reader never sees half a file
         print(f"{len(entries):,} entries written to {target} ({options.format})")
         return 0
@@ -315,27 +319,13 @@ def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:
     return _run("blocklist export", lambda: _with_store(load(options), work))
 
 
-class _TextWriter:
-    def __init__(self, file: Any) -> None:
-        self._file = file
-
-    def write(self, text: str) -> None:
-        self._file.write(text.encode())
-
-
 def _blocklist_sign(options: argparse.Namespace) -> int:
     async def work() -> int:
         keys = [load_private_key(Path(path).read_bytes()) for path in options.key]
         lines = _file_lines(options.input)
-        header = next(lines(), b"")
-        try:
-            parse_header(header)
-        except BundleError as error:
-            if "not signed yet" not in str(error):
-                raise
-        rest = lines()
-        next(rest, None)
-        count, sha256 = digest_entries(rest)
+        first_pass = lines()
+        read_header(next(first_pass, b""))  # signed or not, it must be a bundle; old signatures are replaced
+        count, sha256 = digest_entries(first_pass)
         if options.bundle_version < 1:
             raise CommandError("--bundle-version must be 1 or more, and higher than the last bundle you published")
         now = time.time()
@@ -368,10 +358,7 @@ def _blocklist_sign(options: argparse.Namespace) -> int:
 def _blocklist_verify(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work() -> int:
         trusted_dir = options.trusted_keys or load(options).trusted_keys_dir
-        lines = _file_lines(options.file)()
-        manifest, signatures = parse_header(next(lines, b""))
-        signer = verify_bundle_signatures(manifest, signatures, load_trusted_keys(trusted_dir))
-        check_entries(manifest, *digest_entries(lines))
+        manifest, signer = verify_bundle(_file_lines(options.file), load_trusted_keys(trusted_dir))
         check_freshness(manifest, None, time.time())
         print(
             f"valid: {manifest.publisher} v{manifest.bundle_version}, {manifest.entry_count:,} entries,"

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from blocklists.entry import InvalidIndicatorError
+
 
 class FeedFormatError(ValueError):
     """A feed record is not valid; ``location`` says where ("line 12", "object 3")."""
@@ -47,6 +49,18 @@ def parse_timestamp(text: str) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{raw[:40]!r} is before 1970")
     return seconds
+
+
+def timestamp_field(raw: object, field: str) -> float | None:
+    """An optional RFC 3339 field of a feed record: None or "" mean unset; anything else must parse."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise InvalidIndicatorError(field, "must be an RFC 3339 timestamp string")
+    try:
+        return parse_timestamp(raw)
+    except ValueError as error:
+        raise InvalidIndicatorError(field, str(error)) from None
 
 
 def format_timestamp(seconds: float) -> str:

@@ -18,7 +18,7 @@ import csv
 from collections.abc import Iterable, Iterator
 
 from blocklists.entry import Indicator, InvalidIndicatorError, make_indicator
-from blocklists.formats import FeedFormatError, format_timestamp, parse_timestamp
+from blocklists.formats import FeedFormatError, format_timestamp, timestamp_field
 
 COLUMNS = (
     "key_type",
@@ -49,15 +49,6 @@ def _flag(text: str) -> bool:
     raise InvalidIndicatorError("revoked", f"expected true or false, got {text[:20]!r}")
 
 
-def _when(text: str, field: str) -> float | None:
-    if not text.strip():
-        return None
-    try:
-        return parse_timestamp(text)
-    except ValueError as error:
-        raise InvalidIndicatorError(field, str(error)) from None
-
-
 def _confidence(text: str) -> int:
     if not text.strip():
         return 50
@@ -78,8 +69,8 @@ def _row_to_indicator(row: dict[str, str], default_source: str) -> Indicator:
         source=row.get("source") or default_source,
         source_reference=row.get("source_reference", ""),
         confidence=_confidence(row.get("confidence", "")),
-        valid_from=_when(row.get("valid_from", ""), "valid_from"),
-        valid_until=_when(row.get("valid_until", ""), "valid_until"),
+        valid_from=timestamp_field(row.get("valid_from", "").strip(), "valid_from"),
+        valid_until=timestamp_field(row.get("valid_until", "").strip(), "valid_until"),
         revoked=_flag(row.get("revoked", "")),
         revoke_reason=row.get("revoke_reason", ""),
     )

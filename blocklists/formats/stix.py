@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from blocklists.entry import Category, Indicator, InvalidIndicatorError, KeyType, make_indicator, parse_category
-from blocklists.formats import FeedFormatError, ReadStats, format_timestamp, parse_timestamp
+from blocklists.formats import FeedFormatError, ReadStats, format_timestamp, timestamp_field
 
 # Where the STIX vocabulary has a word for one of our categories.
 _MALWARE_TYPES = {
@@ -117,18 +117,6 @@ def _category(indicator: Mapping[str, Any], malware: Mapping[str, Any] | None, d
     return default
 
 
-def _time(indicator: Mapping[str, Any], name: str) -> float | None:
-    raw = indicator.get(name)
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise InvalidIndicatorError(name, "must be an RFC 3339 timestamp string")
-    try:
-        return parse_timestamp(raw)
-    except ValueError as error:
-        raise InvalidIndicatorError(name, str(error)) from None
-
-
 def _objects(document: object) -> list[Mapping[str, Any]]:
     if not isinstance(document, dict) or document.get("type") != "bundle":
         raise FeedFormatError("document", 'expected a STIX bundle: an object with "type": "bundle"')
@@ -194,8 +182,8 @@ def read_stix(
                     source_reference=str(item.get("x_mtsg_source_reference") or item["id"]),
                     confidence=confidence,
                     # STIX requires valid_from; the epoch is how an export says "from always".
-                    valid_from=_time(item, "valid_from") or None,
-                    valid_until=_time(item, "valid_until"),
+                    valid_from=timestamp_field(item.get("valid_from"), "valid_from") or None,
+                    valid_until=timestamp_field(item.get("valid_until"), "valid_until"),
                     revoked=item.get("revoked") is True,
                 )
         except InvalidIndicatorError as error:

@@ -18,6 +18,7 @@ from blocklists.bundle import BundleError, StaleBundleError, encode_entry, heade
 from blocklists.formats import FeedFormatError
 from gateway.blocklist_import import import_bundle
 from gateway.blocklist_messages import (
+    CATEGORY_NUMBER,
     CATEGORY_OF,
     KEY_TYPE_OF,
     entry_id_from_token,
@@ -232,7 +233,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             version=str(status.version),
             active_count=status.active_count,
             by_category=[
-                blocklist_service_pb2.CategoryCount(category=_category_number(name), count=count)
+                blocklist_service_pb2.CategoryCount(category=CATEGORY_NUMBER[name], count=count)
                 for name, count in status.by_category
             ],
             by_source=[blocklist_service_pb2.SourceCount(source=name, count=count) for name, count in status.by_source],
@@ -247,7 +248,3 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             if feed.last_success_at is not None:
                 state.last_success_at.FromNanoseconds(round(feed.last_success_at * 1e9))
         return response
-
-
-def _category_number(name: str) -> int:
-    return next(number for number, category in CATEGORY_OF.items() if category.value == name)
