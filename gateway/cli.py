@@ -37,6 +37,7 @@ def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
 
 
 def _serve(options: argparse.Namespace) -> int:
+    from gateway.commands.webhook_signing import WebhookKeyError
     from gateway.knowledge import KnowledgeError
     from gateway.logging_setup import configure_logging
     from gateway.phone_hash import PhoneHashKeyError
@@ -47,7 +48,7 @@ def _serve(options: argparse.Namespace) -> int:
     configure_logging(config.logging.level)
     try:
         asyncio.run(run_gateway(config))
-    except (OSError, KnowledgeError, PhoneHashKeyError, StoreUnavailableError) as error:
+    except (OSError, KnowledgeError, PhoneHashKeyError, StoreUnavailableError, WebhookKeyError) as error:
         print(f"mtsg serve: {error}", file=sys.stderr)
         return 1
     return 0

@@ -71,6 +71,28 @@ class BlocklistConfig:
 
 
 @dataclass(frozen=True)
+class CommandsConfig:
+    # Core-banking webhook URLs, separated by commas or spaces.  Empty: commands reach
+    # core banking only through the gRPC CommandFeedService.
+    endpoint_urls: str = ""
+    # Standard Webhooks keys, one per line; several lines sign with each (key rotation).
+    # whsec_… HMAC secrets (signature v1) and/or whsk_… Ed25519 private keys (v1a).
+    hmac_secret_file: str = ""
+    ed25519_key_file: str = ""
+    # Attempts per delivery (the first included) before it is dead-lettered.
+    max_attempts: int = 12
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 600.0
+    request_timeout_seconds: float = 10.0
+    # How long a dispatcher holds a delivery it is sending; a crashed one's deliveries are retried after this.
+    lease_seconds: float = 30.0
+    # How often the outbox and the stream look for commands written by another process.
+    poll_interval_seconds: float = 0.5
+    # Deliveries in flight at once (never two of one customer to one endpoint).
+    concurrency: int = 16
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     # Empty: <data_dir>/phone-hash.key, created with 32 random bytes on first start.
     phone_hash_key_file: str = ""
@@ -88,6 +110,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
     blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -103,7 +126,15 @@ class Config:
 
     @property
     def feed_urls(self) -> tuple[str, ...]:
-        return tuple(url for url in self.blocklist.feed_urls.replace(",", " ").split() if url)
+        return _urls(self.blocklist.feed_urls)
+
+    @property
+    def command_endpoints(self) -> tuple[str, ...]:
+        return _urls(self.commands.endpoint_urls)
+
+
+def _urls(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(url for url in text.replace(",", " ").split() if url))
 
 
 Key = tuple[str, str]
@@ -190,6 +221,13 @@ def _validate(config: Config) -> None:
         "blocklist.rebuild_threshold": config.blocklist.rebuild_threshold,
         "blocklist.feed_interval_seconds": config.blocklist.feed_interval_seconds,
         "blocklist.feed_timeout_seconds": config.blocklist.feed_timeout_seconds,
+        "commands.max_attempts": config.commands.max_attempts,
+        "commands.backoff_initial_seconds": config.commands.backoff_initial_seconds,
+        "commands.backoff_max_seconds": config.commands.backoff_max_seconds,
+        "commands.request_timeout_seconds": config.commands.request_timeout_seconds,
+        "commands.lease_seconds": config.commands.lease_seconds,
+        "commands.poll_interval_seconds": config.commands.poll_interval_seconds,
+        "commands.concurrency": config.commands.concurrency,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -203,12 +241,27 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{name}: must not be negative, got {number}")
     if config.logging.level not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: expected one of {', '.join(_LOG_LEVELS)}, got {config.logging.level!r}")
-    for url in config.feed_urls:
-        if not url.startswith(("https://", "http://")):
-            raise ConfigError(f"blocklist.feed_urls: expected http(s) URLs, got {url[:60]!r}")
+    for name, urls in (("blocklist.feed_urls", config.feed_urls), ("commands.endpoint_urls", config.command_endpoints)):
+        for url in urls:
+            if not url.startswith(("https://", "http://")):
+                raise ConfigError(f"{name}: expected http(s) URLs, got {url[:60]!r}")
+    _validate_commands(config.commands, config.command_endpoints)
     if config.store.url and not config.store.url.startswith("sqlite:///"):
         raise ConfigError(
             f"store.url: only sqlite:///PATH is supported in this version, got {config.store.url.split(':')[0]}://…"
+        )
+
+
+def _validate_commands(commands: CommandsConfig, endpoints: tuple[str, ...]) -> None:
+    if endpoints and not (commands.hmac_secret_file or commands.ed25519_key_file):
+        raise ConfigError(
+            "commands.endpoint_urls is set but no signing key is: set commands.hmac_secret_file and/or"
+            " commands.ed25519_key_file (mtsg commands keys generate makes them); unsigned commands are never sent"
+        )
+    if commands.lease_seconds <= commands.request_timeout_seconds:
+        raise ConfigError(
+            f"commands.lease_seconds ({commands.lease_seconds:g}) must exceed commands.request_timeout_seconds"
+            f" ({commands.request_timeout_seconds:g}), or a slow delivery could be sent twice"
         )
 
 

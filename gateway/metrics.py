@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Login checks are expected in single-digit milliseconds; the buckets resolve that range finely.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -20,6 +20,11 @@ class Metrics:
     rpc_requests: Counter
     rpc_duration: Histogram
     verdicts: Counter
+    commands_created: Counter
+    delivery_attempts: Counter
+    delivery_latency: Histogram
+    dead_letters: Counter
+    command_backlog: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -40,4 +45,32 @@ class Metrics:
                 registry=registry,
             ),
             verdicts=Counter("mtsg_verdicts", "CheckLogin verdicts, by action", ["action"], registry=registry),
+            commands_created=Counter(
+                "mtsg_commands_created", "Commands written to the outbox, by type", ["type"], registry=registry
+            ),
+            delivery_attempts=Counter(
+                "mtsg_command_delivery_attempts",
+                "Webhook delivery attempts, by endpoint and outcome (delivered, retry, dead, gone)",
+                ["endpoint", "outcome"],
+                registry=registry,
+            ),
+            delivery_latency=Histogram(
+                "mtsg_command_delivery_latency_seconds",
+                "From the command's creation (the verdict) to its successful delivery, by endpoint",
+                ["endpoint"],
+                buckets=(*LATENCY_BUCKETS, 10.0, 30.0, 60.0, 300.0, 1800.0),
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "mtsg_command_dead_letters",
+                "Deliveries given up after the last attempt, by endpoint",
+                ["endpoint"],
+                registry=registry,
+            ),
+            command_backlog=Gauge(
+                "mtsg_command_backlog",
+                "Deliveries waiting to be sent (pending, including retries), by endpoint",
+                ["endpoint"],
+                registry=registry,
+            ),
         )

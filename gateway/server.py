@@ -25,11 +25,17 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
+from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
+from gateway.commands.retry import RetryPolicy
+from gateway.commands.wakeup import Wakeup
+from gateway.commands.webhook_signing import WebhookSigner
 from gateway.config import Config
 from gateway.feed_sync import FeedSync
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
     blocklist_service_pb2_grpc,
+    command_feed_service_pb2,
+    command_feed_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
     threat_signal_service_pb2,
@@ -40,6 +46,7 @@ from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
 from gateway.phone_hash import load_or_create_hasher
 from gateway.services.blocklist import BlocklistService
+from gateway.services.command_feed import CommandFeedService
 from gateway.services.events import EventService
 from gateway.services.threat_signal import LoginSettings, ThreatSignalService
 from gateway.store import Store, open_store
@@ -51,6 +58,7 @@ SERVICE_NAMES = (
     threat_signal_service_pb2.DESCRIPTOR.services_by_name["ThreatSignalService"].full_name,
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
     blocklist_service_pb2.DESCRIPTOR.services_by_name["BlocklistService"].full_name,
+    command_feed_service_pb2.DESCRIPTOR.services_by_name["CommandFeedService"].full_name,
 )
 
 
@@ -71,6 +79,7 @@ class RunningGateway:
     knowledge: KnowledgeHolder
     refresher: BlocklistRefresher
     feed_sync: FeedSync | None
+    dispatcher: CommandDispatcher | None
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
 
@@ -94,6 +103,8 @@ class RunningGateway:
         if drain > 0:
             await asyncio.sleep(drain)
         await self.server.stop(grace)
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         if self.feed_sync is not None:
             await self.feed_sync.stop()
         await self.refresher.stop()
@@ -106,10 +117,25 @@ class RunningGateway:
         log.info("stopped")
 
 
+def _dispatch_settings(config: Config) -> DispatchSettings:
+    commands = config.commands
+    return DispatchSettings(
+        retry=RetryPolicy(commands.max_attempts, commands.backoff_initial_seconds, commands.backoff_max_seconds),
+        request_timeout_seconds=commands.request_timeout_seconds,
+        lease_seconds=commands.lease_seconds,
+        poll_interval_seconds=commands.poll_interval_seconds,
+        concurrency=commands.concurrency,
+    )
+
+
 async def start_gateway(config: Config, *, clock: Callable[[], float] = time.time) -> RunningGateway:
     """Open the store, load the brain's data, bind the port and start serving."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     knowledge = load_knowledge(config.signals.remote_control_apps_file)
+    signer = WebhookSigner.from_files(
+        Path(config.commands.hmac_secret_file) if config.commands.hmac_secret_file else None,
+        Path(config.commands.ed25519_key_file) if config.commands.ed25519_key_file else None,
+    )
     key_file = config.privacy.phone_hash_key_file or str(config.data_dir / "phone-hash.key")
     hasher = load_or_create_hasher(Path(key_file))
     store = await open_store(config.store.url, config.data_dir)
@@ -123,6 +149,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         await store.close()
         raise
     metrics = Metrics.create()
+    wakeup = Wakeup()
     limits = Limits(
         max_installed_apps=config.limits.max_installed_apps,
         max_permissions_per_app=config.limits.max_permissions_per_app,
@@ -143,9 +170,10 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         ThreatSignalService(
             store,
             lambda: holder.current,
-            LoginSettings(limits, config.signals.phone_change_window_hours * 3600.0),
+            LoginSettings(limits, config.signals.phone_change_window_hours * 3600.0, config.command_endpoints),
             metrics,
             clock,
+            wakeup,
         ),
         server,
     )
@@ -153,6 +181,9 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     blocklist_service_pb2_grpc.add_BlocklistServiceServicer_to_server(
         BlocklistService(store, config.trusted_keys_dir, refresher.refresh, clock, config.server.max_message_bytes),
         server,
+    )
+    command_feed_service_pb2_grpc.add_CommandFeedServiceServicer_to_server(
+        CommandFeedService(store, wakeup, config.commands.poll_interval_seconds, clock), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -185,6 +216,12 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             clock=clock,
         )
         feed_sync.start()
+    dispatcher = None
+    if config.command_endpoints:
+        dispatcher = CommandDispatcher(
+            store, config.command_endpoints, signer, _dispatch_settings(config), metrics, wakeup, clock
+        )
+        dispatcher.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningGateway(
@@ -198,6 +235,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         knowledge=holder,
         refresher=refresher,
         feed_sync=feed_sync,
+        dispatcher=dispatcher,
         _metrics_http=metrics_http,
     )
     log.info(
@@ -210,6 +248,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         remote_control_apps=len(knowledge.remote_control.by_package),
         blocklist_version=holder.current.blocklist.version,
         blocklist_entries=holder.current.blocklist.size,
+        command_endpoints=list(config.command_endpoints),
     )
     return running
 

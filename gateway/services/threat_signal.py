@@ -1,4 +1,4 @@
-"""ThreatSignalService.CheckLogin: validate, load history, evaluate, record, answer."""
+"""ThreatSignalService.CheckLogin: validate, load history, evaluate, record with its command, answer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import grpc
 import structlog
 
+from gateway.commands.building import command_for_verdict
+from gateway.commands.wakeup import Wakeup
 from gateway.errors import abort_with, invalid_argument, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
 from gateway.metrics import Metrics
@@ -27,6 +29,8 @@ log = structlog.get_logger(__name__)
 class LoginSettings:
     limits: Limits
     phone_change_window_seconds: float
+    # Webhook endpoints each FREEZE/STEP_UP command is queued for.
+    command_endpoints: tuple[str, ...] = ()
 
 
 def _location_record(telemetry: LoginTelemetry) -> LoginLocation | None:
@@ -50,8 +54,10 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         settings: LoginSettings,
         metrics: Metrics,
         clock: Callable[[], float],
+        wakeup: Wakeup,
     ) -> None:
         self._store = store
+        self._wakeup = wakeup
         self._knowledge = knowledge
         self._settings = settings
         self._metrics = metrics
@@ -72,6 +78,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
                 if earlier is not None:
                     return await self._replay(earlier, fingerprint, context)
             response = await self._decide(telemetry, now)
+            command = command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints)
             stored = await self._store.record_login(
                 LoginRecord(
                     verdict_id=response.verdict_id,
@@ -83,6 +90,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
                     decided_at=now,
                     response=response.SerializeToString(),
                     location=_location_record(telemetry),
+                    command=command,
                 )
             )
         except StoreUnavailableError as error:
@@ -91,6 +99,9 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         if stored.verdict_id != response.verdict_id:  # a concurrent retry stored first
             return await self._replay(stored, fingerprint, context)
         self._metrics.verdicts.labels(action=common_pb2.Action.Name(response.action)).inc()
+        if command is not None:
+            self._metrics.commands_created.labels(type=command.type).inc()
+            self._wakeup.notify()
         return response
 
     async def _decide(self, telemetry: LoginTelemetry, now: float) -> threat_signal_service_pb2.CheckLoginResponse:

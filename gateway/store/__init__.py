@@ -20,6 +20,7 @@ from gateway.store.records import (
 
 if TYPE_CHECKING:
     from gateway.store.sqlite_blocklist import SQLiteBlocklistStore
+    from gateway.store.sqlite_commands import SQLiteCommandStore
 
 __all__ = ["Store", "StoreUnavailableError", "open_store"]
 
@@ -48,6 +49,11 @@ class Store(Protocol):
     @property
     def blocklist(self) -> SQLiteBlocklistStore:
         """The registry's tables (one backend today; PostgreSQL brings a protocol of its own)."""
+        ...
+
+    @property
+    def commands(self) -> SQLiteCommandStore:
+        """The outbox: commands, their deliveries and stream consumers."""
         ...
 
     async def close(self) -> None: ...

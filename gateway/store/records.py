@@ -36,6 +36,8 @@ class LoginRecord:
     decided_at: float
     response: bytes
     location: LoginLocation | None
+    # The FREEZE or STEP_UP command for core banking, committed with the verdict.
+    command: NewCommand | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +124,88 @@ class FeedStatus:
     last_error: str
     etag: str
     bundle_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCommand:
+    """A command about to enter the outbox; the store assigns its cursor and per-customer sequence."""
+
+    command_id: str
+    type: str
+    customer_id: str
+    verdict_id: str | None
+    created_at: float
+    issued_by: str
+    # The serialized mtsg.v1.Command without sequence and cursor.
+    body: bytes
+    # The push endpoints that must receive it (none: only the gRPC stream serves it).
+    endpoints: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCommand:
+    cursor: int
+    command_id: str
+    type: str
+    customer_id: str
+    sequence: int
+    verdict_id: str | None
+    created_at: float
+    issued_by: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A delivery a dispatcher holds a lease on and must now attempt."""
+
+    command: StoredCommand
+    endpoint: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    endpoint: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_attempt_at: float | None
+    last_status: int | None
+    last_error: str
+    delivered_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One HTTP attempt and what it means for the delivery.
+
+    ``outcome`` is "delivered", "retry" (again at ``next_attempt_at``), "dead" (no
+    attempts left) or "gone" (the endpoint answered 410 and is disabled).
+    """
+
+    endpoint: str
+    attempt: int
+    at: float
+    duration_ms: float
+    status: int | None
+    outcome: str
+    error: str
+    next_attempt_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CommandQuery:
+    """A page of the outbox, newest first; ``before`` is the last cursor of the previous page."""
+
+    limit: int = 50
+    before: int = 0
+    customer_id: str = ""
+    # "" (any), "pending", "delivered" or "dead": commands with at least one delivery in that state.
+    state: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOverview:
+    command: StoredCommand
+    deliveries: tuple[DeliveryState, ...]

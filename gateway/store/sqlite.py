@@ -26,6 +26,7 @@ from gateway.store.records import (
     StoredVerdict,
 )
 from gateway.store.sqlite_blocklist import SQLiteBlocklistStore
+from gateway.store.sqlite_commands import SQLiteCommandStore
 from signals.context import PhoneNumberChangeSummary
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,7 @@ class SQLiteStore:
         self._path = path
         self._write_lock = asyncio.Lock()
         self.blocklist = SQLiteBlocklistStore(connection, path, self._write_lock, self._write_transaction)
+        self.commands = SQLiteCommandStore(connection, self._write_transaction)
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -187,6 +189,8 @@ class SQLiteStore:
                     location.client_ip,
                 ),
             )
+        if record.command is not None:
+            await self.commands.insert(record.command)
 
     async def record_phone_changes(self, changes: Sequence[PhoneChangeRecord]) -> tuple[int, int]:
         accepted = 0
@@ -220,6 +224,9 @@ class SQLiteStore:
             "phone_number_changes",
             "blocklist_entries",
             "audit_log",
+            "commands",
+            "command_deliveries",
+            "command_attempts",
         }:
             raise ValueError(f"unknown table {table!r}")
         async with self._db.execute(f"SELECT COUNT(*) FROM {table}") as cursor:

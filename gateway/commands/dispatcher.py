@@ -1,0 +1,186 @@
+"""The push: takes due deliveries from the outbox and POSTs them, signed, to core banking.
+
+A delivery is leased before it is sent and its outcome recorded after, so a
+crash between the two only means the lease runs out and the command is sent
+again, with the same webhook-id, which the receiver deduplicates.  Deliveries
+run concurrently across customers; the store never hands out a customer's next
+command while an earlier one is still pending, which keeps per-customer order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+import structlog
+
+from gateway.commands.building import webhook_body
+from gateway.commands.retry import RetryPolicy, parse_retry_after
+from gateway.commands.wakeup import Wakeup
+from gateway.commands.webhook_signing import WebhookSigner
+from gateway.metrics import Metrics
+from gateway.store import Store, StoreUnavailableError
+from gateway.store.records import DeliveryAttempt, DueDelivery
+
+log = structlog.get_logger(__name__)
+
+_RETRY_AFTER_STATUSES = (429, 503)
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    retry: RetryPolicy
+    request_timeout_seconds: float
+    lease_seconds: float
+    poll_interval_seconds: float
+    concurrency: int
+
+
+class CommandDispatcher:
+    def __init__(
+        self,
+        store: Store,
+        endpoints: Sequence[str],
+        signer: WebhookSigner,
+        settings: DispatchSettings,
+        metrics: Metrics,
+        wakeup: Wakeup,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._endpoints = tuple(endpoints)
+        self._signer = signer
+        self._settings = settings
+        self._metrics = metrics
+        self._wakeup = wakeup
+        self._clock = clock
+        # Leases name their holder, so an outcome reported after the lease ran out is not recorded twice.
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(4).hex()}"
+        self._client = httpx.AsyncClient(timeout=settings.request_timeout_seconds, follow_redirects=False)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="command-dispatcher")
+
+    async def stop(self) -> None:
+        """Stop claiming; deliveries in flight are cancelled and their leases let them be sent again later."""
+        tasks = [task for task in (self._task, *self._in_flight) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            ticket = self._wakeup.ticket()
+            try:
+                claimed = await self._claim()
+                if not claimed:
+                    await self._report_backlog()
+            except StoreUnavailableError as error:
+                log.error("outbox unavailable; retrying", error=str(error))
+                claimed = 0
+            if not claimed:
+                await self._wakeup.wait(ticket, self._settings.poll_interval_seconds)
+
+    async def _claim(self) -> int:
+        room = self._settings.concurrency - len(self._in_flight)
+        if room <= 0:
+            return 0
+        due = await self._store.commands.claim_due(
+            self._endpoints, self.owner, self._clock(), self._settings.lease_seconds, room
+        )
+        for delivery in due:
+            task = asyncio.create_task(self._deliver(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return len(due)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery failed unexpectedly", error=repr(task.exception()))
+        # A finished delivery may unblock the same customer's next command.
+        self._wakeup.notify()
+
+    async def _report_backlog(self) -> None:
+        backlog = await self._store.commands.backlog()
+        for endpoint in self._endpoints:
+            self._metrics.command_backlog.labels(endpoint=endpoint).set(backlog.get(endpoint, 0))
+
+    async def _deliver(self, delivery: DueDelivery) -> None:
+        command = delivery.command
+        attempt_number = delivery.attempts + 1
+        body = webhook_body(command)
+        started = self._clock()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "mtsg-command-push/1",
+            **self._signer.headers(command.command_id, int(started), body),
+        }
+        status: int | None = None
+        retry_after: float | None = None
+        try:
+            response = await self._client.post(delivery.endpoint, content=body, headers=headers)
+            status = response.status_code
+            error = "" if response.is_success else f"HTTP {status}: {response.text[:200]}"
+            if status in _RETRY_AFTER_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("retry-after"), started)
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}"[:300]
+        finished = self._clock()
+        attempt = self._outcome(delivery.endpoint, attempt_number, started, finished, status, error, retry_after)
+        if not await self._store.commands.record_attempt(command.cursor, attempt, self.owner):
+            log.warning("lease expired before the outcome was recorded", command_id=command.command_id)
+            return
+        self._metrics.delivery_attempts.labels(endpoint=delivery.endpoint, outcome=attempt.outcome).inc()
+        self._log(delivery, attempt)
+        if attempt.outcome == "delivered":
+            self._metrics.delivery_latency.labels(endpoint=delivery.endpoint).observe(finished - command.created_at)
+        elif attempt.outcome == "dead":
+            self._metrics.dead_letters.labels(endpoint=delivery.endpoint).inc()
+
+    def _outcome(
+        self,
+        endpoint: str,
+        attempt: int,
+        started: float,
+        finished: float,
+        status: int | None,
+        error: str,
+        retry_after: float | None,
+    ) -> DeliveryAttempt:
+        duration_ms = (finished - started) * 1000
+        if status is not None and 200 <= status < 300:
+            outcome, next_at = "delivered", 0.0
+        elif status == 410:
+            # Gone: the receiver asks us to stop.  The delivery stays pending for when an operator re-enables it.
+            outcome, next_at = "gone", finished
+        elif self._settings.retry.exhausted(attempt):
+            outcome, next_at = "dead", 0.0
+        else:
+            outcome, next_at = "retry", finished + self._settings.retry.delay(attempt, retry_after)
+        return DeliveryAttempt(endpoint, attempt, started, duration_ms, status, outcome, error, next_at)
+
+    def _log(self, delivery: DueDelivery, attempt: DeliveryAttempt) -> None:
+        fields = {
+            "command_id": delivery.command.command_id,
+            "endpoint": delivery.endpoint,
+            "attempt": attempt.attempt,
+            "status": attempt.status,
+            "duration_ms": round(attempt.duration_ms, 1),
+        }
+        if attempt.outcome == "delivered":
+            log.info("command delivered", **fields)
+        elif attempt.outcome == "retry":
+            retry_at = round(attempt.next_attempt_at, 3)
+            log.warning("command delivery failed; will retry", error=attempt.error, retry_at=retry_at, **fields)
+        elif attempt.outcome == "dead":
+            log.error("command dead-lettered after the last attempt", error=attempt.error, **fields)
+        else:
+            log.error("endpoint answered 410 Gone and is disabled", **fields)

@@ -1,0 +1,279 @@
+"""The outbox's SQL on SQLite: commands, their deliveries to push endpoints, and stream consumers.
+
+A command is inserted inside the transaction that stores its verdict (``insert``),
+so a crash can never leave a verdict without its command or the reverse.  A
+delivery is "due" when it is pending, its retry time has come, nobody holds a
+live lease on it, and no earlier command of the same customer is still pending
+for the same endpoint: that last rule is what keeps per-customer order while
+different customers are delivered in parallel.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aiosqlite
+
+from gateway.store.errors import StoreUnavailableError
+from gateway.store.records import (
+    CommandOverview,
+    CommandQuery,
+    DeliveryAttempt,
+    DeliveryState,
+    DueDelivery,
+    NewCommand,
+    StoredCommand,
+)
+
+WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
+
+_COMMAND_COLUMNS = "cursor, command_id, type, customer_id, sequence, verdict_id, created_at, issued_by, body"
+_DELIVERY_COLUMNS = "endpoint, state, attempts, next_attempt_at, last_attempt_at, last_status, last_error, delivered_at"
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+def _command(row: Sequence[Any]) -> StoredCommand:
+    return StoredCommand(
+        cursor=row[0],
+        command_id=row[1],
+        type=row[2],
+        customer_id=row[3],
+        sequence=row[4],
+        verdict_id=row[5],
+        created_at=row[6],
+        issued_by=row[7],
+        body=bytes(row[8]),
+    )
+
+
+def _delivery(row: Sequence[Any]) -> DeliveryState:
+    return DeliveryState(*row)
+
+
+class SQLiteCommandStore:
+    def __init__(self, connection: aiosqlite.Connection, write_transaction: WriteTransaction) -> None:
+        self._db = connection
+        self._write_transaction = write_transaction
+
+    async def _rows(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            async with self._db.execute(sql, tuple(parameters)) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(str(error)) from error
+
+    async def insert(self, command: NewCommand) -> None:
+        """Add ``command`` and its deliveries; the caller holds the write transaction."""
+        cursor = await self._db.execute(
+            "INSERT INTO commands (command_id, type, customer_id, sequence, verdict_id, created_at, issued_by, body)"
+            " SELECT ?, ?, ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, ?, ? FROM commands WHERE customer_id = ?",
+            (
+                command.command_id,
+                command.type,
+                command.customer_id,
+                command.verdict_id,
+                command.created_at,
+                command.issued_by,
+                command.body,
+                command.customer_id,
+            ),
+        )
+        position = cursor.lastrowid
+        await self._db.executemany(
+            "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
+            " SELECT cursor, ?, customer_id, sequence, 'pending', created_at FROM commands WHERE cursor = ?",
+            [(endpoint, position) for endpoint in command.endpoints],
+        )
+
+    async def issue(self, command: NewCommand) -> StoredCommand:
+        """Store a command on its own (the security team's UNFREEZE) and return it as stored."""
+        async with self._write_transaction():
+            await self.insert(command)
+        stored = await self.get(command.command_id)
+        assert stored is not None, "a committed command must be readable"
+        return stored
+
+    async def get(self, command_id: str) -> StoredCommand | None:
+        rows = await self._rows(f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE command_id = ?", (command_id,))
+        return _command(rows[0]) if rows else None
+
+    async def after(self, cursor: int, limit: int) -> list[StoredCommand]:
+        """Commands past ``cursor`` in feed order (what a stream consumer has not seen yet)."""
+        rows = await self._rows(
+            f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE cursor > ? ORDER BY cursor LIMIT ?", (cursor, limit)
+        )
+        return [_command(row) for row in rows]
+
+    async def last_cursor(self) -> int:
+        rows = await self._rows("SELECT COALESCE(MAX(cursor), 0) FROM commands")
+        return int(rows[0][0])
+
+    async def deliveries(self, cursor: int) -> list[DeliveryState]:
+        rows = await self._rows(
+            f"SELECT {_DELIVERY_COLUMNS} FROM command_deliveries WHERE cursor = ? ORDER BY endpoint", (cursor,)
+        )
+        return [_delivery(row) for row in rows]
+
+    async def attempts(self, cursor: int) -> list[DeliveryAttempt]:
+        rows = await self._rows(
+            "SELECT endpoint, attempt, at, duration_ms, status, outcome, error FROM command_attempts"
+            " WHERE cursor = ? ORDER BY id",
+            (cursor,),
+        )
+        return [DeliveryAttempt(*row) for row in rows]
+
+    async def overview(self, query: CommandQuery) -> list[CommandOverview]:
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if query.before:
+            conditions.append("c.cursor < ?")
+            parameters.append(query.before)
+        if query.customer_id:
+            conditions.append("c.customer_id = ?")
+            parameters.append(query.customer_id)
+        if query.state:
+            conditions.append("EXISTS (SELECT 1 FROM command_deliveries d WHERE d.cursor = c.cursor AND d.state = ?)")
+            parameters.append(query.state)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._rows(
+            f"SELECT {', '.join('c.' + name for name in _COMMAND_COLUMNS.split(', '))} FROM commands c{where}"
+            " ORDER BY c.cursor DESC LIMIT ?",
+            [*parameters, query.limit],
+        )
+        return [CommandOverview(_command(row), tuple(await self.deliveries(row[0]))) for row in rows]
+
+    async def claim_due(
+        self, endpoints: Sequence[str], owner: str, now: float, lease_seconds: float, limit: int
+    ) -> list[DueDelivery]:
+        """Lease up to ``limit`` due deliveries to ``owner``, oldest first, at most one per customer and endpoint."""
+        if not endpoints:
+            return []
+        marks = ", ".join("?" for _ in endpoints)
+        async with self._write_transaction():
+            rows = await self._rows(
+                f"SELECT d.attempts, d.endpoint, {', '.join('c.' + name for name in _COMMAND_COLUMNS.split(', '))}"
+                " FROM command_deliveries d JOIN commands c ON c.cursor = d.cursor"
+                f" WHERE d.state = 'pending' AND d.endpoint IN ({marks})"
+                " AND d.next_attempt_at <= ? AND d.lease_expires_at <= ?"
+                " AND d.endpoint NOT IN (SELECT endpoint FROM command_endpoints WHERE disabled_at IS NOT NULL)"
+                " AND NOT EXISTS (SELECT 1 FROM command_deliveries e WHERE e.endpoint = d.endpoint"
+                "  AND e.customer_id = d.customer_id AND e.state = 'pending' AND e.sequence < d.sequence)"
+                " ORDER BY d.cursor LIMIT ?",
+                [*endpoints, now, now, limit],
+            )
+            await self._db.executemany(
+                "UPDATE command_deliveries SET lease_owner = ?, lease_expires_at = ? WHERE cursor = ? AND endpoint = ?",
+                [(owner, now + lease_seconds, row[2], row[1]) for row in rows],
+            )
+        return [DueDelivery(_command(row[2:]), row[1], row[0]) for row in rows]
+
+    async def record_attempt(self, cursor: int, attempt: DeliveryAttempt, owner: str) -> bool:
+        """Store one attempt's outcome; False when ``owner`` lost its lease meanwhile (nothing is changed then)."""
+        state = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
+        async with self._write_transaction():
+            cursor_row = await self._db.execute(
+                "UPDATE command_deliveries SET state = ?, attempts = ?, last_attempt_at = ?, last_status = ?,"
+                " last_error = ?, next_attempt_at = ?, delivered_at = ?, lease_owner = '', lease_expires_at = 0"
+                " WHERE cursor = ? AND endpoint = ? AND lease_owner = ? AND state = 'pending'",
+                (
+                    state,
+                    attempt.attempt,
+                    attempt.at,
+                    attempt.status,
+                    attempt.error,
+                    attempt.next_attempt_at,
+                    attempt.at if state == "delivered" else None,
+                    cursor,
+                    attempt.endpoint,
+                    owner,
+                ),
+            )
+            if cursor_row.rowcount == 0:
+                return False
+            await self._db.execute(
+                "INSERT INTO command_attempts (cursor, endpoint, attempt, at, duration_ms, status, outcome, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cursor,
+                    attempt.endpoint,
+                    attempt.attempt,
+                    attempt.at,
+                    attempt.duration_ms,
+                    attempt.status,
+                    attempt.outcome,
+                    attempt.error,
+                ),
+            )
+            if attempt.outcome == "gone":
+                await self._db.execute(
+                    "INSERT INTO command_endpoints (endpoint, disabled_at, disabled_reason) VALUES (?, ?, ?)"
+                    " ON CONFLICT (endpoint) DO UPDATE SET disabled_at = excluded.disabled_at,"
+                    " disabled_reason = excluded.disabled_reason",
+                    (attempt.endpoint, attempt.at, attempt.error),
+                )
+        return True
+
+    async def redeliver(self, command_id: str, endpoints: Sequence[str], now: float) -> int:
+        """Queue the command again for ``endpoints`` with fresh attempts; returns how many deliveries were queued."""
+        queued = 0
+        async with self._write_transaction():
+            for endpoint in endpoints:
+                cursor = await self._db.execute(
+                    "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
+                    " SELECT cursor, ?, customer_id, sequence, 'pending', ? FROM commands WHERE command_id = ?"
+                    " ON CONFLICT (cursor, endpoint) DO UPDATE SET state = 'pending', attempts = 0,"
+                    " next_attempt_at = excluded.next_attempt_at, lease_owner = '', lease_expires_at = 0,"
+                    " last_error = '', delivered_at = NULL",
+                    (endpoint, now, command_id),
+                )
+                queued += cursor.rowcount
+        return queued
+
+    async def backlog(self) -> dict[str, int]:
+        """Pending deliveries per endpoint."""
+        rows = await self._rows(
+            "SELECT endpoint, COUNT(*) FROM command_deliveries WHERE state = 'pending' GROUP BY endpoint"
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """Deliveries by (endpoint, state), for `mtsg commands status`."""
+        rows = await self._rows("SELECT endpoint, state, COUNT(*) FROM command_deliveries GROUP BY endpoint, state")
+        return {(row[0], row[1]): int(row[2]) for row in rows}
+
+    async def disabled_endpoints(self) -> dict[str, tuple[float, str]]:
+        rows = await self._rows(
+            "SELECT endpoint, disabled_at, disabled_reason FROM command_endpoints WHERE disabled_at IS NOT NULL"
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    async def enable_endpoint(self, endpoint: str) -> bool:
+        """Lift a 410 disablement; False when the endpoint was not disabled."""
+        async with self._write_transaction():
+            cursor = await self._db.execute(
+                "UPDATE command_endpoints SET disabled_at = NULL, disabled_reason = ''"
+                " WHERE endpoint = ? AND disabled_at IS NOT NULL",
+                (endpoint,),
+            )
+            return cursor.rowcount > 0
+
+    async def consumer_cursor(self, consumer_id: str) -> int:
+        rows = await self._rows(
+            "SELECT acknowledged_cursor FROM command_consumers WHERE consumer_id = ?", (consumer_id,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def acknowledge(self, consumer_id: str, cursor: int, now: float) -> int:
+        """Move the consumer's position forward to ``cursor`` (never back); returns the position after."""
+        async with self._write_transaction():
+            await self._db.execute(
+                "INSERT INTO command_consumers (consumer_id, acknowledged_cursor, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (consumer_id) DO UPDATE SET"
+                " acknowledged_cursor = MAX(acknowledged_cursor, excluded.acknowledged_cursor),"
+                " updated_at = excluded.updated_at",
+                (consumer_id, cursor, now),
+            )
+        return await self.consumer_cursor(consumer_id)
