@@ -9,11 +9,8 @@ recorded in the audit trail is ``cli:<user>@<host>`` unless ``--actor`` says mor
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,15 +39,13 @@ from blocklists.formats import FeedFormatError, format_timestamp, parse_timestam
 from blocklists.formats.csv_rows import write_csv
 from blocklists.formats.stix import write_stix
 from gateway.blocklist_import import import_bundle, import_indicators, verify_bundle
-from gateway.config import Config
+from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
 from gateway.feed_files import FORMATS, FeedFileError, ProgressLine, detect_format, open_feed
-from gateway.logging_setup import configure_logging
-from gateway.store import Store, StoreUnavailableError, open_store
+from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError
 from gateway.store.records import EntryQuery, ImportSummary
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
 
-ConfigLoader = Callable[[argparse.Namespace], Config]
 _EXPECTED = (
     BundleError,
     FeedFormatError,
@@ -64,32 +59,8 @@ _EXPECTED = (
 )
 
 
-class CommandError(RuntimeError):
-    """A mistake of the operator's: printed as one line, exit status 2."""
-
-
-def _actor(options: argparse.Namespace) -> str:
-    return options.actor or f"cli:{getpass.getuser()}@{socket.gethostname()}"
-
-
 def _run(name: str, work: Callable[[], Awaitable[int]]) -> int:
-    try:
-        return asyncio.run(work())
-    except CommandError as error:
-        print(f"mtsg {name}: {error}", file=sys.stderr)
-        return 2
-    except _EXPECTED as error:
-        print(f"mtsg {name}: {error}", file=sys.stderr)
-        return 1
-
-
-async def _with_store(config: Config, work: Callable[[Store], Awaitable[int]]) -> int:
-    configure_logging(config.logging.level)  # migrations log to stderr, keeping stdout for the answer
-    store = await open_store(config.store.url, config.data_dir)
-    try:
-        return await work(store)
-    finally:
-        await store.close()
+    return run_async(name, work, _EXPECTED)
 
 
 def _entry_text(entry: Entry) -> str:
@@ -154,11 +125,11 @@ def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
             confidence=options.confidence,
             valid_until=valid_until,
         )
-        entry = await store.blocklist.add_entry(indicator, _actor(options), time.time())
+        entry = await store.blocklist.add_entry(indicator, actor(options), time.time())
         print(_entry_text(entry))
         return 0
 
-    return _run("blocklist add", lambda: _with_store(load(options), work))
+    return _run("blocklist add", lambda: with_store(load(options), work))
 
 
 def _blocklist_revoke(options: argparse.Namespace, load: ConfigLoader) -> int:
@@ -168,12 +139,12 @@ def _blocklist_revoke(options: argparse.Namespace, load: ConfigLoader) -> int:
 
     async def work(store: Store) -> int:
         entry = await store.blocklist.revoke_entry(
-            options.entry_id, options.reason.strip(), _actor(options), time.time()
+            options.entry_id, options.reason.strip(), actor(options), time.time()
         )
         print(_entry_text(entry))
         return 0
 
-    return _run("blocklist revoke", lambda: _with_store(load(options), work))
+    return _run("blocklist revoke", lambda: with_store(load(options), work))
 
 
 def _blocklist_get(options: argparse.Namespace, load: ConfigLoader) -> int:
@@ -184,7 +155,7 @@ def _blocklist_get(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(_entry_text(entry))
         return 0
 
-    return _run("blocklist get", lambda: _with_store(load(options), work))
+    return _run("blocklist get", lambda: with_store(load(options), work))
 
 
 def _blocklist_list(options: argparse.Namespace, load: ConfigLoader) -> int:
@@ -210,7 +181,7 @@ def _blocklist_list(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"{shown} entr{'y' if shown == 1 else 'ies'}", file=sys.stderr)
         return 0
 
-    return _run("blocklist list", lambda: _with_store(load(options), work))
+    return _run("blocklist list", lambda: with_store(load(options), work))
 
 
 def _blocklist_status(options: argparse.Namespace, load: ConfigLoader) -> int:
@@ -232,7 +203,7 @@ def _blocklist_status(options: argparse.Namespace, load: ConfigLoader) -> int:
                 print(f"    last error ({format_timestamp(feed.last_attempt_at)}): {feed.last_error}")
         return 0
 
-    return _run("blocklist status", lambda: _with_store(load(options), work))
+    return _run("blocklist status", lambda: with_store(load(options), work))
 
 
 # --- blocklist: files -------------------------------------------------------------------------
@@ -269,7 +240,7 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
                 store,
                 _file_lines(path),
                 trusted,
-                actor=_actor(options),
+                actor=actor(options),
                 now=time.time(),
                 progress=ProgressLine("mtsg blocklist import"),
             )
@@ -285,7 +256,7 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
             summary = await import_indicators(
                 store,
                 read.indicators,
-                actor=_actor(options),
+                actor=actor(options),
                 label=f"{feed_format} {path.name}",
                 now=time.time(),
                 progress=ProgressLine("mtsg blocklist import", read),
@@ -294,7 +265,7 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 0
 
-    return _run("blocklist import", lambda: _with_store(config, work))
+    return _run("blocklist import", lambda: with_store(config, work))
 
 
 def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:
@@ -316,7 +287,7 @@ def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"{len(entries):,} entries written to {target} ({options.format})")
         return 0
 
-    return _run("blocklist export", lambda: _with_store(load(options), work))
+    return _run("blocklist export", lambda: with_store(load(options), work))
 
 
 def _blocklist_sign(options: argparse.Namespace) -> int:
@@ -384,7 +355,7 @@ def _audit_list(options: argparse.Namespace, load: ConfigLoader) -> int:
                 print(f"    after:  {record.after_json or '-'}")
         return 0
 
-    return _run("audit list", lambda: _with_store(load(options), work))
+    return _run("audit list", lambda: with_store(load(options), work))
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -402,9 +373,6 @@ def add_registry_commands(
         add_config_flags(parser)
         parser.set_defaults(run=lambda options: handler(options, load))
         return parser
-
-    def with_actor(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--actor", default="", help="who does this, for the audit trail (default cli:USER@HOST)")
 
     keys = commands.add_parser("keys", help="publisher signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
@@ -429,12 +397,12 @@ def add_registry_commands(
     add.add_argument("--source-reference", default="", help="ticket, report URL or id in the source")
     add.add_argument("--confidence", type=int, default=50, help="0 to 100 (default 50)")
     add.add_argument("--valid-until", default="", help="RFC 3339 time after which it stops matching")
-    with_actor(add)
+    add_actor_flag(add)
 
     revoke = store_command(group, "revoke", "revoke one indicator (kept for the audit trail)", _blocklist_revoke)
     revoke.add_argument("entry_id")
     revoke.add_argument("--reason", required=True, help="why, in words (required)")
-    with_actor(revoke)
+    add_actor_flag(revoke)
 
     get = store_command(group, "get", "show one indicator", _blocklist_get)
     get.add_argument("entry_id")
@@ -457,7 +425,7 @@ def add_registry_commands(
         "--source", default="", help="source name for rows that do not name one (default: file stem)"
     )
     importing.add_argument("--category", default="", help="category for STIX indicators that do not say")
-    with_actor(importing)
+    add_actor_flag(importing)
 
     export = store_command(group, "export", "write the registry to a file", _blocklist_export)
     export.add_argument("file", type=Path)

@@ -31,6 +31,7 @@ from gateway.store.records import (
     FeedStatus,
     ImportSummary,
 )
+from gateway.store.sqlite_audit import insert_audit
 
 _CONTENT = (
     "category",
@@ -251,10 +252,15 @@ class SQLiteBlocklistStore:
     async def _audit(
         self, now: float, actor: str, action: str, target: str, before: Entry | None, after: Entry | None, detail: str
     ) -> None:
-        await self._db.execute(
-            "INSERT INTO audit_log (at, actor, action, target, before_json, after_json, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now, actor, action, target, entry_json(before), entry_json(after), detail),
+        await insert_audit(
+            self._db,
+            at=now,
+            actor=actor,
+            action=action,
+            target=target,
+            before_json=entry_json(before),
+            after_json=entry_json(after),
+            detail=detail,
         )
 
     async def _replayed(self, request_id: str, operation: str, fingerprint: bytes) -> Entry | None:

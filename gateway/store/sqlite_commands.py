@@ -27,6 +27,7 @@ from gateway.store.records import (
     NewCommand,
     StoredCommand,
 )
+from gateway.store.sqlite_audit import insert_audit
 
 WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -88,10 +89,18 @@ class SQLiteCommandStore:
             [(endpoint, position) for endpoint in command.endpoints],
         )
 
-    async def issue(self, command: NewCommand) -> StoredCommand:
-        """Store a command on its own (the security team's UNFREEZE) and return it as stored."""
+    async def issue(self, command: NewCommand, detail: str) -> StoredCommand:
+        """Store a command on its own (the security team's UNFREEZE), audited, and return it as stored."""
         async with self._write_transaction():
             await self.insert(command)
+            await insert_audit(
+                self._db,
+                at=command.created_at,
+                actor=command.issued_by,
+                action=f"command.{command.type.lower()}",
+                target=command.customer_id,
+                detail=detail,
+            )
         stored = await self.get(command.command_id)
         assert stored is not None, "a committed command must be readable"
         return stored
@@ -216,10 +225,13 @@ class SQLiteCommandStore:
                 )
         return True
 
-    async def redeliver(self, command_id: str, endpoints: Sequence[str], now: float) -> int:
+    async def redeliver(self, command_id: str, endpoints: Sequence[str], now: float, actor: str) -> int:
         """Queue the command again for ``endpoints`` with fresh attempts; returns how many deliveries were queued."""
         queued = 0
         async with self._write_transaction():
+            await insert_audit(
+                self._db, at=now, actor=actor, action="command.redeliver", target=command_id, detail=" ".join(endpoints)
+            )
             for endpoint in endpoints:
                 cursor = await self._db.execute(
                     "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
@@ -250,15 +262,18 @@ class SQLiteCommandStore:
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
-    async def enable_endpoint(self, endpoint: str) -> bool:
-        """Lift a 410 disablement; False when the endpoint was not disabled."""
+    async def enable_endpoint(self, endpoint: str, now: float, actor: str) -> bool:
+        """Lift a 410 disablement; False (and nothing audited) when the endpoint was not disabled."""
         async with self._write_transaction():
             cursor = await self._db.execute(
                 "UPDATE command_endpoints SET disabled_at = NULL, disabled_reason = ''"
                 " WHERE endpoint = ? AND disabled_at IS NOT NULL",
                 (endpoint,),
             )
-            return cursor.rowcount > 0
+            if cursor.rowcount == 0:
+                return False
+            await insert_audit(self._db, at=now, actor=actor, action="command.endpoint_enable", target=endpoint)
+        return True
 
     async def consumer_cursor(self, consumer_id: str) -> int:
         rows = await self._rows(

@@ -1,0 +1,50 @@
+"""What every store-opening ``mtsg`` subcommand shares: the actor, the store, and how errors end a run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+
+from gateway.config import Config
+from gateway.logging_setup import configure_logging
+from gateway.store import Store, open_store
+
+ConfigLoader = Callable[[argparse.Namespace], Config]
+
+
+class CommandError(RuntimeError):
+    """A mistake of the operator's: printed as one line, exit status 2."""
+
+
+def actor(options: argparse.Namespace) -> str:
+    """Who is acting, for the audit trail: ``--actor`` or ``cli:<user>@<host>``."""
+    return options.actor or f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def add_actor_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--actor", default="", help="who does this, for the audit trail (default cli:USER@HOST)")
+
+
+def run_async(name: str, work: Callable[[], Awaitable[int]], expected: tuple[type[Exception], ...]) -> int:
+    """Run ``work``; an operator's mistake exits 2, an ``expected`` failure (I/O, store, input) exits 1."""
+    try:
+        return asyncio.run(work())
+    except CommandError as error:
+        print(f"mtsg {name}: {error}", file=sys.stderr)
+        return 2
+    except expected as error:
+        print(f"mtsg {name}: {error}", file=sys.stderr)
+        return 1
+
+
+async def with_store(config: Config, work: Callable[[Store], Awaitable[int]]) -> int:
+    configure_logging(config.logging.level)  # migrations log to stderr, keeping stdout for the answer
+    store = await open_store(config.store.url, config.data_dir)
+    try:
+        return await work(store)
+    finally:
+        await store.close()

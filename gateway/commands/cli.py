@@ -1,0 +1,326 @@
+"""``mtsg commands ...`` for operators and ``mtsg core-receiver``, the reference peer.
+
+Like the registry commands these open the gateway's store directly; a running
+gateway's dispatcher sees an UNFREEZE or a redelivery at its next poll.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from blocklists.formats import format_timestamp
+from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
+from gateway.commands.building import CUSTOMER_ID, to_proto, unfreeze_command
+from gateway.commands.webhook_signing import (
+    WebhookKeyError,
+    generate_hmac_secret,
+    generate_key_pair,
+    parse_hmac_secret,
+    parse_public_key,
+    read_key_lines,
+)
+from gateway.generated.mtsg.v1 import common_pb2
+from gateway.store import Store, StoreUnavailableError
+from gateway.store.records import CommandOverview, CommandQuery, StoredCommand
+from gateway.store.sqlite_commands import DELIVERY_STATES
+
+_EXPECTED = (StoreUnavailableError, WebhookKeyError, OSError)
+_SCOPES = {"transfers": 1, "cash_withdrawal": 2, "card_loans": 3}
+
+
+def _summary_line(overview: CommandOverview) -> str:
+    command = overview.command
+    deliveries = ", ".join(
+        f"{delivery.endpoint} {delivery.state}"
+        + (f" after {delivery.attempts} attempts" if delivery.attempts != 1 else "")
+        for delivery in overview.deliveries
+    )
+    return (
+        f"#{command.cursor}  {command.command_id}  {command.type:<16} {command.customer_id} seq {command.sequence}"
+        f"  {format_timestamp(command.created_at)}  {deliveries or 'stream only'}"
+    )
+
+
+def _command_text(stored: StoredCommand) -> list[str]:
+    command = to_proto(stored)
+    lines = [
+        f"{stored.command_id}  {stored.type}  cursor {stored.cursor}",
+        f"  customer {stored.customer_id}, sequence {stored.sequence}, created {format_timestamp(stored.created_at)}"
+        f" by {stored.issued_by}",
+    ]
+    if stored.verdict_id:
+        lines.append(f"  verdict {stored.verdict_id}, scenario {command.scenario_id or '-'}")
+    if command.freeze_scopes:
+        names = ", ".join(
+            common_pb2.FreezeScope.Name(scope).removeprefix("FREEZE_SCOPE_") for scope in command.freeze_scopes
+        )
+        lines.append(f"  scopes: {names}")
+    if command.step_up_method:
+        lines.append(
+            f"  step-up: {common_pb2.StepUpMethod.Name(command.step_up_method).removeprefix('STEP_UP_METHOD_')}"
+        )
+    for reason in command.reasons:
+        lines.append(f"  reason {reason.code}: {reason.message}")
+    return lines
+
+
+def _commands_list(options: argparse.Namespace, load: ConfigLoader) -> int:
+    async def work(store: Store) -> int:
+        if options.limit < 1:
+            raise CommandError("--limit must be at least 1")
+        query = CommandQuery(
+            limit=options.limit, before=options.before, customer_id=options.customer, state=options.state or ""
+        )
+        rows = await store.commands.overview(query)
+        for overview in rows:
+            print(_summary_line(overview))
+        if not rows:
+            print("no commands", file=sys.stderr)
+        return 0
+
+    return run_async("commands list", lambda: with_store(load(options), work), _EXPECTED)
+
+
+def _commands_show(options: argparse.Namespace, load: ConfigLoader) -> int:
+    async def work(store: Store) -> int:
+        stored = await store.commands.get(options.command_id)
+        if stored is None:
+            raise CommandError(f"no command {options.command_id}")
+        if options.json:
+            document = json_format.MessageToDict(to_proto(stored), preserving_proto_field_name=True)
+            print(json.dumps(document, indent=2, sort_keys=True))
+            return 0
+        print("\n".join(_command_text(stored)))
+        for delivery in await store.commands.deliveries(stored.cursor):
+            when = f", delivered {format_timestamp(delivery.delivered_at)}" if delivery.delivered_at else ""
+            retry = (
+                f", next attempt {format_timestamp(delivery.next_attempt_at)}" if delivery.state == "pending" else ""
+            )
+            print(f"  delivery to {delivery.endpoint}: {delivery.state}, {delivery.attempts} attempts{when}{retry}")
+        for attempt in await store.commands.attempts(stored.cursor):
+            status = attempt.status if attempt.status is not None else "no answer"
+            print(
+                f"    attempt {attempt.attempt} {format_timestamp(attempt.at)} -> {status} ({attempt.outcome},"
+                f" {attempt.duration_ms:.0f} ms) {attempt.error}".rstrip()
+            )
+        return 0
+
+    return run_async("commands show", lambda: with_store(load(options), work), _EXPECTED)
+
+
+def _commands_redeliver(options: argparse.Namespace, load: ConfigLoader) -> int:
+    config = load(options)
+    endpoints = tuple(options.endpoint) or config.command_endpoints
+
+    async def work(store: Store) -> int:
+        if not endpoints:
+            raise CommandError("no endpoint: configure commands.endpoint_urls or pass --endpoint URL")
+        if await store.commands.get(options.command_id) is None:
+            raise CommandError(f"no command {options.command_id}")
+        queued = await store.commands.redeliver(options.command_id, endpoints, time.time(), actor(options))
+        print(f"queued {options.command_id} again for {queued} endpoint(s): {', '.join(endpoints)}")
+        return 0
+
+    return run_async("commands redeliver", lambda: with_store(config, work), _EXPECTED)
+
+
+def _commands_unfreeze(options: argparse.Namespace, load: ConfigLoader) -> int:
+    config = load(options)
+
+    async def work(store: Store) -> int:
+        if not CUSTOMER_ID.fullmatch(options.customer_id):
+            raise CommandError("CUSTOMER must be 1 to 128 letters, digits or . _ : @ -")
+        reason = options.reason.strip()
+        if not reason:
+            raise CommandError("--reason must say how the customer was verified")
+        unknown = [scope for scope in options.scope if scope not in _SCOPES]
+        if unknown:
+            raise CommandError(f"unknown --scope {unknown[0]!r}; choose from {', '.join(_SCOPES)}")
+        who = actor(options)
+        command = unfreeze_command(
+            options.customer_id,
+            reason,
+            [_SCOPES[scope] for scope in options.scope],
+            who,
+            time.time(),
+            config.command_endpoints,
+        )
+        stored = await store.commands.issue(command, detail=reason)
+        print("\n".join(_command_text(stored)))
+        return 0
+
+    return run_async("commands unfreeze", lambda: with_store(config, work), _EXPECTED)
+
+
+def _commands_status(options: argparse.Namespace, load: ConfigLoader) -> int:
+    config = load(options)
+
+    async def work(store: Store) -> int:
+        counts = await store.commands.counts()
+        disabled = await store.commands.disabled_endpoints()
+        endpoints = sorted({*config.command_endpoints, *(endpoint for endpoint, _ in counts), *disabled})
+        print(f"feed: last cursor {await store.commands.last_cursor()}")
+        for endpoint in endpoints:
+            figures = ", ".join(f"{counts.get((endpoint, state), 0)} {state}" for state in DELIVERY_STATES)
+            flags = []
+            if endpoint not in config.command_endpoints:
+                flags.append("not configured")
+            if endpoint in disabled:
+                at, reason = disabled[endpoint]
+                flags.append(f"DISABLED since {format_timestamp(at)}: {reason}")
+            print(f"{endpoint}: {figures}" + (f"  [{'; '.join(flags)}]" if flags else ""))
+        if not endpoints:
+            print("no push endpoints configured (commands.endpoint_urls); commands go to the gRPC stream only")
+        return 0
+
+    return run_async("commands status", lambda: with_store(config, work), _EXPECTED)
+
+
+def _commands_enable(options: argparse.Namespace, load: ConfigLoader) -> int:
+    async def work(store: Store) -> int:
+        if not await store.commands.enable_endpoint(options.endpoint, time.time(), actor(options)):
+            raise CommandError(f"{options.endpoint} is not disabled")
+        print(f"{options.endpoint} enabled; its pending deliveries go out at the dispatcher's next poll")
+        return 0
+
+    return run_async("commands enable-endpoint", lambda: with_store(load(options), work), _EXPECTED)
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text + "\n")
+
+
+def _keys_generate(options: argparse.Namespace) -> int:
+    directory: Path = options.dir
+    paths = {name: directory / name for name in ("webhook-hmac.secret", "webhook-ed25519.key", "webhook-ed25519.pub")}
+    existing = [str(path) for path in paths.values() if path.exists()]
+    if existing:
+        print(f"mtsg commands keys generate: {', '.join(existing)} exists; not overwriting a key", file=sys.stderr)
+        return 2
+    directory.mkdir(parents=True, exist_ok=True)
+    private, public = generate_key_pair()
+    _write_new(paths["webhook-hmac.secret"], generate_hmac_secret(), 0o600)
+    _write_new(paths["webhook-ed25519.key"], private, 0o600)
+    _write_new(paths["webhook-ed25519.pub"], public, 0o644)
+    print(f"HMAC secret      {paths['webhook-hmac.secret']}  (commands.hmac_secret_file; share with core banking)")
+    print(f"Ed25519 private  {paths['webhook-ed25519.key']}  (commands.ed25519_key_file; keep it on the gateway)")
+    print(f"Ed25519 public   {paths['webhook-ed25519.pub']}  (give it to core banking to verify v1a signatures)")
+    return 0
+
+
+def _core_receiver(options: argparse.Namespace) -> int:
+    from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger, ReceiverKeys
+    from gateway.logging_setup import configure_logging
+
+    configure_logging("info")
+    try:
+        keys = ReceiverKeys(
+            tuple(parse_hmac_secret(line) for path in options.hmac_secret_file for line in read_key_lines(path)),
+            tuple(parse_public_key(line) for path in options.public_key_file for line in read_key_lines(path)),
+        )
+        if not keys.hmac_secrets and not keys.public_keys:
+            raise CommandError("give --hmac-secret-file and/or --public-key-file: the receiver verifies every request")
+        host, _, port = options.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise CommandError(f"--listen: expected HOST:PORT, got {options.listen!r}")
+        behaviour = Behaviour(options.fail_status, options.fail_count, options.delay_seconds, options.retry_after)
+        ledger = Ledger(options.data_dir / "receiver.sqlite3")
+        server = CoreReceiver((host, int(port)), ledger, keys, behaviour, options.tolerance_seconds)
+    except CommandError as error:
+        print(f"mtsg core-receiver: {error}", file=sys.stderr)
+        return 2
+    except (WebhookKeyError, OSError) as error:
+        print(f"mtsg core-receiver: {error}", file=sys.stderr)
+        return 1
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    import structlog
+
+    structlog.get_logger(__name__).info(
+        "receiver listening", host=host, port=server.server_address[1], ledger=str(options.data_dir)
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        ledger.close()
+    return 0
+
+
+def add_command_commands(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    add_config_flags: Any,
+    load: ConfigLoader,
+) -> None:
+    """Attach ``commands`` and ``core-receiver`` to the ``mtsg`` parser."""
+    group = commands.add_parser("commands", help="commands to core banking: the outbox and its deliveries")
+    sub = group.add_subparsers(dest="commands_command", required=True, metavar="SUBCOMMAND")
+
+    def store_command(name: str, text: str, handler: Any) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=text)
+        add_config_flags(parser)
+        parser.set_defaults(run=lambda options: handler(options, load))
+        return parser
+
+    listing = store_command("list", "newest commands first, with their delivery state", _commands_list)
+    listing.add_argument("--state", choices=DELIVERY_STATES, help="only commands with a delivery in this state")
+    listing.add_argument("--customer", default="", help="only this customer's commands")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--before", type=int, default=0, metavar="CURSOR", help="older than this cursor (paging)")
+
+    show = store_command("show", "one command, its deliveries and every attempt", _commands_show)
+    show.add_argument("command_id")
+    show.add_argument("--json", action="store_true", help="the command as sent (proto JSON)")
+
+    redeliver = store_command("redeliver", "send a command again (after a dead letter, say)", _commands_redeliver)
+    redeliver.add_argument("command_id")
+    redeliver.add_argument("--endpoint", action="append", default=[], help="only this URL (repeatable)")
+    add_actor_flag(redeliver)
+
+    unfreeze = store_command("unfreeze", "lift a customer's freeze after verifying them", _commands_unfreeze)
+    unfreeze.add_argument("customer_id", metavar="CUSTOMER")
+    unfreeze.add_argument("--reason", required=True, help="how the customer was verified (required)")
+    unfreeze.add_argument(
+        "--scope", action="append", default=[], help=f"{', '.join(_SCOPES)} (repeatable; default all)"
+    )
+    add_actor_flag(unfreeze)
+
+    store_command("status", "deliveries per endpoint and state; disabled endpoints", _commands_status)
+
+    enable = store_command("enable-endpoint", "send to an endpoint again after it answered 410", _commands_enable)
+    enable.add_argument("endpoint", metavar="URL")
+    add_actor_flag(enable)
+
+    keys = sub.add_parser("keys", help="Standard Webhooks signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    generate = keys_sub.add_parser("generate", help="make an HMAC secret and an Ed25519 key pair")
+    generate.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default .)")
+    generate.set_defaults(run=_keys_generate)
+
+    receiver = commands.add_parser("core-receiver", help="run the reference core-banking receiver of pushed commands")
+    receiver.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT (default 127.0.0.1:8700; port 0: any)")
+    receiver.add_argument("--data-dir", type=Path, default=Path("core-receiver-data"), help="where the ledger lives")
+    receiver.add_argument("--hmac-secret-file", type=Path, action="append", default=[], help="whsec_ secrets (v1)")
+    receiver.add_argument("--public-key-file", type=Path, action="append", default=[], help="whpk_ keys (v1a)")
+    receiver.add_argument("--tolerance-seconds", type=float, default=300.0, help="timestamp tolerance (default 300)")
+    receiver.add_argument("--fail-status", type=int, default=0, help="answer this HTTP status instead of applying")
+    receiver.add_argument("--fail-count", type=int, default=0, help="for this many requests (-1: all)")
+    receiver.add_argument("--delay-seconds", type=float, default=0.0, help="wait this long before answering")
+    receiver.add_argument("--retry-after", type=int, help="Retry-After seconds on failing 429/503 answers")
+    receiver.set_defaults(run=_core_receiver)

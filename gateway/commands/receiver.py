@@ -1,0 +1,265 @@
+"""The reference receiver core banking can read: how to take mtsg's pushed commands safely.
+
+``mtsg core-receiver`` runs it.  For every POST it
+
+1. refuses bodies over 1 MiB (413);
+2. verifies the Standard Webhooks headers: a signature by a known key and a
+   timestamp within five minutes of now (401 otherwise);
+3. checks the body is a command whose id is the webhook-id (400 otherwise);
+4. applies the command once: the webhook-id is the primary key of the ledger, so a
+   redelivery (the gateway retrying after a lost answer) or a replayed request is
+   answered 200 "duplicate" and changes nothing.  Answering 2xx to a duplicate
+   matters: an error would make the gateway retry it until it is dead-lettered.
+
+Only after the ledger commit does it answer 200, so a command it acknowledged is
+never lost.  For tests and drills it can be told to fail or be slow, by flags or
+at run time with ``POST /_control``; ``GET /_applied`` shows the ledger.  The
+control endpoints are for a test bench: bind the receiver to localhost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.commands.webhook_signing import DEFAULT_TOLERANCE_SECONDS, WebhookVerificationError, verify_webhook
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS applied (
+    webhook_id   TEXT PRIMARY KEY,
+    type         TEXT NOT NULL,
+    customer_id  TEXT NOT NULL,
+    sequence     INTEGER NOT NULL,
+    received_at  REAL NOT NULL,
+    -- 1 when an earlier sequence of the same customer arrived after a later one.
+    out_of_order INTEGER NOT NULL,
+    body         TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refused (
+    id          INTEGER PRIMARY KEY,
+    webhook_id  TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    status      INTEGER NOT NULL,
+    reason      TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class Behaviour:
+    """How the receiver misbehaves on purpose: the next ``fail_count`` requests (-1: all) get ``fail_status``."""
+
+    fail_status: int = 0
+    fail_count: int = 0
+    delay_seconds: float = 0.0
+    # Sent with 429 and 503 answers, in seconds.
+    retry_after: int | None = None
+
+    def take_failure(self) -> int:
+        if not self.fail_status or self.fail_count == 0:
+            return 0
+        if self.fail_count > 0:
+            self.fail_count -= 1
+        return self.fail_status
+
+
+@dataclass(frozen=True)
+class ReceiverKeys:
+    hmac_secrets: tuple[bytes, ...] = ()
+    public_keys: tuple[Ed25519PublicKey, ...] = field(default=())
+
+
+class Ledger:
+    """What the receiver applied, in SQLite, so a restart keeps deduplicating."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_LEDGER)
+        self._lock = threading.Lock()
+
+    def apply(self, webhook_id: str, command: dict[str, Any], body: str, now: float) -> bool:
+        """Record the command; False when this webhook-id was applied before."""
+        customer_id = str(command.get("customer_id", ""))
+        sequence = int(command.get("sequence", 0))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                latest = self._db.execute(
+                    "SELECT COALESCE(MAX(sequence), 0) FROM applied WHERE customer_id = ?", (customer_id,)
+                ).fetchone()[0]
+                cursor = self._db.execute(
+                    "INSERT INTO applied VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id) DO NOTHING",
+                    (webhook_id, command.get("type", ""), customer_id, sequence, now, int(sequence < latest), body),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return cursor.rowcount == 1
+
+    def refuse(self, webhook_id: str, status: int, reason: str, now: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO refused (webhook_id, received_at, status, reason) VALUES (?, ?, ?, ?)",
+                (webhook_id, now, status, reason),
+            )
+
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            applied = self._db.execute(
+                "SELECT webhook_id, type, customer_id, sequence, received_at, out_of_order, body"
+                " FROM applied ORDER BY rowid"
+            ).fetchall()
+            refused = self._db.execute(
+                "SELECT webhook_id, received_at, status, reason FROM refused ORDER BY id"
+            ).fetchall()
+        return {
+            "applied": [
+                {
+                    "webhook_id": row[0],
+                    "type": row[1],
+                    "customer_id": row[2],
+                    "sequence": row[3],
+                    "received_at": row[4],
+                    "out_of_order": bool(row[5]),
+                    "command": json.loads(row[6])["data"],
+                }
+                for row in applied
+            ],
+            "refused": [
+                {"webhook_id": row[0], "received_at": row[1], "status": row[2], "reason": row[3]} for row in refused
+            ],
+        }
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CoreReceiver(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        ledger: Ledger,
+        keys: ReceiverKeys,
+        behaviour: Behaviour,
+        tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.ledger = ledger
+        self.keys = keys
+        self.behaviour = behaviour
+        self.behaviour_lock = threading.Lock()
+        self.tolerance_seconds = tolerance_seconds
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: CoreReceiver
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: every request is logged once, as JSON, by ``_answer``."""
+
+    def _answer(self, status: int, document: dict[str, Any], headers: Sequence[tuple[str, str]] = ()) -> None:
+        body = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        log.info("request", method=self.command, path=self.path, status=status, outcome=document.get("status"))
+
+    def _read_body(self) -> bytes | None:
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._answer(413, {"status": "refused", "reason": f"body over {MAX_BODY_BYTES} bytes"})
+            return None
+        return self.rfile.read(length)
+
+    def do_GET(self) -> None:
+        if self.path == "/_applied":
+            self._answer(200, {"status": "ok", **self.server.ledger.snapshot()})
+        elif self.path == "/_health":
+            self._answer(200, {"status": "ok"})
+        else:
+            self._answer(404, {"status": "not found"})
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        if self.path == "/_control":
+            self._control(body)
+        else:
+            self._receive(body)
+
+    def _control(self, body: bytes) -> None:
+        try:
+            changes = json.loads(body)
+            with self.server.behaviour_lock:
+                self.server.behaviour = Behaviour(**{**asdict(self.server.behaviour), **changes})
+        except (ValueError, TypeError) as error:
+            self._answer(400, {"status": "refused", "reason": f"bad control document: {error}"})
+            return
+        self._answer(200, {"status": "ok", "behaviour": asdict(self.server.behaviour)})
+
+    def _receive(self, body: bytes) -> None:
+        now = time.time()
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        webhook_id = headers.get("webhook-id", "")
+        with self.server.behaviour_lock:
+            failure = self.server.behaviour.take_failure()
+            delay = self.server.behaviour.delay_seconds
+            retry_after = self.server.behaviour.retry_after
+        if delay:
+            time.sleep(delay)
+        if failure:
+            extra = [("retry-after", str(retry_after))] if retry_after is not None else []
+            self._answer(failure, {"status": "failing on purpose"}, extra)
+            return
+        try:
+            verify_webhook(
+                headers,
+                body,
+                hmac_secrets=self.server.keys.hmac_secrets,
+                public_keys=self.server.keys.public_keys,
+                now=now,
+                tolerance_seconds=self.server.tolerance_seconds,
+            )
+            document = json.loads(body)
+            command = document["data"]
+            if command.get("command_id") != webhook_id:
+                raise ValueError("data.command_id differs from webhook-id")
+        except WebhookVerificationError as error:
+            self._refuse(webhook_id, 401, str(error), now)
+            return
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            self._refuse(webhook_id, 400, f"not a command: {error}", now)
+            return
+        if self.server.ledger.apply(webhook_id, command, body.decode(), now):
+            self._answer(200, {"status": "applied", "command_id": webhook_id})
+        else:
+            self._answer(200, {"status": "duplicate", "command_id": webhook_id})
+
+    def _refuse(self, webhook_id: str, status: int, reason: str, now: float) -> None:
+        self.server.ledger.refuse(webhook_id, status, reason, now)
+        self._answer(status, {"status": "refused", "reason": reason})
