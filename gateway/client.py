@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2_grpc,
+    command_feed_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
     telemetry_pb2,
@@ -41,6 +42,8 @@ class MtsgClient:
         self._health = health_pb2_grpc.HealthStub(self._channel)
         # The admin surface is wide and plain request/response: callers use the stub with ``timeout``.
         self.blocklist = blocklist_service_pb2_grpc.BlocklistServiceStub(self._channel)
+        # Core banking's pull: Subscribe streams, so it has no single deadline.
+        self.commands = command_feed_service_pb2_grpc.CommandFeedServiceStub(self._channel)
 
     @property
     def timeout(self) -> float:

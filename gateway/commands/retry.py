@@ -7,6 +7,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# A receiver's Retry-After is obeyed up to an hour: longer would hold a customer's freeze back for too long.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -25,11 +28,15 @@ class RetryPolicy:
     def delay(
         self, attempts: int, retry_after: float | None = None, draw: Callable[[], float] = random.random
     ) -> float:
-        """Seconds to wait after the ``attempts``-th failed attempt; a receiver's Retry-After wins when longer."""
+        """Seconds to wait after the ``attempts``-th failed attempt; a receiver's Retry-After wins when longer.
+
+        Retry-After is the receiver's explicit request, so it overrides the backoff cap
+        (up to ``MAX_RETRY_AFTER_SECONDS``).
+        """
         step = min(self.max_seconds, self.initial_seconds * 2 ** max(0, attempts - 1))
         delay = step * (1 - self.jitter * draw())
         if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_seconds))
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
         return delay
 
 

@@ -1,0 +1,210 @@
+"""Verdict to core banking: the outbox and the signed push, against the real reference receiver over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import pytest
+
+from gateway.client import MtsgClient
+from gateway.commands.webhook_signing import WebhookSigner
+from gateway.generated.mtsg.v1 import common_pb2
+from gateway.server import RunningGateway
+from gateway.store.records import CommandQuery
+from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually
+from tests.helpers import app, telemetry
+
+
+def _freezing_login(customer_id: str = ""):  # type: ignore[no-untyped-def]
+    return telemetry(
+        customer_id=customer_id or f"cust-{uuid.uuid4().hex[:8]}",
+        installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk", running=True)],
+        call={"active_call": True},
+    )
+
+
+async def _attempts(gateway: RunningGateway, command_id: str) -> list[str]:
+    stored = await gateway.store.commands.get(command_id)
+    assert stored is not None
+    return [attempt.outcome for attempt in await gateway.store.commands.attempts(stored.cursor)]
+
+
+async def test_a_freeze_verdict_reaches_core_banking_signed_and_complete(
+    pushing_gateway: RunningGateway, receiver: RunningReceiver
+) -> None:
+    async with MtsgClient(pushing_gateway.target) as client:
+        verdict = await client.check_login(_freezing_login("cust-push-1"))
+        allowed = await client.check_login(telemetry())
+    assert verdict.action == common_pb2.ACTION_FREEZE and allowed.action == common_pb2.ACTION_ALLOW
+    applied = await eventually(receiver.applied, what="delivery")
+    assert len(applied) == 1
+    command = applied[0]["command"]
+    assert applied[0]["webhook_id"] == command["command_id"] == "cmd_" + verdict.verdict_id.removeprefix("v_")
+    assert command["type"] == "COMMAND_TYPE_FREEZE_ACCOUNT"
+    assert command["customer_id"] == "cust-push-1" and command["sequence"] == "1"
+    assert command["verdict_id"] == verdict.verdict_id
+    assert command["scenario_id"] == "remote-control-during-call"
+    assert len(command["freeze_scopes"]) == 3
+    assert {reason["code"] for reason in command["reasons"]} >= {"REMOTE_CONTROL_APP_ACTIVE", "ACTIVE_CALL"}
+    assert await eventually(lambda: _settled_attempts(pushing_gateway, command["command_id"])) == ["delivered"]
+    assert await pushing_gateway.store.count_rows("commands") == 1  # ALLOW wrote none
+    await eventually(
+        lambda: pushing_gateway.metrics.registry.get_sample_value(
+            "mtsg_command_delivery_latency_seconds_count", {"endpoint": receiver.url}
+        ),
+        what="latency sample",
+    )
+
+
+async def test_step_up_sends_the_method_and_sequences_count_per_customer(
+    pushing_gateway: RunningGateway, receiver: RunningReceiver
+) -> None:
+    async with MtsgClient(pushing_gateway.target) as client:
+        await client.check_login(_freezing_login("cust-seq"))
+        await client.check_login(_freezing_login("cust-seq"))
+        await client.check_login(_freezing_login("cust-other"))
+    applied = await eventually(lambda: len(receiver.applied()) == 3 and receiver.applied(), what="three deliveries")
+    by_customer = {(row["customer_id"], row["sequence"]) for row in applied}
+    assert by_customer == {("cust-seq", 1), ("cust-seq", 2), ("cust-other", 1)}
+
+
+async def test_failures_are_retried_until_the_receiver_answers(
+    pushing_gateway: RunningGateway, receiver: RunningReceiver
+) -> None:
+    receiver.behave(fail_status=500, fail_count=2)
+    async with MtsgClient(pushing_gateway.target) as client:
+        await client.check_login(_freezing_login())
+    applied = await eventually(receiver.applied, what="delivery after retries")
+    outcomes = await eventually(
+        lambda: _settled_attempts(pushing_gateway, applied[0]["webhook_id"]), what="the outcome recorded"
+    )
+    assert outcomes == ["retry", "retry", "delivered"]
+    retries = pushing_gateway.metrics.registry.get_sample_value(
+        "mtsg_command_delivery_attempts_total", {"endpoint": receiver.url, "outcome": "retry"}
+    )
+    assert retries == 2
+
+
+async def _settled_attempts(gateway: RunningGateway, command_id: str) -> list[str] | None:
+    """The attempts once the last is recorded as delivered (the receiver may answer before the gateway records)."""
+    outcomes = await _attempts(gateway, command_id)
+    return outcomes if outcomes and outcomes[-1] == "delivered" else None
+
+
+async def test_retry_after_on_429_is_honoured(pushing_gateway: RunningGateway, receiver: RunningReceiver) -> None:
+    receiver.behave(fail_status=429, fail_count=1, retry_after=1)
+    async with MtsgClient(pushing_gateway.target) as client:
+        await client.check_login(_freezing_login())
+    applied = await eventually(receiver.applied, what="delivery after Retry-After")
+    await eventually(lambda: _settled_attempts(pushing_gateway, applied[0]["webhook_id"]))
+    stored = await pushing_gateway.store.commands.get(applied[0]["webhook_id"])
+    assert stored is not None
+    first, second = await pushing_gateway.store.commands.attempts(stored.cursor)
+    assert first.status == 429 and second.status == 200
+    # The policy alone would have retried after at most 0.05 s.
+    assert second.at - first.at >= 1.0
+
+
+async def test_the_last_failed_attempt_dead_letters_and_the_customers_next_command_still_goes(
+    pushing_gateway: RunningGateway, receiver: RunningReceiver
+) -> None:
+    receiver.behave(fail_status=503, fail_count=4)
+    async with MtsgClient(pushing_gateway.target) as client:
+        verdict = await client.check_login(_freezing_login("cust-dead"))
+        command_id = "cmd_" + verdict.verdict_id.removeprefix("v_")
+        await eventually(lambda: _attempts(pushing_gateway, command_id), what="first attempt")
+        await eventually(lambda: _dead(pushing_gateway, command_id), what="dead letter")
+        await client.check_login(_freezing_login("cust-dead"))
+    applied = await eventually(receiver.applied, what="the next command")
+    assert [row["sequence"] for row in applied] == [2]
+    assert await _attempts(pushing_gateway, command_id) == ["retry", "retry", "retry", "dead"]
+    dead = pushing_gateway.metrics.registry.get_sample_value(
+        "mtsg_command_dead_letters_total", {"endpoint": receiver.url}
+    )
+    assert dead == 1
+
+
+async def _dead(gateway: RunningGateway, command_id: str) -> bool:
+    stored = await gateway.store.commands.get(command_id)
+    assert stored is not None
+    return [delivery.state for delivery in await gateway.store.commands.deliveries(stored.cursor)] == ["dead"]
+
+
+async def test_410_disables_the_endpoint_until_an_operator_enables_it(
+    pushing_gateway: RunningGateway, receiver: RunningReceiver
+) -> None:
+    receiver.behave(fail_status=410, fail_count=1)
+    async with MtsgClient(pushing_gateway.target) as client:
+        await client.check_login(_freezing_login())
+        await eventually(pushing_gateway.store.commands.disabled_endpoints, what="endpoint disabled")
+        await client.check_login(_freezing_login())
+    time.sleep(0.5)
+    assert receiver.applied() == []
+    assert await pushing_gateway.store.commands.backlog() == {receiver.url: 2}
+    assert await pushing_gateway.store.commands.enable_endpoint(receiver.url, time.time(), "test")
+    applied = await eventually(lambda: len(receiver.applied()) == 2, what="both after enabling")
+    assert applied
+
+
+async def test_an_outage_delays_but_loses_nothing_and_keeps_each_customers_order(
+    pushing_gateway: RunningGateway, receiver: RunningReceiver
+) -> None:
+    receiver.stop()
+    customers = [f"cust-outage-{number}" for number in range(3)]
+    async with MtsgClient(pushing_gateway.target) as client:
+        for _ in range(4):
+            for customer in customers:
+                await client.check_login(_freezing_login(customer))
+    await eventually(
+        lambda: _any_attempt_failed(pushing_gateway), what="a delivery attempt against the stopped receiver"
+    )
+    receiver.start()
+    applied = await eventually(lambda: len(receiver.applied()) == 12 and receiver.applied(), timeout=20)
+    for customer in customers:
+        assert [row["sequence"] for row in applied if row["customer_id"] == customer] == [1, 2, 3, 4]
+    assert not any(row["out_of_order"] for row in applied)
+
+
+async def _any_attempt_failed(gateway: RunningGateway) -> bool:
+    for overview in await gateway.store.commands.overview(CommandQuery()):
+        if any(
+            attempt.outcome == "retry" for attempt in await gateway.store.commands.attempts(overview.command.cursor)
+        ):
+            return True
+    return False
+
+
+async def test_the_receiver_refuses_forged_stale_and_malformed_requests_and_applies_a_replay_once(
+    receiver: RunningReceiver, key_files: ReceiverKeyFiles
+) -> None:
+    body = b'{"type":"command.freeze_account","data":{"command_id":"cmd_x","customer_id":"c","sequence":"1"}}'
+    signer = WebhookSigner(private_keys=(key_files.private_key,))
+    now = int(time.time())
+    stranger = WebhookSigner(hmac_secrets=(b"s" * 32,))
+    async with httpx.AsyncClient() as http:
+        forged = await http.post(receiver.url, content=body, headers=stranger.headers("cmd_x", now, body))
+        stale = await http.post(receiver.url, content=body, headers=signer.headers("cmd_x", now - 301, body))
+        other_id = await http.post(receiver.url, content=body, headers=signer.headers("cmd_y", now, body))
+        first = await http.post(receiver.url, content=body, headers=signer.headers("cmd_x", now, body))
+        replay = await http.post(receiver.url, content=body, headers=signer.headers("cmd_x", now, body))
+    reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+    writer.write(b"POST /commands HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n")
+    await writer.drain()
+    too_large = await reader.readline()
+    writer.close()
+    assert (forged.status_code, stale.status_code, other_id.status_code) == (401, 401, 400)
+    assert "no signature matches" in forged.json()["reason"] and "300s" in stale.json()["reason"]
+    assert first.json()["status"] == "applied" and replay.json()["status"] == "duplicate"
+    assert too_large.startswith(b"HTTP/1.1 413")
+    assert [row["webhook_id"] for row in receiver.applied()] == ["cmd_x"]
+    assert [row["status"] for row in receiver.refused()] == [401, 401, 400]
+
+
+@pytest.mark.parametrize("document", [b"[]", b'{"fail_status": "x", "nope": 1}', b"not json"])
+async def test_bad_control_documents_are_refused(receiver: RunningReceiver, document: bytes) -> None:
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(receiver.url.replace("/commands", "/_control"), content=document)
+    assert answer.status_code == 400
