@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,15 @@ def _commands_show(options: argparse.Namespace, load: ConfigLoader) -> int:
                 f", next attempt {format_timestamp(delivery.next_attempt_at)}" if delivery.state == "pending" else ""
             )
             print(f"  delivery to {delivery.endpoint}: {delivery.state}, {delivery.attempts} attempts{when}{retry}")
+        # Numbered per endpoint over the command's whole life: a redelivery starts a fresh retry budget,
+        # but the operator still sees every attempt ever made.
+        numbers: Counter[str] = Counter()
         for attempt in await store.commands.attempts(stored.cursor):
+            numbers[attempt.endpoint] += 1
             status = attempt.status if attempt.status is not None else "no answer"
             print(
-                f"    attempt {attempt.attempt} {format_timestamp(attempt.at)} -> {status} ({attempt.outcome},"
+                f"    {attempt.endpoint} attempt {numbers[attempt.endpoint]} {format_timestamp(attempt.at)}"
+                f" -> {status} ({attempt.outcome},"
                 f" {attempt.duration_ms:.0f} ms) {attempt.error}".rstrip()
             )
         return 0

@@ -177,6 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Silenced: every request is logged once, as JSON, by ``_answer``."""
 
     def _answer(self, status: int, document: dict[str, Any], headers: Sequence[tuple[str, str]] = ()) -> None:
+        # Logged before writing: if the sender is gone, the outcome (say, "applied") is still on record.
+        log.info("request", method=self.command, path=self.path, status=status, outcome=document.get("status"))
         body = json.dumps(document).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
@@ -185,7 +187,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
-        log.info("request", method=self.command, path=self.path, status=status, outcome=document.get("status"))
 
     def _read_body(self) -> bytes | None:
         length = int(self.headers.get("content-length") or 0)

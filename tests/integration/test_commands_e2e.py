@@ -1,0 +1,266 @@
+"""Commands end to end with real processes: ``mtsg serve`` pushes to ``mtsg core-receiver``.
+
+The gateway is killed with SIGKILL while commands are pending and in flight, then
+restarted: every committed command must arrive, each applied exactly once, and
+each customer's commands in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.client import MtsgClient
+from gateway.generated.mtsg.v1 import common_pb2
+from tests.helpers import app, telemetry
+from tests.integration.conftest import MTSG
+
+
+class LoggedProcess:
+    """A real process whose JSON log goes to a file (a pipe nobody drains would block a chatty gateway)."""
+
+    def __init__(self, arguments: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("a")
+        self.process = subprocess.Popen(arguments, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+
+    def wait_for_log(self, message: str, timeout: float = 30, after: int = 0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.log_path.read_text().splitlines()[after:]
+            for line in lines:
+                if line.startswith("{") and json.loads(line).get("message") == message:
+                    return json.loads(line)
+            if self.process.poll() is not None:
+                raise AssertionError(f"process ended before logging {message!r}:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {message!r} within {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def log_lines(self) -> int:
+        return len(self.log_path.read_text().splitlines())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    result = subprocess.run(
+        [*MTSG, "commands", "keys", "generate", "--dir", str(tmp_path / "keys")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, keys: Path) -> Iterator[tuple[LoggedProcess, str]]:
+    process = LoggedProcess(
+        [
+            *MTSG,
+            "core-receiver",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path / "receiver"),
+            "--public-key-file",
+            str(keys / "webhook-ed25519.pub"),
+            "--hmac-secret-file",
+            str(keys / "webhook-hmac.secret"),
+            # Down for core banking's purposes until the test says otherwise.
+            "--fail-status",
+            "503",
+            "--fail-count",
+            "-1",
+        ],
+        tmp_path / "receiver.log",
+        dict(os.environ),
+        tmp_path,
+    )
+    port = process.wait_for_log("receiver listening")["port"]
+    yield process, f"http://127.0.0.1:{port}"
+    process.process.send_signal(signal.SIGTERM)
+    process.stop()
+
+
+def _gateway_env(keys: Path, endpoint: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MTSG_COMMANDS_ENDPOINT_URLS": endpoint,
+        "MTSG_COMMANDS_ED25519_KEY_FILE": str(keys / "webhook-ed25519.key"),
+        "MTSG_COMMANDS_BACKOFF_INITIAL_SECONDS": "0.05",
+        "MTSG_COMMANDS_BACKOFF_MAX_SECONDS": "0.3",
+        "MTSG_COMMANDS_MAX_ATTEMPTS": "1000",
+        "MTSG_COMMANDS_REQUEST_TIMEOUT_SECONDS": "2",
+        "MTSG_COMMANDS_LEASE_SECONDS": "3",
+        "MTSG_COMMANDS_POLL_INTERVAL_SECONDS": "0.1",
+    }
+
+
+def _start_gateway(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
+    process = LoggedProcess(
+        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / "gw")],
+        tmp_path / f"{name}.log",
+        env,
+        tmp_path,
+    )
+    return process, f"127.0.0.1:{process.wait_for_log('serving')['port']}"
+
+
+def _applied(receiver_url: str) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{receiver_url}/_applied", timeout=10).json()["applied"])
+
+
+def _wait_applied(receiver_url: str, count: int, timeout: float = 60) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = _applied(receiver_url)
+        if len(applied) >= count:
+            return applied
+        time.sleep(0.1)
+    raise AssertionError(f"{len(_applied(receiver_url))} of {count} commands applied within {timeout}s")
+
+
+async def test_sigkill_with_commands_pending_loses_nothing_and_applies_each_once(
+    tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str]
+) -> None:
+    _, receiver_url = receiver
+    env = _gateway_env(keys, f"{receiver_url}/commands")
+    gateway, target = _start_gateway(tmp_path, env, "gateway-1")
+    customers = [f"cust-{uuid.uuid4().hex[:6]}" for _ in range(5)]
+    command_ids = set()
+    async with MtsgClient(target) as client:
+        for _ in range(4):
+            for customer in customers:
+                verdict = await client.check_login(
+                    telemetry(
+                        customer_id=customer,
+                        installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk", running=True)],
+                        call={"active_call": True},
+                    )
+                )
+                assert verdict.action == common_pb2.ACTION_FREEZE
+                command_ids.add("cmd_" + verdict.verdict_id.removeprefix("v_"))
+    gateway.wait_for_log("command delivery failed; will retry")
+    # The receiver comes back, slowly: deliveries are in flight when the gateway dies.
+    httpx.post(f"{receiver_url}/_control", json={"fail_status": 0, "delay_seconds": 0.2}, timeout=10)
+    _wait_applied(receiver_url, 2)
+    gateway.process.send_signal(signal.SIGKILL)
+    gateway.stop()
+    assert len(_applied(receiver_url)) < 20, "everything was delivered before the kill; the test proves nothing"
+
+    httpx.post(f"{receiver_url}/_control", json={"delay_seconds": 0.0}, timeout=10)
+    restarted, _ = _start_gateway(tmp_path, env, "gateway-2")
+    try:
+        applied = _wait_applied(receiver_url, 20)
+        time.sleep(0.5)  # anything sent twice would show up now
+        applied = _applied(receiver_url)
+    finally:
+        restarted.process.send_signal(signal.SIGTERM)
+        restarted.stop()
+    assert sorted(row["webhook_id"] for row in applied) == sorted(command_ids)
+    for customer in customers:
+        assert [row["sequence"] for row in applied if row["customer_id"] == customer] == [1, 2, 3, 4]
+    assert not any(row["out_of_order"] for row in applied)
+
+
+def _mtsg(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=60, env=env)
+
+
+async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
+    tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str]
+) -> None:
+    _, receiver_url = receiver
+    httpx.post(f"{receiver_url}/_control", json={"fail_status": 0}, timeout=10)
+    env = _gateway_env(keys, f"{receiver_url}/commands")
+    gateway, _ = _start_gateway(tmp_path, env, "gateway")
+    data = ["--data-dir", str(tmp_path / "gw")]
+    try:
+        unfreeze = _mtsg(
+            "commands",
+            "unfreeze",
+            "cust-7",
+            "--reason",
+            "verified by video call",
+            "--scope",
+            "transfers",
+            *data,
+            env=env,
+        )
+        assert unfreeze.returncode == 0, unfreeze.stderr
+        command_id = unfreeze.stdout.split()[0]
+        applied = _wait_applied(receiver_url, 1)
+        assert applied[0]["webhook_id"] == command_id
+        assert applied[0]["command"]["freeze_scopes"] == ["FREEZE_SCOPE_TRANSFERS"]
+        assert applied[0]["command"]["reasons"][0]["message"] == "verified by video call"
+
+        deadline = time.monotonic() + 10
+        while "delivered" not in (listing := _mtsg("commands", "list", *data, env=env)).stdout:
+            assert time.monotonic() < deadline, listing.stdout + listing.stderr
+            time.sleep(0.1)
+        assert command_id in listing.stdout and "UNFREEZE_ACCOUNT" in listing.stdout
+        shown = _mtsg("commands", "show", command_id, *data, env=env)
+        assert "attempt 1" in shown.stdout and "-> 200 (delivered" in shown.stdout
+        redelivered = _mtsg("commands", "redeliver", command_id, *data, env=env)
+        assert redelivered.returncode == 0 and "1 endpoint" in redelivered.stdout
+        # Sent again with the same webhook-id, and the receiver does not apply it a second time.
+        deadline = time.monotonic() + 10
+        while "attempt 2" not in (shown := _mtsg("commands", "show", command_id, *data, env=env)).stdout:
+            assert time.monotonic() < deadline, shown.stdout
+            time.sleep(0.1)
+        assert len(_applied(receiver_url)) == 1
+        status = _mtsg("commands", "status", *data, env=env)
+        assert "1 delivered" in status.stdout
+        audit = _mtsg("audit", "list", *data, env=env)
+        assert "command.unfreeze_account cust-7" in audit.stdout and "command.redeliver" in audit.stdout
+    finally:
+        gateway.process.send_signal(signal.SIGTERM)
+        gateway.stop()
+
+    for arguments, message in [
+        (("commands", "unfreeze", "cust 7", "--reason", "x"), "CUSTOMER must be"),
+        (("commands", "unfreeze", "cust-7", "--reason", "  "), "--reason must say"),
+        (("commands", "unfreeze", "cust-7", "--reason", "x", "--scope", "atm"), "unknown --scope"),
+        (("commands", "show", "cmd_nope"), "no command cmd_nope"),
+        (("commands", "redeliver", "cmd_nope"), "no command cmd_nope"),
+        (("commands", "enable-endpoint", "http://x"), "is not disabled"),
+    ]:
+        result = _mtsg(*arguments, *data, env=env)
+        assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
+
+
+def test_the_gateway_refuses_to_push_unsigned_or_with_a_bad_key(tmp_path: Path) -> None:
+    unsigned = _mtsg("config", "show", env={**os.environ, "MTSG_COMMANDS_ENDPOINT_URLS": "http://127.0.0.1:9/commands"})
+    assert unsigned.returncode == 2 and "no signing key" in unsigned.stderr
+    (tmp_path / "bad.key").write_text("whsk_notbase64!!\n")
+    bad = _mtsg(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "gw"),
+        "--listen",
+        "127.0.0.1:0",
+        env={
+            **os.environ,
+            "MTSG_COMMANDS_ENDPOINT_URLS": "http://127.0.0.1:9/commands",
+            "MTSG_COMMANDS_ED25519_KEY_FILE": str(tmp_path / "bad.key"),
+        },
+    )
+    assert bad.returncode == 1 and "bad.key, key 1: " in bad.stderr
+
+
+def test_the_receiver_needs_a_key_to_verify_with(tmp_path: Path) -> None:
+    result = _mtsg("core-receiver", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "--hmac-secret-file" in result.stderr
