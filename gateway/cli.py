@@ -124,6 +124,7 @@ def _bench(options: argparse.Namespace) -> int:
             "seed",
             "target",
             "registry_entries",
+            "deliveries",
         )
         if getattr(options, name) is not None
     }
@@ -133,6 +134,9 @@ def _bench(options: argparse.Namespace) -> int:
     settings = replace(base, **overrides)
     if settings.clients < 1 or settings.concurrency < 1 or settings.seconds <= 0 or (settings.rate or 1) <= 0:
         print("mtsg bench: --clients, --concurrency, --seconds and --rate must be positive", file=sys.stderr)
+        return 2
+    if settings.deliveries < 0:
+        print("mtsg bench: --deliveries must not be negative", file=sys.stderr)
         return 2
     if settings.registry_entries < 0:
         print("mtsg bench: --registry-entries must not be negative", file=sys.stderr)
@@ -185,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--preset", choices=("large",), help="large: a 1,000,000-entry registry, 100,000 customers")
     bench.add_argument("--registry-entries", type=int, help="import a registry of N entries first and measure it")
     bench.add_argument("--registry-only", action="store_true", help="measure only the registry (import, matcher)")
+    bench.add_argument(
+        "--deliveries", type=int, help="FREEZE commands pushed to measure verdict-to-delivery (default 300; 0 skips)"
+    )
     bench.set_defaults(run=_bench)
 
     from gateway.registry_cli import add_registry_commands

@@ -56,8 +56,49 @@ def start_echo() -> ServerProcess:
     return ServerProcess("echo", process, f"127.0.0.1:{int(line)}")
 
 
-def start_gateway(data_dir: Path) -> ServerProcess:
-    """``mtsg serve`` on a free port; its JSON log is drained by a thread so the pipe never blocks it."""
+def _port_from_log(process: subprocess.Popen[str], message: str) -> int | None:
+    """Read the JSON log on stderr up to ``message`` and return its port; then keep draining in a thread."""
+    assert process.stderr is not None
+    port: int | None = None
+    for line in process.stderr:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("message") == message:
+            port = int(entry["port"])
+            break
+    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
+    return port
+
+
+def start_receiver(data_dir: Path, hmac_secret_file: Path) -> ServerProcess:
+    """``mtsg core-receiver`` on a free port, verifying with ``hmac_secret_file``."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "core-receiver",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+            "--hmac-secret-file",
+            str(hmac_secret_file),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port = _port_from_log(process, "receiver listening")
+    if port is None:
+        process.kill()
+        raise RuntimeError("mtsg core-receiver did not start; run it by hand to see why")
+    return ServerProcess("receiver", process, f"127.0.0.1:{port}")
+
+
+def start_gateway(data_dir: Path, env: dict[str, str] | None = None) -> ServerProcess:
+    """``mtsg serve`` on a free port (``env`` adds MTSG_* settings); its log is drained so the pipe never blocks it."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -73,19 +114,10 @@ def start_gateway(data_dir: Path) -> ServerProcess:
         ],
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
-    assert process.stderr is not None
-    port: int | None = None
-    for line in process.stderr:
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if entry.get("message") == "serving":
-            port = int(entry["port"])
-            break
+    port = _port_from_log(process, "serving")
     if port is None:
         process.kill()
         raise RuntimeError("mtsg serve did not start; run it by hand to see why")
-    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
     return ServerProcess("gateway", process, f"127.0.0.1:{port}")

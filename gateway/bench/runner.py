@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.bench.delivery import DeliveryFigures, measure_delivery, render_delivery
 from gateway.bench.load import LoadPlan, LoadResult, run_client
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
@@ -30,9 +31,12 @@ class BenchSettings:
     # > 0: import a registry of this many entries first, report its figures, and run the gateway with it.
     registry_entries: int = 0
     registry_only: bool = False
+    # FREEZE verdicts pushed to a reference receiver to measure verdict-to-delivery; 0 skips it.
+    deliveries: int = 300
+    delivery_rate: float = 50.0
 
 
-QUICK = BenchSettings(warmup_seconds=1.0, seconds=5.0, customers=2_000, operations=500)
+QUICK = BenchSettings(warmup_seconds=1.0, seconds=5.0, customers=2_000, operations=500, deliveries=100)
 # The large preset: a million-entry registry; 100,000 customers build history during the run.
 LARGE = BenchSettings(customers=100_000, operations=4_000, registry_entries=1_000_000)
 
@@ -128,6 +132,7 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
 class BenchResult:
     figures: list[Figures]
     registry: RegistryFigures | None
+    delivery: DeliveryFigures | None = None
 
 
 def run_bench(settings: BenchSettings) -> BenchResult:
@@ -149,7 +154,12 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             measured = _measure("gateway", gateway.target, gateway, settings)
         finally:
             gateway.stop()
-    return BenchResult([baseline, measured], registry)
+        delivery = (
+            measure_delivery(Path(data_dir), settings.deliveries, settings.delivery_rate)
+            if settings.deliveries
+            else None
+        )
+    return BenchResult([baseline, measured], registry, delivery)
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
@@ -160,6 +170,8 @@ def render_report(result: BenchResult, settings: BenchSettings) -> str:
     parts = [render_registry(result.registry)] if result.registry else []
     if result.figures:
         parts.append(_render_load(result.figures, settings))
+    if result.delivery:
+        parts.append(render_delivery(result.delivery))
     return "\n".join(parts)
 
 
@@ -191,5 +203,6 @@ def write_json(path: Path, result: BenchResult, settings: BenchSettings) -> None
         "settings": asdict(settings),
         "figures": [asdict(row) for row in result.figures],
         "registry": asdict(result.registry) if result.registry else None,
+        "delivery": asdict(result.delivery) if result.delivery else None,
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

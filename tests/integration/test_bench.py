@@ -25,6 +25,8 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
             "4",
             "--registry-entries",
             "3000",
+            "--deliveries",
+            "40",
             "--json",
             str(out),
         ],
@@ -43,6 +45,11 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert 0 < registry["lookup_us_per_login_p50"] <= registry["lookup_us_per_login_p99"]
     assert "registry: 3,000 entries" in result.stdout
     assert set(figures) == {"echo", "gateway"}
+    delivery = document["delivery"]
+    assert delivery["commands"] == delivery["delivered"] == 40
+    assert 0 < delivery["p50_ms"] <= delivery["p99_ms"] <= delivery["max_ms"]
+    assert 0 < delivery["direct_p50_ms"] <= delivery["direct_p99_ms"]
+    assert "verdict -> delivery (40/40 FREEZE commands" in result.stdout
     for row in figures.values():
         assert row["requests"] > 0
         assert row["errors"] == {}
