@@ -68,12 +68,23 @@ class CommandDispatcher:
         self._task = asyncio.create_task(self._run(), name="command-dispatcher")
 
     async def stop(self) -> None:
-        """Stop claiming; deliveries in flight are cancelled and their leases let them be sent again later."""
+        """Stop claiming; deliveries in flight are cancelled and their leases given back, to be sent again later.
+
+        A cancelled POST may already have reached the receiver: the resend carries the
+        same webhook-id, and the receiver deduplicates it.
+        """
         tasks = [task for task in (self._task, *self._in_flight) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._client.aclose()
+        try:
+            released = await self._store.commands.release_leases(self.owner)
+        except StoreUnavailableError as error:
+            log.warning("could not give back delivery leases; they expire on their own", error=str(error))
+            return
+        if released:
+            log.info("delivery leases given back", deliveries=released)
 
     async def _run(self) -> None:
         while True:

@@ -225,6 +225,16 @@ class SQLiteCommandStore:
                 )
         return True
 
+    async def release_leases(self, owner: str) -> int:
+        """Give back ``owner``'s leases (a clean shutdown), so a restarted gateway need not wait for them to expire."""
+        async with self._write_transaction():
+            cursor = await self._db.execute(
+                "UPDATE command_deliveries SET lease_owner = '', lease_expires_at = 0"
+                " WHERE lease_owner = ? AND state = 'pending'",
+                (owner,),
+            )
+            return cursor.rowcount
+
     async def redeliver(self, command_id: str, endpoints: Sequence[str], now: float, actor: str) -> int:
         """Queue the command again for ``endpoints`` with fresh attempts; returns how many deliveries were queued."""
         queued = 0

@@ -110,3 +110,11 @@ async def test_gone_disables_the_endpoint_and_redeliver_requeues_with_a_fresh_bu
         ("http://core.example/commands", 0),
         ("http://second.example/", 0),
     ]
+
+
+async def test_released_leases_are_claimable_at_once(store: SQLiteStore) -> None:
+    await store.record_login(_login("v1", "alice"))
+    await store.commands.claim_due([ENDPOINT], "stopping", NOW, 30, 10)
+    assert await store.commands.release_leases("stopping") == 1
+    (again,) = await store.commands.claim_due([ENDPOINT], "restarted", NOW, 30, 10)
+    assert again.command.command_id == "cmd_v1"

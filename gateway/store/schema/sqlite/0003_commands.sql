@@ -38,10 +38,11 @@ CREATE TABLE command_deliveries (
     delivered_at     REAL,
     PRIMARY KEY (cursor, endpoint)
 ) WITHOUT ROWID;
-CREATE INDEX command_deliveries_due ON command_deliveries (endpoint, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX command_deliveries_customer ON command_deliveries (endpoint, customer_id, sequence)
     WHERE state = 'pending';
-CREATE INDEX command_deliveries_state ON command_deliveries (state, endpoint);
+-- Also the claim's path: the table is WITHOUT ROWID, so this index ends in the key (cursor, endpoint) and
+-- claims walk a state's deliveries in feed order, stopping at the first few that are due (no sort).
+CREATE INDEX command_deliveries_state ON command_deliveries (state, endpoint, cursor);
 
 -- Every HTTP attempt, for `mtsg commands show`.
 CREATE TABLE command_attempts (
