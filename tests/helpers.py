@@ -40,3 +40,12 @@ def phone_change(customer_id: str, **fields: Any) -> event_service_pb2.PhoneNumb
     if not change.HasField("changed_at"):
         change.changed_at.FromNanoseconds(int((time.time() - 3600) * 1e9))
     return change
+
+
+def freezing_login(customer_id: str = "") -> telemetry_pb2.LoginTelemetry:
+    """AnyDesk running during a phone call: the built-in policy answers FREEZE, so a command is written."""
+    return telemetry(
+        customer_id=customer_id or f"cust-{uuid.uuid4().hex[:8]}",
+        installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk", running=True)],
+        call={"active_call": True},
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import httpx
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.bench.processes import start_gateway, start_receiver
+from gateway.bench.report import percentile, progress
 from gateway.client import MtsgClient
 from gateway.commands.webhook_signing import WebhookSigner, generate_hmac_secret, parse_hmac_secret
 from gateway.generated.mtsg.v1 import telemetry_pb2
@@ -40,15 +40,6 @@ class DeliveryFigures:
     max_ms: float
     direct_p50_ms: float
     direct_p99_ms: float
-
-
-def _progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))] if ordered else float("nan")
 
 
 def _freezing_login() -> telemetry_pb2.LoginTelemetry:
@@ -74,7 +65,7 @@ async def _send_logins(target: str, count: int, rate: float) -> None:
                 await asyncio.sleep(delay)
             await client.check_login(_freezing_login())
             if (index + 1) % max(1, count // 4) == 0:
-                _progress(f"delivery: {index + 1}/{count} FREEZE verdicts sent")
+                progress(f"delivery: {index + 1}/{count} FREEZE verdicts sent")
 
 
 def _wait_for(receiver_url: str, count: int, timeout: float) -> list[dict]:  # type: ignore[type-arg]
@@ -117,7 +108,7 @@ def measure_delivery(data_dir: Path, count: int, rate: float) -> DeliveryFigures
     keys.mkdir(parents=True, exist_ok=True)
     secret_text = generate_hmac_secret()
     (keys / "hmac.secret").write_text(secret_text + "\n")
-    _progress("delivery: starting mtsg core-receiver and mtsg serve pushing to it")
+    progress("delivery: starting mtsg core-receiver and mtsg serve pushing to it")
     receiver = start_receiver(data_dir / "receiver", keys / "hmac.secret")
     receiver_url = f"http://{receiver.target}"
     gateway = start_gateway(
@@ -140,12 +131,12 @@ def measure_delivery(data_dir: Path, count: int, rate: float) -> DeliveryFigures
         rate_per_second=rate,
         delivered=len(applied),
         p50_ms=statistics.median(latencies) if latencies else float("nan"),
-        p99_ms=_percentile(latencies, 0.99),
+        p99_ms=percentile(sorted(latencies), 0.99),
         max_ms=max(latencies, default=float("nan")),
         direct_p50_ms=statistics.median(direct),
-        direct_p99_ms=_percentile(direct, 0.99),
+        direct_p99_ms=percentile(sorted(direct), 0.99),
     )
-    _progress(f"delivery: {figures.delivered}/{count} delivered, p99 {figures.p99_ms:.1f} ms")
+    progress(f"delivery: {figures.delivered}/{count} delivered, p99 {figures.p99_ms:.1f} ms")
     return figures
 
 

@@ -16,7 +16,6 @@ import json
 import multiprocessing
 import resource
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from queue import Empty
 
 from blocklists.entry import Category
 from blocklists.formats.csv_rows import COLUMNS
+from gateway.bench.report import progress
 
 # The workload injects these apps into its "malicious" logins; every registry the bench builds lists them.
 MALICIOUS_SEEDS = 50
@@ -46,10 +46,6 @@ class RegistryFigures:
     lookup_us_per_login_p99: float
     evaluate_us_per_login_large: float
     evaluate_us_per_login_empty: float
-
-
-def _progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def write_feed(path: Path, entries: int) -> None:
@@ -84,13 +80,13 @@ async def import_feed(data_dir: Path, feed: Path) -> float:
         started = time.perf_counter()
         last = [0.0]
 
-        def progress(count: int) -> None:
+        def report_staged(count: int) -> None:
             if time.perf_counter() - last[0] >= 2:
                 last[0] = time.perf_counter()
-                _progress(f"import: {count:,} entries staged")
+                progress(f"import: {count:,} entries staged")
 
         await import_indicators(
-            store, read.indicators, actor="bench", label="bench feed", now=time.time(), progress=progress
+            store, read.indicators, actor="bench", label="bench feed", now=time.time(), progress=report_staged
         )
         return time.perf_counter() - started
     finally:
@@ -169,11 +165,11 @@ def measure_registry(data_dir: Path, entries: int) -> RegistryFigures:
 
     configure_logging("warning")  # keep stdout for the figures
     feed = data_dir / "bench-feed.csv"
-    _progress(f"writing a CSV feed of {entries:,} entries")
+    progress(f"writing a CSV feed of {entries:,} entries")
     write_feed(feed, entries)
-    _progress(f"importing it ({feed.stat().st_size / 1e6:.0f} MB) as `mtsg blocklist import` does")
+    progress(f"importing it ({feed.stat().st_size / 1e6:.0f} MB) as `mtsg blocklist import` does")
     import_seconds = asyncio.run(import_feed(data_dir, feed))
-    _progress(f"imported in {import_seconds:.1f} s; building the matcher in a fresh process")
+    progress(f"imported in {import_seconds:.1f} s; building the matcher in a fresh process")
     queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()  # type: ignore[type-arg]
     child = multiprocessing.get_context("spawn").Process(target=_matcher_child, args=(str(data_dir), queue))
     child.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -15,6 +14,7 @@ from gateway.bench.delivery import DeliveryFigures, measure_delivery, render_del
 from gateway.bench.load import LoadPlan, LoadResult, run_client
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
+from gateway.bench.report import percentile, progress
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,6 @@ class Figures:
     peak_rss_mb: float | None
 
 
-def _percentile(ordered: list[float], share: float) -> float:
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)] * 1000
-
-
-def _progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
     per_client_rate = settings.rate / settings.clients if settings.rate else None
     plan = LoadPlan(
@@ -79,7 +69,7 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         now=time.time(),
     )
     mode = f"open loop at {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
-    _progress(f"{name}: {settings.clients} client processes, {mode}; building {settings.operations} logins per client")
+    progress(f"{name}: {settings.clients} client processes, {mode}; building {settings.operations} logins per client")
     context = multiprocessing.get_context("spawn")
     start = context.Value("d", 0.0)
     ready, outcomes = context.Queue(), context.Queue()
@@ -93,7 +83,7 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         ready.get(timeout=300)
     start_wall = time.time() + 0.2
     start.value = start_wall
-    _progress(f"{name}: warming up for {settings.warmup_seconds:g} s, then measuring for {settings.seconds:g} s")
+    progress(f"{name}: warming up for {settings.warmup_seconds:g} s, then measuring for {settings.seconds:g} s")
     cpu_before = cpu_after = None
     if server is not None:
         time.sleep(max(0.0, start_wall + settings.warmup_seconds - time.time()))
@@ -117,14 +107,14 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         requests=requests,
         errors=errors,
         throughput_per_second=requests / settings.seconds,
-        p50_ms=_percentile(latencies, 0.50),
-        p95_ms=_percentile(latencies, 0.95),
-        p99_ms=_percentile(latencies, 0.99),
-        p999_ms=_percentile(latencies, 0.999),
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p95_ms=percentile(latencies, 0.95) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        p999_ms=percentile(latencies, 0.999) * 1000,
         cpu_ms_per_request=cpu,
         peak_rss_mb=server.peak_rss_mb() if server is not None else None,
     )
-    _progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
+    progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
     return figures
 
 
@@ -148,7 +138,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             echo.stop()
         if settings.target:
             return BenchResult([baseline, _measure("gateway", settings.target, None, settings)], registry)
-        _progress(f"starting mtsg serve with the SQLite store in {data_dir}")
+        progress(f"starting mtsg serve with the SQLite store in {data_dir}")
         gateway = start_gateway(Path(data_dir))
         try:
             measured = _measure("gateway", gateway.target, gateway, settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import grpc
 import pytest
@@ -11,15 +10,7 @@ import pytest
 from gateway.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import command_feed_service_pb2
 from gateway.server import RunningGateway
-from tests.helpers import app, telemetry
-
-
-def _freezing_login():  # type: ignore[no-untyped-def]
-    return telemetry(
-        customer_id=f"cust-{uuid.uuid4().hex[:8]}",
-        installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk", running=True)],
-        call={"active_call": True},
-    )
+from tests.helpers import freezing_login
 
 
 async def _take(client: MtsgClient, count: int, consumer_id: str = "core", after: int = 0) -> list:  # type: ignore[type-arg]
@@ -42,7 +33,7 @@ async def _take(client: MtsgClient, count: int, consumer_id: str = "core", after
 async def test_the_stream_delivers_in_order_and_a_reconnect_resumes_after_the_ack(
     gateway: RunningGateway, client: MtsgClient
 ) -> None:
-    verdicts = [await client.check_login(_freezing_login()) for _ in range(3)]
+    verdicts = [await client.check_login(freezing_login()) for _ in range(3)]
     first = await _take(client, 2)
     assert [command.verdict_id for command in first] == [verdict.verdict_id for verdict in verdicts[:2]]
     assert [command.cursor for command in first] == [1, 2]
@@ -59,14 +50,14 @@ async def test_the_stream_delivers_in_order_and_a_reconnect_resumes_after_the_ac
 async def test_a_subscriber_that_caught_up_receives_new_commands_as_they_are_written(client: MtsgClient) -> None:
     waiting = asyncio.create_task(_take(client, 1, consumer_id="live"))
     await asyncio.sleep(0.3)
-    verdict = await client.check_login(_freezing_login())
+    verdict = await client.check_login(freezing_login())
     received = await waiting
     assert received[0].verdict_id == verdict.verdict_id
 
 
 async def test_acknowledgements_never_move_back(client: MtsgClient) -> None:
     for _ in range(3):
-        await client.check_login(_freezing_login())
+        await client.check_login(freezing_login())
     await client.commands.Ack(command_feed_service_pb2.AckRequest(consumer_id="core", cursor=3), timeout=5)
     again = await client.commands.Ack(command_feed_service_pb2.AckRequest(consumer_id="core", cursor=1), timeout=5)
     assert again.acknowledged_cursor == 3
@@ -93,7 +84,7 @@ async def test_bad_subscriptions_are_refused_naming_the_field(
 
 @pytest.mark.parametrize(("cursor", "message"), [(0, "required"), (5, "past the end"), (-2, "negative")])
 async def test_bad_acks_are_refused_and_change_nothing(client: MtsgClient, cursor: int, message: str) -> None:
-    await client.check_login(_freezing_login())
+    await client.check_login(freezing_login())
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.commands.Ack(command_feed_service_pb2.AckRequest(consumer_id="core", cursor=cursor), timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

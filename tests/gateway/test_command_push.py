@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import httpx
 import pytest
@@ -15,15 +14,7 @@ from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server import RunningGateway
 from gateway.store.records import CommandQuery
 from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually
-from tests.helpers import app, telemetry
-
-
-def _freezing_login(customer_id: str = ""):  # type: ignore[no-untyped-def]
-    return telemetry(
-        customer_id=customer_id or f"cust-{uuid.uuid4().hex[:8]}",
-        installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk", running=True)],
-        call={"active_call": True},
-    )
+from tests.helpers import freezing_login, telemetry
 
 
 async def _attempts(gateway: RunningGateway, command_id: str) -> list[str]:
@@ -36,7 +27,7 @@ async def test_a_freeze_verdict_reaches_core_banking_signed_and_complete(
     pushing_gateway: RunningGateway, receiver: RunningReceiver
 ) -> None:
     async with MtsgClient(pushing_gateway.target) as client:
-        verdict = await client.check_login(_freezing_login("cust-push-1"))
+        verdict = await client.check_login(freezing_login("cust-push-1"))
         allowed = await client.check_login(telemetry())
     assert verdict.action == common_pb2.ACTION_FREEZE and allowed.action == common_pb2.ACTION_ALLOW
     applied = await eventually(receiver.applied, what="delivery")
@@ -63,9 +54,9 @@ async def test_step_up_sends_the_method_and_sequences_count_per_customer(
     pushing_gateway: RunningGateway, receiver: RunningReceiver
 ) -> None:
     async with MtsgClient(pushing_gateway.target) as client:
-        await client.check_login(_freezing_login("cust-seq"))
-        await client.check_login(_freezing_login("cust-seq"))
-        await client.check_login(_freezing_login("cust-other"))
+        await client.check_login(freezing_login("cust-seq"))
+        await client.check_login(freezing_login("cust-seq"))
+        await client.check_login(freezing_login("cust-other"))
     applied = await eventually(lambda: len(receiver.applied()) == 3 and receiver.applied(), what="three deliveries")
     by_customer = {(row["customer_id"], row["sequence"]) for row in applied}
     assert by_customer == {("cust-seq", 1), ("cust-seq", 2), ("cust-other", 1)}
@@ -76,7 +67,7 @@ async def test_failures_are_retried_until_the_receiver_answers(
 ) -> None:
     receiver.behave(fail_status=500, fail_count=2)
     async with MtsgClient(pushing_gateway.target) as client:
-        await client.check_login(_freezing_login())
+        await client.check_login(freezing_login())
     applied = await eventually(receiver.applied, what="delivery after retries")
     outcomes = await eventually(
         lambda: _settled_attempts(pushing_gateway, applied[0]["webhook_id"]), what="the outcome recorded"
@@ -97,7 +88,7 @@ async def _settled_attempts(gateway: RunningGateway, command_id: str) -> list[st
 async def test_retry_after_on_429_is_honoured(pushing_gateway: RunningGateway, receiver: RunningReceiver) -> None:
     receiver.behave(fail_status=429, fail_count=1, retry_after=1)
     async with MtsgClient(pushing_gateway.target) as client:
-        await client.check_login(_freezing_login())
+        await client.check_login(freezing_login())
     applied = await eventually(receiver.applied, what="delivery after Retry-After")
     await eventually(lambda: _settled_attempts(pushing_gateway, applied[0]["webhook_id"]))
     stored = await pushing_gateway.store.commands.get(applied[0]["webhook_id"])
@@ -113,11 +104,11 @@ async def test_the_last_failed_attempt_dead_letters_and_the_customers_next_comma
 ) -> None:
     receiver.behave(fail_status=503, fail_count=4)
     async with MtsgClient(pushing_gateway.target) as client:
-        verdict = await client.check_login(_freezing_login("cust-dead"))
+        verdict = await client.check_login(freezing_login("cust-dead"))
         command_id = "cmd_" + verdict.verdict_id.removeprefix("v_")
         await eventually(lambda: _attempts(pushing_gateway, command_id), what="first attempt")
         await eventually(lambda: _dead(pushing_gateway, command_id), what="dead letter")
-        await client.check_login(_freezing_login("cust-dead"))
+        await client.check_login(freezing_login("cust-dead"))
     applied = await eventually(receiver.applied, what="the next command")
     assert [row["sequence"] for row in applied] == [2]
     assert await _attempts(pushing_gateway, command_id) == ["retry", "retry", "retry", "dead"]
@@ -138,9 +129,9 @@ async def test_410_disables_the_endpoint_until_an_operator_enables_it(
 ) -> None:
     receiver.behave(fail_status=410, fail_count=1)
     async with MtsgClient(pushing_gateway.target) as client:
-        await client.check_login(_freezing_login())
+        await client.check_login(freezing_login())
         await eventually(pushing_gateway.store.commands.disabled_endpoints, what="endpoint disabled")
-        await client.check_login(_freezing_login())
+        await client.check_login(freezing_login())
     time.sleep(0.5)
     assert receiver.applied() == []
     assert await pushing_gateway.store.commands.backlog() == {receiver.url: 2}
@@ -157,7 +148,7 @@ async def test_an_outage_delays_but_loses_nothing_and_keeps_each_customers_order
     async with MtsgClient(pushing_gateway.target) as client:
         for _ in range(4):
             for customer in customers:
-                await client.check_login(_freezing_login(customer))
+                await client.check_login(freezing_login(customer))
     await eventually(
         lambda: _any_attempt_failed(pushing_gateway), what="a delivery attempt against the stopped receiver"
     )

@@ -22,7 +22,7 @@ import pytest
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
-from tests.helpers import app, telemetry
+from tests.helpers import freezing_login
 from tests.integration.conftest import MTSG
 
 
@@ -144,13 +144,7 @@ async def test_sigkill_with_commands_pending_loses_nothing_and_applies_each_once
     async with MtsgClient(target) as client:
         for _ in range(4):
             for customer in customers:
-                verdict = await client.check_login(
-                    telemetry(
-                        customer_id=customer,
-                        installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk", running=True)],
-                        call={"active_call": True},
-                    )
-                )
+                verdict = await client.check_login(freezing_login(customer))
                 assert verdict.action == common_pb2.ACTION_FREEZE
                 command_ids.add("cmd_" + verdict.verdict_id.removeprefix("v_"))
     gateway.wait_for_log("command delivery failed; will retry")
