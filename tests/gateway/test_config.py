@@ -50,6 +50,14 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         ("[logging]\nlevel = 'loud'\n", {}, "logging.level"),
         ("[store]\nurl = 'mysql://x'\n", {}, "only sqlite:///PATH"),
         ("[server\n", {}, "not valid TOML"),
+        ("[commands]\nendpoint_urls = 'https://core/x'\n", {}, "no signing key"),
+        (
+            "[commands]\nendpoint_urls = 'ftp://core/x'\nhmac_secret_file = 'k'\n",
+            {},
+            "commands.endpoint_urls: expected",
+        ),
+        ("[commands]\nlease_seconds = 5.0\nrequest_timeout_seconds = 5.0\n", {}, "must exceed"),
+        ("[commands]\nmax_attempts = 0\n", {}, "commands.max_attempts: must be positive"),
     ],
 )
 def test_mistakes_are_refused_with_the_key_named(
