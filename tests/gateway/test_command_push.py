@@ -132,7 +132,7 @@ async def test_410_disables_the_endpoint_until_an_operator_enables_it(
         await client.check_login(freezing_login())
         await eventually(pushing_gateway.store.commands.disabled_endpoints, what="endpoint disabled")
         await client.check_login(freezing_login())
-    time.sleep(0.5)
+    await asyncio.sleep(0.5)  # several polls of the dispatcher: none may send to the disabled endpoint
     assert receiver.applied() == []
     assert await pushing_gateway.store.commands.backlog() == {receiver.url: 2}
     assert await pushing_gateway.store.commands.enable_endpoint(receiver.url, time.time(), "test")
