@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import structlog
 from google.protobuf import json_format
 
 from blocklists.formats import format_timestamp
@@ -25,9 +26,9 @@ from gateway.commands.webhook_signing import (
     WebhookKeyError,
     generate_hmac_secret,
     generate_key_pair,
+    keys_in_file,
     parse_hmac_secret,
     parse_public_key,
-    read_key_lines,
 )
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.store import Store, StoreUnavailableError
@@ -35,7 +36,8 @@ from gateway.store.records import CommandOverview, CommandQuery, StoredCommand
 from gateway.store.sqlite_commands import DELIVERY_STATES
 
 _EXPECTED = (StoreUnavailableError, WebhookKeyError, OSError)
-_SCOPES = {"transfers": 1, "cash_withdrawal": 2, "card_loans": 3}
+# --scope names from the contract's enum: transfers, cash_withdrawal, card_loans.
+_SCOPES = {name.removeprefix("FREEZE_SCOPE_").lower(): value for name, value in common_pb2.FreezeScope.items() if value}
 
 
 def _summary_line(overview: CommandOverview) -> str:
@@ -232,8 +234,8 @@ def _core_receiver(options: argparse.Namespace) -> int:
     configure_logging("info")
     try:
         keys = ReceiverKeys(
-            tuple(parse_hmac_secret(line) for path in options.hmac_secret_file for line in read_key_lines(path)),
-            tuple(parse_public_key(line) for path in options.public_key_file for line in read_key_lines(path)),
+            tuple(key for path in options.hmac_secret_file for key in keys_in_file(path, parse_hmac_secret)),
+            tuple(key for path in options.public_key_file for key in keys_in_file(path, parse_public_key)),
         )
         if not keys.hmac_secrets and not keys.public_keys:
             raise CommandError("give --hmac-secret-file and/or --public-key-file: the receiver verifies every request")
@@ -254,8 +256,6 @@ def _core_receiver(options: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    import structlog
-
     structlog.get_logger(__name__).info(
         "receiver listening", host=host, port=server.server_address[1], ledger=str(options.data_dir)
     )

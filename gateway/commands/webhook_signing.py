@@ -86,7 +86,7 @@ def generate_key_pair() -> tuple[str, str]:
     return PRIVATE_PREFIX + base64.b64encode(seed).decode(), public_key_text(key.public_key())
 
 
-def read_key_lines(path: Path) -> list[str]:
+def _key_lines(path: Path) -> list[str]:
     """Keys from a file, one per line; blank lines and # comments are skipped."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -99,9 +99,10 @@ def read_key_lines(path: Path) -> list[str]:
     return keys
 
 
-def _in_file(path: Path, parse: Callable[[str], Key]) -> list[Key]:
+def keys_in_file(path: Path, parse: Callable[[str], Key]) -> list[Key]:
+    """Every key of ``path`` parsed by ``parse``; an error names the file and the key's position."""
     keys: list[Key] = []
-    for number, line in enumerate(read_key_lines(path), start=1):
+    for number, line in enumerate(_key_lines(path), start=1):
         try:
             keys.append(parse(line))
         except WebhookKeyError as error:
@@ -117,8 +118,8 @@ class WebhookSigner:
     @classmethod
     def from_files(cls, hmac_secret_file: Path | None, private_key_file: Path | None) -> WebhookSigner:
         return cls(
-            tuple(_in_file(hmac_secret_file, parse_hmac_secret)) if hmac_secret_file else (),
-            tuple(_in_file(private_key_file, parse_private_key)) if private_key_file else (),
+            tuple(keys_in_file(hmac_secret_file, parse_hmac_secret)) if hmac_secret_file else (),
+            tuple(keys_in_file(private_key_file, parse_private_key)) if private_key_file else (),
         )
 
     @property

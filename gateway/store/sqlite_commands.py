@@ -32,6 +32,8 @@ from gateway.store.sqlite_audit import insert_audit
 WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
 
 _COMMAND_COLUMNS = "cursor, command_id, type, customer_id, sequence, verdict_id, created_at, issued_by, body"
+# The same columns read through the alias "c" in joins.
+_COMMAND_COLUMNS_OF_C = ", ".join(f"c.{name}" for name in _COMMAND_COLUMNS.split(", "))
 _DELIVERY_COLUMNS = "endpoint, state, attempts, next_attempt_at, last_attempt_at, last_status, last_error, delivered_at"
 DELIVERY_STATES = ("pending", "delivered", "dead")
 
@@ -148,8 +150,7 @@ class SQLiteCommandStore:
             parameters.append(query.state)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._rows(
-            f"SELECT {', '.join('c.' + name for name in _COMMAND_COLUMNS.split(', '))} FROM commands c{where}"
-            " ORDER BY c.cursor DESC LIMIT ?",
+            f"SELECT {_COMMAND_COLUMNS_OF_C} FROM commands c{where} ORDER BY c.cursor DESC LIMIT ?",
             [*parameters, query.limit],
         )
         return [CommandOverview(_command(row), tuple(await self.deliveries(row[0]))) for row in rows]
@@ -163,7 +164,7 @@ class SQLiteCommandStore:
         marks = ", ".join("?" for _ in endpoints)
         async with self._write_transaction():
             rows = await self._rows(
-                f"SELECT d.attempts, d.endpoint, {', '.join('c.' + name for name in _COMMAND_COLUMNS.split(', '))}"
+                f"SELECT d.attempts, d.endpoint, {_COMMAND_COLUMNS_OF_C}"
                 " FROM command_deliveries d JOIN commands c ON c.cursor = d.cursor"
                 f" WHERE d.state = 'pending' AND d.endpoint IN ({marks})"
                 " AND d.next_attempt_at <= ? AND d.lease_expires_at <= ?"
