@@ -11,15 +11,14 @@ and the changes made meanwhile are laid on top before the swap.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 
 import structlog
 
 from blocklists.matcher import Matcher
+from gateway.periodic import cancel, every
 from gateway.store import Store
-from gateway.store.errors import StoreUnavailableError
 from signals.evaluate import Knowledge
 
 log = structlog.get_logger(__name__)
@@ -74,14 +73,13 @@ class BlocklistRefresher:
         return True
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="blocklist-refresh")
+        self._task = asyncio.create_task(
+            every(self._interval, self._round, "blocklist refresh"), name="blocklist-refresh"
+        )
 
     async def stop(self) -> None:
-        for task in (self._task, self._rebuild):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel(self._task)
+        await cancel(self._rebuild)
         self._task = self._rebuild = None
 
     def _rebuild_if_large(self) -> None:
@@ -91,13 +89,6 @@ class BlocklistRefresher:
         if self._rebuild is None or self._rebuild.done():
             self._rebuild = asyncio.create_task(self.load(), name="blocklist-rebuild")
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.refresh()
-                self._rebuild_if_large()
-            except StoreUnavailableError as error:
-                log.warning("blocklist refresh failed; keeping the current matcher", error=str(error))
-            except Exception:  # the loop must outlive any one bad refresh
-                log.exception("blocklist refresh failed; keeping the current matcher")
+    async def _round(self) -> None:
+        await self.refresh()
+        self._rebuild_if_large()

@@ -41,6 +41,7 @@ def _serve(options: argparse.Namespace) -> int:
     from gateway.knowledge import KnowledgeError
     from gateway.logging_setup import configure_logging
     from gateway.phone_hash import PhoneHashKeyError
+    from gateway.policy_refresh import PolicyFileError
     from gateway.server import run_gateway
     from gateway.store import StoreUnavailableError
 
@@ -48,7 +49,14 @@ def _serve(options: argparse.Namespace) -> int:
     configure_logging(config.logging.level)
     try:
         asyncio.run(run_gateway(config))
-    except (OSError, KnowledgeError, PhoneHashKeyError, StoreUnavailableError, WebhookKeyError) as error:
+    except (
+        OSError,
+        KnowledgeError,
+        PhoneHashKeyError,
+        PolicyFileError,
+        StoreUnavailableError,
+        WebhookKeyError,
+    ) as error:
         print(f"mtsg serve: {error}", file=sys.stderr)
         return 1
     return 0

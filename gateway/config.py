@@ -54,6 +54,11 @@ class SignalsConfig:
     phone_change_window_hours: int = 168
     # Empty: the list shipped with mtsg (signals/data/remote_control_apps.toml).
     remote_control_apps_file: str = ""
+    # A policy document applied at start and on SIGHUP when it differs from the version in force.
+    # Empty: policy changes only through `mtsg policy` or PolicyService (the shipped playbook at first).
+    policy_file: str = ""
+    # How often each gateway checks the store for a new policy version.
+    policy_refresh_interval_seconds: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,7 @@ def _validate(config: Config) -> None:
         "limits.max_permissions_per_app": config.limits.max_permissions_per_app,
         "limits.max_phone_changes_per_call": config.limits.max_phone_changes_per_call,
         "signals.phone_change_window_hours": config.signals.phone_change_window_hours,
+        "signals.policy_refresh_interval_seconds": config.signals.policy_refresh_interval_seconds,
         "blocklist.refresh_interval_seconds": config.blocklist.refresh_interval_seconds,
         "blocklist.rebuild_threshold": config.blocklist.rebuild_threshold,
         "blocklist.feed_interval_seconds": config.blocklist.feed_interval_seconds,

@@ -13,7 +13,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from gateway.validation import InvalidRequestError
+from gateway.validation import FieldViolation, InvalidRequestError
 
 ERROR_DOMAIN = "mtsg.v1"
 
@@ -65,3 +65,8 @@ def internal(request_id: str) -> grpc.Status:
     return _status(
         grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id} to the operators", "INTERNAL"
     )
+
+
+def invalid_field(field: str, description: str, reason: str = "INVALID_REQUEST") -> grpc.Status:
+    """INVALID_ARGUMENT naming one field."""
+    return invalid_argument(InvalidRequestError([FieldViolation(field, description)]), reason)

@@ -38,6 +38,8 @@ from gateway.generated.mtsg.v1 import (
     command_feed_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
+    policy_service_pb2,
+    policy_service_pb2_grpc,
     threat_signal_service_pb2,
     threat_signal_service_pb2_grpc,
 )
@@ -45,11 +47,13 @@ from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
 from gateway.phone_hash import load_or_create_hasher
+from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.services.blocklist import BlocklistService
 from gateway.services.command_feed import CommandFeedService
 from gateway.services.events import EventService
+from gateway.services.policy import PolicyService
 from gateway.services.threat_signal import LoginSettings, ThreatSignalService
-from gateway.store import Store, open_store
+from gateway.store import Store, StoreUnavailableError, open_store
 from gateway.validation import Limits
 
 log = structlog.get_logger(__name__)
@@ -59,6 +63,7 @@ SERVICE_NAMES = (
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
     blocklist_service_pb2.DESCRIPTOR.services_by_name["BlocklistService"].full_name,
     command_feed_service_pb2.DESCRIPTOR.services_by_name["CommandFeedService"].full_name,
+    policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name,
 )
 
 
@@ -78,6 +83,7 @@ class RunningGateway:
     metrics: Metrics
     knowledge: KnowledgeHolder
     refresher: BlocklistRefresher
+    policy_refresher: PolicyRefresher
     feed_sync: FeedSync | None
     dispatcher: CommandDispatcher | None
     _metrics_http: tuple[WSGIServer, Thread] | None
@@ -108,6 +114,7 @@ class RunningGateway:
         if self.feed_sync is not None:
             await self.feed_sync.stop()
         await self.refresher.stop()
+        await self.policy_refresher.stop()
         await self.store.close()
         if self._metrics_http is not None:
             http, thread = self._metrics_http
@@ -143,8 +150,16 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     refresher = BlocklistRefresher(
         store, holder, config.blocklist.refresh_interval_seconds, config.blocklist.rebuild_threshold
     )
+    policy_refresher = PolicyRefresher(
+        store,
+        holder,
+        config.signals.policy_refresh_interval_seconds,
+        Path(config.signals.policy_file) if config.signals.policy_file else None,
+        clock,
+    )
     try:
         await refresher.load()
+        await policy_refresher.load()
     except BaseException:
         await store.close()
         raise
@@ -182,6 +197,9 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         BlocklistService(store, config.trusted_keys_dir, refresher.refresh, clock, config.server.max_message_bytes),
         server,
     )
+    policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
+        PolicyService(store, policy_refresher.refresh, clock), server
+    )
     command_feed_service_pb2_grpc.add_CommandFeedServiceServicer_to_server(
         CommandFeedService(store, wakeup, config.commands.poll_interval_seconds, clock), server
     )
@@ -204,6 +222,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
     await server.start()
     refresher.start()
+    policy_refresher.start()
     feed_sync = None
     if config.feed_urls:
         feed_sync = FeedSync(
@@ -234,6 +253,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         metrics=metrics,
         knowledge=holder,
         refresher=refresher,
+        policy_refresher=policy_refresher,
         feed_sync=feed_sync,
         dispatcher=dispatcher,
         _metrics_http=metrics_http,
@@ -244,7 +264,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         port=port,
         metrics_port=running.metrics_port,
         data_dir=str(config.data_dir),
-        policy_version=knowledge.policy.version,
+        policy_version=holder.current.policy.version,
         remote_control_apps=len(knowledge.remote_control.by_package),
         blocklist_version=holder.current.blocklist.version,
         blocklist_entries=holder.current.blocklist.size,
@@ -253,12 +273,30 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     return running
 
 
+async def _reload_policy_file(running: RunningGateway) -> None:
+    """SIGHUP: apply the policy file if it changed; a bad file is logged and the running policy stays."""
+    try:
+        applied = await running.policy_refresher.reload_file()
+    except (PolicyFileError, StoreUnavailableError) as error:
+        log.error("SIGHUP: policy not reloaded; the running policy stays in force", error=str(error))
+        return
+    log.info("SIGHUP: policy file re-read", changed=applied, version=running.knowledge.current.policy.version)
+
+
 async def run_gateway(config: Config) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve until SIGTERM or SIGINT, then shut down gracefully; SIGHUP re-reads the policy file."""
     running = await start_gateway(config)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(_reload_policy_file(running))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await stopping.wait()
     await running.stop(config.server.shutdown_grace_seconds, config.server.shutdown_drain_seconds)

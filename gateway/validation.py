@@ -27,6 +27,7 @@ MAX_VIOLATIONS = 50
 EARLIEST_TIME = 946_684_800
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+_COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 _INSTALLER_CLASSES = {
     telemetry_pb2.INSTALLER_CLASS_UNSPECIFIED: model.InstallerClass.UNKNOWN,
     telemetry_pb2.INSTALLER_CLASS_OFFICIAL_STORE: model.InstallerClass.OFFICIAL_STORE,
@@ -72,7 +73,7 @@ class Limits:
 
 
 @dataclass
-class _Violations:
+class Violations:
     found: list[FieldViolation] = field(default_factory=list)
     omitted: int = 0
 
@@ -127,7 +128,7 @@ class _Violations:
             self.add(path, f"unknown enum value {value}")
 
 
-def request_id_or_none(path: str, request_id: str, violations: _Violations) -> str | None:
+def request_id_or_none(path: str, request_id: str, violations: Violations) -> str | None:
     if not request_id:
         return None
     if not _REQUEST_ID.match(request_id):
@@ -136,7 +137,7 @@ def request_id_or_none(path: str, request_id: str, violations: _Violations) -> s
 
 
 def _apps(
-    apps: list[telemetry_pb2.InstalledApp], limits: Limits, latest: float, v: _Violations
+    apps: list[telemetry_pb2.InstalledApp], limits: Limits, latest: float, v: Violations
 ) -> Iterator[model.InstalledApp]:
     seen: dict[str, int] = {}
     for index, app in enumerate(apps):
@@ -183,7 +184,7 @@ def _apps(
         )
 
 
-def _location(telemetry: telemetry_pb2.LoginTelemetry, v: _Violations) -> model.Location | None:
+def _location(telemetry: telemetry_pb2.LoginTelemetry, v: Violations) -> model.Location | None:
     if not telemetry.HasField("location"):
         return None
     location = telemetry.location
@@ -196,11 +197,30 @@ def _location(telemetry: telemetry_pb2.LoginTelemetry, v: _Violations) -> model.
         if not math.isfinite(value) or not low <= value <= high:
             v.add(f"telemetry.location.{name}", f"must be a number from {low:g} to {high:g}, got {value!r}")
     v.enum("telemetry.location.source", location.source, _LOCATION_SOURCES)
+    country = location.country_code
+    if country and not _COUNTRY_CODE.fullmatch(country):
+        v.add("telemetry.location.country_code", f"must be an ISO 3166-1 alpha-2 code such as KR, got {country[:8]!r}")
     return model.Location(
         latitude=location.latitude,
         longitude=location.longitude,
         accuracy_meters=location.accuracy_meters,
         source=_LOCATION_SOURCES.get(location.source, "unknown"),
+        country_code=country,
+    )
+
+
+def _attestation(telemetry: telemetry_pb2.LoginTelemetry, v: Violations) -> model.Attestation | None:
+    """The attestation summary when the app sent one; its provider names it, so one is required."""
+    if not telemetry.HasField("attestation"):
+        return None
+    attestation = telemetry.attestation
+    v.text("telemetry.attestation.provider", attestation.provider, max_length=64, required=True)
+    return model.Attestation(
+        provider=attestation.provider,
+        meets_basic_integrity=attestation.meets_basic_integrity,
+        meets_device_integrity=attestation.meets_device_integrity,
+        meets_strong_integrity=attestation.meets_strong_integrity,
+        app_recognized=attestation.app_recognized,
     )
 
 
@@ -208,7 +228,7 @@ def parse_check_login(
     request: threat_signal_service_pb2.CheckLoginRequest, limits: Limits, now: float
 ) -> tuple[str | None, model.LoginTelemetry]:
     """Validate a CheckLoginRequest; return (request_id or None, telemetry) or raise InvalidRequestError."""
-    v = _Violations()
+    v = Violations()
     request_id = request_id_or_none("request_id", request.request_id, v)
     if not request.HasField("telemetry"):
         v.add("telemetry", "is required")
@@ -241,6 +261,7 @@ def parse_check_login(
 
     call_started = v.time("telemetry.call.started_at", t.call.started_at, latest=latest)
     location = _location(t, v)
+    attestation = _attestation(t, v)
     v.raise_if_any()
     assert collected_at is not None  # required above
     integrity = t.integrity
@@ -275,6 +296,7 @@ def parse_check_login(
         client_ip=t.client_ip,
         vpn_active=t.network.vpn_active,
         sim_changed=t.network.sim_changed,
+        attestation=attestation,
     )
 
 
@@ -295,7 +317,7 @@ def parse_phone_changes(
     request: event_service_pb2.ReportPhoneNumberChangeRequest, limits: Limits, now: float
 ) -> list[PhoneChange]:
     """Validate a batch; raise InvalidRequestError naming every bad field, or return the changes."""
-    v = _Violations()
+    v = Violations()
     request_id_or_none("request_id", request.request_id, v)
     count = len(request.changes)
     if count == 0:

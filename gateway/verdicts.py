@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2
 from signals.findings import Severity
-from signals.policy import Action, Decision, FreezeScope, StepUpMethod
+from signals.policy import Action, Decision, FreezeScope, Mode, StepUpMethod
 
 _ACTIONS = {action: common_pb2.Action.Value(f"ACTION_{action.name}") for action in Action}
 _METHODS = {
@@ -52,4 +52,12 @@ def to_response(
         policy_version=decision.policy_version,
         blocklist_version=blocklist_version,
         decided_at=stamp,
+        fired_scenarios=[
+            threat_signal_service_pb2.FiredScenario(
+                scenario_id=fired.scenario_id, action=_ACTIONS[fired.action], score=fired.score, deciding=fired.deciding
+            )
+            for fired in decision.fired
+            if fired.mode is Mode.ACTIVE  # shadow scenarios are recorded, never shown to the device
+        ],
+        explanation=decision.explanation,
     )

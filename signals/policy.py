@@ -1,31 +1,22 @@
 """Policy: scenarios (data) that turn findings into an action.
 
-A scenario fires when, for each of its ``require`` groups, at least one finding
-with a code in that group is present (an AND of ORs).  The most severe action
-among fired scenarios wins; among equals, the scenario listed first wins, so a
-policy author controls ties by order.  This is the first, built-in policy; the
-scenario language grows with the policy issue, the decision rule stays.
+A scenario fires when its condition holds over the login's findings.  Among the
+fired active scenarios the most severe action wins; among equals, the scenario
+listed first wins, so a policy author controls ties by order, and the verdict
+says so in its explanation.  Shadow scenarios are evaluated the same way and
+reported beside the decision, but never change it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
-from blocklists.entry import Category
-from signals.detectors.active_call import ACTIVE_CALL
-from signals.detectors.device_integrity import BANK_APP_TAMPERED, COMPROMISED_DEVICE_CODES
-from signals.detectors.malicious_app import MALICIOUS_APP_CODES
-from signals.detectors.new_device import NEW_DEVICE
-from signals.detectors.phone_change import PHONE_NUMBER_CHANGED_RECENTLY
+from signals.catalog import FINDING_KINDS
+from signals.conditions import Condition
+from signals.detector_settings import DetectorSettings
 from signals.findings import SEVERITY_SCORE, Finding
-from signals.remote_control import (
-    REMOTE_CONTROL_APP_ACTIVE,
-    REMOTE_CONTROL_APP_INSTALLED,
-    REMOTE_INPUT_ACTIVE,
-    SCREEN_SHARED,
-)
 
 
 class Action(IntEnum):
@@ -51,42 +42,47 @@ class FreezeScope(Enum):
     CARD_LOANS = "card_loans"
 
 
-ALL_FREEZE_SCOPES = (FreezeScope.TRANSFERS, FreezeScope.CASH_WITHDRAWAL, FreezeScope.CARD_LOANS)
+class Mode(Enum):
+    ACTIVE = "active"
+    # Evaluated and recorded with what it would have done; never changes a verdict.
+    SHADOW = "shadow"
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     id: str
     description: str
-    require: tuple[frozenset[str], ...]
+    when: Condition
     action: Action
     step_up_method: StepUpMethod = StepUpMethod.NONE
     freeze_scopes: tuple[FreezeScope, ...] = ()
     score: int = 0
-    # How the strongest finding of each group is joined into the summary sentence.
+    mode: Mode = Mode.ACTIVE
+    # How the findings the scenario rests on are joined into the summary sentence.
     joiner: str = " while "
-
-    def matched(self, findings: Sequence[Finding]) -> list[Finding] | None:
-        """The strongest finding for each group, or None when a group has none."""
-        chosen: list[Finding] = []
-        for group in self.require:
-            candidates = [finding for finding in findings if finding.code in group]
-            if not candidates:
-                return None
-            chosen.append(max(candidates, key=lambda finding: finding.severity))
-        return chosen
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     version: str
     scenarios: tuple[Scenario, ...]
+    detectors: DetectorSettings = field(default_factory=DetectorSettings)
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
     finding: Finding
     scenario_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FiredScenario:
+    scenario_id: str
+    action: Action
+    score: int
+    mode: Mode
+    deciding: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,86 +95,14 @@ class Decision:
     summary: str
     scenario_id: str
     policy_version: str
+    # Every scenario that fired, active ones in policy order, then shadow ones.
+    fired: tuple[FiredScenario, ...] = ()
+    # Why this scenario decided, for analysts: the rule and, when it came to that, the tie.
+    explanation: str = ""
 
-
-_REMOTE_CONTROL_ACTIVE = frozenset({REMOTE_CONTROL_APP_ACTIVE, SCREEN_SHARED, REMOTE_INPUT_ACTIVE})
-# The playbook freezes on apps built to steal money or drive the phone; other listed
-# malware (stalkerware, spyware, droppers, root tools) asks the customer to prove who they are.
-_FREEZING_CATEGORIES = (Category.VOICE_PHISHING, Category.REMOTE_CONTROL, Category.BANKER_TROJAN)
-_MONEY_STEALING_APP = frozenset(MALICIOUS_APP_CODES[category] for category in _FREEZING_CATEGORIES)
-_OTHER_MALICIOUS_APP = frozenset(MALICIOUS_APP_CODES.values()) - _MONEY_STEALING_APP
-
-DEFAULT_POLICY = Policy(
-    version="builtin-2",
-    scenarios=(
-        Scenario(
-            id="malicious-app",
-            description="A voice-phishing, remote-control or banking-trojan app from the registry is installed.",
-            require=(_MONEY_STEALING_APP,),
-            action=Action.FREEZE,
-            freeze_scopes=ALL_FREEZE_SCOPES,
-            score=100,
-        ),
-        Scenario(
-            id="remote-control-during-call",
-            description="A remote-control app is active or the screen is shared while a call is active.",
-            require=(_REMOTE_CONTROL_ACTIVE, frozenset({ACTIVE_CALL})),
-            action=Action.FREEZE,
-            freeze_scopes=ALL_FREEZE_SCOPES,
-            score=95,
-        ),
-        Scenario(
-            id="phone-changed-new-device",
-            description="The phone number changed recently and the login comes from a new device.",
-            require=(frozenset({PHONE_NUMBER_CHANGED_RECENTLY}), frozenset({NEW_DEVICE})),
-            action=Action.STEP_UP,
-            step_up_method=StepUpMethod.CALLBACK_PREVIOUS_NUMBER,
-            score=70,
-            joiner=", and ",
-        ),
-        Scenario(
-            id="other-malicious-app",
-            description="Other malware from the registry (stalkerware, spyware, dropper, fake bank app, root tool).",
-            require=(_OTHER_MALICIOUS_APP,),
-            action=Action.STEP_UP,
-            step_up_method=StepUpMethod.FACE,
-            score=70,
-        ),
-        Scenario(
-            id="bank-app-tampered",
-            description="The banking app itself has been modified.",
-            require=(frozenset({BANK_APP_TAMPERED}),),
-            action=Action.STEP_UP,
-            step_up_method=StepUpMethod.FACE,
-            score=90,
-        ),
-        Scenario(
-            id="remote-control-active",
-            description="A remote-control app is active or the screen is shared or driven remotely.",
-            require=(_REMOTE_CONTROL_ACTIVE,),
-            action=Action.STEP_UP,
-            step_up_method=StepUpMethod.FACE,
-            score=60,
-        ),
-        Scenario(
-            id="remote-control-installed-during-call",
-            description="A remote-control app is installed and a call is active.",
-            require=(frozenset({REMOTE_CONTROL_APP_INSTALLED}), frozenset({ACTIVE_CALL})),
-            action=Action.STEP_UP,
-            step_up_method=StepUpMethod.FACE,
-            score=60,
-        ),
-        Scenario(
-            id="compromised-device-new-device",
-            description="A rooted, hooked, debugged or emulated device that is new for this customer.",
-            require=(COMPROMISED_DEVICE_CODES, frozenset({NEW_DEVICE})),
-            action=Action.STEP_UP,
-            step_up_method=StepUpMethod.OTP,
-            score=60,
-            joiner=", and ",
-        ),
-    ),
-)
+    @property
+    def shadow(self) -> tuple[FiredScenario, ...]:
+        return tuple(fired for fired in self.fired if fired.mode is Mode.SHADOW)
 
 
 def _sentence(fragments: Sequence[Finding], joiner: str) -> str:
@@ -186,17 +110,36 @@ def _sentence(fragments: Sequence[Finding], joiner: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
+def _explanation(deciding: Scenario, active: Sequence[Scenario]) -> str:
+    peers = [scenario.id for scenario in active if scenario.action == deciding.action]
+    text = f"{deciding.action.name} by scenario {deciding.id}"
+    if len(active) > 1:
+        text += f", the most severe action among {len(active)} fired scenarios"
+    if len(peers) > 1:
+        text += f"; {', '.join(peers)} all ask for {deciding.action.name} and {deciding.id} is listed first"
+    return text + "."
+
+
 def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
     """Apply ``policy`` to ``findings``; deterministic for the same inputs."""
     strongest_first = sorted(findings, key=lambda finding: finding.severity, reverse=True)
-    fired: list[tuple[Scenario, list[Finding]]] = []
+    categorised = [
+        (finding, kind.category if (kind := FINDING_KINDS.get(finding.code)) else "") for finding in strongest_first
+    ]
+    active: list[tuple[Scenario, list[list[Finding]]]] = []
+    shadow: list[Scenario] = []
     for scenario in policy.scenarios:
-        matched = scenario.matched(strongest_first)
-        if matched is not None:
-            fired.append((scenario, matched))
+        groups = scenario.when.evaluate(categorised)
+        if groups is None:
+            continue
+        if scenario.mode is Mode.SHADOW:
+            shadow.append(scenario)
+        else:
+            active.append((scenario, groups))
+    shadow_fired = tuple(FiredScenario(s.id, s.action, s.score, Mode.SHADOW) for s in shadow)
 
     finding_score = min(100, sum(SEVERITY_SCORE[finding.severity] for finding in findings))
-    if not fired:
+    if not active:
         summary = (
             "Nothing suspicious was found."
             if not findings
@@ -211,23 +154,36 @@ def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
             summary=summary,
             scenario_id="",
             policy_version=policy.version,
+            fired=shadow_fired,
+            explanation="ALLOW: no active scenario fired.",
         )
 
-    # max() keeps the first of equals, and `fired` is in policy order.
-    deciding, deciding_findings = max(fired, key=lambda pair: pair[0].action)
+    # max() keeps the first of equals, and `active` is in policy order.
+    deciding, deciding_groups = max(active, key=lambda pair: pair[0].action)
     used_by: dict[int, str] = {}
-    for scenario, matched in fired:
-        for finding in matched:
-            used_by.setdefault(id(finding), scenario.id)
-    for finding in deciding_findings:  # the deciding scenario claims its own findings
-        used_by[id(finding)] = deciding.id
+    for scenario, groups in active:
+        for group in groups:
+            for finding in group:
+                used_by.setdefault(id(finding), scenario.id)
+    speakers: list[Finding] = []
+    for group in deciding_groups:  # the deciding scenario claims its own findings
+        for finding in group:
+            used_by[id(finding)] = deciding.id
+        if all(group[0] is not spoken for spoken in speakers):
+            speakers.append(group[0])
+    fired_scenarios = [scenario for scenario, _ in active]
     return Decision(
         action=deciding.action,
         step_up_method=deciding.step_up_method,
         freeze_scopes=deciding.freeze_scopes,
-        risk_score=max(finding_score, min(100, max(scenario.score for scenario, _ in fired))),
+        risk_score=max(finding_score, min(100, max(scenario.score for scenario in fired_scenarios))),
         reasons=tuple(Reason(finding, used_by.get(id(finding), "")) for finding in strongest_first),
-        summary=_sentence(deciding_findings, deciding.joiner),
+        summary=_sentence(speakers, deciding.joiner) if speakers else deciding.description,
         scenario_id=deciding.id,
         policy_version=policy.version,
+        fired=(
+            *(FiredScenario(s.id, s.action, s.score, Mode.ACTIVE, s is deciding) for s in fired_scenarios),
+            *shadow_fired,
+        ),
+        explanation=_explanation(deciding, fired_scenarios),
     )

@@ -14,12 +14,32 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from signals.findings import Finding, Severity
+from signals.kinds import kind
 from signals.telemetry import LoginTelemetry
 
 REMOTE_CONTROL_APP_INSTALLED = "REMOTE_CONTROL_APP_INSTALLED"
 REMOTE_CONTROL_APP_ACTIVE = "REMOTE_CONTROL_APP_ACTIVE"
 SCREEN_SHARED = "SCREEN_SHARED"
 REMOTE_INPUT_ACTIVE = "REMOTE_INPUT_ACTIVE"
+
+KINDS = (
+    kind(
+        REMOTE_CONTROL_APP_INSTALLED,
+        "remote_control",
+        (Severity.MEDIUM,),
+        "A known remote-control app is installed but not running.",
+        per_app=True,
+    ),
+    kind(
+        REMOTE_CONTROL_APP_ACTIVE,
+        "remote_control",
+        (Severity.HIGH,),
+        "A known remote-control app is running, on screen, or holds the accessibility service.",
+        per_app=True,
+    ),
+    kind(SCREEN_SHARED, "remote_control", (Severity.HIGH,), "The screen is being shared."),
+    kind(REMOTE_INPUT_ACTIVE, "remote_control", (Severity.HIGH,), "The screen is being driven remotely."),
+)
 
 
 class CatalogError(ValueError):

@@ -75,6 +75,19 @@ class Location:
     longitude: float
     accuracy_meters: float = 0.0
     source: str = "unknown"
+    # ISO 3166-1 alpha-2, upper case; empty when the SDK or the bank's edge could not tell.
+    country_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    """A Play-Integrity-style verdict the bank's backend obtained for this device and app."""
+
+    provider: str = ""
+    meets_basic_integrity: bool = False
+    meets_device_integrity: bool = False
+    meets_strong_integrity: bool = False
+    app_recognized: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +104,4 @@ class LoginTelemetry:
     client_ip: str = ""
     vpn_active: bool = False
     sim_changed: bool = False
+    attestation: Attestation | None = None

@@ -22,7 +22,7 @@ CANNED_VERDICT = threat_signal_service_pb2.CheckLoginResponse(
     risk_score=10,
     reasons=[common_pb2.Reason(code="NEW_DEVICE", message="The login comes from a device never seen.")],
     summary="No scenario fired; 1 finding(s) recorded.",
-    policy_version="builtin-2",
+    policy_version="1",
 ).SerializeToString()
 CANNED_EVENT = event_service_pb2.ReportPhoneNumberChangeResponse(accepted_count=1).SerializeToString()
 

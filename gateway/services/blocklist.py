@@ -26,8 +26,9 @@ from gateway.blocklist_messages import (
     indicator_from_message,
     page_token,
 )
-from gateway.errors import abort_with, failure, invalid_argument, unavailable
+from gateway.errors import abort_with, failure, invalid_argument, invalid_field, unavailable
 from gateway.generated.mtsg.v1 import blocklist_service_pb2, blocklist_service_pb2_grpc
+from gateway.services.callers import peer_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
 from gateway.store.records import EntryQuery
@@ -39,16 +40,8 @@ MAX_PAGE_SIZE = 1000
 MAX_REASON_LENGTH = 1000
 
 
-def _actor(context: grpc.aio.ServicerContext) -> str:
-    return f"unauthenticated grpc peer {context.peer()}"
-
-
 def _fingerprint(request: object) -> bytes:
     return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()  # type: ignore[attr-defined]
-
-
-def _invalid(field: str, description: str, reason: str = "INVALID_REQUEST") -> grpc.Status:
-    return invalid_argument(InvalidRequestError([FieldViolation(field, description)]), reason)
 
 
 class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
@@ -81,12 +74,12 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             await abort_with(context, invalid_argument(error, "INVALID_ENTRY"))
         try:
             entry = await self._store.blocklist.add_entry(
-                indicator, _actor(context), self._clock(), request.request_id, _fingerprint(request)
+                indicator, peer_actor(context), self._clock(), request.request_id, _fingerprint(request)
             )
         except EntryExistsError as error:
             await abort_with(context, failure(grpc.StatusCode.ALREADY_EXISTS, str(error), "ENTRY_EXISTS"))
         except RequestIdReusedError as error:
-            await abort_with(context, _invalid("request_id", str(error), "REQUEST_ID_REUSED"))
+            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
         except StoreUnavailableError:
             await abort_with(context, unavailable("the registry is unavailable; retry with the same request_id"))
         await self._applied()
@@ -109,7 +102,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             entry = await self._store.blocklist.revoke_entry(
                 request.entry_id,
                 request.reason.strip(),
-                _actor(context),
+                peer_actor(context),
                 self._clock(),
                 request.request_id,
                 _fingerprint(request),
@@ -117,7 +110,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
         except EntryNotFoundError as error:
             await abort_with(context, failure(grpc.StatusCode.NOT_FOUND, str(error), "ENTRY_NOT_FOUND"))
         except RequestIdReusedError as error:
-            await abort_with(context, _invalid("request_id", str(error), "REQUEST_ID_REUSED"))
+            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
         except StoreUnavailableError:
             await abort_with(context, unavailable("the registry is unavailable; retry with the same request_id"))
         await self._applied()
@@ -128,7 +121,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
         self, request: blocklist_service_pb2.GetEntryRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.GetEntryResponse:
         if not request.entry_id:
-            await abort_with(context, _invalid("entry_id", "is required"))
+            await abort_with(context, invalid_field("entry_id", "is required"))
         entry = await self._store.blocklist.get_entry(request.entry_id)
         if entry is None:
             await abort_with(
@@ -170,20 +163,20 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
         self, request: blocklist_service_pb2.ImportBundleRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.ImportBundleResponse:
         if not request.bundle:
-            await abort_with(context, _invalid("bundle", "is required: the bytes `mtsg blocklist sign` wrote"))
+            await abort_with(context, invalid_field("bundle", "is required: the bytes `mtsg blocklist sign` wrote"))
         lines = request.bundle.splitlines(keepends=True)
         try:
             outcome = await import_bundle(
                 self._store,
                 lambda: iter(lines),
                 load_trusted_keys(self._trusted_keys_dir),
-                actor=_actor(context),
+                actor=peer_actor(context),
                 now=self._clock(),
             )
         except StaleBundleError as error:
             await abort_with(context, failure(grpc.StatusCode.FAILED_PRECONDITION, str(error), "STALE_BUNDLE"))
         except (BundleError, FeedFormatError) as error:
-            await abort_with(context, _invalid("bundle", str(error), "INVALID_BUNDLE"))
+            await abort_with(context, invalid_field("bundle", str(error), "INVALID_BUNDLE"))
         except TrustedKeyError as error:
             log.error("trusted keys unusable", error=str(error))
             await abort_with(context, failure(grpc.StatusCode.FAILED_PRECONDITION, str(error), "TRUSTED_KEYS"))

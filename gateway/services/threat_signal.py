@@ -15,11 +15,13 @@ from gateway.errors import abort_with, invalid_argument, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
 from gateway.metrics import Metrics
 from gateway.store import Store, StoreUnavailableError
-from gateway.store.records import LoginLocation, LoginRecord, StoredVerdict
+from gateway.store.records import HistoryWindows, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
 from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
 from gateway.verdicts import new_verdict_id, to_response
 from signals.context import LoginContext
+from signals.detector_settings import DetectorSettings
 from signals.evaluate import Knowledge, evaluate
+from signals.inventory import pack_inventory
 from signals.telemetry import LoginTelemetry
 
 log = structlog.get_logger(__name__)
@@ -43,6 +45,16 @@ def _location_record(telemetry: LoginTelemetry) -> LoginLocation | None:
         accuracy_meters=location.accuracy_meters if location else None,
         source=location.source if location else "",
         client_ip=telemetry.client_ip,
+        country_code=location.country_code if location else "",
+    )
+
+
+def _windows(now: float, settings: LoginSettings, detectors: DetectorSettings) -> HistoryWindows:
+    return HistoryWindows(
+        phone_changes_since=now - settings.phone_change_window_seconds,
+        locations_since=now - detectors.location_history_days * 86400,
+        location_limit=detectors.location_history_logins,
+        shared_device_since=now - detectors.shared_device_window_days * 86400,
     )
 
 
@@ -77,7 +89,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
                 earlier = await self._store.find_verdict(request_id)
                 if earlier is not None:
                     return await self._replay(earlier, fingerprint, context)
-            response = await self._decide(telemetry, now)
+            response, shadow = await self._decide(telemetry, now)
             command = command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints)
             stored = await self._store.record_login(
                 LoginRecord(
@@ -91,6 +103,9 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
                     response=response.SerializeToString(),
                     location=_location_record(telemetry),
                     command=command,
+                    inventory=pack_inventory(app.package_name for app in telemetry.installed_apps),
+                    shadow=shadow,
+                    policy_version=response.policy_version,
                 )
             )
         except StoreUnavailableError as error:
@@ -104,18 +119,25 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             self._wakeup.notify()
         return response
 
-    async def _decide(self, telemetry: LoginTelemetry, now: float) -> threat_signal_service_pb2.CheckLoginResponse:
+    async def _decide(
+        self, telemetry: LoginTelemetry, now: float
+    ) -> tuple[threat_signal_service_pb2.CheckLoginResponse, tuple[ShadowFiring, ...]]:
+        knowledge = self._knowledge()  # one snapshot: the policy that sized the history also decides
         history = await self._store.load_login_history(
-            telemetry.customer_id, now - self._settings.phone_change_window_seconds
+            telemetry.customer_id, telemetry.device_id, _windows(now, self._settings, knowledge.policy.detectors)
         )
         context = LoginContext(
             now=now,
             known_device_ids=history.known_device_ids,
             recent_phone_change=history.latest_phone_change,
+            recent_locations=history.recent_locations,
+            other_customers_on_device=history.other_customers_on_device,
+            previous_inventory=history.previous_inventory,
         )
-        knowledge = self._knowledge()
         decision = evaluate(telemetry, context, knowledge)
-        return to_response(decision, new_verdict_id(now), now, blocklist_version=str(knowledge.blocklist.version))
+        shadow = tuple(ShadowFiring(fired.scenario_id, f"ACTION_{fired.action.name}") for fired in decision.shadow)
+        response = to_response(decision, new_verdict_id(now), now, blocklist_version=str(knowledge.blocklist.version))
+        return response, shadow
 
     async def _replay(
         self, earlier: StoredVerdict, fingerprint: bytes, context: grpc.aio.ServicerContext

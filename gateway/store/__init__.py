@@ -12,15 +12,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.store.errors import StoreUnavailableError
 from gateway.store.records import (
+    HistoryWindows,
     LoginHistory,
     LoginRecord,
     PhoneChangeRecord,
     StoredVerdict,
+    VerdictQuery,
+    VerdictRow,
 )
 
 if TYPE_CHECKING:
     from gateway.store.sqlite_blocklist import SQLiteBlocklistStore
     from gateway.store.sqlite_commands import SQLiteCommandStore
+    from gateway.store.sqlite_policies import SQLitePolicyStore
 
 __all__ = ["Store", "StoreUnavailableError", "open_store"]
 
@@ -30,8 +34,9 @@ class Store(Protocol):
         """The verdict stored for this idempotency key, if any."""
         ...
 
-    async def load_login_history(self, customer_id: str, phone_changes_since: float) -> LoginHistory:
-        """The customer's known devices and latest phone change at or after ``phone_changes_since``."""
+    async def load_login_history(self, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:
+        """The customer's devices, latest phone change and recent locations; the device's other customers
+        and previous app inventory — each within its window."""
         ...
 
     async def record_login(self, record: LoginRecord) -> StoredVerdict:
@@ -54,6 +59,17 @@ class Store(Protocol):
     @property
     def commands(self) -> SQLiteCommandStore:
         """The outbox: commands, their deliveries and stream consumers."""
+        ...
+
+    async def list_verdicts(self, query: VerdictQuery) -> list[VerdictRow]:
+        """A customer's verdicts, newest first."""
+        ...
+
+    async def get_verdict(self, verdict_id: str) -> VerdictRow | None: ...
+
+    @property
+    def policies(self) -> SQLitePolicyStore:
+        """Policy versions and shadow-scenario reports."""
         ...
 
     async def close(self) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from signals.context import PhoneNumberChangeSummary
+from signals.context import DeviceInventory, PastLocation, PhoneNumberChangeSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,7 @@ class LoginLocation:
     accuracy_meters: float | None
     source: str
     client_ip: str
+    country_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,11 @@ class LoginRecord:
     location: LoginLocation | None
     # The FREEZE or STEP_UP command for core banking, committed with the verdict.
     command: NewCommand | None = None
+    # The device's app list, packed (signals.inventory), replacing the previous one.
+    inventory: bytes | None = None
+    # Shadow scenarios that fired, recorded beside the verdict they did not change.
+    shadow: tuple[ShadowFiring, ...] = ()
+    policy_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +60,24 @@ class PhoneChangeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryWindows:
+    """How far back one login looks; the policy's detector settings decide most of it."""
+
+    phone_changes_since: float
+    locations_since: float
+    location_limit: int
+    shared_device_since: float
+
+
+@dataclass(frozen=True, slots=True)
 class LoginHistory:
     known_device_ids: frozenset[str]
     latest_phone_change: PhoneNumberChangeSummary | None
+    # The customer's located logins in the window, newest first.
+    recent_locations: tuple[PastLocation, ...] = ()
+    # Other customers seen on this device in the shared-device window.
+    other_customers_on_device: int = 0
+    previous_inventory: DeviceInventory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,3 +230,56 @@ class CommandQuery:
 class CommandOverview:
     command: StoredCommand
     deliveries: tuple[DeliveryState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    """One applied version of the policy document."""
+
+    version: int
+    document: str
+    document_sha256: str
+    applied_by: str
+    applied_at: float
+    comment: str
+    restored_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowFiring:
+    """A shadow scenario that fired on a verdict, and what it would have done."""
+
+    scenario_id: str
+    would_action: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowSummary:
+    """One shadow scenario over a period: how often it fired and how often it would have changed a verdict."""
+
+    scenario_id: str
+    would_action: str
+    fired: int
+    customers: int
+    would_change: int
+    by_actual_action: dict[str, int]
+    policy_versions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictQuery:
+    customer_id: str
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRow:
+    verdict_id: str
+    customer_id: str
+    device_id: str
+    action: str
+    decided_at: float
+    # The serialized CheckLoginResponse the app received.
+    response: bytes

@@ -20,16 +20,22 @@ import structlog
 from gateway.store.errors import StoreUnavailableError
 from gateway.store.migrate import load_migrations
 from gateway.store.records import (
+    HistoryWindows,
     LoginHistory,
     LoginRecord,
     PhoneChangeRecord,
     StoredVerdict,
+    VerdictQuery,
+    VerdictRow,
 )
 from gateway.store.sqlite_blocklist import SQLiteBlocklistStore
 from gateway.store.sqlite_commands import SQLiteCommandStore
-from signals.context import PhoneNumberChangeSummary
+from gateway.store.sqlite_policies import SQLitePolicyStore
+from signals.context import DeviceInventory, PastLocation, PhoneNumberChangeSummary
+from signals.inventory import unpack_inventory
 
 log = structlog.get_logger(__name__)
+_SELECT_VERDICT = "SELECT verdict_id, customer_id, device_id, action, decided_at, response FROM verdicts"
 
 
 class SQLiteStore:
@@ -39,6 +45,7 @@ class SQLiteStore:
         self._write_lock = asyncio.Lock()
         self.blocklist = SQLiteBlocklistStore(connection, path, self._write_lock, self._write_transaction)
         self.commands = SQLiteCommandStore(connection, self._write_transaction)
+        self.policies = SQLitePolicyStore(connection, self._write_transaction)
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -107,22 +114,43 @@ class SQLiteStore:
             row = await cursor.fetchone()
         return StoredVerdict(row[0], bytes(row[1]), bytes(row[2])) if row else None
 
-    async def load_login_history(self, customer_id: str, phone_changes_since: float) -> LoginHistory:
+    async def load_login_history(self, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:
         try:
-            async with self._db.execute(
-                "SELECT device_id FROM customer_devices WHERE customer_id = ?", (customer_id,)
-            ) as cursor:
-                devices = frozenset(row[0] for row in await cursor.fetchall())
-            async with self._db.execute(
-                "SELECT changed_at, kind, source FROM phone_number_changes"
-                " WHERE customer_id = ? AND changed_at >= ? ORDER BY changed_at DESC LIMIT 1",
-                (customer_id, phone_changes_since),
-            ) as cursor:
-                row = await cursor.fetchone()
+            return await self._select_history(customer_id, device_id, windows)
         except sqlite3.Error as error:
             raise StoreUnavailableError(str(error)) from error
+
+    async def _select_history(self, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:
+        async with self._db.execute(
+            "SELECT device_id FROM customer_devices WHERE customer_id = ?", (customer_id,)
+        ) as cursor:
+            devices = frozenset(row[0] for row in await cursor.fetchall())
+        async with self._db.execute(
+            "SELECT changed_at, kind, source FROM phone_number_changes"
+            " WHERE customer_id = ? AND changed_at >= ? ORDER BY changed_at DESC LIMIT 1",
+            (customer_id, windows.phone_changes_since),
+        ) as cursor:
+            row = await cursor.fetchone()
         change = PhoneNumberChangeSummary(row[0], row[1], row[2]) if row else None
-        return LoginHistory(devices, change)
+        async with self._db.execute(
+            "SELECT observed_at, latitude, longitude, COALESCE(accuracy_meters, 0), country_code FROM login_locations"
+            " WHERE customer_id = ? AND observed_at >= ? AND latitude IS NOT NULL"
+            " ORDER BY observed_at DESC LIMIT ?",
+            (customer_id, windows.locations_since, windows.location_limit),
+        ) as cursor:
+            locations = tuple(PastLocation(*row) for row in await cursor.fetchall())
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM customer_devices WHERE device_id = ? AND customer_id <> ? AND last_seen_at >= ?",
+            (device_id, customer_id, windows.shared_device_since),
+        ) as cursor:
+            row = await cursor.fetchone()
+        others = int(row[0]) if row else 0
+        async with self._db.execute(
+            "SELECT observed_at, packages FROM device_inventories WHERE device_id = ?", (device_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        inventory = DeviceInventory(row[0], unpack_inventory(bytes(row[1]))) if row else None
+        return LoginHistory(devices, change, locations, others, inventory)
 
     @asynccontextmanager
     async def _write_transaction(self) -> AsyncIterator[None]:
@@ -176,7 +204,7 @@ class SQLiteStore:
         if location is not None:
             await self._db.execute(
                 "INSERT INTO login_locations (customer_id, device_id, verdict_id, observed_at, latitude,"
-                " longitude, accuracy_meters, source, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " longitude, accuracy_meters, source, client_ip, country_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.customer_id,
                     record.device_id,
@@ -187,7 +215,33 @@ class SQLiteStore:
                     location.accuracy_meters,
                     location.source,
                     location.client_ip,
+                    location.country_code,
                 ),
+            )
+        if record.inventory is not None:
+            await self._db.execute(
+                "INSERT INTO device_inventories (device_id, observed_at, packages) VALUES (?, ?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET"
+                " observed_at = excluded.observed_at, packages = excluded.packages"
+                " WHERE excluded.observed_at >= device_inventories.observed_at",
+                (record.device_id, record.decided_at, record.inventory),
+            )
+        if record.shadow:
+            await self._db.executemany(
+                "INSERT INTO shadow_firings (verdict_id, customer_id, decided_at, policy_version, scenario_id,"
+                " would_action, actual_action) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        record.verdict_id,
+                        record.customer_id,
+                        record.decided_at,
+                        record.policy_version,
+                        firing.scenario_id,
+                        firing.would_action,
+                        record.action,
+                    )
+                    for firing in record.shadow
+                ],
             )
         if record.command is not None:
             await self.commands.insert(record.command)
@@ -215,6 +269,25 @@ class SQLiteStore:
                 accepted += cursor.rowcount
         return accepted, len(changes) - accepted
 
+    async def list_verdicts(self, query: VerdictQuery) -> list[VerdictRow]:
+        """A customer's verdicts, newest first, within [since, until)."""
+        async with self._db.execute(
+            f"{_SELECT_VERDICT} WHERE customer_id = ? AND decided_at >= ? AND decided_at < ?"
+            " ORDER BY decided_at DESC LIMIT ?",
+            (
+                query.customer_id,
+                query.since if query.since is not None else float("-inf"),
+                query.until if query.until is not None else float("inf"),
+                query.limit,
+            ),
+        ) as cursor:
+            return [VerdictRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in await cursor.fetchall()]
+
+    async def get_verdict(self, verdict_id: str) -> VerdictRow | None:
+        async with self._db.execute(f"{_SELECT_VERDICT} WHERE verdict_id = ?", (verdict_id,)) as cursor:
+            r = await cursor.fetchone()
+        return VerdictRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) if r else None
+
     async def count_rows(self, table: str) -> int:
         """Row count of one of our tables (operators and tests use it to see that nothing was written twice)."""
         if table not in {
@@ -227,6 +300,9 @@ class SQLiteStore:
             "commands",
             "command_deliveries",
             "command_attempts",
+            "policy_versions",
+            "shadow_firings",
+            "device_inventories",
         }:
             raise ValueError(f"unknown table {table!r}")
         async with self._db.execute(f"SELECT COUNT(*) FROM {table}") as cursor:

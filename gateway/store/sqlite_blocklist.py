@@ -22,7 +22,7 @@ import aiosqlite
 from blocklists.bundle import AppliedBundle, BundleError
 from blocklists.entry import Category, Entry, EntrySeverity, Indicator, KeyType
 from blocklists.matcher import Matcher
-from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
+from gateway.store.errors import EntryExistsError, EntryNotFoundError
 from gateway.store.records import (
     AuditRecord,
     BlocklistStatus,
@@ -31,7 +31,7 @@ from gateway.store.records import (
     FeedStatus,
     ImportSummary,
 )
-from gateway.store.sqlite_audit import insert_audit
+from gateway.store.sqlite_audit import earlier_request, insert_audit, remember_request
 
 _CONTENT = (
     "category",
@@ -265,21 +265,8 @@ class SQLiteBlocklistStore:
 
     async def _replayed(self, request_id: str, operation: str, fingerprint: bytes) -> Entry | None:
         """The entry an earlier identical request produced; refuses the key reused for something else."""
-        async with self._db.execute(
-            "SELECT operation, fingerprint, entry_id FROM admin_requests WHERE request_id = ?", (request_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        if row[0] != operation or bytes(row[1]) != fingerprint:
-            raise RequestIdReusedError(request_id)
-        return await self.get_entry(row[2])
-
-    async def _remember(self, request_id: str, operation: str, fingerprint: bytes, entry_id: str, now: float) -> None:
-        await self._db.execute(
-            "INSERT INTO admin_requests (request_id, operation, fingerprint, entry_id, at) VALUES (?, ?, ?, ?, ?)",
-            (request_id, operation, fingerprint, entry_id, now),
-        )
+        entry_id = await earlier_request(self._db, request_id, operation, fingerprint)
+        return await self.get_entry(entry_id) if entry_id is not None else None
 
     async def _write_entry(self, indicator: Indicator, existing: Entry | None, actor: str, now: float) -> Entry:
         version = await self._next_version()
@@ -307,7 +294,7 @@ class SQLiteBlocklistStore:
             entry = await self._write_entry(indicator, existing, actor, now)
             await self._audit(now, actor, "relist" if existing else "add", entry.entry_id, existing, entry, "")
             if request_id:
-                await self._remember(request_id, "add", fingerprint, entry.entry_id, now)
+                await remember_request(self._db, request_id, "add", fingerprint, entry.entry_id, now)
             return entry
 
     async def revoke_entry(
@@ -327,7 +314,7 @@ class SQLiteBlocklistStore:
             entry = await self._write_entry(existing.indicator.revoke(reason), existing, actor, now)
             await self._audit(now, actor, "revoke", entry_id, existing, entry, reason)
             if request_id:
-                await self._remember(request_id, "revoke", fingerprint, entry_id, now)
+                await remember_request(self._db, request_id, "revoke", fingerprint, entry_id, now)
             return entry
 
     @asynccontextmanager

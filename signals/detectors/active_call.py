@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from signals.context import LoginContext
 from signals.findings import Finding, Severity
+from signals.kinds import Measure, kind
 from signals.telemetry import LoginTelemetry
 
 ACTIVE_CALL = "ACTIVE_CALL"
+
+KINDS = (
+    kind(
+        ACTIVE_CALL,
+        "call",
+        (Severity.MEDIUM, Severity.HIGH),
+        "A phone call is active during login; HIGH when the caller is not in the contacts.",
+        measures=(Measure("call_minutes", 0, 100_000, "minutes"),),
+    ),
+)
 
 
 def detect_active_call(telemetry: LoginTelemetry, context: LoginContext) -> list[Finding]:

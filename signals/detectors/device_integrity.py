@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from signals.findings import Finding, Severity
-from signals.telemetry import LoginTelemetry
+from signals.kinds import kind
+from signals.telemetry import Attestation, LoginTelemetry
 
 DEVICE_ROOTED = "DEVICE_ROOTED"
 DEVICE_EMULATOR = "DEVICE_EMULATOR"
@@ -14,6 +15,7 @@ ADB_ENABLED = "ADB_ENABLED"
 BANK_APP_TAMPERED = "BANK_APP_TAMPERED"
 BANK_APP_UNTRUSTED_INSTALLER = "BANK_APP_UNTRUSTED_INSTALLER"
 MOCK_LOCATION = "MOCK_LOCATION"
+ATTESTATION_FAILED = "ATTESTATION_FAILED"
 
 # (flag attribute, code, severity, summary).  Developer mode alone is common among
 # ordinary users, hence INFO; a tampered banking app is a repackaged fake, hence CRITICAL.
@@ -34,13 +36,57 @@ _CHECKS: tuple[tuple[str, str, Severity, str], ...] = (
     ("developer_mode", DEVELOPER_MODE, Severity.INFO, "developer options are switched on"),
 )
 
-COMPROMISED_DEVICE_CODES = frozenset({DEVICE_ROOTED, HOOKING_FRAMEWORK, DEBUGGER_ATTACHED, DEVICE_EMULATOR})
+KINDS = (
+    *(
+        kind(code, "device_integrity", (severity,), summary[:1].upper() + summary[1:] + ".")
+        for _, code, severity, summary in _CHECKS
+    ),
+    kind(
+        ATTESTATION_FAILED,
+        "device_integrity",
+        (Severity.MEDIUM, Severity.HIGH),
+        "The platform's attestation fails: HIGH for basic integrity or an unknown app copy, else MEDIUM.",
+    ),
+)
+
+
+def _attestation_finding(attestation: Attestation) -> Finding | None:
+    """The weakest failed level speaks: failing basic integrity means more than failing the device level."""
+    failed = [
+        level
+        for level, passed in (
+            ("basic_integrity", attestation.meets_basic_integrity),
+            ("device_integrity", attestation.meets_device_integrity),
+            ("app_recognized", attestation.app_recognized),
+        )
+        if not passed
+    ]
+    if not failed:
+        return None
+    severe = "basic_integrity" in failed or "app_recognized" in failed
+    if "app_recognized" in failed:
+        summary = "the platform does not recognise this copy of the banking app"
+    elif "basic_integrity" in failed:
+        summary = "the platform's integrity check fails on this device"
+    else:
+        summary = "the platform cannot vouch for this device's integrity"
+    return Finding(
+        ATTESTATION_FAILED,
+        Severity.HIGH if severe else Severity.MEDIUM,
+        summary,
+        {"provider": attestation.provider, "failed": ", ".join(failed)},
+    )
 
 
 def detect_device_integrity(telemetry: LoginTelemetry) -> list[Finding]:
     integrity = telemetry.integrity
-    return [
+    findings = [
         Finding(code=code, severity=severity, summary=summary, evidence={"flag": flag})
         for flag, code, severity, summary in _CHECKS
         if getattr(integrity, flag)
     ]
+    if telemetry.attestation is not None:
+        attested = _attestation_finding(telemetry.attestation)
+        if attested is not None:
+            findings.append(attested)
+    return findings

@@ -14,6 +14,7 @@ from blocklists.entry import Category, EntrySeverity
 from blocklists.matcher import Match, Matcher
 from signals.context import LoginContext
 from signals.findings import Finding, Severity
+from signals.kinds import kind
 from signals.telemetry import LoginTelemetry
 
 MALICIOUS_APP_CODES = {category: f"MALICIOUS_APP_{category.name}" for category in Category}
@@ -24,6 +25,16 @@ _SEVERITY = {
     EntrySeverity.CRITICAL: Severity.CRITICAL,
 }
 _CATEGORY_WORDS = {category: category.value.replace("_", "-") for category in Category}
+KINDS = tuple(
+    kind(
+        code,
+        "malicious_app",
+        tuple(_SEVERITY.values()),
+        f"An installed app matches a {_CATEGORY_WORDS[category]} entry of the registry.",
+        per_app=True,
+    )
+    for category, code in MALICIOUS_APP_CODES.items()
+)
 _KEY_WORDS = {
     "apk_sha256": "APK hash",
     "cert_sha256": "signing certificate",

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from signals.context import LoginContext
 from signals.findings import Finding, Severity
+from signals.kinds import Measure, kind
 from signals.telemetry import LoginTelemetry
 
 NEW_DEVICE = "NEW_DEVICE"
+
+KINDS = (
+    kind(
+        NEW_DEVICE,
+        "device",
+        (Severity.LOW,),
+        "The device was never seen for this customer.",
+        measures=(Measure("known_devices", 0, 1_000_000, "devices"),),
+    ),
+)
 
 
 def detect_new_device(telemetry: LoginTelemetry, context: LoginContext) -> list[Finding]:

@@ -6,15 +6,27 @@ from datetime import UTC, datetime
 
 from signals.context import LoginContext
 from signals.findings import Finding, Severity
+from signals.kinds import Measure, kind
 
 PHONE_NUMBER_CHANGED_RECENTLY = "PHONE_NUMBER_CHANGED_RECENTLY"
+
+KINDS = (
+    kind(
+        PHONE_NUMBER_CHANGED_RECENTLY,
+        "phone_number",
+        (Severity.MEDIUM,),
+        "The telco or CRM reported a phone-number change inside the configured window.",
+        measures=(Measure("days_ago", 0, 3650, "days"),),
+    ),
+)
 
 
 def detect_recent_phone_change(context: LoginContext) -> list[Finding]:
     change = context.recent_phone_change
     if change is None:
         return []
-    days = max(0, int((context.now - change.changed_at) // 86400))
+    elapsed_days = max(0.0, (context.now - change.changed_at) / 86400)
+    days = int(elapsed_days)
     when = "today" if days == 0 else ("1 day ago" if days == 1 else f"{days} days ago")
     return [
         Finding(
@@ -23,6 +35,7 @@ def detect_recent_phone_change(context: LoginContext) -> list[Finding]:
             summary=f"the customer's phone number was changed {when}",
             evidence={
                 "changed_at": datetime.fromtimestamp(change.changed_at, UTC).isoformat(timespec="seconds"),
+                "days_ago": f"{elapsed_days:.1f}",
                 "kind": change.kind,
                 "source": change.source,
             },

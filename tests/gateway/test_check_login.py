@@ -23,7 +23,7 @@ async def test_clean_login_is_allowed_and_the_device_is_remembered(client: MtsgC
     assert first.action == common_pb2.ACTION_ALLOW
     assert [reason.code for reason in first.reasons] == ["NEW_DEVICE"]
     assert first.verdict_id.startswith("v_")
-    assert first.policy_version == "builtin-2"
+    assert first.policy_version == "1"
 
     again = telemetry(customer_id=login.customer_id, device_id=login.device_id)
     second = await client.check_login(again)

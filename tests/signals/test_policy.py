@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from signals.conditions import Select
 from signals.findings import Finding, Severity
-from signals.policy import DEFAULT_POLICY, Action, Policy, Scenario, StepUpMethod, decide
+from signals.policy import Action, Policy, Scenario, StepUpMethod, decide
+from tests.signals.shipped import DEFAULT_POLICY
 
 RC_ACTIVE = Finding("REMOTE_CONTROL_APP_ACTIVE", Severity.HIGH, "AnyDesk is running")
 RC_INSTALLED = Finding("REMOTE_CONTROL_APP_INSTALLED", Severity.MEDIUM, "AnyDesk is installed")
 SCREEN = Finding("SCREEN_SHARED", Severity.HIGH, "the screen is being shared")
 CALL = Finding("ACTIVE_CALL", Severity.MEDIUM, "a phone call is active")
 NEW = Finding("NEW_DEVICE", Severity.LOW, "the login comes from a device never seen for this customer")
-PHONE = Finding("PHONE_NUMBER_CHANGED_RECENTLY", Severity.MEDIUM, "the customer's phone number was changed today")
+PHONE = Finding(
+    "PHONE_NUMBER_CHANGED_RECENTLY",
+    Severity.MEDIUM,
+    "the customer's phone number was changed today",
+    {"days_ago": "0.2"},
+)
 ROOT = Finding("DEVICE_ROOTED", Severity.HIGH, "the device is rooted or jailbroken")
 TAMPERED = Finding("BANK_APP_TAMPERED", Severity.CRITICAL, "the banking app has been tampered with")
 
@@ -30,7 +37,8 @@ TAMPERED = Finding("BANK_APP_TAMPERED", Severity.CRITICAL, "the banking app has 
         ([RC_INSTALLED], Action.ALLOW, "", StepUpMethod.NONE),
         ([PHONE, NEW], Action.STEP_UP, "phone-changed-new-device", StepUpMethod.CALLBACK_PREVIOUS_NUMBER),
         ([PHONE], Action.ALLOW, "", StepUpMethod.NONE),
-        ([ROOT, NEW], Action.STEP_UP, "compromised-device-new-device", StepUpMethod.OTP),
+        ([ROOT, NEW], Action.STEP_UP, "compromised-device-with-other-signs", StepUpMethod.OTP),
+        ([ROOT], Action.ALLOW, "", StepUpMethod.NONE),
         ([TAMPERED], Action.STEP_UP, "bank-app-tampered", StepUpMethod.FACE),
         # Several STEP_UP scenarios: the first in policy order decides.
         (
@@ -46,7 +54,7 @@ TAMPERED = Finding("BANK_APP_TAMPERED", Severity.CRITICAL, "the banking app has 
 def test_default_policy(findings: list[Finding], action: Action, scenario: str, method: StepUpMethod) -> None:
     decision = decide(findings, DEFAULT_POLICY)
     assert (decision.action, decision.scenario_id, decision.step_up_method) == (action, scenario, method)
-    assert decision.policy_version == "builtin-2"
+    assert decision.policy_version == "1"
     assert [reason.finding for reason in decision.reasons] == sorted(findings, key=lambda f: f.severity, reverse=True)
 
 
@@ -70,7 +78,8 @@ def test_risk_score_is_bounded_and_grows_with_findings() -> None:
 
 
 def test_ties_between_equal_actions_go_to_the_first_listed_scenario() -> None:
-    first = Scenario("first", "", (frozenset({"ACTIVE_CALL"}),), Action.STEP_UP, StepUpMethod.OTP)
-    second = Scenario("second", "", (frozenset({"ACTIVE_CALL"}),), Action.STEP_UP, StepUpMethod.FACE)
+    call = Select(codes=frozenset({"ACTIVE_CALL"}))
+    first = Scenario("first", "", call, Action.STEP_UP, StepUpMethod.OTP)
+    second = Scenario("second", "", call, Action.STEP_UP, StepUpMethod.FACE)
     assert decide([CALL], Policy("p", (first, second))).scenario_id == "first"
     assert decide([CALL], Policy("p", (second, first))).scenario_id == "second"

@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from signals.context import LoginContext, PhoneNumberChangeSummary
 from signals.evaluate import Knowledge, evaluate
-from signals.policy import DEFAULT_POLICY, Action
+from signals.policy import Action
 from signals.remote_control import parse_catalog
 from signals.telemetry import CallState, DeviceIntegrity, InstalledApp, LoginTelemetry, ScreenState
+from tests.signals.shipped import DEFAULT_POLICY
 
 CATALOG = parse_catalog((Path(__file__).parents[2] / "signals" / "data" / "remote_control_apps.toml").read_text())
 KNOWLEDGE = Knowledge(DEFAULT_POLICY, CATALOG)

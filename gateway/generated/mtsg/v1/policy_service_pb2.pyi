@@ -10,18 +10,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Policy(_message.Message):
-    __slots__ = ("version", "document", "applied_by", "applied_at", "comment")
+    __slots__ = ("version", "document", "applied_by", "applied_at", "comment", "restored_version", "document_sha256")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     APPLIED_BY_FIELD_NUMBER: _ClassVar[int]
     APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_SHA256_FIELD_NUMBER: _ClassVar[int]
     version: str
     document: str
     applied_by: str
     applied_at: _timestamp_pb2.Timestamp
     comment: str
-    def __init__(self, version: _Optional[str] = ..., document: _Optional[str] = ..., applied_by: _Optional[str] = ..., applied_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ...) -> None: ...
+    restored_version: str
+    document_sha256: str
+    def __init__(self, version: _Optional[str] = ..., document: _Optional[str] = ..., applied_by: _Optional[str] = ..., applied_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ..., restored_version: _Optional[str] = ..., document_sha256: _Optional[str] = ...) -> None: ...
 
 class PolicyProblem(_message.Message):
     __slots__ = ("location", "message")

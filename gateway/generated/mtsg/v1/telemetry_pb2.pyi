@@ -158,16 +158,18 @@ class CallState(_message.Message):
     def __init__(self, active_call: _Optional[bool] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., caller_in_contacts: _Optional[bool] = ...) -> None: ...
 
 class Location(_message.Message):
-    __slots__ = ("latitude", "longitude", "accuracy_meters", "source")
+    __slots__ = ("latitude", "longitude", "accuracy_meters", "source", "country_code")
     LATITUDE_FIELD_NUMBER: _ClassVar[int]
     LONGITUDE_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_METERS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_CODE_FIELD_NUMBER: _ClassVar[int]
     latitude: float
     longitude: float
     accuracy_meters: float
     source: LocationSource
-    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., accuracy_meters: _Optional[float] = ..., source: _Optional[_Union[LocationSource, str]] = ...) -> None: ...
+    country_code: str
+    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., accuracy_meters: _Optional[float] = ..., source: _Optional[_Union[LocationSource, str]] = ..., country_code: _Optional[str] = ...) -> None: ...
 
 class NetworkState(_message.Message):
     __slots__ = ("vpn_active", "carrier", "sim_changed")

@@ -1,0 +1,61 @@
+"""Putting a policy in force: the one path shared by PolicyService, `mtsg policy` and the policy file.
+
+Every path validates the whole document before anything is stored, so a bad
+policy never becomes a version and the running one stays in force.
+"""
+
+from __future__ import annotations
+
+from gateway.store import Store
+from gateway.store.records import StoredPolicy
+from signals.policy import Policy
+from signals.policy_document import read_policy
+
+# Longest document accepted: a few hundred scenarios fit in well under this.
+MAX_DOCUMENT_BYTES = 512 * 1024
+
+
+class PolicyVersionNotFoundError(LookupError):
+    """No stored policy has this version (NOT_FOUND)."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(f"no policy version {version!r}; `mtsg policy versions` lists them")
+        self.version = version
+
+
+def parse_version(text: str) -> int:
+    """A version as the API and CLI spell it ("7"); PolicyVersionNotFoundError for anything else."""
+    if not text.isdigit() or len(text) > 18 or int(text) < 1:
+        raise PolicyVersionNotFoundError(text)
+    return int(text)
+
+
+def policy_of(stored: StoredPolicy) -> Policy:
+    """The brain's Policy for a stored version (PolicyError if this build no longer accepts it)."""
+    return read_policy(stored.document, str(stored.version))
+
+
+async def apply_policy(
+    store: Store, document: str, *, actor: str, comment: str, at: float, request_id: str = ""
+) -> StoredPolicy:
+    """Validate ``document`` (PolicyError lists every problem) and store it as the next version."""
+    read_policy(document, "")
+    return await store.policies.apply(document, actor=actor, comment=comment, at=at, request_id=request_id)
+
+
+async def rollback_policy(
+    store: Store, version: str, *, actor: str, comment: str, at: float, request_id: str = ""
+) -> StoredPolicy:
+    """Bring ``version``'s document back as a new version; it is validated again, as this build reads it."""
+    earlier = await store.policies.get(parse_version(version))
+    if earlier is None:
+        raise PolicyVersionNotFoundError(version)
+    read_policy(earlier.document, "")
+    return await store.policies.apply(
+        earlier.document,
+        actor=actor,
+        comment=comment or f"rollback to version {earlier.version}",
+        at=at,
+        request_id=request_id,
+        restored_version=earlier.version,
+    )

@@ -1,0 +1,125 @@
+"""Keeps the gateway's policy in step with the versions in the store.
+
+At start the store gets the shipped playbook as version 1 if it has no policy
+yet, and a configured policy file is applied when it differs from the version in
+force.  Then every ``interval`` the refresher reads the head version (one indexed
+MAX) and swaps in the new Policy with a single assignment; a CheckLogin already
+running keeps the policy it started with.  A version this build cannot read is
+logged and skipped: the gateway keeps deciding with the last good policy.
+SIGHUP re-reads the policy file (``reload_file``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from gateway.blocklist_refresh import KnowledgeHolder
+from gateway.knowledge import shipped_policy_document
+from gateway.periodic import cancel, every
+from gateway.policy_admin import apply_policy, policy_of
+from gateway.store import Store
+from gateway.store.sqlite_policies import document_sha256
+from signals.policy import Policy
+from signals.policy_document import PolicyError
+
+log = structlog.get_logger(__name__)
+SHIPPED_ACTOR = "mtsg:shipped-default"
+
+
+class PolicyFileError(RuntimeError):
+    """The configured policy file cannot be read or is not a valid policy."""
+
+
+class PolicyRefresher:
+    def __init__(
+        self,
+        store: Store,
+        holder: KnowledgeHolder,
+        interval: float,
+        policy_file: Path | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._holder = holder
+        self._interval = interval
+        self._policy_file = policy_file
+        self._clock = clock
+        self._seen_version = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        """At start: make sure a version is in force, apply the policy file, then load it (errors stop the start)."""
+        await self._store.policies.ensure_initial(shipped_policy_document(), actor=SHIPPED_ACTOR, at=self._clock())
+        if self._policy_file is not None:
+            await self.reload_file()
+        stored = await self._store.policies.get()
+        assert stored is not None  # ensure_initial made one
+        try:
+            policy = policy_of(stored)
+        except PolicyError as error:
+            raise PolicyFileError(
+                f"policy version {stored.version} in the store is not valid for this build: {error};"
+                " apply a corrected policy or roll back with `mtsg policy`"
+            ) from error
+        self._swap_to(policy, stored.version)
+
+    def _swap_to(self, policy: Policy, version: int) -> None:
+        self._holder.current = dataclasses.replace(self._holder.current, policy=policy)
+        self._seen_version = version
+        log.info("policy in force", version=version, scenarios=len(self._holder.current.policy.scenarios))
+
+    async def refresh(self) -> bool:
+        """Swap in the head version when it moved; True when the policy in force changed."""
+        head = await self._store.policies.head_version()
+        if head == self._seen_version:
+            return False
+        stored = await self._store.policies.get(head)
+        if stored is None:
+            return False
+        try:
+            policy = policy_of(stored)
+        except PolicyError as error:
+            log.error(
+                "policy version not valid for this build; keeping the current one", version=head, error=str(error)
+            )
+            self._seen_version = head  # do not log it again every round
+            return False
+        self._swap_to(policy, head)
+        return True
+
+    async def reload_file(self) -> bool:
+        """Apply the policy file when it differs from the version in force; True when a new version was made."""
+        if self._policy_file is None:
+            return False
+        try:
+            document = self._policy_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise PolicyFileError(f"cannot read policy file {self._policy_file}: {error}") from error
+        current = await self._store.policies.get()
+        if current is not None and current.document_sha256 == document_sha256(document):
+            return False
+        try:
+            stored = await apply_policy(
+                self._store,
+                document,
+                actor=f"file:{self._policy_file}",
+                comment="applied from the configured policy file",
+                at=self._clock(),
+            )
+        except PolicyError as error:
+            raise PolicyFileError(f"policy file {self._policy_file} is not valid: {error}") from error
+        log.info("policy file applied", version=stored.version, file=str(self._policy_file))
+        await self.refresh()
+        return True
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(every(self._interval, self.refresh, "policy refresh"), name="policy-refresh")
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
