@@ -117,6 +117,8 @@ def format_verdict(response: threat_signal_service_pb2.CheckLoginResponse) -> st
         lines.append(f"  freeze: {scopes}")
     decided_by = f"scenario {response.scenario_id}" if response.scenario_id else "no scenario"
     lines.append(f"  decided by {decided_by} (policy {response.policy_version})")
+    if response.explanation:
+        lines.append(f"  why: {response.explanation}")
     if response.reasons:
         lines.append("  reasons:")
     for reason in response.reasons:

@@ -19,6 +19,7 @@ from gateway.generated.mtsg.v1 import (
     command_feed_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
+    policy_service_pb2_grpc,
     telemetry_pb2,
     threat_signal_service_pb2,
     threat_signal_service_pb2_grpc,
@@ -42,6 +43,7 @@ class MtsgClient:
         self._health = health_pb2_grpc.HealthStub(self._channel)
         # The admin surface is wide and plain request/response: callers use the stub with ``timeout``.
         self.blocklist = blocklist_service_pb2_grpc.BlocklistServiceStub(self._channel)
+        self.policy = policy_service_pb2_grpc.PolicyServiceStub(self._channel)
         # Core banking's pull: Subscribe streams, so it has no single deadline.
         self.commands = command_feed_service_pb2_grpc.CommandFeedServiceStub(self._channel)
 

@@ -165,12 +165,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         raise
     metrics = Metrics.create()
     wakeup = Wakeup()
-    limits = Limits(
-        max_installed_apps=config.limits.max_installed_apps,
-        max_permissions_per_app=config.limits.max_permissions_per_app,
-        max_clock_skew_seconds=config.limits.max_clock_skew_seconds,
-        max_phone_changes_per_call=config.limits.max_phone_changes_per_call,
-    )
+    limits = Limits.of(config.limits)
     server = grpc.aio.server(
         interceptors=[ObservabilityInterceptor(metrics)],
         options=[

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from blocklists.hashes import SHA1_HEX_LENGTH, SHA256_HEX_LENGTH, MalformedDigestError, normalize_hex_digest
+from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.phone_hash import PhoneNumberError, normalize_phone_number
 from signals import telemetry as model
@@ -70,6 +71,15 @@ class Limits:
     max_permissions_per_app: int
     max_clock_skew_seconds: int
     max_phone_changes_per_call: int
+
+    @classmethod
+    def of(cls, config: LimitsConfig) -> Limits:
+        return cls(
+            max_installed_apps=config.max_installed_apps,
+            max_permissions_per_app=config.max_permissions_per_app,
+            max_clock_skew_seconds=config.max_clock_skew_seconds,
+            max_phone_changes_per_call=config.max_phone_changes_per_call,
+        )
 
 
 @dataclass
