@@ -1,0 +1,163 @@
+"""`mtsg policy`, `mtsg verdicts` and SIGHUP against real processes and a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from gateway.client import MtsgClient
+from gateway.generated.mtsg.v1 import common_pb2
+from tests.helpers import telemetry
+from tests.integration.conftest import MTSG, ServeProcess
+
+CASES = Path(__file__).parent / "policy_cases"
+SHIPPED = Path(__file__).parents[2] / "signals" / "data" / "default_policy.toml"
+CALL_STEPS_UP = """
+[[scenarios]]
+id = "any-call"
+description = "Any active call asks for an OTP."
+action = "step_up"
+step_up_method = "otp"
+when = { code = "ACTIVE_CALL" }
+"""
+
+
+def mtsg(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_validate_apply_versions_rollback_and_show(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "d")]
+    good = tmp_path / "calls.toml"
+    good.write_text(CALL_STEPS_UP)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CALL_STEPS_UP.replace('"otp"', '"carrier-pigeon"').replace("ACTIVE_CALL", "ACTIVE_CAL"))
+
+    assert mtsg("policy", "validate", str(good), cwd=tmp_path).returncode == 0
+    refused = mtsg("policy", "validate", str(bad), cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "2 problem(s)" in refused.stderr
+    assert "scenarios[0].step_up_method: must be one of" in refused.stderr
+    assert "scenarios[0].when.code: unknown finding code 'ACTIVE_CAL'" in refused.stderr
+
+    shown = mtsg("policy", "show", *data, cwd=tmp_path)
+    assert shown.returncode == 2 and "no policy applied yet" in shown.stderr
+    assert mtsg("policy", "apply", str(SHIPPED), "--comment", "start", *data, cwd=tmp_path).returncode == 0
+    applied = mtsg("policy", "apply", str(good), "--comment", "calls", "--actor", "alice", *data, cwd=tmp_path)
+    assert applied.returncode == 0 and "policy version 2 is in force" in applied.stdout
+    failed = mtsg("policy", "apply", str(bad), *data, cwd=tmp_path)
+    assert failed.returncode == 1 and "nothing was applied" in failed.stderr
+    missing = mtsg("policy", "apply", str(tmp_path / "nope.toml"), *data, cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+    versions = mtsg("policy", "versions", *data, cwd=tmp_path).stdout.splitlines()
+    assert [line[1:].split()[0] for line in versions] == ["2", "1"]
+    assert versions[0].startswith("*") and "alice" in versions[0] and versions[0].endswith("calls")
+
+    rolled = mtsg("policy", "rollback", "1", "--comment", "back", *data, cwd=tmp_path)
+    assert rolled.returncode == 0 and "version 3 is in force: the document of version 1" in rolled.stdout
+    assert mtsg("policy", "rollback", "42", *data, cwd=tmp_path).returncode == 2
+    current = mtsg("policy", "show", *data, cwd=tmp_path).stdout
+    assert current.startswith("# policy version 3") and SHIPPED.read_text() in current
+    audit = mtsg("audit", "list", *data, cwd=tmp_path).stdout
+    assert "policy.rollback" in audit and "policy.apply" in audit
+
+
+def test_policy_test_runs_recorded_cases_and_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
+    passed = mtsg("policy", "test", str(SHIPPED), "--cases", str(CASES), "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "4 case(s), 0 failed expectation(s)" in passed.stdout
+    assert "split-install-sms-stealer: STEP_UP by sideloaded-risky-app-since-last-login" in passed.stdout
+
+    calls = tmp_path / "calls.toml"
+    calls.write_text(CALL_STEPS_UP)
+    failed = mtsg("policy", "test", str(calls), "--cases", str(CASES), "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "FAILED: expected FREEZE, got STEP_UP" in failed.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = mtsg("policy", "test", str(calls), "--cases", str(empty), cwd=tmp_path)
+    assert nothing.returncode == 2 and "holds no *.json cases" in nothing.stderr
+    (empty / "broken.json").write_text('{"login": {"telemetry": {"customer_id": ""}}}')
+    broken = mtsg("policy", "test", str(calls), "--cases", str(empty), cwd=tmp_path)
+    assert broken.returncode == 2 and "broken.json: the login would be refused" in broken.stderr
+
+
+def test_sighup_applies_the_policy_file_and_keeps_the_running_one_when_it_is_bad(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(SHIPPED.read_text())
+    process = subprocess.Popen(
+        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / "d")],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MTSG_SIGNALS_POLICY_FILE": str(policy_file)},
+    )
+    serve = ServeProcess(process, "", [])
+    try:
+        serve.target = f"127.0.0.1:{serve.read_log_until('serving')['port']}"
+
+        async def verdict() -> tuple[int, str]:
+            async with MtsgClient(serve.target, timeout=30) as client:
+                answer = await client.check_login(telemetry(call={"active_call": True, "caller_in_contacts": True}))
+            return answer.action, answer.policy_version
+
+        assert asyncio.run(verdict()) == (common_pb2.ACTION_ALLOW, "1")  # the file equals the shipped policy
+
+        policy_file.write_text(CALL_STEPS_UP)
+        process.send_signal(signal.SIGHUP)
+        serve.read_log_until("SIGHUP: policy file re-read")
+        assert asyncio.run(verdict()) == (common_pb2.ACTION_STEP_UP, "2")
+
+        policy_file.write_text("[[scenarios]]\nid = 'broken'\n")
+        process.send_signal(signal.SIGHUP)
+        refused = serve.read_log_until("SIGHUP: policy not reloaded; the running policy stays in force")
+        assert "scenarios[0].description: is required" in str(refused["error"])
+        assert asyncio.run(verdict()) == (common_pb2.ACTION_STEP_UP, "2")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_bad_policy_file_stops_the_start_with_the_problems(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(CALL_STEPS_UP.replace("ACTIVE_CALL", "NO_SUCH_CODE"))
+    result = subprocess.run(
+        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MTSG_SIGNALS_POLICY_FILE": str(policy_file)},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "unknown finding code 'NO_SUCH_CODE'" in result.stderr
+
+
+def test_verdicts_list_and_show_and_the_shadow_report(serve: ServeProcess, tmp_path: Path) -> None:
+    customer = "cust-verdicts-1"
+
+    async def logins() -> list[str]:
+        async with MtsgClient(serve.target, timeout=30) as client:
+            ids = [(await client.check_login(telemetry(customer_id=customer))).verdict_id for _ in range(2)]
+            for _ in range(3):  # three customers on one device: the shadow shared-device scenario fires once
+                await client.check_login(telemetry(device_id="shared-phone"))
+            return ids
+
+    ids = asyncio.run(logins())
+    data = ["--data-dir", str(tmp_path / "d")]
+    listed = mtsg("verdicts", "list", "--customer", customer, "--reasons", *data, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = [line for line in listed.stdout.splitlines() if not line.startswith("    ")]
+    assert [line.split()[1] for line in lines] == list(reversed(ids))
+    shown = mtsg("verdicts", "show", ids[0], *data, cwd=tmp_path)
+    assert shown.returncode == 0 and f"customer {customer}" in shown.stdout and "ALLOW" in shown.stdout
+    assert mtsg("verdicts", "show", "v_nope", *data, cwd=tmp_path).returncode == 2
+
+    report = mtsg("policy", "shadow-report", "--hours", "1", *data, cwd=tmp_path)
+    assert report.returncode == 0
+    assert "shared-device: would STEP_UP 1 login(s) of 1 customer(s); 1 would have changed the verdict" in report.stdout
+    assert mtsg("policy", "shadow-report", "--hours", "0", *data, cwd=tmp_path).returncode == 2
