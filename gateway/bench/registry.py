@@ -118,13 +118,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: 
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 
     now = time.time()
-    defaults = LimitsConfig()
-    limits = Limits(
-        defaults.max_installed_apps,
-        defaults.max_permissions_per_app,
-        defaults.max_clock_skew_seconds,
-        defaults.max_phone_changes_per_call,
-    )
+    limits = Limits.of(LimitsConfig())
     workload = Workload(seed=7, customers=1000, now=now)
     logins = []
     for operation in workload.operations(600):

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.bench.delivery import DeliveryFigures, measure_delivery, render_delivery
+from gateway.bench.evaluation import EvaluationFigures, measure_evaluation, render_evaluation
 from gateway.bench.load import LoadPlan, LoadResult, run_client
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
@@ -34,9 +35,13 @@ class BenchSettings:
     # FREEZE verdicts pushed to a reference receiver to measure verdict-to-delivery; 0 skips it.
     deliveries: int = 300
     delivery_rate: float = 50.0
+    # Logins timed stage by stage in this process (the brain's CPU per login).
+    evaluation_logins: int = 400
 
 
-QUICK = BenchSettings(warmup_seconds=1.0, seconds=5.0, customers=2_000, operations=500, deliveries=100)
+QUICK = BenchSettings(
+    warmup_seconds=1.0, seconds=5.0, customers=2_000, operations=500, deliveries=100, evaluation_logins=150
+)
 # The large preset: a million-entry registry; 100,000 customers build history during the run.
 LARGE = BenchSettings(customers=100_000, operations=4_000, registry_entries=1_000_000)
 
@@ -123,6 +128,7 @@ class BenchResult:
     figures: list[Figures]
     registry: RegistryFigures | None
     delivery: DeliveryFigures | None = None
+    evaluation: EvaluationFigures | None = None
 
 
 def run_bench(settings: BenchSettings) -> BenchResult:
@@ -131,13 +137,15 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         registry = measure_registry(Path(data_dir), settings.registry_entries) if settings.registry_entries else None
         if settings.registry_only:
             return BenchResult([], registry)
+        evaluation = measure_evaluation(logins=settings.evaluation_logins, seed=settings.seed)
         echo = start_echo()
         try:
             baseline = _measure("echo", echo.target, echo, settings)
         finally:
             echo.stop()
         if settings.target:
-            return BenchResult([baseline, _measure("gateway", settings.target, None, settings)], registry)
+            measured = _measure("gateway", settings.target, None, settings)
+            return BenchResult([baseline, measured], registry, evaluation=evaluation)
         progress(f"starting mtsg serve with the SQLite store in {data_dir}")
         gateway = start_gateway(Path(data_dir))
         try:
@@ -149,7 +157,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             if settings.deliveries
             else None
         )
-    return BenchResult([baseline, measured], registry, delivery)
+    return BenchResult([baseline, measured], registry, delivery, evaluation)
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
@@ -158,6 +166,8 @@ def _cell(value: float | None, digits: int = 2) -> str:
 
 def render_report(result: BenchResult, settings: BenchSettings) -> str:
     parts = [render_registry(result.registry)] if result.registry else []
+    if result.evaluation:
+        parts.append(render_evaluation(result.evaluation))
     if result.figures:
         parts.append(_render_load(result.figures, settings))
     if result.delivery:
@@ -194,5 +204,6 @@ def write_json(path: Path, result: BenchResult, settings: BenchSettings) -> None
         "figures": [asdict(row) for row in result.figures],
         "registry": asdict(result.registry) if result.registry else None,
         "delivery": asdict(result.delivery) if result.delivery else None,
+        "evaluation": asdict(result.evaluation) if result.evaluation else None,
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

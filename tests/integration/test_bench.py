@@ -50,6 +50,12 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert 0 < delivery["p50_ms"] <= delivery["p99_ms"] <= delivery["max_ms"]
     assert 0 < delivery["direct_p50_ms"] <= delivery["direct_p99_ms"]
     assert "verdict -> delivery (40/40 FREEZE commands" in result.stdout
+    evaluation = document["evaluation"]
+    assert evaluation["logins"] == 150 and 150 <= evaluation["apps_per_login_mean"] <= 300
+    for stage in ("decode", "validate", "detectors", "policy"):
+        p50, p99 = evaluation["stages_us"][stage]
+        assert 0 < p50 <= p99
+    assert "brain, CPU per login (150 logins" in result.stdout
     for row in figures.values():
         assert row["requests"] > 0
         assert row["errors"] == {}
