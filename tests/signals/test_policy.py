@@ -83,3 +83,46 @@ def test_ties_between_equal_actions_go_to_the_first_listed_scenario() -> None:
     second = Scenario("second", "", call, Action.STEP_UP, StepUpMethod.FACE)
     assert decide([CALL], Policy("p", (first, second))).scenario_id == "first"
     assert decide([CALL], Policy("p", (second, first))).scenario_id == "second"
+
+
+def _finding(code: str, severity: Severity = Severity.HIGH, **evidence: str) -> Finding:
+    return Finding(code, severity, code.lower(), evidence)
+
+
+@pytest.mark.parametrize(
+    ("findings", "scenario"),
+    [
+        # malicious-app: the three money-stealing categories freeze; others step up.
+        ([_finding("MALICIOUS_APP_VOICE_PHISHING", Severity.CRITICAL)], "malicious-app"),
+        ([_finding("MALICIOUS_APP_BANKER_TROJAN", Severity.LOW)], "malicious-app"),
+        ([_finding("MALICIOUS_APP_STALKERWARE")], "other-malicious-app"),
+        # phone-changed-new-device: within 7 days, inclusive.
+        ([_finding("PHONE_NUMBER_CHANGED_RECENTLY", days_ago="7.0"), NEW], "phone-changed-new-device"),
+        ([_finding("PHONE_NUMBER_CHANGED_RECENTLY", days_ago="7.1"), NEW], ""),
+        # sideloaded-risky-app-since-last-login: only the HIGH (dangerous capability) variant.
+        (
+            [_finding("SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN", Severity.HIGH)],
+            "sideloaded-risky-app-since-last-login",
+        ),
+        ([_finding("SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN", Severity.MEDIUM)], ""),
+        # new-device-unusual-location: any of the three location findings with a new device.
+        ([NEW, _finding("UNUSUAL_LOCATION", Severity.MEDIUM)], "new-device-unusual-location"),
+        ([NEW, _finding("IMPOSSIBLE_TRAVEL")], "new-device-unusual-location"),
+        ([NEW, _finding("NEW_COUNTRY", Severity.MEDIUM)], "new-device-unusual-location"),
+        ([_finding("UNUSUAL_LOCATION", Severity.MEDIUM)], ""),
+        # compromised-device-with-other-signs: another finding of at least LOW; INFO does not count.
+        ([ROOT, _finding("ADB_ENABLED", Severity.LOW)], "compromised-device-with-other-signs"),
+        ([_finding("HOOKING_FRAMEWORK"), _finding("VPN_ACTIVE", Severity.LOW)], "compromised-device-with-other-signs"),
+        ([ROOT, _finding("DEVELOPER_MODE", Severity.INFO)], ""),
+        ([ROOT, _finding("HOOKING_FRAMEWORK")], ""),  # root and hooking together are one sign
+        # shared-device runs in shadow: reported, never deciding.
+        ([_finding("SHARED_DEVICE", Severity.MEDIUM, other_customers="3")], ""),
+    ],
+)
+def test_each_shipped_scenario_at_its_boundaries(findings: list[Finding], scenario: str) -> None:
+    assert decide(findings, DEFAULT_POLICY).scenario_id == scenario
+
+
+def test_the_shared_device_shadow_scenario_is_reported() -> None:
+    decision = decide([_finding("SHARED_DEVICE", Severity.MEDIUM)], DEFAULT_POLICY)
+    assert [(s.scenario_id, s.action) for s in decision.shadow] == [("shared-device", Action.STEP_UP)]
