@@ -31,7 +31,6 @@ from typing import Any
 from gateway.check_command import CheckFileError, build_plan
 from gateway.validation import InvalidRequestError, Limits, parse_check_login
 from signals.context import DeviceInventory, LoginContext, PastLocation, PhoneNumberChangeSummary
-from signals.inventory import pack_inventory, unpack_inventory
 from signals.telemetry import LoginTelemetry
 
 _ACTIONS = ("ALLOW", "STEP_UP", "FREEZE")
@@ -91,7 +90,7 @@ def _context(history: dict[str, Any], now: float, phone_changed_today: bool) -> 
         if not isinstance(apps, list) or not all(isinstance(a, str) for a in apps):
             raise CaseError("history.previous_apps must be a list of package names")
         observed = now - _number(history, "previous_apps_hours_ago", 24) * 3600
-        inventory = DeviceInventory(observed, unpack_inventory(pack_inventory(apps)))
+        inventory = DeviceInventory(observed, frozenset(apps))
     return LoginContext(
         now=now,
         known_device_ids=frozenset(devices),

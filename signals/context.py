@@ -27,10 +27,10 @@ class PastLocation:
 
 @dataclass(frozen=True, slots=True)
 class DeviceInventory:
-    """The device's app list at its previous login, kept compactly (see signals.inventory)."""
+    """The device's app list at its previous login (stored compactly, see signals.inventory)."""
 
     observed_at: float
-    package_digests: frozenset[bytes]
+    package_names: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

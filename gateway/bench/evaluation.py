@@ -23,7 +23,6 @@ from gateway.knowledge import load_knowledge
 from gateway.validation import Limits, parse_check_login
 from signals.context import DeviceInventory, LoginContext, PastLocation
 from signals.evaluate import detect
-from signals.inventory import pack_inventory, unpack_inventory
 from signals.policy import decide
 from signals.telemetry import LoginTelemetry
 
@@ -44,13 +43,13 @@ def _history(login: LoginTelemetry, now: float) -> LoginContext:
     location = login.location
     lat, lon = (location.latitude, location.longitude) if location else (37.5, 127.0)
     recent = tuple(PastLocation(now - hours * 3600, lat + hours / 1000, lon, 30.0, "KR") for hours in range(1, 21))
-    seen = pack_inventory(app.package_name for app in login.installed_apps[:-3])
+    seen = frozenset(app.package_name for app in login.installed_apps[:-3])
     return LoginContext(
         now=now,
         known_device_ids=frozenset({login.device_id}),
         recent_locations=recent,
         other_customers_on_device=1,
-        previous_inventory=DeviceInventory(now - 86400, unpack_inventory(seen)),
+        previous_inventory=DeviceInventory(now - 86400, seen),
     )
 
 

@@ -149,7 +149,8 @@ class SQLiteStore:
             "SELECT observed_at, packages FROM device_inventories WHERE device_id = ?", (device_id,)
         ) as cursor:
             row = await cursor.fetchone()
-        inventory = DeviceInventory(row[0], unpack_inventory(bytes(row[1]))) if row else None
+        names = unpack_inventory(bytes(row[1])) if row else None
+        inventory = DeviceInventory(row[0], names) if row and names is not None else None
         return LoginHistory(devices, change, locations, others, inventory)
 
     @asynccontextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 from signals.context import LoginContext
 from signals.detectors.sideloaded_app import app_name, describe_capabilities, is_sideloaded, sideloaded_risk
 from signals.findings import Finding, Severity
-from signals.inventory import package_digest
 from signals.kinds import Measure, kind
 from signals.telemetry import InstalledApp, LoginTelemetry
 
@@ -66,9 +65,7 @@ def detect_split_install(telemetry: LoginTelemetry, context: LoginContext) -> li
     previous = context.previous_inventory
     if previous is None:
         return []
-    new_apps = [
-        app for app in telemetry.installed_apps if package_digest(app.package_name) not in previous.package_digests
-    ]
+    new_apps = [app for app in telemetry.installed_apps if app.package_name not in previous.package_names]
     if not new_apps:
         return []
     hours = str(max(0, int((context.now - previous.observed_at) // 3600)))

@@ -88,7 +88,7 @@ def test_sideloaded_risky_app(app: InstalledApp, expected: tuple[Severity, str] 
 
 
 def _previous(*packages: str, hours_ago: float = 5) -> DeviceInventory:
-    return DeviceInventory(NOW - hours_ago * 3600, unpack_inventory(pack_inventory(packages)))
+    return DeviceInventory(NOW - hours_ago * 3600, frozenset(packages))
 
 
 def test_split_install_needs_a_previous_inventory() -> None:
@@ -123,12 +123,14 @@ def test_split_install_is_quiet_when_nothing_is_new() -> None:
     assert detect_split_install(login(installed_apps=apps), context) == []
 
 
-def test_inventory_round_trip_is_compact_and_tolerates_a_truncated_blob() -> None:
-    packed = pack_inventory(["a", "b", "a", "c"])
-    assert len(packed) == 24
-    assert len(unpack_inventory(packed)) == 3
-    assert len(unpack_inventory(packed[:20])) == 2
-    assert unpack_inventory(b"") == frozenset()
+def test_inventory_round_trip_is_compact_and_a_damaged_blob_counts_as_unseen() -> None:
+    names = [f"com.vendor{i % 40}.app{i}" for i in range(250)]
+    packed = pack_inventory([*names, names[0]])
+    assert unpack_inventory(packed) == frozenset(names)
+    assert len(packed) < 1500
+    assert unpack_inventory(pack_inventory([])) == frozenset()
+    assert unpack_inventory(packed[:-5]) is None
+    assert unpack_inventory(b"not zlib") is None
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ CREATE TABLE shadow_firings (
 );
 CREATE INDEX shadow_firings_time ON shadow_firings (decided_at);
 
--- Each device's app list at its latest login, packed (signals/inventory.py): 8 bytes per app.
+-- Each device's app list at its latest login: sorted package names, zlib-compressed (signals/inventory.py).
 CREATE TABLE device_inventories (
     device_id   TEXT PRIMARY KEY,
     observed_at REAL NOT NULL,
