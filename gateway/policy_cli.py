@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from blocklists.formats import format_timestamp
+from blocklists.formats import format_timestamp, parse_timestamp
 from blocklists.matcher import Matcher
 from gateway.check_command import format_verdict, verdict_json
 from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
@@ -262,11 +262,30 @@ def _default(options: argparse.Namespace) -> int:
     return 0
 
 
+def _period(options: argparse.Namespace) -> tuple[float | None, float | None]:
+    """[since, until) from --hours or --since/--until (RFC 3339); CommandError for a bad or empty period."""
+    if options.hours is not None and options.since:
+        raise CommandError("give --hours or --since, not both")
+    if options.hours is not None and options.hours <= 0:
+        raise CommandError("--hours must be positive")
+    try:
+        since = parse_timestamp(options.since) if options.since else None
+        until = parse_timestamp(options.until) if options.until else None
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    if options.hours is not None:
+        since = time.time() - options.hours * 3600
+    if since is not None and until is not None and until <= since:
+        raise CommandError("--until must be later than the start of the period")
+    return since, until
+
+
 def _verdicts_list(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
-        rows = await store.list_verdicts(
-            VerdictQuery(options.customer, since=_hours_ago(options.hours), limit=options.limit)
-        )
+        since, until = _period(options)
+        if options.limit < 1:
+            raise CommandError("--limit must be positive")
+        rows = await store.list_verdicts(VerdictQuery(options.customer, since=since, until=until, limit=options.limit))
         for row in rows:
             response = threat_signal_service_pb2.CheckLoginResponse.FromString(row.response)
             print(
@@ -281,10 +300,6 @@ def _verdicts_list(options: argparse.Namespace, load: ConfigLoader) -> int:
         return 0
 
     return run_async("verdicts list", lambda: with_store(load(options), work), _EXPECTED)
-
-
-def _hours_ago(hours: float | None) -> float | None:
-    return time.time() - hours * 3600 if hours is not None else None
 
 
 def _verdicts_show(options: argparse.Namespace, load: ConfigLoader) -> int:
@@ -344,6 +359,8 @@ def add_policy_commands(commands: argparse._SubParsersAction, add_config_flags: 
     listing = with_config(vsub.add_parser("list", help="a customer's verdicts, newest first"), _verdicts_list)
     listing.add_argument("--customer", required=True)
     listing.add_argument("--hours", type=float, help="only the last N hours")
+    listing.add_argument("--since", default="", help="from this time (RFC 3339, e.g. 2026-11-21T09:00:00Z)")
+    listing.add_argument("--until", default="", help="before this time (RFC 3339)")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--reasons", action="store_true", help="print each verdict's summary too")
     one = with_config(vsub.add_parser("show", help="one verdict, as the app received it"), _verdicts_show)

@@ -156,6 +156,24 @@ def test_verdicts_list_and_show_and_the_shadow_report(serve: ServeProcess, tmp_p
     shown = mtsg("verdicts", "show", ids[0], *data, cwd=tmp_path)
     assert shown.returncode == 0 and f"customer {customer}" in shown.stdout and "ALLOW" in shown.stdout
     assert mtsg("verdicts", "show", "v_nope", *data, cwd=tmp_path).returncode == 2
+    future = mtsg("verdicts", "list", "--customer", customer, "--since", "2999-01-01T00:00:00Z", *data, cwd=tmp_path)
+    assert future.returncode == 0 and future.stdout == "" and "no verdicts" in future.stderr
+    window = mtsg(
+        "verdicts",
+        "list",
+        "--customer",
+        customer,
+        "--since",
+        "2020-01-01",
+        "--until",
+        "2999-01-01",
+        *data,
+        cwd=tmp_path,
+    )
+    assert len(window.stdout.splitlines()) == 2
+    for bad in (["--since", "yesterday"], ["--hours", "-1"], ["--since", "2026-01-02", "--until", "2026-01-01"]):
+        refused = mtsg("verdicts", "list", "--customer", customer, *bad, *data, cwd=tmp_path)
+        assert refused.returncode == 2, bad
 
     report = mtsg("policy", "shadow-report", "--hours", "1", *data, cwd=tmp_path)
     assert report.returncode == 0
