@@ -66,7 +66,8 @@ class PolicyRefresher:
                 f"policy version {stored.version} in the store is not valid for this build: {error};"
                 " apply a corrected policy or roll back with `mtsg policy`"
             ) from error
-        self._swap_to(policy, stored.version)
+        if stored.version != self._seen_version:  # reload_file may have swapped it in already
+            self._swap_to(policy, stored.version)
 
     def _swap_to(self, policy: Policy, version: int) -> None:
         self._holder.current = dataclasses.replace(self._holder.current, policy=policy)

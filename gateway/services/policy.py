@@ -49,6 +49,10 @@ def policy_message(stored: StoredPolicy, *, with_document: bool = True) -> polic
     )
 
 
+def _not_found(error: PolicyVersionNotFoundError) -> grpc.Status:
+    return failure(grpc.StatusCode.NOT_FOUND, str(error), "POLICY_VERSION_NOT_FOUND")
+
+
 def _problems_status(error: PolicyError) -> grpc.Status:
     violations = [FieldViolation("document", str(problem)) for problem in error.problems]
     return invalid_argument(InvalidRequestError(violations), "INVALID_POLICY")
@@ -75,11 +79,23 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         self._on_change = on_change
         self._clock = clock
 
-    async def _applied(self, stored: StoredPolicy) -> None:
+    async def _write(self, context: grpc.aio.ServicerContext, write: Awaitable[StoredPolicy]) -> StoredPolicy:
+        """Run an apply or rollback, turn its failures into statuses, and swap the new version in here."""
+        try:
+            stored = await write
+        except PolicyVersionNotFoundError as error:
+            await abort_with(context, _not_found(error))
+        except PolicyError as error:
+            await abort_with(context, _problems_status(error))
+        except RequestIdReusedError as error:
+            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
+        except StoreUnavailableError:
+            await abort_with(context, unavailable("the policy store is unavailable; retry with the same request_id"))
         try:
             await self._on_change()
         except Exception:  # committed; the refresher's next poll swaps it in
             log.exception("swapping in the new policy failed; the next poll retries", version=stored.version)
+        return stored
 
     async def GetPolicy(
         self, request: policy_service_pb2.GetPolicyRequest, context: grpc.aio.ServicerContext
@@ -88,12 +104,11 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
             version = parse_version(request.version) if request.version else None
             stored = await self._store.policies.get(version)
         except PolicyVersionNotFoundError as error:
-            await abort_with(context, failure(grpc.StatusCode.NOT_FOUND, str(error), "POLICY_VERSION_NOT_FOUND"))
+            await abort_with(context, _not_found(error))
         except StoreUnavailableError:
             await abort_with(context, unavailable("the policy store is unavailable; retry"))
         if stored is None:
-            message = str(PolicyVersionNotFoundError(request.version or "(in force)"))
-            await abort_with(context, failure(grpc.StatusCode.NOT_FOUND, message, "POLICY_VERSION_NOT_FOUND"))
+            await abort_with(context, _not_found(PolicyVersionNotFoundError(request.version or "(in force)")))
         return policy_service_pb2.GetPolicyResponse(policy=policy_message(stored))
 
     async def ValidatePolicy(
@@ -117,22 +132,17 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
             _check_document(request.document)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, "INVALID_POLICY"))
-        try:
-            stored = await apply_policy(
+        stored = await self._write(
+            context,
+            apply_policy(
                 self._store,
                 request.document,
                 actor=peer_actor(context),
                 comment=request.comment.strip(),
                 at=self._clock(),
                 request_id=request.request_id,
-            )
-        except PolicyError as error:
-            await abort_with(context, _problems_status(error))
-        except RequestIdReusedError as error:
-            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
-        except StoreUnavailableError:
-            await abort_with(context, unavailable("the policy store is unavailable; retry with the same request_id"))
-        await self._applied(stored)
+            ),
+        )
         log.info("policy applied", version=stored.version, actor=stored.applied_by)
         return policy_service_pb2.ApplyPolicyResponse(policy=policy_message(stored))
 
@@ -173,23 +183,16 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
                 raise InvalidRequestError([FieldViolation("version", "is required: the earlier version to restore")])
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error))
-        try:
-            stored = await rollback_policy(
+        stored = await self._write(
+            context,
+            rollback_policy(
                 self._store,
                 request.version,
                 actor=peer_actor(context),
                 comment=request.comment.strip(),
                 at=self._clock(),
                 request_id=request.request_id,
-            )
-        except PolicyVersionNotFoundError as error:
-            await abort_with(context, failure(grpc.StatusCode.NOT_FOUND, str(error), "POLICY_VERSION_NOT_FOUND"))
-        except PolicyError as error:
-            await abort_with(context, _problems_status(error))
-        except RequestIdReusedError as error:
-            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
-        except StoreUnavailableError:
-            await abort_with(context, unavailable("the policy store is unavailable; retry with the same request_id"))
-        await self._applied(stored)
+            ),
+        )
         log.info("policy rolled back", version=stored.version, restored=stored.restored_version)
         return policy_service_pb2.RollbackPolicyResponse(policy=policy_message(stored))
