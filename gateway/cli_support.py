@@ -43,7 +43,7 @@ def run_async(name: str, work: Callable[[], Awaitable[int]], expected: tuple[typ
 
 async def with_store(config: Config, work: Callable[[Store], Awaitable[int]]) -> int:
     configure_logging(config.logging.level)  # migrations log to stderr, keeping stdout for the answer
-    store = await open_store(config.store.url, config.data_dir)
+    store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
     try:
         return await work(store)
     finally:

@@ -37,8 +37,11 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     data_dir: str = "mtsg-data"
-    # Empty: SQLite in data_dir.  "sqlite:///path/to/file.db" picks another file.
+    # Empty: SQLite in data_dir.  "sqlite:///path/to/file.db" picks another file;
+    # "postgresql://user@host:5432/db" runs on PostgreSQL (several replicas may share it).
     url: str = ""
+    # PostgreSQL connections per gateway process (docs/POSTGRESQL.md sizes it).
+    pool_size: int = 10
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,7 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"server.{key}: expected HOST:PORT, got {address!r}")
     positive = {
         "server.max_message_bytes": config.server.max_message_bytes,
+        "store.pool_size": config.store.pool_size,
         "limits.max_installed_apps": config.limits.max_installed_apps,
         "limits.max_permissions_per_app": config.limits.max_permissions_per_app,
         "limits.max_phone_changes_per_call": config.limits.max_phone_changes_per_call,
@@ -252,9 +256,10 @@ def _validate(config: Config) -> None:
             if not url.startswith(("https://", "http://")):
                 raise ConfigError(f"{name}: expected http(s) URLs, got {url[:60]!r}")
     _validate_commands(config.commands, config.command_endpoints)
-    if config.store.url and not config.store.url.startswith("sqlite:///"):
+    if config.store.url and not config.store.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(
-            f"store.url: only sqlite:///PATH is supported in this version, got {config.store.url.split(':')[0]}://…"
+            "store.url: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE,"
+            f" got {config.store.url.split(':')[0]}://…"
         )
 
 

@@ -23,7 +23,7 @@ from gateway.knowledge import shipped_policy_document
 from gateway.periodic import cancel, every
 from gateway.policy_admin import apply_policy, policy_of
 from gateway.store import Store
-from gateway.store.sqlite_policies import document_sha256
+from gateway.store.policies import document_sha256
 from signals.policy import Policy
 from signals.policy_document import PolicyError
 

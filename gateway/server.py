@@ -145,7 +145,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     )
     key_file = config.privacy.phone_hash_key_file or str(config.data_dir / "phone-hash.key")
     hasher = load_or_create_hasher(Path(key_file))
-    store = await open_store(config.store.url, config.data_dir)
+    store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
     holder = KnowledgeHolder(knowledge)
     refresher = BlocklistRefresher(
         store, holder, config.blocklist.refresh_interval_seconds, config.blocklist.rebuild_threshold

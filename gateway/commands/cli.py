@@ -32,8 +32,8 @@ from gateway.commands.webhook_signing import (
 )
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.store import Store, StoreUnavailableError
+from gateway.store.outbox import DELIVERY_STATES
 from gateway.store.records import CommandOverview, CommandQuery, StoredCommand
-from gateway.store.sqlite_commands import DELIVERY_STATES
 
 _EXPECTED = (StoreUnavailableError, WebhookKeyError, OSError)
 # --scope names from the contract's enum: transfers, cash_withdrawal, card_loans.

@@ -1,16 +1,20 @@
-"""Storage: one async interface; SQLite is the embedded backend.
+"""Storage: one async interface over two backends, SQLite (embedded default) and PostgreSQL (replicas).
 
 All SQL of mtsg lives in this package.  Services depend on the ``Store`` protocol
-only, so a second backend (PostgreSQL) slots in without touching them.
+only; the SQL is written once (``sql_store``, ``registry``, ``outbox``,
+``policies``) against the ``Database`` seam that each backend implements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from gateway.store.database import ChangeListener, Database
 from gateway.store.errors import StoreUnavailableError
+from gateway.store.outbox import CommandStore
+from gateway.store.policies import PolicyStore
 from gateway.store.records import (
     HistoryWindows,
     LoginHistory,
@@ -20,16 +24,17 @@ from gateway.store.records import (
     VerdictQuery,
     VerdictRow,
 )
+from gateway.store.registry import BlocklistStore
 
-if TYPE_CHECKING:
-    from gateway.store.sqlite_blocklist import SQLiteBlocklistStore
-    from gateway.store.sqlite_commands import SQLiteCommandStore
-    from gateway.store.sqlite_policies import SQLitePolicyStore
-
-__all__ = ["Store", "StoreUnavailableError", "open_store"]
+__all__ = ["Store", "StoreUnavailableError", "is_postgres_url", "open_database", "open_store"]
 
 
 class Store(Protocol):
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        ...
+
     async def find_verdict(self, request_id: str) -> StoredVerdict | None:
         """The verdict stored for this idempotency key, if any."""
         ...
@@ -43,7 +48,8 @@ class Store(Protocol):
         """Store verdict, device and location atomically.
 
         When a verdict with the same request_id was stored meanwhile (a concurrent
-        retry), nothing is written and that verdict is returned instead.
+        retry, through this replica or another), nothing is written and that verdict
+        is returned instead.
         """
         ...
 
@@ -52,13 +58,18 @@ class Store(Protocol):
         ...
 
     @property
-    def blocklist(self) -> SQLiteBlocklistStore:
-        """The registry's tables (one backend today; PostgreSQL brings a protocol of its own)."""
+    def blocklist(self) -> BlocklistStore:
+        """The registry's tables."""
         ...
 
     @property
-    def commands(self) -> SQLiteCommandStore:
+    def commands(self) -> CommandStore:
         """The outbox: commands, their deliveries and stream consumers."""
+        ...
+
+    @property
+    def policies(self) -> PolicyStore:
+        """Policy versions and shadow-scenario reports."""
         ...
 
     async def list_verdicts(self, query: VerdictQuery) -> list[VerdictRow]:
@@ -67,17 +78,41 @@ class Store(Protocol):
 
     async def get_verdict(self, verdict_id: str) -> VerdictRow | None: ...
 
-    @property
-    def policies(self) -> SQLitePolicyStore:
-        """Policy versions and shadow-scenario reports."""
+    async def count_rows(self, table: str) -> int: ...
+
+    async def schema_version(self) -> int: ...
+
+    async def listen(self, listener: ChangeListener) -> None:
+        """Call ``listener(topic)`` when another replica changes "blocklist", "policy" or "commands"."""
         ...
 
     async def close(self) -> None: ...
 
 
-async def open_store(url: str, data_dir: Path) -> Store:
-    """Open the backend named by ``url`` ("" means SQLite in ``data_dir``), migrated to the latest schema."""
-    from gateway.store.sqlite import SQLiteStore
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+async def open_database(url: str, data_dir: Path, pool_size: int = 10) -> Database:
+    """Connect to the backend named by ``url`` ("" means SQLite in ``data_dir``), without migrating."""
+    if is_postgres_url(url):
+        from gateway.store.postgres_database import PostgresDatabase
+
+        return await PostgresDatabase.open(url, pool_size)
+    from gateway.store.sqlite_database import SQLiteDatabase
 
     path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "mtsg.sqlite3"
-    return await SQLiteStore.open(path)
+    return await SQLiteDatabase.open(path)
+
+
+async def open_store(url: str, data_dir: Path, pool_size: int = 10) -> Store:
+    """Open the backend named by ``url``, migrated to the latest schema."""
+    from gateway.store.sql_store import SQLStore
+
+    db = await open_database(url, data_dir, pool_size)
+    try:
+        await db.migrate()
+    except BaseException:
+        await db.close()
+        raise
+    return SQLStore(db)

@@ -48,7 +48,8 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         ("", {"MTSG_LIMITS_MAX_INSTALLED_APPS": "lots"}, "env MTSG_LIMITS_MAX_INSTALLED_APPS.*expected int"),
         ("[server]\nlisten = 'nohostport'\n", {}, "expected HOST:PORT"),
         ("[logging]\nlevel = 'loud'\n", {}, "logging.level"),
-        ("[store]\nurl = 'mysql://x'\n", {}, "only sqlite:///PATH"),
+        ("[store]\nurl = 'mysql://x'\n", {}, "expected sqlite:///PATH or postgresql://"),
+        ("[store]\npool_size = 0\n", {}, "store.pool_size: must be positive"),
         ("[server\n", {}, "not valid TOML"),
         ("[commands]\nendpoint_urls = 'https://core/x'\n", {}, "no signing key"),
         (

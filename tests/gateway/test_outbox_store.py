@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store import Store, open_store
 from gateway.store.records import DeliveryAttempt, LoginRecord, NewCommand
-from gateway.store.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
 ENDPOINT = "http://core.example/commands"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = await SQLiteStore.open(tmp_path / "db.sqlite3")
+async def store(tmp_path: Path, store_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(store_url, tmp_path)
     yield opened
     await opened.close()
 
@@ -49,14 +49,14 @@ def _attempt(outcome: str, attempt: int = 1, next_at: float = 0.0) -> DeliveryAt
     return DeliveryAttempt(ENDPOINT, attempt, NOW, 1.0, 200 if outcome == "delivered" else 500, outcome, "", next_at)
 
 
-async def test_a_retried_login_stores_its_command_once(store: SQLiteStore) -> None:
+async def test_a_retried_login_stores_its_command_once(store: Store) -> None:
     await store.record_login(_login("v1", "alice", request_id="r1"))
     await store.record_login(_login("v2", "alice", request_id="r1"))
     assert await store.count_rows("commands") == 1
     assert await store.count_rows("command_deliveries") == 1
 
 
-async def test_only_the_oldest_pending_command_of_a_customer_is_due(store: SQLiteStore) -> None:
+async def test_only_the_oldest_pending_command_of_a_customer_is_due(store: Store) -> None:
     for verdict_id, customer in [("v1", "alice"), ("v2", "alice"), ("v3", "bob")]:
         await store.record_login(_login(verdict_id, customer))
     due = await store.commands.claim_due([ENDPOINT], "me", NOW, 30, 10)
@@ -68,7 +68,7 @@ async def test_only_the_oldest_pending_command_of_a_customer_is_due(store: SQLit
     assert [(item.command.command_id, item.command.sequence) for item in again] == [("cmd_v2", 2)]
 
 
-async def test_an_expired_lease_is_taken_over_and_the_old_holders_outcome_is_ignored(store: SQLiteStore) -> None:
+async def test_an_expired_lease_is_taken_over_and_the_old_holders_outcome_is_ignored(store: Store) -> None:
     await store.record_login(_login("v1", "alice"))
     (first,) = await store.commands.claim_due([ENDPOINT], "crashed", NOW, 30, 10)
     (second,) = await store.commands.claim_due([ENDPOINT], "survivor", NOW + 31, 30, 10)
@@ -78,7 +78,7 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holders_outcome_is_ign
     assert await store.count_rows("command_attempts") == 1
 
 
-async def test_a_retry_waits_for_its_time_and_a_dead_letter_unblocks_the_customer(store: SQLiteStore) -> None:
+async def test_a_retry_waits_for_its_time_and_a_dead_letter_unblocks_the_customer(store: Store) -> None:
     await store.record_login(_login("v1", "alice"))
     await store.record_login(_login("v2", "alice"))
     (first,) = await store.commands.claim_due([ENDPOINT], "me", NOW, 30, 10)
@@ -92,7 +92,7 @@ async def test_a_retry_waits_for_its_time_and_a_dead_letter_unblocks_the_custome
     assert await store.commands.backlog() == {ENDPOINT: 1}
 
 
-async def test_gone_disables_the_endpoint_and_redeliver_requeues_with_a_fresh_budget(store: SQLiteStore) -> None:
+async def test_gone_disables_the_endpoint_and_redeliver_requeues_with_a_fresh_budget(store: Store) -> None:
     await store.record_login(_login("v1", "alice"))
     (due,) = await store.commands.claim_due([ENDPOINT], "me", NOW, 30, 10)
     await store.commands.record_attempt(
@@ -112,7 +112,7 @@ async def test_gone_disables_the_endpoint_and_redeliver_requeues_with_a_fresh_bu
     ]
 
 
-async def test_released_leases_are_claimable_at_once(store: SQLiteStore) -> None:
+async def test_released_leases_are_claimable_at_once(store: Store) -> None:
     await store.record_login(_login("v1", "alice"))
     await store.commands.claim_due([ENDPOINT], "stopping", NOW, 30, 10)
     assert await store.commands.release_leases("stopping") == 1

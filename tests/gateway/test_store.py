@@ -1,20 +1,54 @@
-"""The SQLite store: migrations run once, in order, and survive a restart."""
+"""Migrations on both backends: run once, in order, survive a restart, and are safe when replicas start together."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
+
+from gateway.store import open_store
 from gateway.store.migrate import load_migrations
-from gateway.store.sqlite import SQLiteStore
 
 
-async def test_migrations_apply_once_and_the_version_survives_reopening(tmp_path: Path) -> None:
-    shipped = load_migrations("sqlite")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_both_backends_ship_the_same_migrations(backend: str) -> None:
+    shipped = load_migrations(backend)
     assert [migration.version for migration in shipped] == list(range(1, len(shipped) + 1))
-    store = await SQLiteStore.open(tmp_path / "db.sqlite3")
+    assert [m.name for m in shipped] == [m.name for m in load_migrations("sqlite")]
+
+
+async def test_migrations_apply_once_and_the_version_survives_reopening(tmp_path: Path, store_url: str) -> None:
+    shipped = load_migrations("sqlite")
+    store = await open_store(store_url, tmp_path)
     assert await store.schema_version() == len(shipped)
     await store.close()
-    reopened = await SQLiteStore.open(tmp_path / "db.sqlite3")
+    reopened = await open_store(store_url, tmp_path)
     assert await reopened.schema_version() == len(shipped)
     assert await reopened.count_rows("verdicts") == 0
     await reopened.close()
+
+
+async def test_replicas_starting_together_migrate_an_empty_database_once(postgres_url: str, tmp_path: Path) -> None:
+    import asyncpg
+
+    from tests.postgres import PostgresDatabases  # noqa: F401  (the fixture's type)
+
+    # An empty database (not from the migrated template): five replicas race to migrate it.
+    name = postgres_url.rpartition("/")[2] + "_empty"
+    admin_url = postgres_url.rpartition("/")[0] + "/postgres"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.rpartition("/")[0] + "/" + name
+    try:
+        stores = await asyncio.gather(*(open_store(url, tmp_path) for _ in range(5)))
+        for store in stores:
+            assert await store.schema_version() == len(load_migrations("postgresql"))
+        assert await stores[0].db.fetchone("SELECT COUNT(*) FROM schema_migrations") == (
+            len(load_migrations("postgresql")),
+        )
+        for store in stores:
+            await store.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -1,4 +1,4 @@
-"""The outbox's SQL on SQLite: commands, their deliveries to push endpoints, and stream consumers.
+"""The outbox's SQL, on any backend: commands, their deliveries to push endpoints, and stream consumers.
 
 A command is inserted inside the transaction that stores its verdict (``insert``),
 so a crash can never leave a verdict without its command or the reverse.  A
@@ -6,18 +6,21 @@ delivery is "due" when it is pending, its retry time has come, nobody holds a
 live lease on it, and no earlier command of the same customer is still pending
 for the same endpoint: that last rule is what keeps per-customer order while
 different customers are delivered in parallel.
+
+Writes that add commands hold the "commands" lock until they commit, so the
+feed's cursor and each customer's sequence are handed out in commit order even
+when several replicas write at once: a stream consumer that has read cursor N
+never later finds a smaller one appear.  Claims lock the deliveries they take
+and skip those another replica is taking.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from typing import Any
 
-import aiosqlite
-
-from gateway.store.errors import StoreUnavailableError
+from gateway.store.audit import insert_audit
+from gateway.store.database import Connection, Database
 from gateway.store.records import (
     CommandOverview,
     CommandQuery,
@@ -27,9 +30,9 @@ from gateway.store.records import (
     NewCommand,
     StoredCommand,
 )
-from gateway.store.sqlite_audit import insert_audit
 
-WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
+# The lock a transaction that adds commands must hold (see the module's docstring).
+COMMANDS_LOCK = "commands"
 
 _COMMAND_COLUMNS = "cursor, command_id, type, customer_id, sequence, verdict_id, created_at, issued_by, body"
 # The same columns read through the alias "c" in joins.
@@ -56,23 +59,20 @@ def _delivery(row: Sequence[Any]) -> DeliveryState:
     return DeliveryState(*row)
 
 
-class SQLiteCommandStore:
-    def __init__(self, connection: aiosqlite.Connection, write_transaction: WriteTransaction) -> None:
-        self._db = connection
-        self._write_transaction = write_transaction
+class CommandStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
-    async def _rows(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        try:
-            async with self._db.execute(sql, tuple(parameters)) as cursor:
-                return list(await cursor.fetchall())
-        except sqlite3.Error as error:
-            raise StoreUnavailableError(str(error)) from error
+    async def _rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._db.fetch(sql, parameters)
 
-    async def insert(self, command: NewCommand) -> None:
-        """Add ``command`` and its deliveries; the caller holds the write transaction."""
-        cursor = await self._db.execute(
+    @staticmethod
+    async def insert(tx: Connection, command: NewCommand) -> None:
+        """Add ``command`` and its deliveries inside ``tx``, which holds COMMANDS_LOCK."""
+        row = await tx.fetchone(
             "INSERT INTO commands (command_id, type, customer_id, sequence, verdict_id, created_at, issued_by, body)"
-            " SELECT ?, ?, ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, ?, ? FROM commands WHERE customer_id = ?",
+            " SELECT ?, ?, ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, ?, ? FROM commands WHERE customer_id = ?"
+            " RETURNING cursor",
             (
                 command.command_id,
                 command.type,
@@ -84,19 +84,21 @@ class SQLiteCommandStore:
                 command.customer_id,
             ),
         )
-        position = cursor.lastrowid
-        await self._db.executemany(
+        assert row is not None  # RETURNING of a one-row INSERT
+        position = row[0]
+        await tx.executemany(
             "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
             " SELECT cursor, ?, customer_id, sequence, 'pending', created_at FROM commands WHERE cursor = ?",
             [(endpoint, position) for endpoint in command.endpoints],
         )
+        await tx.notify("commands")
 
     async def issue(self, command: NewCommand, detail: str) -> StoredCommand:
         """Store a command on its own (the security team's UNFREEZE), audited, and return it as stored."""
-        async with self._write_transaction():
-            await self.insert(command)
+        async with self._db.transaction(COMMANDS_LOCK) as tx:
+            await self.insert(tx, command)
             await insert_audit(
-                self._db,
+                tx,
                 at=command.created_at,
                 actor=command.issued_by,
                 action=f"command.{command.type.lower()}",
@@ -162,8 +164,8 @@ class SQLiteCommandStore:
         if not endpoints:
             return []
         marks = ", ".join("?" for _ in endpoints)
-        async with self._write_transaction():
-            rows = await self._rows(
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
                 f"SELECT d.attempts, d.endpoint, {_COMMAND_COLUMNS_OF_C}"
                 " FROM command_deliveries d JOIN commands c ON c.cursor = d.cursor"
                 f" WHERE d.state = 'pending' AND d.endpoint IN ({marks})"
@@ -171,10 +173,10 @@ class SQLiteCommandStore:
                 " AND d.endpoint NOT IN (SELECT endpoint FROM command_endpoints WHERE disabled_at IS NOT NULL)"
                 " AND NOT EXISTS (SELECT 1 FROM command_deliveries e WHERE e.endpoint = d.endpoint"
                 "  AND e.customer_id = d.customer_id AND e.state = 'pending' AND e.sequence < d.sequence)"
-                " ORDER BY d.cursor LIMIT ?",
+                f" ORDER BY d.cursor LIMIT ?{self._db.skip_locked('d')}",
                 [*endpoints, now, now, limit],
             )
-            await self._db.executemany(
+            await tx.executemany(
                 "UPDATE command_deliveries SET lease_owner = ?, lease_expires_at = ? WHERE cursor = ? AND endpoint = ?",
                 [(owner, now + lease_seconds, row[2], row[1]) for row in rows],
             )
@@ -183,8 +185,8 @@ class SQLiteCommandStore:
     async def record_attempt(self, cursor: int, attempt: DeliveryAttempt, owner: str) -> bool:
         """Store one attempt's outcome; False when ``owner`` lost its lease meanwhile (nothing is changed then)."""
         state = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
-        async with self._write_transaction():
-            cursor_row = await self._db.execute(
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
                 "UPDATE command_deliveries SET state = ?, attempts = ?, last_attempt_at = ?, last_status = ?,"
                 " last_error = ?, next_attempt_at = ?, delivered_at = ?, lease_owner = '', lease_expires_at = 0"
                 " WHERE cursor = ? AND endpoint = ? AND lease_owner = ? AND state = 'pending'",
@@ -201,9 +203,9 @@ class SQLiteCommandStore:
                     owner,
                 ),
             )
-            if cursor_row.rowcount == 0:
+            if changed == 0:
                 return False
-            await self._db.execute(
+            await tx.execute(
                 "INSERT INTO command_attempts (cursor, endpoint, attempt, at, duration_ms, status, outcome, error)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -218,7 +220,7 @@ class SQLiteCommandStore:
                 ),
             )
             if attempt.outcome == "gone":
-                await self._db.execute(
+                await tx.execute(
                     "INSERT INTO command_endpoints (endpoint, disabled_at, disabled_reason) VALUES (?, ?, ?)"
                     " ON CONFLICT (endpoint) DO UPDATE SET disabled_at = excluded.disabled_at,"
                     " disabled_reason = excluded.disabled_reason",
@@ -228,23 +230,24 @@ class SQLiteCommandStore:
 
     async def release_leases(self, owner: str) -> int:
         """Give back ``owner``'s leases (a clean shutdown), so a restarted gateway need not wait for them to expire."""
-        async with self._write_transaction():
-            cursor = await self._db.execute(
-                "UPDATE command_deliveries SET lease_owner = '', lease_expires_at = 0"
-                " WHERE lease_owner = ? AND state = 'pending'",
-                (owner,),
-            )
-            return cursor.rowcount
+        released = await self._db.execute(
+            "UPDATE command_deliveries SET lease_owner = '', lease_expires_at = 0"
+            " WHERE lease_owner = ? AND state = 'pending'",
+            (owner,),
+        )
+        if released:
+            await self._db.notify("commands")
+        return released
 
     async def redeliver(self, command_id: str, endpoints: Sequence[str], now: float, actor: str) -> int:
         """Queue the command again for ``endpoints`` with fresh attempts; returns how many deliveries were queued."""
         queued = 0
-        async with self._write_transaction():
+        async with self._db.transaction() as tx:
             await insert_audit(
-                self._db, at=now, actor=actor, action="command.redeliver", target=command_id, detail=" ".join(endpoints)
+                tx, at=now, actor=actor, action="command.redeliver", target=command_id, detail=" ".join(endpoints)
             )
             for endpoint in endpoints:
-                cursor = await self._db.execute(
+                queued += await tx.execute(
                     "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
                     " SELECT cursor, ?, customer_id, sequence, 'pending', ? FROM commands WHERE command_id = ?"
                     " ON CONFLICT (cursor, endpoint) DO UPDATE SET state = 'pending', attempts = 0,"
@@ -252,7 +255,7 @@ class SQLiteCommandStore:
                     " last_error = '', delivered_at = NULL",
                     (endpoint, now, command_id),
                 )
-                queued += cursor.rowcount
+            await tx.notify("commands")
         return queued
 
     async def backlog(self) -> dict[str, int]:
@@ -275,15 +278,16 @@ class SQLiteCommandStore:
 
     async def enable_endpoint(self, endpoint: str, now: float, actor: str) -> bool:
         """Lift a 410 disablement; False (and nothing audited) when the endpoint was not disabled."""
-        async with self._write_transaction():
-            cursor = await self._db.execute(
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
                 "UPDATE command_endpoints SET disabled_at = NULL, disabled_reason = ''"
                 " WHERE endpoint = ? AND disabled_at IS NOT NULL",
                 (endpoint,),
             )
-            if cursor.rowcount == 0:
+            if changed == 0:
                 return False
-            await insert_audit(self._db, at=now, actor=actor, action="command.endpoint_enable", target=endpoint)
+            await tx.notify("commands")
+            await insert_audit(tx, at=now, actor=actor, action="command.endpoint_enable", target=endpoint)
         return True
 
     async def consumer_cursor(self, consumer_id: str) -> int:
@@ -294,12 +298,12 @@ class SQLiteCommandStore:
 
     async def acknowledge(self, consumer_id: str, cursor: int, now: float) -> int:
         """Move the consumer's position forward to ``cursor`` (never back); returns the position after."""
-        async with self._write_transaction():
-            await self._db.execute(
-                "INSERT INTO command_consumers (consumer_id, acknowledged_cursor, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (consumer_id) DO UPDATE SET"
-                " acknowledged_cursor = MAX(acknowledged_cursor, excluded.acknowledged_cursor),"
-                " updated_at = excluded.updated_at",
-                (consumer_id, cursor, now),
-            )
+        await self._db.execute(
+            "INSERT INTO command_consumers (consumer_id, acknowledged_cursor, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (consumer_id) DO UPDATE SET acknowledged_cursor = CASE"
+            " WHEN excluded.acknowledged_cursor > command_consumers.acknowledged_cursor"
+            " THEN excluded.acknowledged_cursor ELSE command_consumers.acknowledged_cursor END,"
+            " updated_at = excluded.updated_at",
+            (consumer_id, cursor, now),
+        )
         return await self.consumer_cursor(consumer_id)

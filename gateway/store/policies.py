@@ -1,6 +1,6 @@
-"""Policy versions and shadow-scenario reports on SQLite.
+"""Policy versions and shadow-scenario reports, on any backend.
 
-Versions are numbered 1, 2, 3… in commit order under the write lock; the highest
+Versions are numbered 1, 2, 3… in commit order under the "policy" lock; the highest
 is in force, so "what is live" is one indexed MAX and every gateway polling it
 sees the same answer.  A rollback is a new version carrying the old document,
 so history is never rewritten.  Applies and rollbacks go to the audit log.
@@ -11,16 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from typing import Any
 
-import aiosqlite
-
+from gateway.store.audit import earlier_request, insert_audit, remember_request
+from gateway.store.database import Connection, Database
 from gateway.store.records import ShadowSummary, StoredPolicy
-from gateway.store.sqlite_audit import earlier_request, insert_audit, remember_request
 
-WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
 _COLUMNS = "version, document, document_sha256, applied_by, applied_at, comment, restored_version"
 _SEVERITY_ORDER = {"ACTION_ALLOW": 1, "ACTION_STEP_UP": 2, "ACTION_FREEZE": 3}
 
@@ -33,34 +30,31 @@ def _policy(row: Sequence[Any]) -> StoredPolicy:
     return StoredPolicy(int(row[0]), row[1], row[2], row[3], float(row[4]), row[5], row[6])
 
 
-class SQLitePolicyStore:
-    def __init__(self, db: aiosqlite.Connection, write_transaction: WriteTransaction) -> None:
+class PolicyStore:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._write_transaction = write_transaction
 
     async def head_version(self) -> int:
         """The version in force (0 when none was ever applied): cheap enough to poll."""
-        async with self._db.execute("SELECT COALESCE(MAX(version), 0) FROM policy_versions") as cursor:
-            row = await cursor.fetchone()
+        row = await self._db.fetchone("SELECT COALESCE(MAX(version), 0) FROM policy_versions")
         return int(row[0]) if row else 0
 
-    async def get(self, version: int | None = None) -> StoredPolicy | None:
-        """The given version, or the one in force when ``version`` is None."""
+    async def get(self, version: int | None = None, connection: Connection | None = None) -> StoredPolicy | None:
+        """The given version, or the one in force when ``version`` is None (read on ``connection`` if given)."""
         if version is None:
             sql, parameters = f"SELECT {_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1", ()
         else:
             sql, parameters = f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?", (version,)
-        async with self._db.execute(sql, parameters) as cursor:
-            row = await cursor.fetchone()
+        row = await (connection or self._db).fetchone(sql, parameters)
         return _policy(row) if row else None
 
     async def versions(self, limit: int, before: int = 0) -> list[StoredPolicy]:
         """Newest first; ``before`` pages on (versions lower than it)."""
-        async with self._db.execute(
+        rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM policy_versions WHERE (? = 0 OR version < ?) ORDER BY version DESC LIMIT ?",
             (before, before, limit),
-        ) as cursor:
-            return [_policy(row) for row in await cursor.fetchall()]
+        )
+        return [_policy(row) for row in rows]
 
     async def apply(
         self,
@@ -80,23 +74,23 @@ class SQLitePolicyStore:
         digest = document_sha256(document)
         operation = "policy.rollback" if restored_version is not None else "policy.apply"
         fingerprint = hashlib.sha256(f"{operation}\n{restored_version}\n{comment}\n{digest}".encode()).digest()
-        async with self._write_transaction():
+        async with self._db.transaction("policy") as tx:
             if request_id:
-                earlier = await earlier_request(self._db, request_id, operation, fingerprint)
+                earlier = await earlier_request(tx, request_id, operation, fingerprint)
                 if earlier is not None:
-                    stored = await self.get(int(earlier))
+                    stored = await self.get(int(earlier), tx)
                     assert stored is not None  # versions are never deleted
                     return stored
-            previous = await self.get()
+            previous = await self.get(connection=tx)
             version = (previous.version if previous else 0) + 1
-            await self._db.execute(
+            await tx.execute(
                 f"INSERT INTO policy_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (version, document, digest, actor, at, comment, restored_version),
             )
             if request_id:
-                await remember_request(self._db, request_id, operation, fingerprint, str(version), at)
+                await remember_request(tx, request_id, operation, fingerprint, str(version), at)
             await insert_audit(
-                self._db,
+                tx,
                 at=at,
                 actor=actor,
                 action=operation,
@@ -107,12 +101,13 @@ class SQLitePolicyStore:
                 after_json=json.dumps({"version": version, "sha256": digest, "restored_version": restored_version}),
                 detail=comment,
             )
+            await tx.notify("policy")
         return StoredPolicy(version, document, digest, actor, at, comment, restored_version)
 
     async def ensure_initial(self, document: str, *, actor: str, at: float) -> StoredPolicy:
         """Put ``document`` in force as version 1 when no policy was ever applied; else return the one in force."""
-        async with self._write_transaction():
-            await self._db.execute(
+        async with self._db.transaction("policy") as tx:
+            await tx.execute(
                 f"INSERT INTO policy_versions ({_COLUMNS}) SELECT 1, ?, ?, ?, ?, ?, NULL"
                 " WHERE NOT EXISTS (SELECT 1 FROM policy_versions)",
                 (document, document_sha256(document), actor, at, "the policy shipped with mtsg"),
@@ -123,12 +118,11 @@ class SQLitePolicyStore:
 
     async def shadow_report(self, since: float, until: float) -> list[ShadowSummary]:
         """Per shadow scenario and would-be action: firings, customers, and verdicts it would have changed."""
-        async with self._db.execute(
+        rows = await self._db.fetch(
             "SELECT scenario_id, would_action, actual_action, customer_id, policy_version FROM shadow_firings"
             " WHERE decided_at >= ? AND decided_at < ? ORDER BY scenario_id",
             (since, until),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         fired: Counter[tuple[str, str]] = Counter()
         customers: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         changes: Counter[tuple[str, str]] = Counter()

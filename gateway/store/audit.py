@@ -1,14 +1,13 @@
-"""The audit trail and idempotency keys of every admin change stored in SQLite (registry, policy, outbox)."""
+"""The audit trail and idempotency keys of every admin change (registry, policy, outbox), on any backend."""
 
 from __future__ import annotations
 
-import aiosqlite
-
+from gateway.store.database import Connection
 from gateway.store.errors import RequestIdReusedError
 
 
 async def insert_audit(
-    db: aiosqlite.Connection,
+    db: Connection,
     *,
     at: float,
     actor: str,
@@ -27,7 +26,7 @@ async def insert_audit(
 
 
 async def remember_request(
-    db: aiosqlite.Connection, request_id: str, operation: str, fingerprint: bytes, target: str, at: float
+    db: Connection, request_id: str, operation: str, fingerprint: bytes, target: str, at: float
 ) -> None:
     """Record an admin write's AIP-155 key inside its transaction, with what it produced (``target``)."""
     await db.execute(
@@ -36,12 +35,11 @@ async def remember_request(
     )
 
 
-async def earlier_request(db: aiosqlite.Connection, request_id: str, operation: str, fingerprint: bytes) -> str | None:
+async def earlier_request(db: Connection, request_id: str, operation: str, fingerprint: bytes) -> str | None:
     """What an earlier identical request produced; RequestIdReusedError when the key served another request."""
-    async with db.execute(
+    row = await db.fetchone(
         "SELECT operation, fingerprint, entry_id FROM admin_requests WHERE request_id = ?", (request_id,)
-    ) as cursor:
-        row = await cursor.fetchone()
+    )
     if row is None:
         return None
     if row[0] != operation or bytes(row[1]) != fingerprint:

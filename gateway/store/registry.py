@@ -1,27 +1,27 @@
-"""The registry's SQL on SQLite: entries, versions, imports, bundles, feeds and audit.
+"""The registry's SQL, on any backend: entries, versions, imports, bundles, feeds and audit.
 
 Every committed change bumps ``blocklist_state.version`` once and stamps the rows
 it touched with that version (``change_seq``); a gateway holding version N reloads
-just the rows with ``change_seq > N``.  Imports stage rows in a TEMP table first
-(temp tables live outside the main database, so staging a million rows does not
-hold the write lock) and merge them in one transaction: all or nothing.
+just the rows with ``change_seq > N``.  Registry writes hold the "blocklist" lock
+until they commit, so versions become visible in the order they were given out.
+Imports stage rows in a TEMP table on one held connection first (staging a
+million rows does not block anyone) and merge them in one transaction: all or
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
-
-import aiosqlite
 
 from blocklists.bundle import AppliedBundle, BundleError
 from blocklists.entry import Category, Entry, EntrySeverity, Indicator, KeyType
 from blocklists.matcher import Matcher
+from gateway.store.audit import earlier_request, insert_audit, remember_request
+from gateway.store.database import Connection, Database
 from gateway.store.errors import EntryExistsError, EntryNotFoundError
 from gateway.store.records import (
     AuditRecord,
@@ -31,7 +31,6 @@ from gateway.store.records import (
     FeedStatus,
     ImportSummary,
 )
-from gateway.store.sqlite_audit import earlier_request, insert_audit, remember_request
 
 _CONTENT = (
     "category",
@@ -48,9 +47,20 @@ _INDICATOR = ("entry_id", "key_type", "value", "package_name", "source", *_CONTE
 _HISTORY = ("created_at", "created_by", "modified_at", "modified_by")
 _SELECT_ENTRY = f"SELECT {', '.join(_INDICATOR + _HISTORY)} FROM blocklist_entries"
 # "the stored row differs from the incoming one" over every content column, NULL-safe.
-_DIFFERS = " OR ".join(f"blocklist_entries.{name} IS NOT excluded.{name}" for name in _CONTENT)
-
-WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
+_DIFFERS = " OR ".join(f"blocklist_entries.{name} IS DISTINCT FROM excluded.{name}" for name in _CONTENT)
+_UPSERT_ENTRY = (
+    f"INSERT INTO blocklist_entries ({', '.join((*_INDICATOR, *_HISTORY, 'change_seq'))})"
+    f" VALUES ({', '.join('?' * (len(_INDICATOR) + len(_HISTORY) + 1))})"
+    " ON CONFLICT (entry_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in (*_INDICATOR[1:], *_HISTORY, "change_seq"))
+)
+_STAGE_ENTRY = (
+    f"INSERT INTO staged_entries ({', '.join(_INDICATOR)}) VALUES ({', '.join('?' * len(_INDICATOR))})"
+    " ON CONFLICT (entry_id) DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in _INDICATOR[1:])
+)
+REGISTRY_LOCK = "blocklist"
+# Rows per round trip while a matcher is built from a snapshot.
+_MATCHER_PAGE = 20_000
 
 
 def _indicator_row(indicator: Indicator) -> tuple[Any, ...]:
@@ -105,44 +115,45 @@ def entry_json(entry: Entry | None) -> str | None:
     return json.dumps(record, sort_keys=True)
 
 
-def _load_matcher(path: Path) -> Matcher:
-    """Build a full matcher from a consistent snapshot, on a private connection (runs in a worker thread)."""
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute("BEGIN")
-        (version,) = connection.execute("SELECT version FROM blocklist_state").fetchone()
-        rows = connection.execute(f"{_SELECT_ENTRY} WHERE revoked = 0")
-        matcher = Matcher.build((_indicator(row) for row in rows), version)
-        connection.execute("COMMIT")
-        return matcher
-    finally:
-        connection.close()
-
-
-class SQLiteBlocklistStore:
-    def __init__(
-        self,
-        connection: aiosqlite.Connection,
-        path: Path,
-        write_lock: asyncio.Lock,
-        write_transaction: WriteTransaction,
-    ) -> None:
-        self._db = connection
-        self._path = path
-        # Staging writes only the TEMP table, but it shares the connection: holding the
-        # lock keeps a batch out of another coroutine's open transaction.
-        self._write_lock = write_lock
-        self._write_transaction = write_transaction
+class BlocklistStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # --- reading, for the matcher ---------------------------------------------------------
 
     async def version(self) -> int:
-        async with self._db.execute("SELECT version FROM blocklist_state") as cursor:
-            row = await cursor.fetchone()
+        row = await self._db.fetchone("SELECT version FROM blocklist_state")
         return int(row[0]) if row else 0
 
     async def load_matcher(self) -> Matcher:
-        return await asyncio.to_thread(_load_matcher, self._path)
+        """Build a full matcher from a snapshot that does not move while it is read.
+
+        The index is built in a worker thread that pulls pages from the event loop one
+        at a time, so a million entries never sit in memory as rows and the loop keeps
+        answering logins between pages.
+        """
+        loop = asyncio.get_running_loop()
+        async with self._db.snapshot() as snapshot:
+            row = await snapshot.fetchone("SELECT version FROM blocklist_state")
+            version = int(row[0]) if row else 0
+
+            def page(after: str) -> list[tuple[Any, ...]]:
+                fetching = snapshot.fetch(
+                    f"{_SELECT_ENTRY} WHERE revoked = 0 AND entry_id > ? ORDER BY entry_id LIMIT ?",
+                    (after, _MATCHER_PAGE),
+                )
+                return asyncio.run_coroutine_threadsafe(fetching, loop).result()
+
+            def indicators() -> Iterator[Indicator]:
+                after = ""
+                while True:
+                    rows = page(after)
+                    yield from (_indicator(row) for row in rows)
+                    if len(rows) < _MATCHER_PAGE:
+                        return
+                    after = rows[-1][0]
+
+            return await asyncio.to_thread(Matcher.build, indicators(), version)
 
     async def changes_since(self, version: int) -> tuple[int, list[Indicator]]:
         """(current version, indicators changed after ``version`` up to it).
@@ -153,17 +164,13 @@ class SQLiteBlocklistStore:
         current = await self.version()
         if current <= version:
             return current, []
-        async with self._db.execute(
-            f"{_SELECT_ENTRY} WHERE change_seq > ? AND change_seq <= ?", (version, current)
-        ) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch(f"{_SELECT_ENTRY} WHERE change_seq > ? AND change_seq <= ?", (version, current))
         return current, [_indicator(row) for row in rows]
 
     # --- admin reads -------------------------------------------------------------------------
 
-    async def get_entry(self, entry_id: str) -> Entry | None:
-        async with self._db.execute(f"{_SELECT_ENTRY} WHERE entry_id = ?", (entry_id,)) as cursor:
-            row = await cursor.fetchone()
+    async def get_entry(self, entry_id: str, connection: Connection | None = None) -> Entry | None:
+        row = await (connection or self._db).fetchone(f"{_SELECT_ENTRY} WHERE entry_id = ?", (entry_id,))
         return _entry(row) if row else None
 
     async def list_entries(self, query: EntryQuery) -> tuple[list[Entry], str]:
@@ -180,8 +187,7 @@ class SQLiteBlocklistStore:
         if not query.include_revoked:
             clauses.append("revoked = 0")
         sql = f"{_SELECT_ENTRY} WHERE {' AND '.join(clauses)} ORDER BY entry_id LIMIT ?"
-        async with self._db.execute(sql, (*parameters, query.page_size + 1)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch(sql, (*parameters, query.page_size + 1))
         entries = [_entry(row) for row in rows[: query.page_size]]
         return entries, entries[-1].entry_id if len(rows) > query.page_size else ""
 
@@ -201,13 +207,12 @@ class SQLiteBlocklistStore:
         active = "revoked = 0 AND (valid_from IS NULL OR valid_from <= ?) AND (valid_until IS NULL OR valid_until > ?)"
         counts: dict[str, list[tuple[str, int]]] = {}
         for column in ("category", "source"):
-            async with self._db.execute(
+            rows = await self._db.fetch(
                 f"SELECT {column}, COUNT(*) FROM blocklist_entries WHERE {active} GROUP BY {column} ORDER BY {column}",
                 (now, now),
-            ) as cursor:
-                counts[column] = [(row[0], int(row[1])) for row in await cursor.fetchall()]
-        async with self._db.execute("SELECT version, last_import_at FROM blocklist_state") as cursor:
-            state = await cursor.fetchone()
+            )
+            counts[column] = [(row[0], int(row[1])) for row in rows]
+        state = await self._db.fetchone("SELECT version, last_import_at FROM blocklist_state")
         assert state is not None  # the migration inserts the one row
         return BlocklistStatus(
             version=int(state[0]),
@@ -217,11 +222,10 @@ class SQLiteBlocklistStore:
             last_import_at=state[1],
         )
 
-    async def applied_bundle(self, publisher: str) -> AppliedBundle | None:
-        async with self._db.execute(
+    async def applied_bundle(self, publisher: str, connection: Connection | None = None) -> AppliedBundle | None:
+        row = await (connection or self._db).fetchone(
             "SELECT bundle_version, entries_sha256 FROM applied_bundles WHERE publisher = ?", (publisher,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return AppliedBundle(int(row[0]), row[1]) if row else None
 
     async def audit_list(self, limit: int, target: str = "", before_id: int = 0) -> list[AuditRecord]:
@@ -233,27 +237,35 @@ class SQLiteBlocklistStore:
         if before_id:
             clauses.append("audit_id < ?")
             parameters.append(before_id)
-        async with self._db.execute(
+        rows = await self._db.fetch(
             "SELECT audit_id, at, actor, action, target, before_json, after_json, detail FROM audit_log"
             f" WHERE {' AND '.join(clauses)} ORDER BY audit_id DESC LIMIT ?",
             (*parameters, limit),
-        ) as cursor:
-            return [AuditRecord(*row) for row in await cursor.fetchall()]
+        )
+        return [AuditRecord(*row) for row in rows]
 
     # --- admin writes ------------------------------------------------------------------------
 
-    async def _next_version(self) -> int:
-        async with self._db.execute("SELECT version FROM blocklist_state") as cursor:
-            row = await cursor.fetchone()
-        version = (int(row[0]) if row else 0) + 1
-        await self._db.execute("UPDATE blocklist_state SET version = ?", (version,))
-        return version
+    @staticmethod
+    async def _next_version(tx: Connection) -> int:
+        row = await tx.fetchone("UPDATE blocklist_state SET version = version + 1 RETURNING version")
+        assert row is not None  # the migration inserts the one row
+        await tx.notify("blocklist")
+        return int(row[0])
 
+    @staticmethod
     async def _audit(
-        self, now: float, actor: str, action: str, target: str, before: Entry | None, after: Entry | None, detail: str
+        tx: Connection,
+        now: float,
+        actor: str,
+        action: str,
+        target: str,
+        before: Entry | None,
+        after: Entry | None,
+        detail: str,
     ) -> None:
         await insert_audit(
-            self._db,
+            tx,
             at=now,
             actor=actor,
             action=action,
@@ -263,58 +275,55 @@ class SQLiteBlocklistStore:
             detail=detail,
         )
 
-    async def _replayed(self, request_id: str, operation: str, fingerprint: bytes) -> Entry | None:
+    async def _replayed(self, tx: Connection, request_id: str, operation: str, fingerprint: bytes) -> Entry | None:
         """The entry an earlier identical request produced; refuses the key reused for something else."""
-        entry_id = await earlier_request(self._db, request_id, operation, fingerprint)
-        return await self.get_entry(entry_id) if entry_id is not None else None
+        entry_id = await earlier_request(tx, request_id, operation, fingerprint)
+        return await self.get_entry(entry_id, tx) if entry_id is not None else None
 
-    async def _write_entry(self, indicator: Indicator, existing: Entry | None, actor: str, now: float) -> Entry:
-        version = await self._next_version()
+    async def _write_entry(
+        self, tx: Connection, indicator: Indicator, existing: Entry | None, actor: str, now: float
+    ) -> Entry:
+        version = await self._next_version(tx)
         created_at, created_by = (existing.created_at, existing.created_by) if existing else (now, actor)
-        values = (*_indicator_row(indicator), created_at, created_by, now, actor, version)
-        columns = (*_INDICATOR, *_HISTORY, "change_seq")
-        await self._db.execute(
-            f"INSERT OR REPLACE INTO blocklist_entries ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            values,
-        )
+        await tx.execute(_UPSERT_ENTRY, (*_indicator_row(indicator), created_at, created_by, now, actor, version))
         return Entry(indicator, created_at, created_by, now, actor)
 
     async def add_entry(
         self, indicator: Indicator, actor: str, now: float, request_id: str = "", fingerprint: bytes = b""
     ) -> Entry:
         """Add, or list again an entry that was revoked; an active duplicate raises EntryExistsError."""
-        async with self._write_transaction():
+        async with self._db.transaction(REGISTRY_LOCK) as tx:
             if request_id:
-                replayed = await self._replayed(request_id, "add", fingerprint)
+                replayed = await self._replayed(tx, request_id, "add", fingerprint)
                 if replayed is not None:
                     return replayed
-            existing = await self.get_entry(indicator.entry_id)
+            existing = await self.get_entry(indicator.entry_id, tx)
             if existing is not None and not existing.indicator.revoked:
                 raise EntryExistsError(existing.entry_id)
-            entry = await self._write_entry(indicator, existing, actor, now)
-            await self._audit(now, actor, "relist" if existing else "add", entry.entry_id, existing, entry, "")
+            entry = await self._write_entry(tx, indicator, existing, actor, now)
+            await self._audit(tx, now, actor, "relist" if existing else "add", entry.entry_id, existing, entry, "")
             if request_id:
-                await remember_request(self._db, request_id, "add", fingerprint, entry.entry_id, now)
+                await remember_request(tx, request_id, "add", fingerprint, entry.entry_id, now)
             return entry
 
     async def revoke_entry(
         self, entry_id: str, reason: str, actor: str, now: float, request_id: str = "", fingerprint: bytes = b""
     ) -> Entry:
         """Revoke with a reason; revoking a revoked entry changes nothing and returns it."""
-        async with self._write_transaction():
+        async with self._db.transaction(REGISTRY_LOCK) as tx:
             if request_id:
-                replayed = await self._replayed(request_id, "revoke", fingerprint)
+                replayed = await self._replayed(tx, request_id, "revoke", fingerprint)
                 if replayed is not None:
                     return replayed
-            existing = await self.get_entry(entry_id)
+            existing = await self.get_entry(entry_id, tx)
             if existing is None:
                 raise EntryNotFoundError(entry_id)
             if existing.indicator.revoked:
                 return existing
-            entry = await self._write_entry(existing.indicator.revoke(reason), existing, actor, now)
-            await self._audit(now, actor, "revoke", entry_id, existing, entry, reason)
+            entry = await self._write_entry(tx, existing.indicator.revoke(reason), existing, actor, now)
+            await self._audit(tx, now, actor, "revoke", entry_id, existing, entry, reason)
             if request_id:
-                await remember_request(self._db, request_id, "revoke", fingerprint, entry_id, now)
+                await remember_request(tx, request_id, "revoke", fingerprint, entry_id, now)
             return entry
 
     @asynccontextmanager
@@ -322,60 +331,60 @@ class SQLiteBlocklistStore:
         self, *, actor: str, label: str, now: float, bundle: BundleRecord | None = None
     ) -> AsyncIterator[BlocklistImport]:
         """Stage with ``stage()`` inside the block; leaving it without error merges everything at once."""
-        async with self._write_lock:
-            await self._db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staged_entries ("
-                + ", ".join(f"{name} {'PRIMARY KEY' if name == 'entry_id' else ''}" for name in _INDICATOR)
-                + ")"
+        async with self._db.session() as held:
+            # Same columns and types as the registry; the unique index lets the feed's last word win.
+            await held.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS staged_entries AS SELECT {', '.join(_INDICATOR)}"
+                " FROM blocklist_entries WHERE false"
             )
-            await self._db.execute("DELETE FROM temp.staged_entries")
-        session = BlocklistImport(self._db, self._write_lock)
-        try:
-            yield session
-            async with self._write_transaction():
-                session.summary = await self._merge(session.received, actor, label, now, bundle)
-        finally:
-            async with self._write_lock:
-                await self._db.execute("DELETE FROM temp.staged_entries")
+            await held.execute("CREATE UNIQUE INDEX IF NOT EXISTS staged_entries_id ON staged_entries (entry_id)")
+            await held.execute("DELETE FROM staged_entries")
+            session = BlocklistImport(held)
+            try:
+                yield session
+                async with self._db.transaction(REGISTRY_LOCK, connection=held) as tx:
+                    session.summary = await self._merge(tx, session.received, actor, label, now, bundle)
+            finally:
+                await held.execute("DELETE FROM staged_entries")
 
     async def _merge(
-        self, received: int, actor: str, label: str, now: float, bundle: BundleRecord | None
+        self, tx: Connection, received: int, actor: str, label: str, now: float, bundle: BundleRecord | None
     ) -> ImportSummary:
         if bundle is not None:
-            previous = await self.applied_bundle(bundle.publisher)
+            previous = await self.applied_bundle(bundle.publisher, tx)
             if previous is not None and previous.bundle_version >= bundle.bundle_version:
                 raise BundleError(
                     f"bundle version {previous.bundle_version} of {bundle.publisher} was applied meanwhile;"
                     f" refusing version {bundle.bundle_version}"
                 )
         incoming_revokes = "s.revoked = 1 AND e.revoked = 0"
-        differs = " OR ".join(f"e.{name} IS NOT s.{name}" for name in _CONTENT)
-        async with self._db.execute(
+        differs = " OR ".join(f"e.{name} IS DISTINCT FROM s.{name}" for name in _CONTENT)
+        row = await tx.fetchone(
             "SELECT COUNT(*),"
-            " COALESCE(SUM(e.entry_id IS NULL), 0),"
-            f" COALESCE(SUM(e.entry_id IS NOT NULL AND {incoming_revokes}), 0),"
-            f" COALESCE(SUM(e.entry_id IS NOT NULL AND NOT ({incoming_revokes}) AND ({differs})), 0)"
-            " FROM temp.staged_entries s LEFT JOIN blocklist_entries e ON e.entry_id = s.entry_id"
-        ) as cursor:
-            row = await cursor.fetchone()
+            " COALESCE(SUM(CASE WHEN e.entry_id IS NULL THEN 1 ELSE 0 END), 0),"
+            f" COALESCE(SUM(CASE WHEN e.entry_id IS NOT NULL AND {incoming_revokes} THEN 1 ELSE 0 END), 0),"
+            f" COALESCE(SUM(CASE WHEN e.entry_id IS NOT NULL AND NOT ({incoming_revokes}) AND ({differs})"
+            " THEN 1 ELSE 0 END), 0)"
+            " FROM staged_entries s LEFT JOIN blocklist_entries e ON e.entry_id = s.entry_id"
+        )
         assert row is not None
         distinct, added, revoked, updated = (int(value) for value in row)
         changed = added + revoked + updated
         if changed:
-            version = await self._next_version()
+            version = await self._next_version(tx)
             columns = ", ".join(_INDICATOR)
             updates = ", ".join(f"{name} = excluded.{name}" for name in (*_CONTENT, "modified_at", "modified_by"))
-            await self._db.execute(
+            await tx.execute(
                 f"INSERT INTO blocklist_entries ({columns}, created_at, created_by, modified_at, modified_by,"
-                f" change_seq) SELECT {columns}, ?, ?, ?, ?, ? FROM temp.staged_entries WHERE true"
+                f" change_seq) SELECT {columns}, ?, ?, ?, ?, ? FROM staged_entries WHERE true"
                 f" ON CONFLICT (entry_id) DO UPDATE SET {updates}, change_seq = excluded.change_seq WHERE {_DIFFERS}",
                 (now, actor, now, actor, version),
             )
         else:
-            version = await self.version()
-        await self._db.execute("UPDATE blocklist_state SET last_import_at = ?", (now,))
+            version = int((await tx.fetchone("SELECT version FROM blocklist_state") or (0,))[0])
+        await tx.execute("UPDATE blocklist_state SET last_import_at = ?", (now,))
         if bundle is not None:
-            await self._db.execute(
+            await tx.execute(
                 "INSERT INTO applied_bundles (publisher, bundle_version, entries_sha256, key_id, applied_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (publisher) DO UPDATE SET bundle_version ="
                 " excluded.bundle_version, entries_sha256 = excluded.entries_sha256, key_id = excluded.key_id,"
@@ -394,54 +403,47 @@ class SQLiteBlocklistStore:
         detail = {key: getattr(summary, key) for key in ImportSummary.__slots__}
         if bundle is not None:
             detail.update(publisher=bundle.publisher, bundle_version=bundle.bundle_version, key_id=bundle.key_id)
-        await self._audit(now, actor, "import", label, None, None, json.dumps(detail, sort_keys=True))
+        await self._audit(tx, now, actor, "import", label, None, None, json.dumps(detail, sort_keys=True))
         return summary
 
     # --- feeds -----------------------------------------------------------------------------
 
     async def record_feed_attempt(self, status: FeedStatus) -> None:
-        async with self._write_transaction():
-            await self._db.execute(
-                "INSERT INTO feed_status (url, last_attempt_at, last_success_at, last_error, etag, bundle_version)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO UPDATE SET last_attempt_at = excluded.last_attempt_at,"
-                " last_success_at = COALESCE(excluded.last_success_at, feed_status.last_success_at),"
-                " last_error = excluded.last_error, etag = excluded.etag,"
-                " bundle_version = COALESCE(excluded.bundle_version, feed_status.bundle_version)",
-                (
-                    status.url,
-                    status.last_attempt_at,
-                    status.last_success_at,
-                    status.last_error,
-                    status.etag,
-                    status.bundle_version,
-                ),
-            )
+        await self._db.execute(
+            "INSERT INTO feed_status (url, last_attempt_at, last_success_at, last_error, etag, bundle_version)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO UPDATE SET last_attempt_at = excluded.last_attempt_at,"
+            " last_success_at = COALESCE(excluded.last_success_at, feed_status.last_success_at),"
+            " last_error = excluded.last_error, etag = excluded.etag,"
+            " bundle_version = COALESCE(excluded.bundle_version, feed_status.bundle_version)",
+            (
+                status.url,
+                status.last_attempt_at,
+                status.last_success_at,
+                status.last_error,
+                status.etag,
+                status.bundle_version,
+            ),
+        )
 
     async def feed_statuses(self) -> list[FeedStatus]:
-        async with self._db.execute(
+        rows = await self._db.fetch(
             "SELECT url, last_attempt_at, last_success_at, last_error, etag, bundle_version FROM feed_status"
             " ORDER BY url"
-        ) as cursor:
-            return [FeedStatus(*row) for row in await cursor.fetchall()]
+        )
+        return [FeedStatus(*row) for row in rows]
 
 
 class BlocklistImport:
     """An import being staged; ``summary`` is set once the merge committed."""
 
-    def __init__(self, connection: aiosqlite.Connection, write_lock: asyncio.Lock) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
-        self._write_lock = write_lock
         self.received = 0
         self.summary: ImportSummary | None = None
 
     async def stage(self, indicators: Sequence[Indicator]) -> None:
         """Add a batch; a later row with the same entry_id replaces an earlier one (the feed's last word wins)."""
-        async with self._write_lock:
-            await self._db.executemany(
-                f"INSERT OR REPLACE INTO temp.staged_entries ({', '.join(_INDICATOR)})"
-                f" VALUES ({', '.join('?' * len(_INDICATOR))})",
-                _rows(indicators),
-            )
+        await self._db.executemany(_STAGE_ENTRY, _rows(indicators))
         self.received += len(indicators)
 
 

@@ -1,0 +1,194 @@
+"""SQLite behind the ``Database`` seam (aiosqlite, WAL): the embedded default for one gateway process.
+
+One connection serves the process.  aiosqlite runs its statements on one thread,
+but coroutines interleave between awaits, so every write (a transaction, an
+autocommit statement, a staging batch) holds ``_write_lock``: without it two
+logins could share one BEGIN..COMMIT.  SQLite allows one writer at a time anyway,
+so the named locks of ``transaction`` need nothing more here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import structlog
+
+from gateway.store.database import ChangeListener, Connection, Row
+from gateway.store.errors import StoreUnavailableError
+from gateway.store.migrate import load_migrations
+
+log = structlog.get_logger(__name__)
+
+# IS DISTINCT FROM (3.39) and RETURNING (3.35) are used by the shared SQL.
+MINIMUM_SQLITE = (3, 39, 0)
+
+
+class _Statements:
+    """Statements on one aiosqlite connection, driver errors turned into StoreUnavailableError."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        try:
+            async with self._db.execute(sql, tuple(parameters)) as cursor:
+                return [tuple(row) for row in await cursor.fetchall()]
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(str(error)) from error
+
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        rows = await self.fetch(sql, parameters)
+        return rows[0] if rows else None
+
+    async def _execute(self, sql: str, parameters: Sequence[Any]) -> int:
+        try:
+            async with self._db.execute(sql, tuple(parameters)) as cursor:
+                return cursor.rowcount
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(str(error)) from error
+
+    async def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self._db.executemany(sql, rows)
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(str(error)) from error
+
+    async def notify(self, topic: str) -> None:
+        """One process shares one store: the writer has already told itself."""
+
+
+class _InTransaction(_Statements):
+    """The connection inside a transaction: the write lock is held already."""
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        return await self._execute(sql, parameters)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._executemany(sql, rows)
+
+
+class SQLiteDatabase(_Statements):
+    backend = "sqlite"
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        super().__init__(connection)
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteDatabase:
+        if sqlite3.sqlite_version_info < MINIMUM_SQLITE:
+            raise StoreUnavailableError(
+                f"SQLite {sqlite3.sqlite_version} is too old; mtsg needs {'.'.join(map(str, MINIMUM_SQLITE))} or later"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreUnavailableError(f"cannot open SQLite database {path}: {error}") from error
+        try:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed verdict survives power loss, not only a process crash.
+            await connection.execute("PRAGMA synchronous=FULL")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            await connection.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as error:
+            await connection.close()
+            raise StoreUnavailableError(f"cannot use SQLite database {path}: {error}") from error
+        return cls(connection, path)
+
+    @staticmethod
+    def skip_locked(alias: str) -> str:
+        """Claims already run under the one writer's lock."""
+        return ""
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        async with self._write_lock:
+            return await self._execute(sql, parameters)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self._write_lock:
+            await self._executemany(sql, rows)
+
+    @asynccontextmanager
+    async def transaction(self, *locks: str, connection: Connection | None = None) -> AsyncIterator[Connection]:
+        """BEGIN IMMEDIATE .. COMMIT under the write lock; rolled back on any error."""
+        async with self._write_lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _InTransaction(self._db)
+                    if self._db.in_transaction:
+                        await self._db.commit()
+                except BaseException:
+                    if self._db.in_transaction:
+                        await self._db.rollback()
+                    raise
+            except sqlite3.Error as error:
+                raise StoreUnavailableError(str(error)) from error
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Connection]:
+        """The one connection: TEMP tables live on it, and each write on it takes the write lock."""
+        yield self
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        """A second, read-only connection in a deferred transaction: WAL keeps its view fixed while
+        the main connection goes on writing, and its statements run on their own thread."""
+        try:
+            reader = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {error}") from error
+        try:
+            await reader.execute("BEGIN")
+            yield _InTransaction(reader)
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(str(error)) from error
+        finally:
+            await reader.close()
+
+    async def listen(self, listener: ChangeListener) -> None:
+        """Nothing to listen to: other processes (the CLI) are seen by the refreshers' polling."""
+
+    async def migrate(self) -> list[str]:
+        await self.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        applied = {row[0] for row in await self.fetch("SELECT version FROM schema_migrations")}
+        done: list[str] = []
+        for migration in load_migrations("sqlite"):
+            if migration.version in applied:
+                continue
+            log.info("applying schema migration", version=migration.version, name=migration.name, db=str(self.path))
+            script = (
+                "BEGIN IMMEDIATE;\n"
+                f"{migration.sql}\n"
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                f"VALUES ({migration.version}, '{migration.name}', {time.time()});\n"
+                "COMMIT;"
+            )
+            async with self._write_lock:
+                try:
+                    await self._db.executescript(script)
+                except sqlite3.Error as error:
+                    if self._db.in_transaction:
+                        await self._db.rollback()
+                    raise StoreUnavailableError(f"migration {migration.version:04d} failed: {error}") from error
+            done.append(f"{migration.version:04d}_{migration.name}")
+        return done
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(row[0]) if row else 0
+
+    async def close(self) -> None:
+        await self._db.close()
