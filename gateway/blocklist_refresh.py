@@ -19,6 +19,7 @@ import structlog
 from blocklists.matcher import Matcher
 from gateway.periodic import cancel, every
 from gateway.store import Store
+from gateway.wakeup import Wakeup
 from signals.evaluate import Knowledge
 
 log = structlog.get_logger(__name__)
@@ -72,9 +73,10 @@ class BlocklistRefresher:
         log.info("blocklist updated", version=version, changed=len(changes), overlay=matcher.overlay_size)
         return True
 
-    def start(self) -> None:
+    def start(self, wakeup: Wakeup | None = None) -> None:
+        """Poll every interval; ``wakeup`` (another replica's NOTIFY) brings a round at once."""
         self._task = asyncio.create_task(
-            every(self._interval, self._round, "blocklist refresh"), name="blocklist-refresh"
+            every(self._interval, self._round, "blocklist refresh", wakeup), name="blocklist-refresh"
         )
 
     async def stop(self) -> None:

@@ -9,14 +9,24 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from gateway.store.errors import StoreUnavailableError
+from gateway.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
 
-async def every(interval: float, step: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run ``step`` every ``interval`` seconds until cancelled; a failed round is logged and the next one runs."""
+async def every(
+    interval: float, step: Callable[[], Awaitable[object]], what: str, wakeup: Wakeup | None = None
+) -> None:
+    """Run ``step`` every ``interval`` seconds, or at once when ``wakeup`` is notified, until cancelled;
+    a failed round is logged and the next one runs."""
+    ticket = wakeup.ticket() if wakeup is not None else None
     while True:
-        await asyncio.sleep(interval)
+        if ticket is None:
+            await asyncio.sleep(interval)
+        else:
+            await Wakeup.wait(ticket, interval)
+        # Taken before the step: a change announced while it runs brings the next round at once.
+        ticket = wakeup.ticket() if wakeup is not None else None
         try:
             await step()
         except StoreUnavailableError as error:

@@ -24,6 +24,7 @@ from gateway.periodic import cancel, every
 from gateway.policy_admin import apply_policy, policy_of
 from gateway.store import Store
 from gateway.store.policies import document_sha256
+from gateway.wakeup import Wakeup
 from signals.policy import Policy
 from signals.policy_document import PolicyError
 
@@ -118,8 +119,11 @@ class PolicyRefresher:
         await self.refresh()
         return True
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(every(self._interval, self.refresh, "policy refresh"), name="policy-refresh")
+    def start(self, wakeup: Wakeup | None = None) -> None:
+        """Poll every interval; ``wakeup`` (another replica's NOTIFY) brings a round at once."""
+        self._task = asyncio.create_task(
+            every(self._interval, self.refresh, "policy refresh", wakeup), name="policy-refresh"
+        )
 
     async def stop(self) -> None:
         await cancel(self._task)

@@ -27,9 +27,8 @@ from prometheus_client import start_http_server
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
 from gateway.commands.retry import RetryPolicy
-from gateway.commands.wakeup import Wakeup
 from gateway.commands.webhook_signing import WebhookSigner
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.feed_sync import FeedSync
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
@@ -53,8 +52,9 @@ from gateway.services.command_feed import CommandFeedService
 from gateway.services.events import EventService
 from gateway.services.policy import PolicyService
 from gateway.services.threat_signal import LoginSettings, ThreatSignalService
-from gateway.store import Store, StoreUnavailableError, open_store
+from gateway.store import Store, StoreUnavailableError, is_postgres_url, open_store
 from gateway.validation import Limits
+from gateway.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
@@ -143,6 +143,12 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         Path(config.commands.hmac_secret_file) if config.commands.hmac_secret_file else None,
         Path(config.commands.ed25519_key_file) if config.commands.ed25519_key_file else None,
     )
+    if is_postgres_url(config.store.url) and not config.privacy.phone_hash_key_file:
+        # A key made up in each replica's data dir would hash one number differently per replica.
+        raise ConfigError(
+            "privacy.phone_hash_key_file must be set when store.url is PostgreSQL: every replica must hash"
+            " phone numbers with the same key (mount it from a Secret; docs/POSTGRESQL.md)"
+        )
     key_file = config.privacy.phone_hash_key_file or str(config.data_dir / "phone-hash.key")
     hasher = load_or_create_hasher(Path(key_file))
     store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
@@ -216,8 +222,16 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             await store.close()
             raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
     await server.start()
-    refresher.start()
-    policy_refresher.start()
+    # Another replica's committed change (PostgreSQL NOTIFY) wakes the one who acts on it here.
+    woken = {"blocklist": Wakeup(), "policy": Wakeup(), "commands": wakeup}
+    try:
+        await store.listen(lambda topic: woken[topic].notify() if topic in woken else None)
+    except StoreUnavailableError:
+        await server.stop(None)
+        await store.close()
+        raise
+    refresher.start(woken["blocklist"])
+    policy_refresher.start(woken["policy"])
     feed_sync = None
     if config.feed_urls:
         feed_sync = FeedSync(

@@ -52,6 +52,7 @@ async def gateway(tmp_path: Path, store_url: str) -> AsyncIterator[RunningGatewa
             ("server", "metrics_listen"): ("127.0.0.1:0", "test"),
             ("store", "data_dir"): (str(tmp_path / "data"), "test"),
             ("store", "url"): (store_url, "test"),
+            ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
         },
     ).config
     running = await start_gateway(config)

@@ -20,11 +20,11 @@ import structlog
 
 from gateway.commands.building import webhook_body
 from gateway.commands.retry import RetryPolicy, parse_retry_after
-from gateway.commands.wakeup import Wakeup
 from gateway.commands.webhook_signing import WebhookSigner
 from gateway.metrics import Metrics
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import DeliveryAttempt, DueDelivery
+from gateway.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 

@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS applied (
     out_of_order INTEGER NOT NULL,
     body         TEXT NOT NULL
 );
+-- The same webhook-id received again after it was applied (answered 200 "duplicate").
+CREATE TABLE IF NOT EXISTS duplicates (
+    id          INTEGER PRIMARY KEY,
+    webhook_id  TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS refused (
     id          INTEGER PRIMARY KEY,
     webhook_id  TEXT NOT NULL,
@@ -106,6 +112,10 @@ class Ledger:
                     "INSERT INTO applied VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id) DO NOTHING",
                     (webhook_id, command.get("type", ""), customer_id, sequence, now, int(sequence < latest), body),
                 )
+                if cursor.rowcount == 0:
+                    self._db.execute(
+                        "INSERT INTO duplicates (webhook_id, received_at) VALUES (?, ?)", (webhook_id, now)
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -128,6 +138,7 @@ class Ledger:
             refused = self._db.execute(
                 "SELECT webhook_id, received_at, status, reason FROM refused ORDER BY id"
             ).fetchall()
+            duplicates = self._db.execute("SELECT webhook_id, received_at FROM duplicates ORDER BY id").fetchall()
         return {
             "applied": [
                 {
@@ -144,6 +155,7 @@ class Ledger:
             "refused": [
                 {"webhook_id": row[0], "received_at": row[1], "status": row[2], "reason": row[3]} for row in refused
             ],
+            "duplicates": [{"webhook_id": row[0], "received_at": row[1]} for row in duplicates],
         }
 
     def close(self) -> None:

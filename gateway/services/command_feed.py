@@ -16,11 +16,11 @@ import grpc
 import structlog
 
 from gateway.commands.building import to_proto
-from gateway.commands.wakeup import Wakeup
 from gateway.errors import abort_with, invalid_argument, unavailable
 from gateway.generated.mtsg.v1 import command_feed_service_pb2, command_feed_service_pb2_grpc
 from gateway.store import Store, StoreUnavailableError
 from gateway.validation import FieldViolation, InvalidRequestError
+from gateway.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 

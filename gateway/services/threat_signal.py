@@ -10,7 +10,6 @@ import grpc
 import structlog
 
 from gateway.commands.building import command_for_verdict
-from gateway.commands.wakeup import Wakeup
 from gateway.errors import abort_with, invalid_argument, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
 from gateway.metrics import Metrics
@@ -18,6 +17,7 @@ from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import HistoryWindows, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
 from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
 from gateway.verdicts import new_verdict_id, to_response
+from gateway.wakeup import Wakeup
 from signals.context import LoginContext
 from signals.detector_settings import DetectorSettings
 from signals.evaluate import Knowledge, evaluate

@@ -91,7 +91,9 @@ def receiver(tmp_path: Path, key_files: ReceiverKeyFiles) -> Iterator[RunningRec
     running.ledger.close()
 
 
-def push_config(tmp_path: Path, key_files: ReceiverKeyFiles, endpoint: str, **commands: Any) -> Any:
+def push_config(
+    tmp_path: Path, key_files: ReceiverKeyFiles, endpoint: str, store_url: str = "", **commands: Any
+) -> Any:
     settings = {
         "endpoint_urls": endpoint,
         "hmac_secret_file": str(key_files.hmac_secret_file),
@@ -111,6 +113,8 @@ def push_config(tmp_path: Path, key_files: ReceiverKeyFiles, endpoint: str, **co
             ("server", "listen"): ("127.0.0.1:0", "test"),
             ("server", "metrics_listen"): ("", "test"),
             ("store", "data_dir"): (str(tmp_path / "data"), "test"),
+            ("store", "url"): (store_url, "test"),
+            ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
             **{("commands", name): (value, "test") for name, value in settings.items()},
         },
     ).config
@@ -118,9 +122,9 @@ def push_config(tmp_path: Path, key_files: ReceiverKeyFiles, endpoint: str, **co
 
 @pytest.fixture
 async def pushing_gateway(
-    tmp_path: Path, key_files: ReceiverKeyFiles, receiver: RunningReceiver
+    tmp_path: Path, key_files: ReceiverKeyFiles, receiver: RunningReceiver, store_url: str
 ) -> AsyncIterator[RunningGateway]:
-    running = await start_gateway(push_config(tmp_path, key_files, receiver.url))
+    running = await start_gateway(push_config(tmp_path, key_files, receiver.url, store_url))
     yield running
     await running.stop(grace=1.0)
 

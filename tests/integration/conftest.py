@@ -1,15 +1,19 @@
-"""A real ``mtsg serve`` process for the integration tests, reading its JSON log."""
+"""Real processes for the integration tests: ``mtsg serve`` reading its JSON log, and the reference
+core-receiver with the signing keys the gateways push with."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 MTSG = [sys.executable, "-m", "gateway.cli"]
@@ -60,3 +64,100 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     if process.poll() is None:
         process.kill()
     process.wait(timeout=10)
+
+
+class LoggedProcess:
+    """A real process whose JSON log goes to a file (a pipe nobody drains would block a chatty gateway)."""
+
+    def __init__(self, arguments: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("a")
+        self.process = subprocess.Popen(arguments, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+
+    def wait_for_log(self, message: str, timeout: float = 30, after: int = 0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.log_path.read_text().splitlines()[after:]
+            for line in lines:
+                if line.startswith("{") and json.loads(line).get("message") == message:
+                    return json.loads(line)
+            if self.process.poll() is not None:
+                raise AssertionError(f"process ended before logging {message!r}:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {message!r} within {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def log_lines(self) -> int:
+        return len(self.log_path.read_text().splitlines())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    result = subprocess.run(
+        [*MTSG, "commands", "keys", "generate", "--dir", str(tmp_path / "keys")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, keys: Path) -> Iterator[tuple[LoggedProcess, str]]:
+    process = LoggedProcess(
+        [
+            *MTSG,
+            "core-receiver",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path / "receiver"),
+            "--public-key-file",
+            str(keys / "webhook-ed25519.pub"),
+            "--hmac-secret-file",
+            str(keys / "webhook-hmac.secret"),
+            # Down for core banking's purposes until the test says otherwise.
+            "--fail-status",
+            "503",
+            "--fail-count",
+            "-1",
+        ],
+        tmp_path / "receiver.log",
+        dict(os.environ),
+        tmp_path,
+    )
+    port = process.wait_for_log("receiver listening")["port"]
+    yield process, f"http://127.0.0.1:{port}"
+    process.process.send_signal(signal.SIGTERM)
+    process.stop()
+
+
+def gateway_env(keys: Path, endpoint: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MTSG_COMMANDS_ENDPOINT_URLS": endpoint,
+        "MTSG_COMMANDS_ED25519_KEY_FILE": str(keys / "webhook-ed25519.key"),
+        "MTSG_COMMANDS_BACKOFF_INITIAL_SECONDS": "0.05",
+        "MTSG_COMMANDS_BACKOFF_MAX_SECONDS": "0.3",
+        "MTSG_COMMANDS_MAX_ATTEMPTS": "1000",
+        "MTSG_COMMANDS_REQUEST_TIMEOUT_SECONDS": "2",
+        "MTSG_COMMANDS_LEASE_SECONDS": "3",
+        "MTSG_COMMANDS_POLL_INTERVAL_SECONDS": "0.1",
+    }
+
+
+def applied_commands(receiver_url: str) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{receiver_url}/_applied", timeout=10).json()["applied"])
+
+
+def wait_applied(receiver_url: str, count: int, timeout: float = 60) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = applied_commands(receiver_url)
+        if len(applied) >= count:
+            return applied
+        time.sleep(0.1)
+    raise AssertionError(f"{len(applied_commands(receiver_url))} of {count} commands applied within {timeout}s")

@@ -7,106 +7,19 @@ each customer's commands in order.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import freezing_login
-from tests.integration.conftest import MTSG
-
-
-class LoggedProcess:
-    """A real process whose JSON log goes to a file (a pipe nobody drains would block a chatty gateway)."""
-
-    def __init__(self, arguments: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("a")
-        self.process = subprocess.Popen(arguments, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-
-    def wait_for_log(self, message: str, timeout: float = 30, after: int = 0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.log_path.read_text().splitlines()[after:]
-            for line in lines:
-                if line.startswith("{") and json.loads(line).get("message") == message:
-                    return json.loads(line)
-            if self.process.poll() is not None:
-                raise AssertionError(f"process ended before logging {message!r}:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-        raise AssertionError(f"no {message!r} within {timeout}s:\n{self.log_path.read_text()[-3000:]}")
-
-    def log_lines(self) -> int:
-        return len(self.log_path.read_text().splitlines())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-        self._log.close()
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    result = subprocess.run(
-        [*MTSG, "commands", "keys", "generate", "--dir", str(tmp_path / "keys")], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    return tmp_path / "keys"
-
-
-@pytest.fixture
-def receiver(tmp_path: Path, keys: Path) -> Iterator[tuple[LoggedProcess, str]]:
-    process = LoggedProcess(
-        [
-            *MTSG,
-            "core-receiver",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(tmp_path / "receiver"),
-            "--public-key-file",
-            str(keys / "webhook-ed25519.pub"),
-            "--hmac-secret-file",
-            str(keys / "webhook-hmac.secret"),
-            # Down for core banking's purposes until the test says otherwise.
-            "--fail-status",
-            "503",
-            "--fail-count",
-            "-1",
-        ],
-        tmp_path / "receiver.log",
-        dict(os.environ),
-        tmp_path,
-    )
-    port = process.wait_for_log("receiver listening")["port"]
-    yield process, f"http://127.0.0.1:{port}"
-    process.process.send_signal(signal.SIGTERM)
-    process.stop()
-
-
-def _gateway_env(keys: Path, endpoint: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MTSG_COMMANDS_ENDPOINT_URLS": endpoint,
-        "MTSG_COMMANDS_ED25519_KEY_FILE": str(keys / "webhook-ed25519.key"),
-        "MTSG_COMMANDS_BACKOFF_INITIAL_SECONDS": "0.05",
-        "MTSG_COMMANDS_BACKOFF_MAX_SECONDS": "0.3",
-        "MTSG_COMMANDS_MAX_ATTEMPTS": "1000",
-        "MTSG_COMMANDS_REQUEST_TIMEOUT_SECONDS": "2",
-        "MTSG_COMMANDS_LEASE_SECONDS": "3",
-        "MTSG_COMMANDS_POLL_INTERVAL_SECONDS": "0.1",
-    }
+from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, gateway_env, wait_applied
 
 
 def _start_gateway(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
@@ -119,25 +32,11 @@ def _start_gateway(tmp_path: Path, env: dict[str, str], name: str) -> tuple[Logg
     return process, f"127.0.0.1:{process.wait_for_log('serving')['port']}"
 
 
-def _applied(receiver_url: str) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{receiver_url}/_applied", timeout=10).json()["applied"])
-
-
-def _wait_applied(receiver_url: str, count: int, timeout: float = 60) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        applied = _applied(receiver_url)
-        if len(applied) >= count:
-            return applied
-        time.sleep(0.1)
-    raise AssertionError(f"{len(_applied(receiver_url))} of {count} commands applied within {timeout}s")
-
-
 async def test_sigkill_with_commands_pending_loses_nothing_and_applies_each_once(
     tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str]
 ) -> None:
     _, receiver_url = receiver
-    env = _gateway_env(keys, f"{receiver_url}/commands")
+    env = gateway_env(keys, f"{receiver_url}/commands")
     gateway, target = _start_gateway(tmp_path, env, "gateway-1")
     customers = [f"cust-{uuid.uuid4().hex[:6]}" for _ in range(5)]
     command_ids = set()
@@ -150,17 +49,17 @@ async def test_sigkill_with_commands_pending_loses_nothing_and_applies_each_once
     gateway.wait_for_log("command delivery failed; will retry")
     # The receiver comes back, slowly: deliveries are in flight when the gateway dies.
     httpx.post(f"{receiver_url}/_control", json={"fail_status": 0, "delay_seconds": 0.2}, timeout=10)
-    _wait_applied(receiver_url, 2)
+    wait_applied(receiver_url, 2)
     gateway.process.send_signal(signal.SIGKILL)
     gateway.stop()
-    assert len(_applied(receiver_url)) < 20, "everything was delivered before the kill; the test proves nothing"
+    assert len(applied_commands(receiver_url)) < 20, "everything was delivered before the kill; the test proves nothing"
 
     httpx.post(f"{receiver_url}/_control", json={"delay_seconds": 0.0}, timeout=10)
     restarted, _ = _start_gateway(tmp_path, env, "gateway-2")
     try:
-        applied = _wait_applied(receiver_url, 20)
+        applied = wait_applied(receiver_url, 20)
         time.sleep(0.5)  # anything sent twice would show up now
-        applied = _applied(receiver_url)
+        applied = applied_commands(receiver_url)
     finally:
         restarted.process.send_signal(signal.SIGTERM)
         restarted.stop()
@@ -179,7 +78,7 @@ async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
 ) -> None:
     _, receiver_url = receiver
     httpx.post(f"{receiver_url}/_control", json={"fail_status": 0}, timeout=10)
-    env = _gateway_env(keys, f"{receiver_url}/commands")
+    env = gateway_env(keys, f"{receiver_url}/commands")
     gateway, _ = _start_gateway(tmp_path, env, "gateway")
     data = ["--data-dir", str(tmp_path / "gw")]
     try:
@@ -196,7 +95,7 @@ async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
         )
         assert unfreeze.returncode == 0, unfreeze.stderr
         command_id = unfreeze.stdout.split()[0]
-        applied = _wait_applied(receiver_url, 1)
+        applied = wait_applied(receiver_url, 1)
         assert applied[0]["webhook_id"] == command_id
         assert applied[0]["command"]["freeze_scopes"] == ["FREEZE_SCOPE_TRANSFERS"]
         assert applied[0]["command"]["reasons"][0]["message"] == "verified by video call"
@@ -215,7 +114,7 @@ async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
         while "attempt 2" not in (shown := _mtsg("commands", "show", command_id, *data, env=env)).stdout:
             assert time.monotonic() < deadline, shown.stdout
             time.sleep(0.1)
-        assert len(_applied(receiver_url)) == 1
+        assert len(applied_commands(receiver_url)) == 1
         status = _mtsg("commands", "status", *data, env=env)
         assert "1 delivered" in status.stdout
         audit = _mtsg("audit", "list", *data, env=env)

@@ -1,8 +1,11 @@
-"""In-process wake-up for whoever waits on new commands (the dispatcher, stream subscribers).
+"""In-process wake-up for whoever waits on a change: the dispatcher and stream subscribers (new
+commands), the blocklist and policy refreshers (a new version).
 
-Polling the store is the safety net (commands written by another process, such as
-``mtsg commands unfreeze``); the wake-up makes a command written by this process go
-out at once, which is what keeps verdict-to-delivery in milliseconds.
+Polling the store is the safety net (a change made by another process, such as
+``mtsg commands unfreeze``); the wake-up makes a change go out at once: a command
+written by this process, or one announced by another replica (PostgreSQL NOTIFY).
+That is what keeps verdict-to-delivery in milliseconds and a blocklist change live
+everywhere well within a second.
 """
 
 from __future__ import annotations

@@ -1,0 +1,164 @@
+"""Three ``mtsg serve`` replicas on one PostgreSQL database behave as one gateway.
+
+Real processes, a real PostgreSQL database of the test's own and the real
+reference receiver: logins go through all three replicas; a blocklist entry and
+a policy added through one are live in the others within a second (their polling
+is slowed to 30 s, so only NOTIFY can bring them that fast); one replica is
+SIGKILLed while commands are pending, and the receiver still applies every
+command once, each customer's in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from gateway.client import MtsgClient
+from gateway.generated.mtsg.v1 import blocklist_pb2, blocklist_service_pb2, common_pb2, policy_service_pb2
+from gateway.knowledge import shipped_policy_document
+from tests.helpers import app, freezing_login, telemetry
+from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, gateway_env, wait_applied
+
+MALWARE_PACKAGE = "com.replica.fake.bank"
+SLOW_POLL = "30"
+
+
+def _start_replica(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
+    process = LoggedProcess(
+        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / name)],
+        tmp_path / f"{name}.log",
+        env,
+        tmp_path,
+    )
+    return process, f"127.0.0.1:{process.wait_for_log('serving')['port']}"
+
+
+def _duplicates(receiver_url: str) -> list[dict[str, object]]:
+    return list(httpx.get(f"{receiver_url}/_applied", timeout=10).json()["duplicates"])
+
+
+async def _seconds_until_blocked(target: str, started: float, timeout: float = 5.0) -> float:
+    """How long after ``started`` a login on ``target`` first reports the new blocklist entry."""
+    login = telemetry(installed_apps=[app(MALWARE_PACKAGE, label="Fake Bank")])
+    async with MtsgClient(target) as client:
+        while time.monotonic() - started < timeout:
+            verdict = await client.check_login(login)
+            if any(reason.code.startswith("MALICIOUS_APP") for reason in verdict.reasons):
+                return time.monotonic() - started
+            await asyncio.sleep(0.02)
+    raise AssertionError(f"the entry was not live on {target} within {timeout}s")
+
+
+async def test_three_replicas_share_blocklist_policy_and_outbox(
+    tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str], postgres_url: str
+) -> None:
+    _, receiver_url = receiver
+    # Core banking is slow: commands are still pending and in flight when a replica dies.
+    httpx.post(f"{receiver_url}/_control", json={"fail_status": 0, "delay_seconds": 0.15}, timeout=10)
+    env = {
+        **gateway_env(keys, f"{receiver_url}/commands"),
+        "MTSG_STORE_URL": postgres_url,
+        "MTSG_PRIVACY_PHONE_HASH_KEY_FILE": str(tmp_path / "phone-hash.key"),
+        "MTSG_BLOCKLIST_REFRESH_INTERVAL_SECONDS": SLOW_POLL,
+        "MTSG_SIGNALS_POLICY_REFRESH_INTERVAL_SECONDS": SLOW_POLL,
+        "MTSG_COMMANDS_POLL_INTERVAL_SECONDS": SLOW_POLL,
+    }
+    replicas = [_start_replica(tmp_path, env, f"replica-{n}") for n in range(3)]
+    targets = [target for _, target in replicas]
+    try:
+        # Logins through all three at once: 6 customers x 4 FREEZE logins, round robin.
+        customers = [f"cust-{uuid.uuid4().hex[:6]}" for _ in range(6)]
+        command_ids: set[str] = set()
+        clients = [MtsgClient(target) for target in targets]
+        for client in clients:
+            await client.__aenter__()
+        try:
+            for round_number in range(4):
+                verdicts = await asyncio.gather(
+                    *(
+                        clients[(index + round_number) % 3].check_login(freezing_login(customer))
+                        for index, customer in enumerate(customers)
+                    )
+                )
+                for verdict in verdicts:
+                    assert verdict.action == common_pb2.ACTION_FREEZE
+                    command_ids.add("cmd_" + verdict.verdict_id.removeprefix("v_"))
+
+            # The same retried login through two replicas at once: one verdict, one command.
+            retried = freezing_login(customers[0])
+            key = uuid.uuid4().hex
+            first, second = await asyncio.gather(
+                clients[1].check_login(retried, request_id=key), clients[2].check_login(retried, request_id=key)
+            )
+            assert first.verdict_id == second.verdict_id
+            command_ids.add("cmd_" + first.verdict_id.removeprefix("v_"))
+
+            # A blocklist entry added through replica 0 is live in 1 and 2 within a second.
+            started = time.monotonic()
+            await clients[0].blocklist.AddEntry(
+                blocklist_service_pb2.AddEntryRequest(
+                    entry=blocklist_pb2.BlocklistEntry(
+                        key_type=blocklist_pb2.BLOCKLIST_KEY_TYPE_PACKAGE_NAME,
+                        value=MALWARE_PACKAGE,
+                        category=blocklist_pb2.THREAT_CATEGORY_VOICE_PHISHING,
+                        family="ReplicaFake",
+                        source="replica-test",
+                    )
+                ),
+                timeout=10,
+            )
+            delays = await asyncio.gather(*(_seconds_until_blocked(target, started) for target in targets[1:]))
+            assert max(delays) < 1.0, delays
+
+            # A policy applied through replica 2 is in force in 0 and 1 within a second.
+            document = shipped_policy_document().replace("Freeze on", "Replicas: freeze on", 1)
+            applied = await clients[2].policy.ApplyPolicy(
+                policy_service_pb2.ApplyPolicyRequest(document=document, comment="replica test"), timeout=10
+            )
+            started = time.monotonic()
+            for client in clients[:2]:
+                while (
+                    await client.policy.GetPolicy(policy_service_pb2.GetPolicyRequest(), timeout=10)
+                ).policy.version != applied.policy.version:
+                    assert time.monotonic() - started < 1.0, "policy not live in every replica within a second"
+                    await asyncio.sleep(0.02)
+        finally:
+            for client in clients:
+                await client.__aexit__(None, None, None)
+
+        # Kill a replica while commands are pending and in flight.
+        wait_applied(receiver_url, 3)
+        victim, _ = replicas[1]
+        victim.process.send_signal(signal.SIGKILL)
+        victim.stop()
+        assert len(applied_commands(receiver_url)) < len(command_ids), "all delivered before the kill; proves nothing"
+        httpx.post(f"{receiver_url}/_control", json={"delay_seconds": 0.0}, timeout=10)
+
+        # Every command committed (the logins above, and the FREEZEs the blocklist checks caused) arrives once.
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            committed = {row[0] for row in await connection.fetch("SELECT command_id FROM commands")}
+        finally:
+            await connection.close()
+        assert command_ids <= committed
+        applied_rows = wait_applied(receiver_url, len(committed), timeout=90)
+        time.sleep(0.5)  # anything sent twice would show up now
+        applied_rows = applied_commands(receiver_url)
+        assert sorted(row["webhook_id"] for row in applied_rows) == sorted(committed)
+        for customer in customers:
+            sequences = [row["sequence"] for row in applied_rows if row["customer_id"] == customer]
+            assert sequences == list(range(1, len(sequences) + 1)), (customer, sequences)
+        assert not any(row["out_of_order"] for row in applied_rows)
+        # At most the deliveries in flight at the kill may arrive twice (the receiver keeps them applied once).
+        assert len(_duplicates(receiver_url)) <= 3, _duplicates(receiver_url)
+    finally:
+        for process, _ in replicas:
+            if process.process.poll() is None:
+                process.process.send_signal(signal.SIGTERM)
+            process.stop()
