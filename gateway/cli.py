@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_policy_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
 
+    from gateway.store_cli import add_store_commands
+
+    add_store_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+
     config = commands.add_parser("config", help="inspect configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     show = config_commands.add_parser("show", help="print the effective configuration and where each value comes from")

@@ -48,12 +48,12 @@ class PostgresDatabases:
         store = await open_store(database_url(self.template), Path("."))
         await store.close()
 
-    async def create(self) -> str:
-        """A new, empty, migrated database; returns its URL."""
+    async def create(self, migrated: bool = True) -> str:
+        """A new database, migrated (from the template) or without any table; returns its URL."""
         name = f"{self.prefix}_{next(self._numbers)}"
         admin = await self._admin()
         try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{self.template}"' if migrated else ""))
         finally:
             await admin.close()
         return database_url(name)

@@ -14,7 +14,7 @@ bundle) roll it back and pass through unchanged.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -38,6 +38,10 @@ class Connection(Protocol):
 
     async def notify(self, topic: str) -> None:
         """Tell the other replicas, once this transaction commits, that ``topic`` changed."""
+        ...
+
+    def batches(self, sql: str, size: int) -> AsyncIterator[list[Row]]:
+        """The rows of ``sql`` in batches of ``size``, read as they are needed (inside a snapshot)."""
         ...
 
 
@@ -68,8 +72,17 @@ class Database(Connection, Protocol):
         once per topic, because notifications sent meanwhile are gone."""
         ...
 
-    async def migrate(self) -> list[str]:
-        """Bring the schema to the latest version; return the migrations applied now."""
+    async def migrate(self, progress: Callable[[str], None] | None = None) -> list[str]:
+        """Bring the schema to the latest version; return the migrations applied now
+        (``progress`` hears each one's name before it runs)."""
+        ...
+
+    async def columns(self, table: str) -> list[str]:
+        """The table's columns in their declared order."""
+        ...
+
+    async def after_bulk_load(self, tx: Connection) -> None:
+        """Make generated keys continue after rows copied in with their keys (``mtsg store copy``)."""
         ...
 
     async def schema_version(self) -> int: ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -85,6 +85,16 @@ class _Statements:
 
     async def notify(self, topic: str) -> None:
         await self.execute("SELECT pg_notify(?, ?)", (CHANNEL, topic))
+
+    async def batches(self, sql: str, size: int) -> AsyncIterator[list[Row]]:
+        """A server-side cursor; needs the held connection of a transaction (``snapshot``)."""
+        assert isinstance(self._target, asyncpg.Connection), "batches are read inside a snapshot"
+        try:
+            cursor = await self._target.cursor(_sql(sql))
+            while rows := await cursor.fetch(size):
+                yield [tuple(row) for row in rows]
+        except DRIVER_ERRORS as error:
+            raise _unavailable(error) from error
 
     async def run_script(self, script: str) -> None:
         """Several statements as written (a migration): no placeholders to number."""
@@ -208,7 +218,7 @@ class PostgresDatabase(_Statements):
             if connection is not None:
                 connection.terminate()
 
-    async def migrate(self) -> list[str]:
+    async def migrate(self, progress: Callable[[str], None] | None = None) -> list[str]:
         """Apply what is missing, each migration in its own transaction, under a session advisory lock:
         replicas starting together wait for the first one and then find nothing left to do."""
         done: list[str] = []
@@ -225,6 +235,8 @@ class PostgresDatabase(_Statements):
                     if migration.version in applied:
                         continue
                     log.info("applying schema migration", version=migration.version, name=migration.name)
+                    if progress is not None:
+                        progress(f"{migration.version:04d}_{migration.name}")
                     async with self._in_transaction(statements) as transaction:
                         await transaction.run_script(migration.sql)
                         await transaction.execute(
@@ -236,6 +248,27 @@ class PostgresDatabase(_Statements):
                 with contextlib.suppress(*DRIVER_ERRORS):
                     await held.execute("SELECT pg_advisory_unlock($1)", lock_key("migrate"))
         return done
+
+    async def columns(self, table: str) -> list[str]:
+        rows = await self.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        )
+        return [row[0] for row in rows]
+
+    async def after_bulk_load(self, tx: Connection) -> None:
+        """Move every identity sequence past the largest key now in its table."""
+        identities = await tx.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND is_identity = 'YES'"
+        )
+        for table, column in identities:
+            await tx.execute(
+                f"SELECT setval(pg_get_serial_sequence(?, ?), COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1,"
+                " false)",
+                (table, column),
+            )
 
     async def schema_version(self) -> int:
         row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")

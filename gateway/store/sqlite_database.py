@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,14 @@ class _Statements:
 
     async def notify(self, topic: str) -> None:
         """One process shares one store: the writer has already told itself."""
+
+    async def batches(self, sql: str, size: int) -> AsyncIterator[list[Row]]:
+        try:
+            async with self._db.execute(sql) as cursor:
+                while rows := await cursor.fetchmany(size):
+                    yield [tuple(row) for row in rows]
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(str(error)) from error
 
 
 class _InTransaction(_Statements):
@@ -158,7 +166,7 @@ class SQLiteDatabase(_Statements):
     async def listen(self, listener: ChangeListener) -> None:
         """Nothing to listen to: other processes (the CLI) are seen by the refreshers' polling."""
 
-    async def migrate(self) -> list[str]:
+    async def migrate(self, progress: Callable[[str], None] | None = None) -> list[str]:
         await self.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
@@ -169,6 +177,8 @@ class SQLiteDatabase(_Statements):
             if migration.version in applied:
                 continue
             log.info("applying schema migration", version=migration.version, name=migration.name, db=str(self.path))
+            if progress is not None:
+                progress(f"{migration.version:04d}_{migration.name}")
             script = (
                 "BEGIN IMMEDIATE;\n"
                 f"{migration.sql}\n"
@@ -185,6 +195,12 @@ class SQLiteDatabase(_Statements):
                     raise StoreUnavailableError(f"migration {migration.version:04d} failed: {error}") from error
             done.append(f"{migration.version:04d}_{migration.name}")
         return done
+
+    async def columns(self, table: str) -> list[str]:
+        return [row[0] for row in await self.fetch("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))]
+
+    async def after_bulk_load(self, tx: Connection) -> None:
+        """Nothing: SQLite's AUTOINCREMENT counters follow the largest key inserted, copied or not."""
 
     async def schema_version(self) -> int:
         row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")

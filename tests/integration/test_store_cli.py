@@ -1,0 +1,134 @@
+"""`mtsg migrate` and `mtsg store copy` against a real SQLite installation and real PostgreSQL databases.
+
+The embedded installation is filled by a real gateway (logins with commands,
+idempotency keys, a blocklist entry, a phone change, a second policy version),
+copied to PostgreSQL with the CLI, and a gateway started on the copy must carry
+on as if nothing happened: the same retried login returns the same verdict, the
+blocklist still matches, the policy version is the same, and new commands
+continue the feed after the copied ones.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import asyncpg
+
+from gateway.client import MtsgClient
+from gateway.config import load_config
+from gateway.generated.mtsg.v1 import blocklist_pb2, blocklist_service_pb2, common_pb2, policy_service_pb2
+from gateway.knowledge import shipped_policy_document
+from gateway.server import start_gateway
+from tests.helpers import app, freezing_login, phone_change, telemetry
+from tests.integration.conftest import MTSG
+from tests.postgres import PostgresDatabases
+
+EVIL_PACKAGE = "com.copy.fake.bank"
+
+
+def mtsg(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def _config(tmp_path: Path, url: str) -> object:
+    return load_config(
+        environ={},
+        overrides={
+            ("server", "listen"): ("127.0.0.1:0", "test"),
+            ("server", "metrics_listen"): ("", "test"),
+            ("store", "data_dir"): (str(tmp_path / "data"), "test"),
+            ("store", "url"): (url, "test"),
+            ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
+        },
+    ).config
+
+
+async def test_an_embedded_installation_moves_to_postgresql_and_carries_on(
+    tmp_path: Path, postgres: PostgresDatabases
+) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'data' / 'mtsg.sqlite3'}"
+    embedded = await start_gateway(_config(tmp_path, ""))  # type: ignore[arg-type]
+    async with MtsgClient(embedded.target) as client:
+        login = freezing_login("cust-a")
+        first = await client.check_login(login, request_id="login-1")
+        for customer in ("cust-a", "cust-b", "cust-a"):
+            await client.check_login(freezing_login(customer))
+        await client.report_phone_number_changes([phone_change("cust-b")])
+        await client.blocklist.AddEntry(
+            blocklist_service_pb2.AddEntryRequest(
+                entry=blocklist_pb2.BlocklistEntry(
+                    key_type=blocklist_pb2.BLOCKLIST_KEY_TYPE_PACKAGE_NAME,
+                    value=EVIL_PACKAGE,
+                    category=blocklist_pb2.THREAT_CATEGORY_VOICE_PHISHING,
+                    family="CopyFake",
+                    source="copy-test",
+                )
+            ),
+            timeout=10,
+        )
+        document = shipped_policy_document().replace("Freeze on", "Copied: freeze on", 1)
+        await client.policy.ApplyPolicy(policy_service_pb2.ApplyPolicyRequest(document=document), timeout=10)
+    last_cursor = await embedded.store.commands.last_cursor()
+    await embedded.stop(grace=1.0)
+
+    target = await postgres.create(migrated=False)
+    try:
+        copied = mtsg("store", "copy", "--from", sqlite_url, "--to", target, cwd=tmp_path)
+        assert copied.returncode == 0, copied.stderr
+        assert "every count and checksum matches" in copied.stdout
+        assert "target: applying 0001_initial" in copied.stderr and "commands: 4 rows copied" in copied.stderr
+        verdict_line = next(line for line in copied.stdout.splitlines() if line.startswith("verdicts "))
+        assert verdict_line.split()[1:3] == ["4", "4"] and verdict_line.endswith("ok")
+
+        again = mtsg("store", "copy", "--from", sqlite_url, "--to", target, cwd=tmp_path)
+        assert again.returncode == 1 and "the target is not empty (4 rows in verdicts)" in again.stderr
+
+        moved = await start_gateway(_config(tmp_path, target))  # type: ignore[arg-type]
+        try:
+            async with MtsgClient(moved.target) as client:
+                retried = await client.check_login(login, request_id="login-1")
+                assert retried.verdict_id == first.verdict_id
+                flagged = await client.check_login(telemetry(installed_apps=[app(EVIL_PACKAGE)]))
+                assert flagged.action == common_pb2.ACTION_FREEZE
+                assert any(reason.code.startswith("MALICIOUS_APP") for reason in flagged.reasons)
+                assert flagged.policy_version == "2"
+            assert await moved.store.commands.last_cursor() == last_cursor + 1
+            assert await moved.store.count_rows("phone_number_changes") == 1
+        finally:
+            await moved.stop(grace=1.0)
+    finally:
+        await postgres.drop(target)
+
+
+async def test_migrate_reports_applies_and_is_idempotent(tmp_path: Path, postgres: PostgresDatabases) -> None:
+    url = await postgres.create(migrated=False)
+    try:
+        pending = mtsg("migrate", "--url", url, "--status", cwd=tmp_path)
+        assert pending.returncode == 3 and "schema version 0, this mtsg ships 4" in pending.stdout
+        assert "pending: 0001_initial, 0002_blocklist" in pending.stdout
+        applied = mtsg("migrate", "--url", url, cwd=tmp_path)
+        assert applied.returncode == 0, applied.stderr
+        assert "applying 0004_policy_and_history" in applied.stderr and "schema version 4" in applied.stdout
+        again = mtsg("migrate", "--url", url, cwd=tmp_path)
+        assert again.returncode == 0 and "up to date" in again.stdout
+        assert mtsg("migrate", "--url", url, "--status", cwd=tmp_path).returncode == 0
+        connection = await asyncpg.connect(url)
+        try:
+            assert await connection.fetchval("SELECT COUNT(*) FROM schema_migrations") == 4
+        finally:
+            await connection.close()
+    finally:
+        await postgres.drop(url)
+
+
+def test_store_commands_refuse_bad_input_with_a_clear_message(tmp_path: Path) -> None:
+    for arguments, status, message in [
+        (("store", "copy", "--from", "mysql://x", "--to", "sqlite:///y.db"), 2, "--from must be sqlite:///PATH"),
+        (("store", "copy", "--from", "sqlite:///nope.db", "--to", "sqlite:///y.db"), 2, "no SQLite database at"),
+        (("store", "copy", "--from", "sqlite:///a.db", "--to", "sqlite:///a.db"), 2, "are the same database"),
+        (("migrate", "--url", "postgresql://postgres@127.0.0.1:1/nothing"), 1, "cannot connect to PostgreSQL"),
+    ]:
+        result = mtsg(*arguments, cwd=tmp_path)
+        assert result.returncode == status and message in result.stderr, (arguments, result.stderr)
+    assert not (tmp_path / "y.db").exists()
