@@ -70,6 +70,11 @@ class PolicyRefresher:
         if stored.version != self._seen_version:  # reload_file may have swapped it in already
             self._swap_to(policy, stored.version)
 
+    @property
+    def version(self) -> int:
+        """The policy version in force in this gateway."""
+        return self._seen_version
+
     def _swap_to(self, policy: Policy, version: int) -> None:
         self._holder.current = dataclasses.replace(self._holder.current, policy=policy)
         self._seen_version = version

@@ -38,6 +38,8 @@ from gateway.store.migrate import load_migrations
 log = structlog.get_logger(__name__)
 
 CHANNEL = "mtsg_changes"
+# How the listening connection shows in pg_stat_activity (operators and tests find it by this).
+LISTENER_APPLICATION_NAME = "mtsg-listener"
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 _LISTENER_HEARTBEAT_SECONDS = 2.0
 _RECONNECT_MAX_SECONDS = 5.0
@@ -184,7 +186,9 @@ class PostgresDatabase(_Statements):
 
     async def _connect_listener(self, listener: ChangeListener) -> asyncpg.Connection:
         try:
-            connection = await asyncpg.connect(self._dsn, timeout=10)
+            connection = await asyncpg.connect(
+                self._dsn, timeout=10, server_settings={"application_name": LISTENER_APPLICATION_NAME}
+            )
             await connection.add_listener(CHANNEL, lambda _c, _pid, _channel, payload: listener(payload))
         except DRIVER_ERRORS as error:
             raise _unavailable(error) from error

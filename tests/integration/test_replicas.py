@@ -99,6 +99,15 @@ async def test_three_replicas_share_blocklist_policy_and_outbox(
             assert first.verdict_id == second.verdict_id
             command_ids.add("cmd_" + first.verdict_id.removeprefix("v_"))
 
+            # One customer on one device through all three at once: device history counts every login.
+            shared_customer, shared_device = f"cust-{uuid.uuid4().hex[:6]}", f"dev-{uuid.uuid4().hex[:6]}"
+            await asyncio.gather(
+                *(
+                    clients[n % 3].check_login(telemetry(customer_id=shared_customer, device_id=shared_device))
+                    for n in range(9)
+                )
+            )
+
             # A blocklist entry added through replica 0 is live in 1 and 2 within a second.
             started = time.monotonic()
             await clients[0].blocklist.AddEntry(
@@ -144,8 +153,12 @@ async def test_three_replicas_share_blocklist_policy_and_outbox(
         connection = await asyncpg.connect(postgres_url)
         try:
             committed = {row[0] for row in await connection.fetch("SELECT command_id FROM commands")}
+            devices = await connection.fetch(
+                "SELECT login_count FROM customer_devices WHERE customer_id = $1", shared_customer
+            )
         finally:
             await connection.close()
+        assert [row[0] for row in devices] == [9]
         assert command_ids <= committed
         applied_rows = wait_applied(receiver_url, len(committed), timeout=90)
         time.sleep(0.5)  # anything sent twice would show up now
