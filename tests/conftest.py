@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.client import MtsgClient
-from gateway.config import load_config
 from gateway.server import RunningGateway, start_gateway
+from tests.helpers import gateway_config
 from tests.postgres import PostgresDatabases, run_aside, start_databases
 
 BACKENDS = ("sqlite", "postgresql")
@@ -45,16 +45,7 @@ async def store_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def gateway(tmp_path: Path, store_url: str) -> AsyncIterator[RunningGateway]:
-    config = load_config(
-        environ={},
-        overrides={
-            ("server", "listen"): ("127.0.0.1:0", "test"),
-            ("server", "metrics_listen"): ("127.0.0.1:0", "test"),
-            ("store", "data_dir"): (str(tmp_path / "data"), "test"),
-            ("store", "url"): (store_url, "test"),
-            ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
-        },
-    ).config
+    config = gateway_config(tmp_path, store_url, metrics=True)
     running = await start_gateway(config)
     yield running
     await running.stop(grace=1.0)

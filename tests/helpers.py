@@ -1,12 +1,20 @@
-"""Builders for test telemetry, so each test states only what matters to it."""
+"""Builders for test telemetry, configs and requests, so each test states only what matters to it."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
-from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
+from gateway.config import Config, load_config
+from gateway.generated.mtsg.v1 import (
+    blocklist_pb2,
+    blocklist_service_pb2,
+    event_service_pb2,
+    telemetry_pb2,
+    threat_signal_service_pb2,
+)
 
 
 def telemetry(**fields: Any) -> telemetry_pb2.LoginTelemetry:
@@ -48,4 +56,33 @@ def freezing_login(customer_id: str = "") -> telemetry_pb2.LoginTelemetry:
         customer_id=customer_id or f"cust-{uuid.uuid4().hex[:8]}",
         installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk", running=True)],
         call={"active_call": True},
+    )
+
+
+def gateway_config(tmp_path: Path, store_url: str = "", metrics: bool = False, **settings: str) -> Config:
+    """A gateway on a free port with its data under ``tmp_path``; ``settings`` as section__key="value"."""
+    overrides: dict[tuple[str, str], tuple[Any, str]] = {
+        ("server", "listen"): ("127.0.0.1:0", "test"),
+        ("server", "metrics_listen"): ("127.0.0.1:0" if metrics else "", "test"),
+        ("store", "data_dir"): (str(tmp_path / "data"), "test"),
+        ("store", "url"): (store_url, "test"),
+        # Replicas on PostgreSQL must share one key; harmless on SQLite.
+        ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
+    }
+    for name, value in settings.items():
+        section, key = name.split("__", 1)
+        overrides[(section, key)] = (value, "test")
+    return load_config(environ={}, overrides=overrides).config
+
+
+def package_entry_request(package_name: str, family: str) -> blocklist_service_pb2.AddEntryRequest:
+    """Add a voice-phishing app to the registry by its package name."""
+    return blocklist_service_pb2.AddEntryRequest(
+        entry=blocklist_pb2.BlocklistEntry(
+            key_type=blocklist_pb2.BLOCKLIST_KEY_TYPE_PACKAGE_NAME,
+            value=package_name,
+            category=blocklist_pb2.THREAT_CATEGORY_VOICE_PHISHING,
+            family=family,
+            source="test",
+        )
     )

@@ -20,8 +20,8 @@ from gateway.commands.webhook_signing import (
     parse_private_key,
     parse_public_key,
 )
-from gateway.config import load_config
 from gateway.server import RunningGateway, start_gateway
+from tests.helpers import gateway_config
 
 
 @dataclass
@@ -107,17 +107,7 @@ def push_config(
         "poll_interval_seconds": "0.1",
         **{name: str(value) for name, value in commands.items()},
     }
-    return load_config(
-        environ={},
-        overrides={
-            ("server", "listen"): ("127.0.0.1:0", "test"),
-            ("server", "metrics_listen"): ("", "test"),
-            ("store", "data_dir"): (str(tmp_path / "data"), "test"),
-            ("store", "url"): (store_url, "test"),
-            ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
-            **{("commands", name): (value, "test") for name, value in settings.items()},
-        },
-    ).config
+    return gateway_config(tmp_path, store_url, **{f"commands__{name}": value for name, value in settings.items()})
 
 
 @pytest.fixture

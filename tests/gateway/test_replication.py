@@ -15,28 +15,22 @@ import asyncpg
 import pytest
 
 from blocklists.entry import Category, Indicator, KeyType
-from gateway.config import load_config
 from gateway.knowledge import shipped_policy_document
 from gateway.server import RunningGateway, start_gateway
 from gateway.store import Store, open_store
 from gateway.store.postgres_database import LISTENER_APPLICATION_NAME
 from tests.gateway.conftest import eventually
+from tests.helpers import gateway_config
 
 
 @pytest.fixture
 async def slow_polling_gateway(tmp_path: Path, postgres_url: str) -> AsyncIterator[RunningGateway]:
-    config = load_config(
-        environ={},
-        overrides={
-            ("server", "listen"): ("127.0.0.1:0", "test"),
-            ("server", "metrics_listen"): ("", "test"),
-            ("store", "data_dir"): (str(tmp_path / "data"), "test"),
-            ("store", "url"): (postgres_url, "test"),
-            ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
-            ("blocklist", "refresh_interval_seconds"): ("30", "test"),
-            ("signals", "policy_refresh_interval_seconds"): ("30", "test"),
-        },
-    ).config
+    config = gateway_config(
+        tmp_path,
+        postgres_url,
+        blocklist__refresh_interval_seconds="30",
+        signals__policy_refresh_interval_seconds="30",
+    )
     running = await start_gateway(config)
     yield running
     await running.stop(grace=1.0)

@@ -16,11 +16,10 @@ from pathlib import Path
 import asyncpg
 
 from gateway.client import MtsgClient
-from gateway.config import load_config
-from gateway.generated.mtsg.v1 import blocklist_pb2, blocklist_service_pb2, common_pb2, policy_service_pb2
+from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
 from gateway.knowledge import shipped_policy_document
 from gateway.server import start_gateway
-from tests.helpers import app, freezing_login, phone_change, telemetry
+from tests.helpers import app, freezing_login, gateway_config, package_entry_request, phone_change, telemetry
 from tests.integration.conftest import MTSG
 from tests.postgres import PostgresDatabases
 
@@ -31,42 +30,18 @@ def mtsg(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-def _config(tmp_path: Path, url: str) -> object:
-    return load_config(
-        environ={},
-        overrides={
-            ("server", "listen"): ("127.0.0.1:0", "test"),
-            ("server", "metrics_listen"): ("", "test"),
-            ("store", "data_dir"): (str(tmp_path / "data"), "test"),
-            ("store", "url"): (url, "test"),
-            ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
-        },
-    ).config
-
-
 async def test_an_embedded_installation_moves_to_postgresql_and_carries_on(
     tmp_path: Path, postgres: PostgresDatabases
 ) -> None:
     sqlite_url = f"sqlite:///{tmp_path / 'data' / 'mtsg.sqlite3'}"
-    embedded = await start_gateway(_config(tmp_path, ""))  # type: ignore[arg-type]
+    embedded = await start_gateway(gateway_config(tmp_path))
     async with MtsgClient(embedded.target) as client:
         login = freezing_login("cust-a")
         first = await client.check_login(login, request_id="login-1")
         for customer in ("cust-a", "cust-b", "cust-a"):
             await client.check_login(freezing_login(customer))
         await client.report_phone_number_changes([phone_change("cust-b")])
-        await client.blocklist.AddEntry(
-            blocklist_service_pb2.AddEntryRequest(
-                entry=blocklist_pb2.BlocklistEntry(
-                    key_type=blocklist_pb2.BLOCKLIST_KEY_TYPE_PACKAGE_NAME,
-                    value=EVIL_PACKAGE,
-                    category=blocklist_pb2.THREAT_CATEGORY_VOICE_PHISHING,
-                    family="CopyFake",
-                    source="copy-test",
-                )
-            ),
-            timeout=10,
-        )
+        await client.blocklist.AddEntry(package_entry_request(EVIL_PACKAGE, "CopyFake"), timeout=10)
         document = shipped_policy_document().replace("Freeze on", "Copied: freeze on", 1)
         await client.policy.ApplyPolicy(policy_service_pb2.ApplyPolicyRequest(document=document), timeout=10)
     last_cursor = await embedded.store.commands.last_cursor()
@@ -84,7 +59,7 @@ async def test_an_embedded_installation_moves_to_postgresql_and_carries_on(
         again = mtsg("store", "copy", "--from", sqlite_url, "--to", target, cwd=tmp_path)
         assert again.returncode == 1 and "the target is not empty (4 rows in verdicts)" in again.stderr
 
-        moved = await start_gateway(_config(tmp_path, target))  # type: ignore[arg-type]
+        moved = await start_gateway(gateway_config(tmp_path, target))
         try:
             async with MtsgClient(moved.target) as client:
                 retried = await client.check_login(login, request_id="login-1")
