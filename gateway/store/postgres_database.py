@@ -43,6 +43,7 @@ LISTENER_APPLICATION_NAME = "mtsg-listener"
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 _LISTENER_HEARTBEAT_SECONDS = 2.0
 _RECONNECT_MAX_SECONDS = 5.0
+_ACQUIRE_TIMEOUT_SECONDS = 10.0
 
 
 @lru_cache(maxsize=512)
@@ -133,7 +134,8 @@ class PostgresDatabase(_Statements):
             yield connection._target
             return
         try:
-            acquired = await self._pool.acquire()
+            # Every connection busy for this long means the database is not keeping up: say so, do not queue forever.
+            acquired = await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT_SECONDS)
         except DRIVER_ERRORS as error:
             raise _unavailable(error) from error
         try:
