@@ -12,8 +12,8 @@ from gateway.cli_support import CommandError, ConfigLoader, run_async
 from gateway.logging_setup import configure_logging
 from gateway.store import StoreUnavailableError, open_database
 from gateway.store.copy import CopyError, TableCopy, copy_store
+from gateway.store.database import redact
 from gateway.store.migrate import load_migrations
-from gateway.store.postgres_database import redact
 
 
 def _say(text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -16,6 +17,8 @@ from gateway.bench.load import LoadPlan, LoadResult, run_client
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import percentile, progress
+from gateway.store import is_postgres_url
+from gateway.store.database import redact
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,11 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         if settings.target:
             measured = _measure("gateway", settings.target, None, settings)
             return BenchResult([baseline, measured], registry, evaluation=evaluation)
-        progress(f"starting mtsg serve with the SQLite store in {data_dir}")
+        store_url = os.environ.get("MTSG_STORE_URL", "")  # inherited by mtsg serve, like every MTSG_* setting
+        where = (
+            f"the PostgreSQL store at {redact(store_url)}" if is_postgres_url(store_url) else f"SQLite in {data_dir}"
+        )
+        progress(f"starting mtsg serve with {where}")
         gateway = start_gateway(Path(data_dir))
         try:
             measured = _measure("gateway", gateway.target, gateway, settings)

@@ -115,3 +115,13 @@ def numbered_placeholders(sql: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    scheme, sep, rest = dsn.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not at:
+        return dsn
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{location}" if ":" in credentials else f"{scheme}{sep}{user}@{location}"

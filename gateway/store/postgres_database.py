@@ -31,6 +31,7 @@ from gateway.store.database import (
     changed_rows,
     lock_key,
     numbered_placeholders,
+    redact,
 )
 from gateway.store.errors import StoreUnavailableError
 from gateway.store.migrate import load_migrations
@@ -289,13 +290,3 @@ class PostgresDatabase(_Statements):
         with contextlib.suppress(*DRIVER_ERRORS):
             await asyncio.wait_for(self._pool.close(), timeout=5)
         self._pool.terminate()
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password, for messages and logs."""
-    scheme, sep, rest = dsn.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not at:
-        return dsn
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{location}" if ":" in credentials else f"{scheme}{sep}{user}@{location}"
