@@ -163,14 +163,17 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         Path(config.signals.policy_file) if config.signals.policy_file else None,
         clock,
     )
+    wakeup = Wakeup()
+    # Another replica's committed change (PostgreSQL NOTIFY) wakes the one who acts on it here.
+    woken = {"blocklist": Wakeup(), "policy": Wakeup(), "commands": wakeup}
     try:
         await refresher.load()
         await policy_refresher.load()
+        await store.listen(lambda topic: woken[topic].notify() if topic in woken else None)
     except BaseException:
         await store.close()
         raise
     metrics = Metrics.create()
-    wakeup = Wakeup()
     limits = Limits.of(config.limits)
     server = grpc.aio.server(
         interceptors=[ObservabilityInterceptor(metrics)],
@@ -222,14 +225,6 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             await store.close()
             raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
     await server.start()
-    # Another replica's committed change (PostgreSQL NOTIFY) wakes the one who acts on it here.
-    woken = {"blocklist": Wakeup(), "policy": Wakeup(), "commands": wakeup}
-    try:
-        await store.listen(lambda topic: woken[topic].notify() if topic in woken else None)
-    except StoreUnavailableError:
-        await server.stop(None)
-        await store.close()
-        raise
     refresher.start(woken["blocklist"])
     policy_refresher.start(woken["policy"])
     feed_sync = None

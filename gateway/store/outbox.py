@@ -63,9 +63,6 @@ class CommandStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def _rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return await self._db.fetch(sql, parameters)
-
     @staticmethod
     async def insert(tx: Connection, command: NewCommand) -> None:
         """Add ``command`` and its deliveries inside ``tx``, which holds COMMANDS_LOCK."""
@@ -110,28 +107,28 @@ class CommandStore:
         return stored
 
     async def get(self, command_id: str) -> StoredCommand | None:
-        rows = await self._rows(f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE command_id = ?", (command_id,))
+        rows = await self._db.fetch(f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE command_id = ?", (command_id,))
         return _command(rows[0]) if rows else None
 
     async def after(self, cursor: int, limit: int) -> list[StoredCommand]:
         """Commands past ``cursor`` in feed order (what a stream consumer has not seen yet)."""
-        rows = await self._rows(
+        rows = await self._db.fetch(
             f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE cursor > ? ORDER BY cursor LIMIT ?", (cursor, limit)
         )
         return [_command(row) for row in rows]
 
     async def last_cursor(self) -> int:
-        rows = await self._rows("SELECT COALESCE(MAX(cursor), 0) FROM commands")
+        rows = await self._db.fetch("SELECT COALESCE(MAX(cursor), 0) FROM commands")
         return int(rows[0][0])
 
     async def deliveries(self, cursor: int) -> list[DeliveryState]:
-        rows = await self._rows(
+        rows = await self._db.fetch(
             f"SELECT {_DELIVERY_COLUMNS} FROM command_deliveries WHERE cursor = ? ORDER BY endpoint", (cursor,)
         )
         return [_delivery(row) for row in rows]
 
     async def attempts(self, cursor: int) -> list[DeliveryAttempt]:
-        rows = await self._rows(
+        rows = await self._db.fetch(
             "SELECT endpoint, attempt, at, duration_ms, status, outcome, error FROM command_attempts"
             " WHERE cursor = ? ORDER BY id",
             (cursor,),
@@ -151,7 +148,7 @@ class CommandStore:
             conditions.append("EXISTS (SELECT 1 FROM command_deliveries d WHERE d.cursor = c.cursor AND d.state = ?)")
             parameters.append(query.state)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = await self._rows(
+        rows = await self._db.fetch(
             f"SELECT {_COMMAND_COLUMNS_OF_C} FROM commands c{where} ORDER BY c.cursor DESC LIMIT ?",
             [*parameters, query.limit],
         )
@@ -260,18 +257,18 @@ class CommandStore:
 
     async def backlog(self) -> dict[str, int]:
         """Pending deliveries per endpoint."""
-        rows = await self._rows(
+        rows = await self._db.fetch(
             "SELECT endpoint, COUNT(*) FROM command_deliveries WHERE state = 'pending' GROUP BY endpoint"
         )
         return {row[0]: int(row[1]) for row in rows}
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Deliveries by (endpoint, state), for `mtsg commands status`."""
-        rows = await self._rows("SELECT endpoint, state, COUNT(*) FROM command_deliveries GROUP BY endpoint, state")
+        rows = await self._db.fetch("SELECT endpoint, state, COUNT(*) FROM command_deliveries GROUP BY endpoint, state")
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
     async def disabled_endpoints(self) -> dict[str, tuple[float, str]]:
-        rows = await self._rows(
+        rows = await self._db.fetch(
             "SELECT endpoint, disabled_at, disabled_reason FROM command_endpoints WHERE disabled_at IS NOT NULL"
         )
         return {row[0]: (row[1], row[2]) for row in rows}
@@ -291,7 +288,7 @@ class CommandStore:
         return True
 
     async def consumer_cursor(self, consumer_id: str) -> int:
-        rows = await self._rows(
+        rows = await self._db.fetch(
             "SELECT acknowledged_cursor FROM command_consumers WHERE consumer_id = ?", (consumer_id,)
         )
         return int(rows[0][0]) if rows else 0
