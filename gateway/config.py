@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.store.database import redact
+
 ENV_PREFIX = "MTSG_"
 
 
@@ -324,6 +326,8 @@ def render_config(loaded: LoadedConfig) -> str:
         section_value = getattr(loaded.config, section)
         for name in _field_types(type(section_value)):
             value = getattr(section_value, name)
+            if (section, name) == ("store", "url"):
+                value = redact(value)  # a DSN may carry the database password
             lines.append(f"{name} = {_toml_value(value)}  # {loaded.sources[(section, name)]}")
         lines.append("")
     return "\n".join(lines)

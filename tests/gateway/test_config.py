@@ -38,6 +38,14 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     assert "max_installed_apps = 700  # env MTSG_LIMITS_MAX_INSTALLED_APPS" in shown
 
 
+def test_config_show_never_prints_the_database_password() -> None:
+    loaded = load_config(environ={"MTSG_STORE_URL": "postgresql://mtsg:s3cret-pw@db:5432/mtsg"})
+    assert loaded.config.store.url == "postgresql://mtsg:s3cret-pw@db:5432/mtsg"
+    shown = render_config(loaded)
+    assert 'url = "postgresql://mtsg:***@db:5432/mtsg"  # env MTSG_STORE_URL' in shown
+    assert "s3cret-pw" not in shown
+
+
 @pytest.mark.parametrize(
     ("text", "environ", "problem"),
     [
