@@ -22,6 +22,7 @@ from google.protobuf import json_format
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, event_service_pb2, threat_signal_service_pb2
+from gateway.security.client_credentials import ClientCredentials
 
 EXAMPLES = ("clean-login", "remote-control-during-call", "phone-changed-new-device")
 
@@ -92,8 +93,11 @@ def build_plan(text: str, *, now: float | None = None, run_id: str | None = None
     return CheckPlan(changes, login)
 
 
-async def run_plan(target: str, plan: CheckPlan, timeout: float) -> threat_signal_service_pb2.CheckLoginResponse:
-    async with MtsgClient(target, timeout=timeout) as client:
+async def run_plan(
+    target: str, plan: CheckPlan, timeout: float, credentials: ClientCredentials | None = None
+) -> threat_signal_service_pb2.CheckLoginResponse:
+    """Phone-number changes first (the telco role), then the login (the app role)."""
+    async with MtsgClient(target, timeout=timeout, credentials=credentials) as client:
         if plan.phone_number_changes:
             await client.report_phone_number_changes(plan.phone_number_changes)
         return await client.check_login_request(plan.login)

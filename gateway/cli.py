@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
+from gateway.security.client_credentials import ClientCredentials, ClientCredentialsError
 
 _SERVER_FLAGS: tuple[tuple[str, Key, str], ...] = (
     ("--listen", ("server", "listen"), "HOST:PORT for gRPC (default 127.0.0.1:50051)"),
@@ -29,11 +30,37 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
     overrides: dict[Key, tuple[Any, str]] = {}
+    if getattr(options, "insecure", False):
+        overrides[("auth", "insecure")] = (True, "flag --insecure")
     for flag, key, _ in _SERVER_FLAGS:
         value = getattr(options, flag.removeprefix("--").replace("-", "_"))
         if value is not None:
             overrides[key] = (value, f"flag {flag}")
     return load_config(options.config, overrides=overrides)
+
+
+def _add_client_flags(parser: argparse.ArgumentParser) -> None:
+    """How a command proves itself to a gateway that runs with TLS and identities."""
+    from gateway.client import DEFAULT_TARGET
+
+    parser.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway HOST:PORT (default {DEFAULT_TARGET})")
+    parser.add_argument("--ca", type=Path, metavar="FILE", help="CA certificate (PEM): connect with TLS")
+    parser.add_argument("--cert", type=Path, metavar="FILE", help="client certificate (PEM) for mTLS")
+    parser.add_argument("--key", type=Path, metavar="FILE", help="client private key (PEM) for mTLS")
+    parser.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="bearer token file (default: the MTSG_TOKEN variable)"
+    )
+    parser.add_argument("--server-name", default="", help="name to verify in the server certificate")
+
+
+def _client_credentials(options: argparse.Namespace, command: str) -> ClientCredentials | None:
+    try:
+        return ClientCredentials.from_options(
+            options.ca, options.cert, options.key, options.token_file, options.server_name
+        )
+    except ClientCredentialsError as error:
+        print(f"mtsg {command}: {error}", file=sys.stderr)
+        return None
 
 
 def _serve(options: argparse.Namespace) -> int:
@@ -42,6 +69,8 @@ def _serve(options: argparse.Namespace) -> int:
     from gateway.logging_setup import configure_logging
     from gateway.phone_hash import PhoneHashKeyError
     from gateway.policy_refresh import PolicyFileError
+    from gateway.security.identities import IdentitiesError
+    from gateway.security.tls import TlsFileError
     from gateway.server import run_gateway
     from gateway.store import StoreUnavailableError
 
@@ -56,6 +85,8 @@ def _serve(options: argparse.Namespace) -> int:
         PolicyFileError,
         StoreUnavailableError,
         WebhookKeyError,
+        IdentitiesError,
+        TlsFileError,
     ) as error:
         print(f"mtsg serve: {error}", file=sys.stderr)
         return 1
@@ -85,8 +116,11 @@ def _check(options: argparse.Namespace) -> int:
     except CheckFileError as error:
         print(f"mtsg check: {error}", file=sys.stderr)
         return 2
+    credentials = _client_credentials(options, "check")
+    if credentials is None:
+        return 2
     try:
-        response = asyncio.run(run_plan(options.target, plan, options.timeout))
+        response = asyncio.run(run_plan(options.target, plan, options.timeout, credentials))
     except grpc.aio.AioRpcError as error:
         if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             print(f"mtsg check: cannot reach the gateway at {options.target}: {error.details()}", file=sys.stderr)
@@ -104,8 +138,12 @@ def _health(options: argparse.Namespace) -> int:
 
     from gateway.client import MtsgClient
 
+    credentials = _client_credentials(options, "health")
+    if credentials is None:
+        return 2
+
     async def ask() -> str:
-        async with MtsgClient(options.target, timeout=options.timeout) as client:
+        async with MtsgClient(options.target, timeout=options.timeout, credentials=credentials) as client:
             return health_pb2.HealthCheckResponse.ServingStatus.Name(await client.health(options.service))
 
     try:
@@ -158,17 +196,21 @@ def _bench(options: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gateway.check_command import EXAMPLES
-    from gateway.client import DEFAULT_TARGET
 
     parser = argparse.ArgumentParser(prog="mtsg", description="Mobile Threat-Signal Gateway")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gateway")
     _add_config_flags(serve)
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plain text, no authentication (auth.insecure): a developer's machine only, never a bank's traffic",
+    )
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="send a login to a gateway and print the verdict")
-    check.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway HOST:PORT (default {DEFAULT_TARGET})")
+    _add_client_flags(check)
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", type=Path, help="JSON file with a CheckLoginRequest or an envelope")
     source.add_argument("--example", choices=EXAMPLES, help="one of the examples shipped with mtsg")
@@ -177,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     health = commands.add_parser("health", help="ask a gateway's health service; exit 0 only when SERVING")
-    health.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway HOST:PORT (default {DEFAULT_TARGET})")
+    _add_client_flags(health)
     health.add_argument(
         "--service", default="", help="a service name, e.g. mtsg.v1.ThreatSignalService (default: overall)"
     )
@@ -213,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.policy_cli import add_policy_commands
 
     add_policy_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+
+    from gateway.auth_cli import add_auth_commands
+
+    add_auth_commands(commands)
 
     from gateway.store_cli import add_store_commands
 

@@ -24,13 +24,21 @@ from gateway.generated.mtsg.v1 import (
     threat_signal_service_pb2,
     threat_signal_service_pb2_grpc,
 )
+from gateway.security.client_credentials import ClientCredentials
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
 class MtsgClient:
-    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float = 10.0, max_message_bytes: int = 64 << 20):
-        self._channel = grpc.aio.insecure_channel(
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float = 10.0,
+        max_message_bytes: int = 64 << 20,
+        credentials: ClientCredentials | None = None,
+    ):
+        self._channel = (credentials or ClientCredentials()).channel(
             target,
             options=[
                 ("grpc.max_send_message_length", max_message_bytes),

@@ -29,11 +29,20 @@ class ConfigError(ValueError):
 class ServerConfig:
     listen: str = "127.0.0.1:50051"
     metrics_listen: str = "127.0.0.1:9464"
+    # A plain-text port serving only grpc.health.v1.Health, for probes that cannot speak TLS
+    # (Kubernetes gRPC probes).  Empty: health is only on the main port.
+    health_listen: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
     # On SIGTERM: keep answering (health NOT_SERVING) this long, then refuse new calls
     # and give calls in flight the grace period.
     shutdown_drain_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
+    # TLS on the gRPC port: PEM certificate chain and key, re-read when the files change.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # CA bundle for client certificates: set, every connection must present a certificate it
+    # signed (mTLS); the certificate names the caller unless a bearer token does.
+    tls_client_ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,16 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    # TOML file mapping bearer-token hashes and client-certificate names to roles
+    # (app, telco, secops, core); `mtsg auth token` makes entries.  docs/SECURITY.md.
+    identities_file: str = ""
+    # Plain text allowed and no authentication: every caller holds every role.  For a
+    # developer's machine only; the gateway says so loudly at start.
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
 
@@ -122,6 +141,7 @@ class Config:
     blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -163,12 +183,26 @@ def _sections() -> dict[str, type]:
 
 
 def _field_types(section_type: type) -> dict[str, type]:
-    return {f.name: {"str": str, "int": int, "float": float}[f.type] for f in dataclasses.fields(section_type)}
+    types = {"str": str, "int": int, "float": float, "bool": bool}
+    return {f.name: types[f.type] for f in dataclasses.fields(section_type)}
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _text_to_bool(name: str, origin: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ConfigError(f"{name} ({origin}): expected true or false, got {text!r}")
 
 
 def _coerce(key: Key, value: Any, wanted: type, origin: str) -> Any:
     name = ".".join(key)
     # Environment variables and flags are text by nature; a TOML file has real types and must use them.
+    if isinstance(value, str) and wanted is bool and not origin.startswith("file "):
+        return _text_to_bool(name, origin, value)
     if isinstance(value, str) and wanted is not str and not origin.startswith("file "):
         try:
             return wanted(value.strip())
@@ -214,9 +248,9 @@ def _read_env(environ: Mapping[str, str]) -> dict[Key, tuple[Any, str]]:
 
 
 def _validate(config: Config) -> None:
-    for key in ("listen", "metrics_listen"):
+    for key in ("listen", "metrics_listen", "health_listen"):
         address = getattr(config.server, key)
-        if key == "metrics_listen" and address == "":
+        if key != "listen" and address == "":
             continue
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -258,6 +292,7 @@ def _validate(config: Config) -> None:
             if not url.startswith(("https://", "http://")):
                 raise ConfigError(f"{name}: expected http(s) URLs, got {url[:60]!r}")
     _validate_commands(config.commands, config.command_endpoints)
+    _validate_transport(config.server, config.auth)
     if config.store.url and not config.store.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(
             "store.url: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE,"
@@ -275,6 +310,26 @@ def _validate_commands(commands: CommandsConfig, endpoints: tuple[str, ...]) -> 
         raise ConfigError(
             f"commands.lease_seconds ({commands.lease_seconds:g}) must exceed commands.request_timeout_seconds"
             f" ({commands.request_timeout_seconds:g}), or a slow delivery could be sent twice"
+        )
+
+
+def _validate_transport(server: ServerConfig, auth: AuthConfig) -> None:
+    if bool(server.tls_cert_file) != bool(server.tls_key_file):
+        raise ConfigError("server.tls_cert_file and server.tls_key_file must be set together")
+    if server.tls_client_ca_file and not server.tls_cert_file:
+        raise ConfigError("server.tls_client_ca_file needs TLS: set server.tls_cert_file and server.tls_key_file")
+    if auth.insecure and (auth.identities_file or server.tls_cert_file):
+        raise ConfigError(
+            "auth.insecure turns authentication off: it cannot be combined with auth.identities_file or TLS"
+        )
+
+
+def require_transport_choice(config: Config) -> None:
+    """Serving needs identities or the explicit insecure choice; other commands do not, so this is not in _validate."""
+    if not config.auth.insecure and not config.auth.identities_file:
+        raise ConfigError(
+            "no identities: set auth.identities_file (callers and their roles; `mtsg auth token` makes entries)"
+            " or, on a developer's machine only, auth.insecure = true (`mtsg serve --insecure`)"
         )
 
 

@@ -1,9 +1,12 @@
-"""One server interceptor for what every call needs: a request id, a log line, metrics.
+"""One server interceptor for what every call needs: a request id, a log line, metrics, guards.
 
 The request id comes from the caller's ``x-request-id`` metadata when it is sane,
 otherwise it is made here; it is bound into structlog's context for the duration
 of the call and returned in the trailing metadata.  Unexpected exceptions become
 INTERNAL with the request id to quote, never a stack trace sent to the client.
+Guards (access control, the in-flight limit) run inside that frame, before the body
+is even decoded, so a refused call is logged and counted like any other and costs
+no parsing.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import inspect
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import grpc
@@ -27,6 +30,8 @@ from gateway.validation import FieldViolation, InvalidRequestError
 log = structlog.get_logger(__name__)
 REQUEST_ID_KEY = "x-request-id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Entered around each call with its method name; aborts the call to refuse it.
+Guard = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
@@ -54,8 +59,9 @@ async def _decoded(decode: Callable[[bytes], Any], body: bytes, context: grpc.ai
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, guards: Sequence[Guard] = ()) -> None:
         self._metrics = metrics
+        self._guards = tuple(guards)
 
     def _record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
         elapsed = time.perf_counter() - started
@@ -72,7 +78,10 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
             try:
-                yield
+                async with AsyncExitStack() as guarded:
+                    for guard in self._guards:
+                        await guarded.enter_async_context(guard(method, context))
+                    yield
             except grpc.aio.AbortError:
                 raise
             except Exception:

@@ -25,6 +25,12 @@ class Metrics:
     delivery_latency: Histogram
     dead_letters: Counter
     command_backlog: Gauge
+    auth_rejections: Counter
+    rate_limited: Counter
+    insecure_mode: Gauge
+    safety_valve_open: Gauge
+    freezes_degraded: Counter
+    fail_mode_verdicts: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -71,6 +77,34 @@ class Metrics:
                 "mtsg_command_backlog",
                 "Deliveries waiting to be sent (pending, including retries), by endpoint",
                 ["endpoint"],
+                registry=registry,
+            ),
+            auth_rejections=Counter(
+                "mtsg_auth_rejections",
+                "Calls refused before any work: unauthenticated or permission denied, by reason",
+                ["reason"],
+                registry=registry,
+            ),
+            rate_limited=Counter(
+                "mtsg_rate_limited",
+                "Calls answered RESOURCE_EXHAUSTED, by the limit that was reached (in_flight, device, customer)",
+                ["limit"],
+                registry=registry,
+            ),
+            insecure_mode=Gauge(
+                "mtsg_insecure_mode", "1 while the gateway runs without TLS and authentication", registry=registry
+            ),
+            safety_valve_open=Gauge(
+                "mtsg_safety_valve_open",
+                "1 while the FREEZE safety valve is tripped and FREEZE verdicts are degraded to STEP_UP",
+                registry=registry,
+            ),
+            freezes_degraded=Counter(
+                "mtsg_freezes_degraded", "FREEZE verdicts degraded to STEP_UP by the safety valve", registry=registry
+            ),
+            fail_mode_verdicts=Counter(
+                "mtsg_fail_mode_verdicts",
+                "Logins answered with the configured fail mode because the store did not answer in time",
                 registry=registry,
             ),
         )

@@ -28,7 +28,7 @@ from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
 from gateway.commands.retry import RetryPolicy
 from gateway.commands.webhook_signing import WebhookSigner
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, require_transport_choice
 from gateway.feed_sync import FeedSync
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
@@ -47,6 +47,10 @@ from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
 from gateway.phone_hash import load_or_create_hasher
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
+from gateway.security.access import AccessGuard
+from gateway.security.file_watch import WatchedFiles
+from gateway.security.identities import IdentityBook, load_identities
+from gateway.security.tls import ReloadingServerCredentials, TlsFiles
 from gateway.services.blocklist import BlocklistService
 from gateway.services.command_feed import CommandFeedService
 from gateway.services.events import EventService
@@ -77,6 +81,8 @@ class RunningGateway:
     config: Config
     server: grpc.aio.Server
     port: int
+    health_server: grpc.aio.Server | None
+    health_port: int | None
     metrics_port: int | None
     health: health.aio.HealthServicer
     store: Store
@@ -86,6 +92,8 @@ class RunningGateway:
     policy_refresher: PolicyRefresher
     feed_sync: FeedSync | None
     dispatcher: CommandDispatcher | None
+    tls: ReloadingServerCredentials | None
+    identities: WatchedFiles[IdentityBook] | None
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
 
@@ -109,6 +117,8 @@ class RunningGateway:
         if drain > 0:
             await asyncio.sleep(drain)
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.feed_sync is not None:
@@ -135,8 +145,40 @@ def _dispatch_settings(config: Config) -> DispatchSettings:
     )
 
 
+def _is_loopback(listen: str) -> bool:
+    host, _ = _split(listen)
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+def _load_transport(
+    config: Config,
+) -> tuple[ReloadingServerCredentials | None, WatchedFiles[IdentityBook] | None]:
+    """TLS credentials and identities, both read now so a bad file stops the start with a clear message."""
+    require_transport_choice(config)
+    tls_files = TlsFiles.of(config.server)
+    tls = ReloadingServerCredentials(tls_files) if tls_files else None
+    identities = None
+    if config.auth.identities_file:
+        path = Path(config.auth.identities_file)
+        identities = WatchedFiles((path,), lambda: load_identities(path), "identities file")
+    if config.auth.insecure:
+        log.warning(
+            "INSECURE MODE: no TLS and no authentication; any caller may check logins, edit blocklists and policy"
+            " and read commands. Never run a bank's traffic like this (auth.insecure, docs/SECURITY.md)",
+            listen=config.server.listen,
+        )
+    elif tls is None and not _is_loopback(config.server.listen):
+        log.warning(
+            "bearer tokens travel in plain text: set server.tls_cert_file/tls_key_file unless a proxy or mesh"
+            " terminates TLS in front of this port",
+            listen=config.server.listen,
+        )
+    return tls, identities
+
+
 async def start_gateway(config: Config, *, clock: Callable[[], float] = time.time) -> RunningGateway:
     """Open the store, load the brain's data, bind the port and start serving."""
+    tls, identities = _load_transport(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     knowledge = load_knowledge(config.signals.remote_control_apps_file)
     signer = WebhookSigner.from_files(
@@ -175,8 +217,10 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         raise
     metrics = Metrics.create()
     limits = Limits.of(config.limits)
+    metrics.insecure_mode.set(1 if config.auth.insecure else 0)
+    guard = AccessGuard((lambda: identities.value) if identities else None, metrics)
     server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor(metrics)],
+        interceptors=[ObservabilityInterceptor(metrics, guards=(guard.admit,))],
         options=[
             ("grpc.max_receive_message_length", config.server.max_message_bytes),
             ("grpc.max_send_message_length", config.server.max_message_bytes),
@@ -212,10 +256,22 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     try:
-        port = server.add_insecure_port(config.server.listen)
+        if tls is not None:
+            port = server.add_secure_port(config.server.listen, tls.credentials)
+        else:
+            port = server.add_insecure_port(config.server.listen)
     except RuntimeError as error:
         await store.close()
         raise OSError(f"cannot listen on {config.server.listen}: {error}") from error
+    health_server, health_port = None, None
+    if config.server.health_listen:
+        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        try:
+            health_port = health_server.add_insecure_port(config.server.health_listen)
+        except RuntimeError as error:
+            await store.close()
+            raise OSError(f"cannot serve health on {config.server.health_listen}: {error}") from error
     metrics_http = None
     if config.server.metrics_listen:
         host, metrics_port = _split(config.server.metrics_listen)
@@ -225,6 +281,8 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             await store.close()
             raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
     await server.start()
+    if health_server is not None:
+        await health_server.start()
     refresher.start(woken["blocklist"])
     policy_refresher.start(woken["policy"])
     feed_sync = None
@@ -251,6 +309,8 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         config=config,
         server=server,
         port=port,
+        health_server=health_server,
+        health_port=health_port,
         metrics_port=metrics_http[0].server_port if metrics_http else None,
         health=health_servicer,
         store=store,
@@ -260,6 +320,8 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         policy_refresher=policy_refresher,
         feed_sync=feed_sync,
         dispatcher=dispatcher,
+        tls=tls,
+        identities=identities,
         _metrics_http=metrics_http,
     )
     log.info(
@@ -267,12 +329,16 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         listen=config.server.listen,
         port=port,
         metrics_port=running.metrics_port,
+        health_port=health_port,
         data_dir=str(config.data_dir),
         policy_version=holder.current.policy.version,
         remote_control_apps=len(knowledge.remote_control.by_package),
         blocklist_version=holder.current.blocklist.version,
         blocklist_entries=holder.current.blocklist.size,
         command_endpoints=list(config.command_endpoints),
+        tls=tls is not None,
+        client_certificates_required=bool(config.server.tls_client_ca_file),
+        authentication="off (insecure)" if config.auth.insecure else config.auth.identities_file,
     )
     return running
 

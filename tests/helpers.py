@@ -68,6 +68,8 @@ def gateway_config(tmp_path: Path, store_url: str = "", metrics: bool = False, *
         ("store", "url"): (store_url, "test"),
         # Replicas on PostgreSQL must share one key; harmless on SQLite.
         ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
+        # Most tests are about something else; tests/gateway/test_access.py runs with TLS and identities.
+        ("auth", "insecure"): ("true", "test"),
     }
     for name, value in settings.items():
         section, key = name.split("__", 1)

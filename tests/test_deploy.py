@@ -81,18 +81,23 @@ def test_the_manifests_agree_with_each_other_and_with_mtsg(tmp_path: Path) -> No
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     grpc_port = int(config.server.listen.rpartition(":")[2])
+    health_port = int(config.server.health_listen.rpartition(":")[2])
     assert {port["containerPort"] for port in container["ports"]} == {
         grpc_port,
+        health_port,
         int(config.server.metrics_listen.rpartition(":")[2]),
     }
+    assert config.server.tls_cert_file and config.auth.identities_file and not config.auth.insecure
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert container[probe]["grpc"]["port"] == grpc_port
+        # kubelet gRPC probes speak plain text only: they must use the health-only port.
+        assert container[probe]["grpc"]["port"] == health_port
         assert container[probe]["grpc"].get("service", "") in ("", *SERVICE_NAMES)
     assert pod["terminationGracePeriodSeconds"] > config.server.shutdown_drain_seconds + (
         config.server.shutdown_grace_seconds
     )
     mounted = {mount["mountPath"] for mount in container["volumeMounts"]}
-    assert str(Path(config.privacy.phone_hash_key_file).parent) in mounted
+    for secret_file in (config.privacy.phone_hash_key_file, config.auth.identities_file, config.server.tls_cert_file):
+        assert str(Path(secret_file).parent) in mounted
     assert config.store.data_dir in mounted
     assert container["args"][0] == "serve"
     assert documents["Job"]["spec"]["template"]["spec"]["containers"][0]["args"][0] == "migrate"
@@ -102,7 +107,7 @@ def test_the_manifests_agree_with_each_other_and_with_mtsg(tmp_path: Path) -> No
     secrets = {volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume}
     secrets |= {env["valueFrom"]["secretKeyRef"]["name"] for env in container["env"] if "valueFrom" in env}
     for name in secrets:
-        assert f"create secret generic {name}" in readme
+        assert f"create secret generic {name}" in readme or f"create secret tls {name}" in readme
 
 
 def test_the_systemd_unit_runs_mtsg_and_is_well_formed() -> None:

@@ -105,6 +105,7 @@ def start_gateway(data_dir: Path, env: dict[str, str] | None = None) -> ServerPr
             "-m",
             "gateway.cli",
             "serve",
+            "--insecure",
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",

@@ -28,7 +28,7 @@ from gateway.blocklist_messages import (
 )
 from gateway.errors import abort_with, failure, invalid_argument, invalid_field, unavailable
 from gateway.generated.mtsg.v1 import blocklist_service_pb2, blocklist_service_pb2_grpc
-from gateway.services.callers import peer_actor
+from gateway.services.callers import caller_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
 from gateway.store.records import EntryQuery
@@ -74,7 +74,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             await abort_with(context, invalid_argument(error, "INVALID_ENTRY"))
         try:
             entry = await self._store.blocklist.add_entry(
-                indicator, peer_actor(context), self._clock(), request.request_id, _fingerprint(request)
+                indicator, caller_actor(context), self._clock(), request.request_id, _fingerprint(request)
             )
         except EntryExistsError as error:
             await abort_with(context, failure(grpc.StatusCode.ALREADY_EXISTS, str(error), "ENTRY_EXISTS"))
@@ -102,7 +102,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             entry = await self._store.blocklist.revoke_entry(
                 request.entry_id,
                 request.reason.strip(),
-                peer_actor(context),
+                caller_actor(context),
                 self._clock(),
                 request.request_id,
                 _fingerprint(request),
@@ -170,7 +170,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
                 self._store,
                 lambda: iter(lines),
                 load_trusted_keys(self._trusted_keys_dir),
-                actor=peer_actor(context),
+                actor=caller_actor(context),
                 now=self._clock(),
             )
         except StaleBundleError as error:

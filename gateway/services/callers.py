@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import grpc
 
+from gateway.security.access import current_caller
 
-def peer_actor(context: grpc.aio.ServicerContext) -> str:
-    """Until authentication lands (issue 8) the actor is the peer address, marked as unauthenticated."""
-    return f"unauthenticated grpc peer {context.peer()}"
+
+def caller_actor(context: grpc.aio.ServicerContext) -> str:
+    """The authenticated identity and how it proved itself, with the peer address it called from."""
+    caller = current_caller()
+    who = caller.describe() if caller is not None else "unknown caller"
+    return f"{who} from {context.peer()}"

@@ -22,7 +22,7 @@ from gateway.policy_admin import (
     parse_version,
     rollback_policy,
 )
-from gateway.services.callers import peer_actor
+from gateway.services.callers import caller_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import RequestIdReusedError
 from gateway.store.records import StoredPolicy
@@ -137,7 +137,7 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
             apply_policy(
                 self._store,
                 request.document,
-                actor=peer_actor(context),
+                actor=caller_actor(context),
                 comment=request.comment.strip(),
                 at=self._clock(),
                 request_id=request.request_id,
@@ -188,7 +188,7 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
             rollback_policy(
                 self._store,
                 request.version,
-                actor=peer_actor(context),
+                actor=caller_actor(context),
                 comment=request.comment.strip(),
                 at=self._clock(),
                 request_id=request.request_id,

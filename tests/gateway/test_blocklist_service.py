@@ -49,7 +49,7 @@ async def test_added_entry_freezes_and_revoked_entry_releases(client: MtsgClient
 
     added = await client.blocklist.AddEntry(blocklist_service_pb2.AddEntryRequest(entry=evil_entry()), timeout=10)
     assert added.entry.value == EVIL_APK  # normalised
-    assert added.entry.created_by.startswith("unauthenticated grpc peer")
+    assert added.entry.created_by.startswith("anonymous (insecure) from ipv4:127.0.0.1:")
 
     frozen = await client.check_login(victim_login())
     assert frozen.action == common_pb2.ACTION_FREEZE

@@ -147,23 +147,15 @@ async def test_feed_sync_applies_verified_bundles_and_records_failures(feed_serv
 
 async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp_path: Path) -> None:
     from gateway.client import MtsgClient
-    from gateway.config import load_config
     from gateway.generated.mtsg.v1 import common_pb2
     from gateway.server import start_gateway
-    from tests.helpers import app, telemetry
+    from tests.helpers import app, gateway_config, telemetry
 
     feed_server.body = bundle(1)
     data = tmp_path / "data"
     (data / "trusted-keys").mkdir(parents=True)
     (data / "trusted-keys" / "feed.pub").write_bytes(public_key_pem(KEY.public_key()))
-    config = load_config(
-        environ={"MTSG_BLOCKLIST_FEED_URLS": feed_server.url},
-        overrides={
-            ("server", "listen"): ("127.0.0.1:0", "test"),
-            ("server", "metrics_listen"): ("", "test"),
-            ("store", "data_dir"): (str(data), "test"),
-        },
-    ).config
+    config = gateway_config(tmp_path, blocklist__feed_urls=feed_server.url)
     running = await start_gateway(config)
     try:
         async with MtsgClient(running.target) as client:

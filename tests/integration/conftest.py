@@ -45,6 +45,7 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
         [
             *MTSG,
             "serve",
+            "--insecure",
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",

@@ -128,7 +128,17 @@ def test_config_show_prints_the_effective_config_with_sources(tmp_path: Path) ->
 
 def test_serve_refuses_a_port_in_use(serve: ServeProcess, tmp_path: Path) -> None:
     result = subprocess.run(
-        [*MTSG, "serve", "--listen", serve.target, "--metrics-listen", "", "--data-dir", str(tmp_path / "other")],
+        [
+            *MTSG,
+            "serve",
+            "--insecure",
+            "--listen",
+            serve.target,
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / "other"),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -159,7 +169,7 @@ def test_serve_refuses_a_corrupt_database_and_leaves_it_alone(tmp_path: Path) ->
     corrupt = data / "mtsg.sqlite3"
     corrupt.write_bytes(b"this is not a database" * 100)
     result = subprocess.run(
-        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(data)],
+        [*MTSG, "serve", "--insecure", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(data)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -24,7 +24,17 @@ from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, ga
 
 def _start_gateway(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
     process = LoggedProcess(
-        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / "gw")],
+        [
+            *MTSG,
+            "serve",
+            "--insecure",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / "gw"),
+        ],
         tmp_path / f"{name}.log",
         env,
         tmp_path,
@@ -141,6 +151,7 @@ def test_the_gateway_refuses_to_push_unsigned_or_with_a_bad_key(tmp_path: Path) 
     (tmp_path / "bad.key").write_text("whsk_notbase64!!\n")
     bad = _mtsg(
         "serve",
+        "--insecure",
         "--data-dir",
         str(tmp_path / "gw"),
         "--listen",

@@ -90,7 +90,17 @@ def test_sighup_applies_the_policy_file_and_keeps_the_running_one_when_it_is_bad
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text(SHIPPED.read_text())
     process = subprocess.Popen(
-        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / "d")],
+        [
+            *MTSG,
+            "serve",
+            "--insecure",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
@@ -126,7 +136,17 @@ def test_a_bad_policy_file_stops_the_start_with_the_problems(tmp_path: Path) -> 
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text(CALL_STEPS_UP.replace("ACTIVE_CALL", "NO_SUCH_CODE"))
     result = subprocess.run(
-        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / "d")],
+        [
+            *MTSG,
+            "serve",
+            "--insecure",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -31,7 +31,17 @@ SLOW_POLL = "30"
 
 def _start_replica(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
     process = LoggedProcess(
-        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(tmp_path / name)],
+        [
+            *MTSG,
+            "serve",
+            "--insecure",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / name),
+        ],
         tmp_path / f"{name}.log",
         env,
         tmp_path,

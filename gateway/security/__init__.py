@@ -1,0 +1,1 @@
+"""Who may call the gateway: TLS credentials, identities and roles, and the guard that checks every call."""
