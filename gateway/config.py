@@ -37,6 +37,8 @@ class ServerConfig:
     # and give calls in flight the grace period.
     shutdown_drain_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
+    # Calls being handled at once; more are answered RESOURCE_EXHAUSTED at once instead of queueing.
+    max_in_flight: int = 1000
     # TLS on the gRPC port: PEM certificate chain and key, re-read when the files change.
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -61,6 +63,29 @@ class LimitsConfig:
     max_permissions_per_app: int = 200
     max_clock_skew_seconds: int = 300
     max_phone_changes_per_call: int = 1000
+
+
+@dataclass(frozen=True)
+class LoginConfig:
+    """CheckLogin's protections against replay, floods, a failing store and a runaway rule."""
+
+    # Telemetry collected longer ago is refused; nonces are remembered this long (plus the skew).
+    max_telemetry_age_seconds: int = 300
+    # Token buckets per device and per customer, in each gateway process.
+    device_logins_per_minute: float = 30.0
+    device_login_burst: int = 10
+    customer_logins_per_minute: float = 60.0
+    customer_login_burst: int = 20
+    # How long a login waits for the store before it answers with the fail mode.
+    store_timeout_seconds: float = 2.0
+    # "step_up": answer STEP_UP (fail-safe) when the store cannot be used; "unavailable": UNAVAILABLE.
+    fail_mode: str = "step_up"
+    # The safety valve: past this many FREEZE verdicts in a minute, FREEZE degrades to STEP_UP
+    # until the security team resets it (`mtsg valve reset`).
+    max_freezes_per_minute: int = 100
+
+
+_FAIL_MODES = ("step_up", "unavailable")
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    login: LoginConfig = field(default_factory=LoginConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
     blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
@@ -258,6 +284,14 @@ def _validate(config: Config) -> None:
     positive = {
         "server.max_message_bytes": config.server.max_message_bytes,
         "store.pool_size": config.store.pool_size,
+        "server.max_in_flight": config.server.max_in_flight,
+        "login.max_telemetry_age_seconds": config.login.max_telemetry_age_seconds,
+        "login.device_logins_per_minute": config.login.device_logins_per_minute,
+        "login.device_login_burst": config.login.device_login_burst,
+        "login.customer_logins_per_minute": config.login.customer_logins_per_minute,
+        "login.customer_login_burst": config.login.customer_login_burst,
+        "login.store_timeout_seconds": config.login.store_timeout_seconds,
+        "login.max_freezes_per_minute": config.login.max_freezes_per_minute,
         "limits.max_installed_apps": config.limits.max_installed_apps,
         "limits.max_permissions_per_app": config.limits.max_permissions_per_app,
         "limits.max_phone_changes_per_call": config.limits.max_phone_changes_per_call,
@@ -285,6 +319,8 @@ def _validate(config: Config) -> None:
     ):
         if number < 0:
             raise ConfigError(f"{name}: must not be negative, got {number}")
+    if config.login.fail_mode not in _FAIL_MODES:
+        raise ConfigError(f"login.fail_mode: expected one of {', '.join(_FAIL_MODES)}, got {config.login.fail_mode!r}")
     if config.logging.level not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: expected one of {', '.join(_LOG_LEVELS)}, got {config.logging.level!r}")
     for name, urls in (("blocklist.feed_urls", config.feed_urls), ("commands.endpoint_urls", config.command_endpoints)):

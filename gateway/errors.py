@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -55,6 +55,13 @@ def invalid_argument(error: InvalidRequestError, reason: str = "INVALID_REQUEST"
 def failure(code: grpc.StatusCode, message: str, reason: str) -> grpc.Status:
     """Any other canonical status, with ErrorInfo (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ...)."""
     return _status(code, message, reason)
+
+
+def resource_exhausted(message: str, reason: str, retry_after_seconds: float) -> grpc.Status:
+    """RESOURCE_EXHAUSTED with RetryInfo: the client learns when trying again can succeed."""
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(max(1_000_000, int(retry_after_seconds * 1e9)))
+    return _status(grpc.StatusCode.RESOURCE_EXHAUSTED, message, reason, error_details_pb2.RetryInfo(retry_delay=delay))
 
 
 def unavailable(message: str, reason: str = "STORE_UNAVAILABLE") -> grpc.Status:

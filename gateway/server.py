@@ -47,6 +47,8 @@ from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
 from gateway.phone_hash import load_or_create_hasher
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
+from gateway.privacy import use_pseudonym_key
+from gateway.rate_limits import InFlightLimit, TokenBuckets
 from gateway.security.access import AccessGuard
 from gateway.security.file_watch import WatchedFiles
 from gateway.security.identities import IdentityBook, load_identities
@@ -55,7 +57,7 @@ from gateway.services.blocklist import BlocklistService
 from gateway.services.command_feed import CommandFeedService
 from gateway.services.events import EventService
 from gateway.services.policy import PolicyService
-from gateway.services.threat_signal import LoginSettings, ThreatSignalService
+from gateway.services.threat_signal import LoginSettings, LoginThrottle, ThreatSignalService
 from gateway.store import Store, StoreUnavailableError, is_postgres_url, open_store
 from gateway.validation import Limits
 from gateway.wakeup import Wakeup
@@ -69,6 +71,9 @@ SERVICE_NAMES = (
     command_feed_service_pb2.DESCRIPTOR.services_by_name["CommandFeedService"].full_name,
     policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name,
 )
+
+
+SUBSCRIBE_METHOD = "/mtsg.v1.CommandFeedService/Subscribe"
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -193,6 +198,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         )
     key_file = config.privacy.phone_hash_key_file or str(config.data_dir / "phone-hash.key")
     hasher = load_or_create_hasher(Path(key_file))
+    use_pseudonym_key(hasher.key)
     store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
     holder = KnowledgeHolder(knowledge)
     refresher = BlocklistRefresher(
@@ -216,11 +222,12 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         await store.close()
         raise
     metrics = Metrics.create()
-    limits = Limits.of(config.limits)
+    limits = Limits.of(config.limits, config.login.max_telemetry_age_seconds)
     metrics.insecure_mode.set(1 if config.auth.insecure else 0)
     guard = AccessGuard((lambda: identities.value) if identities else None, metrics)
+    in_flight = InFlightLimit(config.server.max_in_flight, metrics, frozenset({SUBSCRIBE_METHOD}))
     server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor(metrics, guards=(guard.admit,))],
+        interceptors=[ObservabilityInterceptor(metrics, guards=(guard.admit, in_flight.admit))],
         options=[
             ("grpc.max_receive_message_length", config.server.max_message_bytes),
             ("grpc.max_send_message_length", config.server.max_message_bytes),
@@ -233,10 +240,21 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         ThreatSignalService(
             store,
             lambda: holder.current,
-            LoginSettings(limits, config.signals.phone_change_window_hours * 3600.0, config.command_endpoints),
+            LoginSettings(
+                limits,
+                config.signals.phone_change_window_hours * 3600.0,
+                config.command_endpoints,
+                store_timeout_seconds=config.login.store_timeout_seconds,
+                fail_mode=config.login.fail_mode,
+                max_freezes_per_minute=config.login.max_freezes_per_minute,
+            ),
             metrics,
             clock,
             wakeup,
+            LoginThrottle(
+                TokenBuckets(config.login.device_logins_per_minute, config.login.device_login_burst),
+                TokenBuckets(config.login.customer_logins_per_minute, config.login.customer_login_burst),
+            ),
         ),
         server,
     )

@@ -65,20 +65,26 @@ class InvalidRequestError(ValueError):
         super().__init__(f"{first.field}: {first.description}{suffix}")
 
 
+MIN_NONCE_LENGTH = 16
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_installed_apps: int
     max_permissions_per_app: int
     max_clock_skew_seconds: int
     max_phone_changes_per_call: int
+    # Telemetry older than this is refused (the replay window).
+    max_telemetry_age_seconds: int = 300
 
     @classmethod
-    def of(cls, config: LimitsConfig) -> Limits:
+    def of(cls, config: LimitsConfig, max_telemetry_age_seconds: int = 300) -> Limits:
         return cls(
             max_installed_apps=config.max_installed_apps,
             max_permissions_per_app=config.max_permissions_per_app,
             max_clock_skew_seconds=config.max_clock_skew_seconds,
             max_phone_changes_per_call=config.max_phone_changes_per_call,
+            max_telemetry_age_seconds=max_telemetry_age_seconds,
         )
 
 
@@ -117,7 +123,9 @@ class Violations:
             self.add(path, str(error))
             return ""
 
-    def time(self, path: str, stamp: Timestamp, *, latest: float, required: bool = False) -> float | None:
+    def time(
+        self, path: str, stamp: Timestamp, *, latest: float, required: bool = False, earliest: float = EARLIEST_TIME
+    ) -> float | None:
         """Seconds since the epoch, or None when unset (and not required)."""
         if stamp.seconds == 0 and stamp.nanos == 0:
             if required:
@@ -129,6 +137,8 @@ class Violations:
         seconds = stamp.seconds + stamp.nanos / 1e9
         if seconds < EARLIEST_TIME:
             self.add(path, "must not be before 2000-01-01T00:00:00Z")
+        elif seconds < earliest:
+            self.add(path, "is too old: telemetry must be collected just before the login (a replay is refused)")
         elif seconds > latest:
             self.add(path, "must not be in the future (beyond the allowed clock skew)")
         return seconds
@@ -248,8 +258,16 @@ def parse_check_login(
     v.text("telemetry.customer_id", t.customer_id, max_length=128, required=True)
     v.text("telemetry.device_id", t.device_id, max_length=128, required=True)
     v.text("telemetry.session_id", t.session_id, max_length=128)
-    v.text("telemetry.nonce", t.nonce, max_length=128)
-    collected_at = v.time("telemetry.collected_at", t.collected_at, latest=latest, required=True)
+    v.text("telemetry.nonce", t.nonce, max_length=128, required=True)
+    if t.nonce and len(t.nonce) < MIN_NONCE_LENGTH:
+        v.add("telemetry.nonce", f"must be at least {MIN_NONCE_LENGTH} characters of fresh randomness per login")
+    collected_at = v.time(
+        "telemetry.collected_at",
+        t.collected_at,
+        latest=latest,
+        required=True,
+        earliest=now - limits.max_telemetry_age_seconds,
+    )
     v.enum("telemetry.device.platform", t.device.platform, {p.number for p in telemetry_pb2.Platform.DESCRIPTOR.values})
     v.digest("telemetry.bank_app.signing_cert_sha256", t.bank_app.signing_cert_sha256, length=SHA256_HEX_LENGTH)
     v.enum("telemetry.bank_app.installer_class", t.bank_app.installer_class, _INSTALLER_CLASSES)

@@ -61,3 +61,60 @@ def to_response(
         ],
         explanation=decision.explanation,
     )
+
+
+def degraded_freeze(
+    response: threat_signal_service_pb2.CheckLoginResponse, cap: int
+) -> threat_signal_service_pb2.CheckLoginResponse:
+    """The FREEZE the safety valve held back, as a STEP_UP by video call that keeps every reason of the FREEZE.
+
+    A person verifies the customer instead of the account being frozen outright; the
+    reasons stay so the security team sees what the rule (or the poisoned feed) claimed.
+    """
+    degraded = threat_signal_service_pb2.CheckLoginResponse()
+    degraded.CopyFrom(response)
+    degraded.action = common_pb2.ACTION_STEP_UP
+    degraded.step_up_method = common_pb2.STEP_UP_METHOD_VIDEO_CALL
+    del degraded.freeze_scopes[:]
+    degraded.reasons.append(
+        common_pb2.Reason(
+            code="SAFETY_VALVE",
+            message=(
+                f"More than {cap} accounts were to be frozen within a minute, so this FREEZE was turned into"
+                " verification by video call until the security team has checked the rules and feeds."
+            ),
+            evidence={"freeze_cap_per_minute": str(cap), "scenario_held_back": response.scenario_id},
+            severity=common_pb2.SEVERITY_HIGH,
+        )
+    )
+    degraded.summary = f"STEP_UP instead of FREEZE: the safety valve is open. {response.summary}".strip()
+    return degraded
+
+
+def fail_safe_response(
+    verdict_id: str, decided_at: float, policy_version: str, blocklist_version: str
+) -> threat_signal_service_pb2.CheckLoginResponse:
+    """STEP_UP by face check when the gateway cannot consult its records: nothing is allowed unchecked.
+
+    Face check rather than a call: during an outage every login lands here, and a
+    self-service check scales where a video call with staff would not.  Not stored, no command.
+    """
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(decided_at * 1e9))
+    return threat_signal_service_pb2.CheckLoginResponse(
+        verdict_id=verdict_id,
+        action=common_pb2.ACTION_STEP_UP,
+        step_up_method=common_pb2.STEP_UP_METHOD_FACE,
+        reasons=[
+            common_pb2.Reason(
+                code="STORE_UNAVAILABLE",
+                message="The gateway could not consult the customer's history in time, so extra verification is"
+                " required as a precaution.",
+                severity=common_pb2.SEVERITY_MEDIUM,
+            )
+        ],
+        summary="STEP_UP as a precaution: the gateway's store did not answer in time.",
+        policy_version=policy_version,
+        blocklist_version=blocklist_version,
+        decided_at=stamp,
+    )

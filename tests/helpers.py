@@ -28,6 +28,15 @@ def telemetry(**fields: Any) -> telemetry_pb2.LoginTelemetry:
     return message
 
 
+def again(message: telemetry_pb2.LoginTelemetry) -> telemetry_pb2.LoginTelemetry:
+    """The same login sent anew, as a device would: a fresh nonce and collection time (a resend is a replay)."""
+    fresh = telemetry_pb2.LoginTelemetry()
+    fresh.CopyFrom(message)
+    fresh.nonce = uuid.uuid4().hex
+    fresh.collected_at.FromNanoseconds(int(time.time() * 1e9))
+    return fresh
+
+
 def app(package_name: str, **fields: Any) -> telemetry_pb2.InstalledApp:
     return telemetry_pb2.InstalledApp(package_name=package_name, **fields)
 

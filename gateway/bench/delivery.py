@@ -116,6 +116,8 @@ def measure_delivery(data_dir: Path, count: int, rate: float) -> DeliveryFigures
         {
             "MTSG_COMMANDS_ENDPOINT_URLS": f"{receiver_url}/commands",
             "MTSG_COMMANDS_HMAC_SECRET_FILE": str(keys / "hmac.secret"),
+            # Every login here is meant to FREEZE: the safety valve would (rightly) hold most back.
+            "MTSG_LOGIN_MAX_FREEZES_PER_MINUTE": str(max(100, count * 2)),
         },
     )
     try:

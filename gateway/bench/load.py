@@ -1,9 +1,10 @@
 """Client processes that send the workload, closed-loop or open-loop, and time every call.
 
 Each client process builds the same workload from the seed and starts at its own
-offset.  A fresh request_id is appended to the pre-serialized bytes (protobuf keeps
-the last value of a repeated scalar field), so requests are never replays yet cost
-the client nothing to build.  In open loop, latency is measured from the moment a
+offset.  A fresh request_id, nonce and collection time are appended to the
+pre-serialized bytes (protobuf keeps the last value of a repeated scalar field and
+merges a repeated message field), so requests are never replays yet cost the client
+almost nothing to build.  In open loop, latency is measured from the moment a
 request was due, not when it was sent, so a slow server cannot hide its queue.
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 import grpc
 
 from gateway.bench.workload import CHECK_LOGIN, Operation, Workload
+from gateway.generated.mtsg.v1 import threat_signal_service_pb2
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,13 @@ class LoadResult:
     requests: int = 0
 
 
-def _with_request_id(operation: Operation, unique: str) -> bytes:
+def _made_unique(operation: Operation, unique: str) -> bytes:
     if operation.method != CHECK_LOGIN:
         return operation.body
-    encoded = unique.encode()
-    return operation.body + b"\x0a" + bytes([len(encoded)]) + encoded
+    fresh = threat_signal_service_pb2.CheckLoginRequest(request_id=unique)
+    fresh.telemetry.nonce = unique.rjust(16, "0")
+    fresh.telemetry.collected_at.FromNanoseconds(time.time_ns())
+    return operation.body + fresh.SerializeToString()
 
 
 async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation], start_wall: float) -> LoadResult:
@@ -66,7 +70,7 @@ async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation],
             nonlocal cursor
             operation = operations[cursor % len(operations)]
             cursor += 1
-            body = _with_request_id(operation, f"b{client_index}-{cursor}-{started:.0f}")
+            body = _made_unique(operation, f"b{client_index}-{cursor}-{started:.0f}")
             try:
                 await calls[operation.method](body, timeout=30)
                 ok = True

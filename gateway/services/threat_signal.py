@@ -1,7 +1,15 @@
-"""ThreatSignalService.CheckLogin: validate, load history, evaluate, record with its command, answer."""
+"""ThreatSignalService.CheckLogin: validate, throttle, load history, evaluate, record with its command, answer.
+
+Guards around the brain: a replayed nonce is refused before anything is stored, a
+device or customer sending too fast gets RESOURCE_EXHAUSTED with a retry hint, a store
+that does not answer within the login's budget gets the configured fail mode (STEP_UP
+by default) instead of a hung call, and a FREEZE beyond the safety valve's cap is
+degraded to STEP_UP.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,13 +18,16 @@ import grpc
 import structlog
 
 from gateway.commands.building import command_for_verdict
-from gateway.errors import abort_with, invalid_argument, unavailable
+from gateway.errors import abort_with, invalid_argument, resource_exhausted, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
 from gateway.metrics import Metrics
+from gateway.privacy import pseudonym
+from gateway.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
+from gateway.store.errors import FreezeCapReachedError, NonceReusedError
 from gateway.store.records import HistoryWindows, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
 from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
-from gateway.verdicts import new_verdict_id, to_response
+from gateway.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
 from gateway.wakeup import Wakeup
 from signals.context import LoginContext
 from signals.detector_settings import DetectorSettings
@@ -33,6 +44,31 @@ class LoginSettings:
     phone_change_window_seconds: float
     # Webhook endpoints each FREEZE/STEP_UP command is queued for.
     command_endpoints: tuple[str, ...] = ()
+    store_timeout_seconds: float = 2.0
+    # "step_up" or "unavailable" when the store cannot be used.
+    fail_mode: str = "step_up"
+    max_freezes_per_minute: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LoginThrottle:
+    """Per-device and per-customer token buckets (gateway.rate_limits)."""
+
+    devices: TokenBuckets
+    customers: TokenBuckets
+
+
+@dataclass(frozen=True, slots=True)
+class _LoginIdentity:
+    """What tells one login request from another: its idempotency key, its bytes' digest, its nonce."""
+
+    request_id: str | None
+    fingerprint: bytes
+    nonce: str
+
+
+# Kept back from the client's deadline for the answer to travel.
+_DEADLINE_MARGIN_SECONDS = 0.05
 
 
 def _location_record(telemetry: LoginTelemetry) -> LoginLocation | None:
@@ -67,8 +103,10 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         metrics: Metrics,
         clock: Callable[[], float],
         wakeup: Wakeup,
+        throttle: LoginThrottle,
     ) -> None:
         self._store = store
+        self._throttle = throttle
         self._wakeup = wakeup
         self._knowledge = knowledge
         self._settings = settings
@@ -83,41 +121,128 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             request_id, telemetry = parse_check_login(request, self._settings.limits, now)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, "INVALID_TELEMETRY"))
+        await self._admit(telemetry, context)
         fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         try:
-            if request_id is not None:
-                earlier = await self._store.find_verdict(request_id)
-                if earlier is not None:
-                    return await self._replay(earlier, fingerprint, context)
-            response, shadow = await self._decide(telemetry, now)
-            command = command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints)
-            stored = await self._store.record_login(
-                LoginRecord(
-                    verdict_id=response.verdict_id,
-                    request_id=request_id,
-                    request_fingerprint=fingerprint,
-                    customer_id=telemetry.customer_id,
-                    device_id=telemetry.device_id,
-                    action=common_pb2.Action.Name(response.action),
-                    decided_at=now,
-                    response=response.SerializeToString(),
-                    location=_location_record(telemetry),
-                    command=command,
-                    inventory=pack_inventory(app.package_name for app in telemetry.installed_apps),
-                    shadow=shadow,
-                    policy_version=response.policy_version,
-                )
+            async with asyncio.timeout(self._store_budget(context)):
+                identity = _LoginIdentity(request_id, fingerprint, request.telemetry.nonce)
+                return await self._check(identity, telemetry, now, context)
+        except (StoreUnavailableError, TimeoutError) as error:
+            return await self._fail_mode(error, now, context)
+        except NonceReusedError:
+            self._metrics.rate_limited.labels(limit="replay").inc()
+            log.warning("replayed login refused", device=pseudonym(telemetry.device_id))
+            violation = FieldViolation(
+                "telemetry.nonce", "was already used by this device: a replayed login is not evaluated again"
             )
-        except StoreUnavailableError as error:
-            log.error("store unavailable", error=str(error))
-            await abort_with(context, unavailable("the gateway's store is unavailable; retry with the same request_id"))
+            await abort_with(context, invalid_argument(InvalidRequestError([violation]), "NONCE_REUSED"))
+
+    async def _check(
+        self,
+        identity: _LoginIdentity,
+        telemetry: LoginTelemetry,
+        now: float,
+        context: grpc.aio.ServicerContext,
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        if identity.request_id is not None:
+            earlier = await self._store.find_verdict(identity.request_id)
+            if earlier is not None:
+                return await self._replay(earlier, identity.fingerprint, context)
+        response, shadow = await self._decide(telemetry, now)
+        record = self._record(identity, telemetry, now, response, shadow)
+        try:
+            stored = await self._store.record_login(record, freeze_cap=self._settings.max_freezes_per_minute)
+        except FreezeCapReachedError:
+            response = await self._hold_back_freeze(response, now)
+            record = self._record(identity, telemetry, now, response, shadow)
+            stored = await self._store.record_login(record)
         if stored.verdict_id != response.verdict_id:  # a concurrent retry stored first
-            return await self._replay(stored, fingerprint, context)
+            return await self._replay(stored, identity.fingerprint, context)
         self._metrics.verdicts.labels(action=common_pb2.Action.Name(response.action)).inc()
-        if command is not None:
-            self._metrics.commands_created.labels(type=command.type).inc()
+        if record.command is not None:
+            self._metrics.commands_created.labels(type=record.command.type).inc()
             self._wakeup.notify()
         return response
+
+    def _record(
+        self,
+        identity: _LoginIdentity,
+        telemetry: LoginTelemetry,
+        now: float,
+        response: threat_signal_service_pb2.CheckLoginResponse,
+        shadow: tuple[ShadowFiring, ...],
+    ) -> LoginRecord:
+        return LoginRecord(
+            verdict_id=response.verdict_id,
+            request_id=identity.request_id,
+            request_fingerprint=identity.fingerprint,
+            customer_id=telemetry.customer_id,
+            device_id=telemetry.device_id,
+            action=common_pb2.Action.Name(response.action),
+            decided_at=now,
+            response=response.SerializeToString(),
+            location=_location_record(telemetry),
+            command=command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints),
+            inventory=pack_inventory(app.package_name for app in telemetry.installed_apps),
+            shadow=shadow,
+            policy_version=response.policy_version,
+            nonce=identity.nonce,
+        )
+
+    async def _admit(self, telemetry: LoginTelemetry, context: grpc.aio.ServicerContext) -> None:
+        """Take a token from the device's and the customer's bucket, or refuse with when to retry."""
+        devices, customers = self._throttle.devices, self._throttle.customers
+        for limit, buckets, key in (
+            ("device", devices, telemetry.device_id),
+            ("customer", customers, telemetry.customer_id),
+        ):
+            wait = buckets.wait_for(key)
+            if wait > 0:
+                self._metrics.rate_limited.labels(limit=limit).inc()
+                await abort_with(
+                    context,
+                    resource_exhausted(
+                        f"too many logins from this {limit}; retry in {wait:.1f} s",
+                        f"{limit.upper()}_RATE_LIMITED",
+                        wait,
+                    ),
+                )
+        devices.take(telemetry.device_id)
+        customers.take(telemetry.customer_id)
+
+    def _store_budget(self, context: grpc.aio.ServicerContext) -> float:
+        """The store gets its configured time, cut short by the client's deadline so the answer still arrives."""
+        budget = self._settings.store_timeout_seconds
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, max(0.0, remaining - _DEADLINE_MARGIN_SECONDS))
+        return budget
+
+    async def _fail_mode(
+        self, error: Exception, now: float, context: grpc.aio.ServicerContext
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        cause = "timed out" if isinstance(error, TimeoutError) else str(error)
+        log.error("store unavailable for a login", error=cause, fail_mode=self._settings.fail_mode)
+        if self._settings.fail_mode != "step_up":
+            await abort_with(context, unavailable("the gateway's store is unavailable; retry with the same request_id"))
+        self._metrics.fail_mode_verdicts.inc()
+        knowledge = self._knowledge()
+        return fail_safe_response(new_verdict_id(now), now, knowledge.policy.version, str(knowledge.blocklist.version))
+
+    async def _hold_back_freeze(
+        self, response: threat_signal_service_pb2.CheckLoginResponse, now: float
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        cap = self._settings.max_freezes_per_minute
+        if await self._store.guards.trip_valve(now):
+            log.error(
+                "SAFETY VALVE TRIPPED: FREEZE verdicts are degraded to STEP_UP until the security team resets it"
+                " (mtsg valve status / mtsg valve reset); check recent policy and blocklist changes",
+                freeze_cap_per_minute=cap,
+                scenario=response.scenario_id,
+            )
+        self._metrics.safety_valve_open.set(1)
+        self._metrics.freezes_degraded.inc()
+        return degraded_freeze(response, cap)
 
     async def _decide(
         self, telemetry: LoginTelemetry, now: float

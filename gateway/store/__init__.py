@@ -13,6 +13,7 @@ from typing import Protocol
 
 from gateway.store.database import ChangeListener, Database
 from gateway.store.errors import StoreUnavailableError
+from gateway.store.guards import GuardStore
 from gateway.store.outbox import CommandStore
 from gateway.store.policies import PolicyStore
 from gateway.store.records import (
@@ -44,12 +45,14 @@ class Store(Protocol):
         and previous app inventory — each within its window."""
         ...
 
-    async def record_login(self, record: LoginRecord) -> StoredVerdict:
+    async def record_login(self, record: LoginRecord, *, freeze_cap: int = 0) -> StoredVerdict:
         """Store verdict, device and location atomically.
 
         When a verdict with the same request_id was stored meanwhile (a concurrent
         retry, through this replica or another), nothing is written and that verdict
-        is returned instead.
+        is returned instead.  A reused nonce raises NonceReusedError; a FREEZE beyond
+        ``freeze_cap`` per minute (or with the valve tripped) raises FreezeCapReachedError;
+        both write nothing.
         """
         ...
 
@@ -70,6 +73,11 @@ class Store(Protocol):
     @property
     def policies(self) -> PolicyStore:
         """Policy versions and shadow-scenario reports."""
+        ...
+
+    @property
+    def guards(self) -> GuardStore:
+        """The FREEZE safety valve."""
         ...
 
     async def list_verdicts(self, query: VerdictQuery) -> list[VerdictRow]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway.store.database import Database
 from gateway.store.migrate import load_migrations
-from gateway.store.sql_store import TABLES
+from gateway.store.sql_store import SINGLETON_TABLES, TABLES
 
 COPY_BATCH = 5000
 _MODULUS = 1 << 256
@@ -87,6 +87,8 @@ async def _check_target_is_empty(target: Database) -> None:
             if row is not None and row[0] != 0:
                 raise CopyError("the target's registry is not empty; copy only into a fresh database")
             continue
+        if table in SINGLETON_TABLES:
+            continue
         row = await target.fetchone(f"SELECT COUNT(*) FROM {table}")
         if row is not None and row[0]:
             raise CopyError(f"the target is not empty ({row[0]} rows in {table}); copy only into a fresh database")
@@ -111,7 +113,8 @@ async def copy_store(source: Database, target: Database, progress: Callable[[str
     await _check_target_is_empty(target)
     columns = await _columns(source, target)
     async with source.snapshot() as snapshot, target.transaction("blocklist", "policy", "commands") as tx:
-        await tx.execute("DELETE FROM blocklist_state")  # the migration's initial row; the source's replaces it
+        for table in SINGLETON_TABLES:
+            await tx.execute(f"DELETE FROM {table}")  # the migration's initial row; the source's replaces it
         for table in TABLES:
             names = columns[table]
             insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"

@@ -29,3 +29,15 @@ class RequestIdReusedError(ValueError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"request_id {request_id!r} was already used for a different request; use a new one")
         self.request_id = request_id
+
+
+class NonceReusedError(ValueError):
+    """A login came with a nonce its device already used: a replay (nothing of it was stored)."""
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__("this nonce was already used by this device; every login needs a fresh nonce")
+        self.device_id = device_id
+
+
+class FreezeCapReachedError(RuntimeError):
+    """Recording this FREEZE would exceed the safety valve's cap (nothing of it was stored)."""

@@ -44,6 +44,8 @@ class LoginRecord:
     # Shadow scenarios that fired, recorded beside the verdict they did not change.
     shadow: tuple[ShadowFiring, ...] = ()
     policy_version: str = ""
+    # The device's one-time value; a second login with it is refused as a replay.
+    nonce: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.store.database import ChangeListener, Connection, Database
+from gateway.store.guards import FREEZE_ACTION, GuardStore, check_freeze_cap, claim_nonce
 from gateway.store.outbox import COMMANDS_LOCK, CommandStore
 from gateway.store.policies import PolicyStore
 from gateway.store.records import (
@@ -45,7 +46,11 @@ TABLES = (
     "policy_versions",
     "shadow_firings",
     "device_inventories",
+    "login_nonces",
+    "safety_valve",
 )
+# Tables a migration fills with one initial row, which a copy replaces with the source's.
+SINGLETON_TABLES = ("blocklist_state", "safety_valve")
 
 
 class SQLStore:
@@ -54,6 +59,7 @@ class SQLStore:
         self.blocklist = BlocklistStore(db)
         self.commands = CommandStore(db)
         self.policies = PolicyStore(db)
+        self.guards = GuardStore(db)
 
     @property
     def backend(self) -> str:
@@ -97,12 +103,20 @@ class SQLStore:
         inventory = DeviceInventory(row[0], names) if row and names is not None else None
         return LoginHistory(devices, change, locations, others, inventory)
 
-    async def record_login(self, record: LoginRecord) -> StoredVerdict:
+    async def record_login(self, record: LoginRecord, *, freeze_cap: int = 0) -> StoredVerdict:
         """The verdict goes in first and claims its request_id: a concurrent retry, in this replica or
-        another, finds the key taken (after the first commits), writes nothing and returns the first."""
+        another, finds the key taken (after the first commits), writes nothing and returns the first.
+
+        Then the device's nonce is claimed (NonceReusedError: a replay) and, for a FREEZE with a
+        ``freeze_cap``, the safety valve is consulted (FreezeCapReachedError); either rolls back all.
+        """
         locks = (COMMANDS_LOCK,) if record.command is not None else ()
         async with self.db.transaction(*locks) as tx:
             stored = await self._insert_login(tx, record)
+            if stored and record.nonce:
+                await claim_nonce(tx, record.device_id, record.nonce, record.decided_at)
+            if stored and freeze_cap and record.action == FREEZE_ACTION:
+                await check_freeze_cap(tx, record.decided_at, freeze_cap)
         if stored:
             return StoredVerdict(record.verdict_id, record.request_fingerprint, record.response)
         assert record.request_id is not None  # only a request_id can collide

@@ -149,7 +149,7 @@ async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp
     from gateway.client import MtsgClient
     from gateway.generated.mtsg.v1 import common_pb2
     from gateway.server import start_gateway
-    from tests.helpers import app, gateway_config, telemetry
+    from tests.helpers import again, app, gateway_config, telemetry
 
     feed_server.body = bundle(1)
     data = tmp_path / "data"
@@ -161,7 +161,7 @@ async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp
         async with MtsgClient(running.target) as client:
             login = telemetry(installed_apps=[app("com.x.y", apk_sha256=APK)])
             deadline = time.monotonic() + 10
-            while (await client.check_login(login)).action != common_pb2.ACTION_FREEZE:
+            while (await client.check_login(again(login))).action != common_pb2.ACTION_FREEZE:
                 assert time.monotonic() < deadline, "the feed's bundle never took effect"
                 await asyncio.sleep(0.1)
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
-from tests.helpers import app, telemetry
+from tests.helpers import again, app, telemetry
 from tests.integration.conftest import MTSG, ServeProcess
 
 SPY_APK = hashlib.sha256(b"spy apk").hexdigest()
@@ -32,7 +32,7 @@ def login_with(**fields: object) -> object:
 
 async def action_of(target: str, message: object) -> int:
     async with MtsgClient(target, timeout=10) as client:
-        return (await client.check_login(message)).action  # type: ignore[arg-type]
+        return (await client.check_login(again(message))).action  # type: ignore[arg-type]
 
 
 async def wait_for_action(target: str, message: object, wanted: int, within: float = 1.5) -> float:

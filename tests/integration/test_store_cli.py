@@ -80,17 +80,17 @@ async def test_migrate_reports_applies_and_is_idempotent(tmp_path: Path, postgre
     url = await postgres.create(migrated=False)
     try:
         pending = mtsg("migrate", "--url", url, "--status", cwd=tmp_path)
-        assert pending.returncode == 3 and "schema version 0, this mtsg ships 4" in pending.stdout
+        assert pending.returncode == 3 and "schema version 0, this mtsg ships 5" in pending.stdout
         assert "pending: 0001_initial, 0002_blocklist" in pending.stdout
         applied = mtsg("migrate", "--url", url, cwd=tmp_path)
         assert applied.returncode == 0, applied.stderr
-        assert "applying 0004_policy_and_history" in applied.stderr and "schema version 4" in applied.stdout
+        assert "applying 0005_abuse_guards" in applied.stderr and "schema version 5" in applied.stdout
         again = mtsg("migrate", "--url", url, cwd=tmp_path)
         assert again.returncode == 0 and "up to date" in again.stdout
         assert mtsg("migrate", "--url", url, "--status", cwd=tmp_path).returncode == 0
         connection = await asyncpg.connect(url)
         try:
-            assert await connection.fetchval("SELECT COUNT(*) FROM schema_migrations") == 4
+            assert await connection.fetchval("SELECT COUNT(*) FROM schema_migrations") == 5
         finally:
             await connection.close()
     finally:

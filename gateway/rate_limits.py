@@ -1,0 +1,106 @@
+"""Token buckets per key (device, customer) and a limit on calls in flight.
+
+Both answer "no" at once rather than queue: a flood of logins from one device (a
+script replaying telemetry, a stuck app retrying in a loop) must not slow down the
+other customers, and a gateway past its capacity must shed load, not pile up calls
+that will miss their deadlines anyway.  grpc's own ``maximum_concurrent_rpcs`` is not
+used: on grpc.aio it has had bugs (calls stuck after cancellation), and it cannot
+give the client a retry hint.
+
+Limits hold per gateway process: N replicas allow N times the rate.  docs/SECURITY.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import grpc
+
+from gateway.errors import abort_with, resource_exhausted
+from gateway.metrics import Metrics
+
+# Buckets are forgotten once full (idle); the sweep runs when this many keys are held.
+_SWEEP_AT = 100_000
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class TokenBuckets:
+    """One bucket per key: ``burst`` tokens, refilled at ``per_minute`` a minute."""
+
+    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def _refilled(self, key: str, now: float) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _SWEEP_AT:
+                self._sweep(now)
+            bucket = self._buckets[key] = _Bucket(self._burst, now)
+        else:
+            bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+            bucket.updated = now
+        return bucket
+
+    def wait_for(self, key: str) -> float:
+        """Seconds until ``key`` has a token (0 when it has one now); takes nothing."""
+        bucket = self._refilled(key, self._clock())
+        return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / self._rate
+
+    def take(self, key: str) -> None:
+        self._refilled(key, self._clock()).tokens -= 1.0
+
+    def _sweep(self, now: float) -> None:
+        full = [
+            key
+            for key, bucket in self._buckets.items()
+            if bucket.tokens + (now - bucket.updated) * self._rate >= self._burst
+        ]
+        for key in full:
+            del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class InFlightLimit:
+    """A guard for the interceptor: at most ``limit`` calls at once; the rest get RESOURCE_EXHAUSTED.
+
+    Long-lived streams (the command feed) and health checks are not counted: they would hold
+    slots for hours, and a probe must be answered even when the gateway is saturated.
+    """
+
+    def __init__(self, limit: int, metrics: Metrics, exempt: frozenset[str]) -> None:
+        self._limit = limit
+        self._metrics = metrics
+        self._exempt = exempt
+        self.in_flight = 0
+
+    @asynccontextmanager
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        if method in self._exempt or method.startswith("/grpc.health."):
+            yield
+            return
+        if self.in_flight >= self._limit:
+            self._metrics.rate_limited.labels(limit="in_flight").inc()
+            await abort_with(
+                context,
+                resource_exhausted(
+                    f"the gateway is handling {self._limit} calls already; retry shortly", "TOO_MANY_CALLS", 0.05
+                ),
+            )
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
