@@ -256,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_policy_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
 
+    from gateway.valve_cli import add_valve_commands
+
+    add_valve_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+
     from gateway.auth_cli import add_auth_commands
 
     add_auth_commands(commands)

@@ -10,6 +10,7 @@ so the named locks of ``transaction`` need nothing more here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -89,6 +90,7 @@ class SQLiteDatabase(_Statements):
         super().__init__(connection)
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._clean_ups: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
@@ -127,20 +129,59 @@ class SQLiteDatabase(_Statements):
 
     @asynccontextmanager
     async def transaction(self, *locks: str, connection: Connection | None = None) -> AsyncIterator[Connection]:
-        """BEGIN IMMEDIATE .. COMMIT under the write lock; rolled back on any error."""
-        async with self._write_lock:
+        """BEGIN IMMEDIATE .. COMMIT under the write lock; rolled back on any error.
+
+        A caller that gives up (its deadline, a cancelled call) must not wait for the
+        database: its statement still runs on the connection's thread, possibly waiting
+        out another process's lock.  So a cancelled transaction is rolled back in the
+        background, and the write lock passes to that clean-up until it is done; nobody
+        else can start a transaction on the connection meanwhile.
+        """
+        await self._write_lock.acquire()
+        begin = asyncio.ensure_future(self._db.execute("BEGIN IMMEDIATE"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            self._clean_up_after(begin)
+            raise
+        except sqlite3.Error as error:
+            self._write_lock.release()
+            raise StoreUnavailableError(str(error)) from error
+        try:
+            yield _InTransaction(self._db)
+            if self._db.in_transaction:
+                await asyncio.shield(self._db.commit())
+        except asyncio.CancelledError:
+            self._clean_up_after(None)
+            raise
+        except BaseException as error:
             try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield _InTransaction(self._db)
-                    if self._db.in_transaction:
-                        await self._db.commit()
-                except BaseException:
-                    if self._db.in_transaction:
-                        await self._db.rollback()
-                    raise
-            except sqlite3.Error as error:
+                if self._db.in_transaction:
+                    await self._db.rollback()
+            finally:
+                self._write_lock.release()
+            if isinstance(error, sqlite3.Error):
                 raise StoreUnavailableError(str(error)) from error
+            raise
+        self._write_lock.release()
+
+    def _clean_up_after(self, pending: asyncio.Future[Any] | None) -> None:
+        """Wait for ``pending`` and roll back in the background, then hand the write lock on."""
+
+        async def clean_up() -> None:
+            try:
+                if pending is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        await pending
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._db.rollback()
+            finally:
+                self._write_lock.release()
+
+        task = asyncio.get_running_loop().create_task(clean_up())
+        self._clean_ups.add(task)
+        task.add_done_callback(self._clean_ups.discard)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Connection]:
@@ -207,4 +248,6 @@ class SQLiteDatabase(_Statements):
         return int(row[0]) if row else 0
 
     async def close(self) -> None:
+        if self._clean_ups:  # a cancelled transaction is still being rolled back
+            await asyncio.gather(*self._clean_ups, return_exceptions=True)
         await self._db.close()
