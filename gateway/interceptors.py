@@ -101,13 +101,17 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_stream(
+        self, method: str, behavior: Callable[..., Any], decode: Callable[[bytes], Any] | None = None
+    ) -> Callable[..., Any]:
         """Streaming responses come either from an async generator or from context.write() in a coroutine."""
         if not inspect.isasyncgenfunction(behavior):
-            return self._wrap_unary(method, behavior)
+            return self._wrap_unary(method, behavior, decode)
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._observed(method, context):
+                if decode is not None:
+                    request = await _decoded(decode, request, context)
                 async for item in behavior(request, context):
                     yield item
 
@@ -127,14 +131,20 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary and handler.request_deserializer is not None:
-            # Decode inside the call: a body that is not protobuf is the client's mistake
-            # (INVALID_ARGUMENT), where grpc's own decoding would answer UNKNOWN.
+            # Decode inside the call (here and for server streams below): a body that is not
+            # protobuf is the client's mistake (INVALID_ARGUMENT), where grpc's own decoding
+            # would answer UNKNOWN.
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary, handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(self._wrap_unary(method, handler.unary_unary), **serializers)
+        if handler.unary_stream and handler.request_deserializer is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream, handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(self._wrap_stream(method, handler.unary_stream), **serializers)
         if handler.stream_unary:
