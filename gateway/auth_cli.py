@@ -22,7 +22,8 @@ def _token(options: argparse.Namespace) -> int:
             return 1
         with os.fdopen(descriptor, "w") as handle:
             handle.write(token + "\n")
-        print(f"token written to {options.out}", file=sys.stderr)
+        # A TOML comment: operators append stderr to the identities file.
+        print(f"# {options.name}: token written to {options.out}", file=sys.stderr)
     else:
         print(token)
     print("# add to the identities file (auth.identities_file); the token itself is not kept:", file=sys.stderr)
