@@ -19,6 +19,21 @@ import pytest
 MTSG = [sys.executable, "-m", "gateway.cli"]
 
 
+def serve_command(data_dir: Path | str) -> list[str]:
+    """`mtsg serve` in developer mode on a free port, without metrics: what most process tests start."""
+    return [
+        *MTSG,
+        "serve",
+        "--insecure",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "",
+        "--data-dir",
+        str(data_dir),
+    ]
+
+
 class ServeProcess:
     def __init__(self, process: subprocess.Popen[str], target: str, log: list[dict[str, object]]) -> None:
         self.process = process

@@ -14,7 +14,7 @@ import pytest
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import app, telemetry
-from tests.integration.conftest import MTSG, ServeProcess
+from tests.integration.conftest import MTSG, ServeProcess, serve_command
 
 
 def _check(target: str, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -169,7 +169,7 @@ def test_serve_refuses_a_corrupt_database_and_leaves_it_alone(tmp_path: Path) ->
     corrupt = data / "mtsg.sqlite3"
     corrupt.write_bytes(b"this is not a database" * 100)
     result = subprocess.run(
-        [*MTSG, "serve", "--insecure", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(data)],
+        serve_command(str(data)),
         capture_output=True,
         text=True,
         timeout=30,

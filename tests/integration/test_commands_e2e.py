@@ -19,22 +19,12 @@ import httpx
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import freezing_login
-from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, gateway_env, wait_applied
+from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, gateway_env, serve_command, wait_applied
 
 
 def _start_gateway(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
     process = LoggedProcess(
-        [
-            *MTSG,
-            "serve",
-            "--insecure",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-            "--data-dir",
-            str(tmp_path / "gw"),
-        ],
+        serve_command(str(tmp_path / "gw")),
         tmp_path / f"{name}.log",
         env,
         tmp_path,

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.server import SERVICE_NAMES
-from tests.integration.conftest import MTSG, LoggedProcess
+from tests.integration.conftest import LoggedProcess, serve_command
 
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 EXAMPLES = 100
@@ -92,7 +92,7 @@ def message_values(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[
 def fuzzed_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoggedProcess, grpc.Channel]]:
     data = tmp_path_factory.mktemp("fuzz")
     process = LoggedProcess(
-        [*MTSG, "serve", "--insecure", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", str(data)],
+        serve_command(str(data)),
         data / "gateway.log",
         dict(os.environ),
         data,

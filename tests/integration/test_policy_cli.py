@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import telemetry
-from tests.integration.conftest import MTSG, ServeProcess
+from tests.integration.conftest import MTSG, ServeProcess, serve_command
 
 CASES = Path(__file__).parent / "policy_cases"
 SHIPPED = Path(__file__).parents[2] / "signals" / "data" / "default_policy.toml"
@@ -90,17 +90,7 @@ def test_sighup_applies_the_policy_file_and_keeps_the_running_one_when_it_is_bad
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text(SHIPPED.read_text())
     process = subprocess.Popen(
-        [
-            *MTSG,
-            "serve",
-            "--insecure",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-            "--data-dir",
-            str(tmp_path / "d"),
-        ],
+        serve_command(str(tmp_path / "d")),
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
@@ -136,17 +126,7 @@ def test_a_bad_policy_file_stops_the_start_with_the_problems(tmp_path: Path) -> 
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text(CALL_STEPS_UP.replace("ACTIVE_CALL", "NO_SUCH_CODE"))
     result = subprocess.run(
-        [
-            *MTSG,
-            "serve",
-            "--insecure",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-            "--data-dir",
-            str(tmp_path / "d"),
-        ],
+        serve_command(str(tmp_path / "d")),
         capture_output=True,
         text=True,
         cwd=tmp_path,

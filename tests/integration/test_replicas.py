@@ -23,7 +23,7 @@ from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
 from gateway.knowledge import shipped_policy_document
 from tests.helpers import app, freezing_login, package_entry_request, telemetry
-from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, gateway_env, wait_applied
+from tests.integration.conftest import LoggedProcess, applied_commands, gateway_env, serve_command, wait_applied
 
 MALWARE_PACKAGE = "com.replica.fake.bank"
 SLOW_POLL = "30"
@@ -31,17 +31,7 @@ SLOW_POLL = "30"
 
 def _start_replica(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
     process = LoggedProcess(
-        [
-            *MTSG,
-            "serve",
-            "--insecure",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-            "--data-dir",
-            str(tmp_path / name),
-        ],
+        serve_command(str(tmp_path / name)),
         tmp_path / f"{name}.log",
         env,
         tmp_path,
