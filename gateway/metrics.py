@@ -87,7 +87,7 @@ class Metrics:
             ),
             rate_limited=Counter(
                 "mtsg_rate_limited",
-                "Calls answered RESOURCE_EXHAUSTED, by the limit that was reached (in_flight, device, customer)",
+                "Logins and calls refused by an abuse limit: in_flight, device, customer (RESOURCE_EXHAUSTED), replay",
                 ["limit"],
                 registry=registry,
             ),
