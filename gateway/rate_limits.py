@@ -69,9 +69,6 @@ class TokenBuckets:
         for key in full:
             del self._buckets[key]
 
-    def __len__(self) -> int:
-        return len(self._buckets)
-
 
 class InFlightLimit:
     """A guard for the interceptor: at most ``limit`` calls at once; the rest get RESOURCE_EXHAUSTED.

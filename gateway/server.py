@@ -73,7 +73,8 @@ SERVICE_NAMES = (
 )
 
 
-SUBSCRIBE_METHOD = "/mtsg.v1.CommandFeedService/Subscribe"
+# The command stream lives for hours: it is not counted against server.max_in_flight.
+SUBSCRIBE_METHOD = f"/{SERVICE_NAMES[3]}/Subscribe"
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -98,7 +99,6 @@ class RunningGateway:
     feed_sync: FeedSync | None
     dispatcher: CommandDispatcher | None
     tls: ReloadingServerCredentials | None
-    identities: WatchedFiles[IdentityBook] | None
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
 
@@ -339,7 +339,6 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         feed_sync=feed_sync,
         dispatcher=dispatcher,
         tls=tls,
-        identities=identities,
         _metrics_http=metrics_http,
     )
     log.info(

@@ -53,10 +53,10 @@ class WatchedFiles(Generic[Loaded]):
         self.refresh()
         return self._value
 
-    def refresh(self, *, force: bool = False) -> bool:
+    def refresh(self) -> bool:
         """Reload if the files changed; True when a new value is in force."""
         now = self._clock()
-        if not force and now - self._checked < self._interval:
+        if now - self._checked < self._interval:
             return False
         self._checked = now
         try:
@@ -64,7 +64,7 @@ class WatchedFiles(Generic[Loaded]):
         except OSError as error:
             log.error(f"{self._what} cannot be read; the loaded one stays in force", error=str(error))
             return False
-        if stamp == self._stamp and not force:
+        if stamp == self._stamp:
             return False
         self._stamp = stamp  # a bad change is reported once, not at every check
         try:
