@@ -279,7 +279,7 @@ def _validate(config: Config) -> None:
         if key != "listen" and address == "":
             continue
         host, _, port = address.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
             raise ConfigError(f"server.{key}: expected HOST:PORT, got {address!r}")
     positive = {
         "server.max_message_bytes": config.server.max_message_bytes,

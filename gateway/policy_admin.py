@@ -25,7 +25,7 @@ class PolicyVersionNotFoundError(LookupError):
 
 def parse_version(text: str) -> int:
     """A version as the API and CLI spell it ("7"); PolicyVersionNotFoundError for anything else."""
-    if not text.isdigit() or len(text) > 18 or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
         raise PolicyVersionNotFoundError(text)
     return int(text)
 

@@ -240,7 +240,7 @@ def _core_receiver(options: argparse.Namespace) -> int:
         if not keys.hmac_secrets and not keys.public_keys:
             raise CommandError("give --hmac-secret-file and/or --public-key-file: the receiver verifies every request")
         host, _, port = options.listen.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             raise CommandError(f"--listen: expected HOST:PORT, got {options.listen!r}")
         behaviour = Behaviour(options.fail_status, options.fail_count, options.delay_seconds, options.retry_after)
         ledger = Ledger(options.data_dir / "receiver.sqlite3")

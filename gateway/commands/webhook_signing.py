@@ -162,7 +162,7 @@ def verify_webhook(
     signature_header = headers.get("webhook-signature", "")
     if not webhook_id or not stamp or not signature_header:
         raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise WebhookVerificationError("webhook-timestamp must be whole seconds since the epoch")
     if abs(now - int(stamp)) > tolerance_seconds:
         raise WebhookVerificationError(f"webhook-timestamp is more than {tolerance_seconds:g}s from now")

@@ -98,7 +98,7 @@ def lock_key(name: str) -> int:
 def changed_rows(status: str) -> int:
     """Rows changed, from a PostgreSQL command tag such as ``UPDATE 3`` or ``INSERT 0 1``."""
     last = status.rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else 0
+    return int(last) if last.isascii() and last.isdigit() else 0
 
 
 def numbered_placeholders(sql: str) -> str:
