@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
 from gateway.config import Config
@@ -27,6 +28,20 @@ def actor(options: argparse.Namespace) -> str:
 
 def add_actor_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", default="", help="who does this, for the audit trail (default cli:USER@HOST)")
+
+
+def table_progress(done: str) -> Callable[[str, int, bool], None]:
+    """A progress line on stderr per table: at most one a second while it runs, and one when it is ``done``."""
+    last = 0.0
+
+    def report(table: str, rows: int, finished: bool) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if finished or now - last >= 1.0:
+            last = now
+            print(f"  {table}: {rows:,} rows{' ' + done if finished else ' …'}", file=sys.stderr, flush=True)
+
+    return report
 
 
 def run_async(name: str, work: Callable[[], Awaitable[int]], expected: tuple[type[Exception], ...]) -> int:

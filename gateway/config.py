@@ -143,6 +143,22 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the store keeps what it collects, in days; 0 keeps it for ever (docs/SECURITY.md)."""
+
+    # customer_devices, login_locations, device_inventories.  Keep at least as long as the
+    # policy's history windows look back, or a known device is "new" again.
+    device_history_days: float = 0.0
+    # Verdicts and shadow firings; a verdict a kept command or location points at stays.
+    verdicts_days: float = 0.0
+    # Commands every endpoint has received and every stream consumer has acknowledged.
+    commands_days: float = 0.0
+    phone_changes_days: float = 0.0
+    # How often each gateway runs the purge (login nonces are purged then too); 0: never.
+    purge_interval_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     # TOML file mapping bearer-token hashes and client-certificate names to roles
     # (app, telco, secops, core); `mtsg auth token` makes entries.  docs/SECURITY.md.
@@ -167,6 +183,7 @@ class Config:
     blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -316,6 +333,7 @@ def _validate(config: Config) -> None:
         ("limits.max_clock_skew_seconds", config.limits.max_clock_skew_seconds),
         ("server.shutdown_drain_seconds", config.server.shutdown_drain_seconds),
         ("server.shutdown_grace_seconds", config.server.shutdown_grace_seconds),
+        *((f"retention.{f.name}", getattr(config.retention, f.name)) for f in dataclasses.fields(RetentionConfig)),
     ):
         if number < 0:
             raise ConfigError(f"{name}: must not be negative, got {number}")

@@ -31,6 +31,7 @@ class Metrics:
     safety_valve_open: Gauge
     freezes_degraded: Counter
     fail_mode_verdicts: Counter
+    purged_rows: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -105,6 +106,12 @@ class Metrics:
             fail_mode_verdicts=Counter(
                 "mtsg_fail_mode_verdicts",
                 "Logins answered with the configured fail mode because the store did not answer in time",
+                registry=registry,
+            ),
+            purged_rows=Counter(
+                "mtsg_purged_rows",
+                "Rows the retention job removed because they passed their configured age, by table",
+                ["table"],
                 registry=registry,
             ),
         )

@@ -49,6 +49,7 @@ from gateway.phone_hash import load_or_create_hasher
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.privacy import use_pseudonym_key
 from gateway.rate_limits import InFlightLimit, TokenBuckets
+from gateway.retention_job import RetentionJob, retention_policy
 from gateway.security.access import AccessGuard
 from gateway.security.file_watch import WatchedFiles
 from gateway.security.identities import IdentityBook, load_identities
@@ -98,6 +99,7 @@ class RunningGateway:
     policy_refresher: PolicyRefresher
     feed_sync: FeedSync | None
     dispatcher: CommandDispatcher | None
+    retention: RetentionJob | None
     tls: ReloadingServerCredentials | None
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
@@ -128,6 +130,8 @@ class RunningGateway:
             await self.dispatcher.stop()
         if self.feed_sync is not None:
             await self.feed_sync.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         await self.refresher.stop()
         await self.policy_refresher.stop()
         await self.store.close()
@@ -321,6 +325,12 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             store, config.command_endpoints, signer, _dispatch_settings(config), metrics, wakeup, clock
         )
         dispatcher.start()
+    retention = None
+    if config.retention.purge_interval_seconds > 0:
+        retention = RetentionJob(
+            store, retention_policy(config), config.retention.purge_interval_seconds, metrics, clock
+        )
+        retention.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningGateway(
@@ -338,6 +348,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         policy_refresher=policy_refresher,
         feed_sync=feed_sync,
         dispatcher=dispatcher,
+        retention=retention,
         tls=tls,
         _metrics_http=metrics_http,
     )

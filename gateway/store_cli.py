@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.cli_support import CommandError, ConfigLoader, run_async
+from gateway.cli_support import CommandError, ConfigLoader, run_async, table_progress
 from gateway.logging_setup import configure_logging
 from gateway.store import StoreUnavailableError, open_database
 from gateway.store.copy import CopyError, TableCopy, copy_store
@@ -80,7 +80,7 @@ def _copy(options: argparse.Namespace, load: ConfigLoader) -> int:
                 applied = await target.migrate(lambda name: _say(f"target: applying {name} …"))
                 if applied:
                     _say(f"target: schema created ({len(applied)} migrations)")
-                results = await copy_store(source, target, _progress())
+                results = await copy_store(source, target, table_progress("copied"))
             finally:
                 await target.close()
         finally:
@@ -88,18 +88,6 @@ def _copy(options: argparse.Namespace, load: ConfigLoader) -> int:
         return _report(results)
 
     return run_async("store copy", work, (StoreUnavailableError, CopyError))
-
-
-def _progress() -> Any:
-    last = {"at": 0.0}
-
-    def report(table: str, rows: int, finished: bool) -> None:
-        now = time.monotonic()
-        if finished or now - last["at"] >= 1.0:
-            last["at"] = now
-            _say(f"  {table}: {rows:,} rows{' copied' if finished else ' …'}")
-
-    return report
 
 
 def _report(results: list[TableCopy]) -> int:

@@ -26,6 +26,7 @@ from gateway.store.records import (
     VerdictRow,
 )
 from gateway.store.registry import BlocklistStore
+from gateway.store.retention import DEFAULT_BATCH_SIZE, Progress, RetentionPolicy
 
 __all__ = ["Store", "StoreUnavailableError", "is_postgres_url", "open_database", "open_store"]
 
@@ -87,6 +88,21 @@ class Store(Protocol):
     async def get_verdict(self, verdict_id: str) -> VerdictRow | None: ...
 
     async def count_rows(self, table: str) -> int: ...
+
+    async def purge(
+        self,
+        policy: RetentionPolicy,
+        now: float,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        """Remove what ``policy`` says is too old, in short transactions; rows removed per table."""
+        ...
+
+    async def count_purgeable(self, policy: RetentionPolicy, now: float) -> dict[str, int]:
+        """What ``purge`` would remove now (at least: a purge frees more verdicts as it removes commands)."""
+        ...
 
     async def schema_version(self) -> int: ...
 

@@ -22,6 +22,7 @@ from gateway.store.records import (
     VerdictRow,
 )
 from gateway.store.registry import BlocklistStore
+from gateway.store.retention import DEFAULT_BATCH_SIZE, Progress, RetentionPolicy, count_purgeable, purge
 from signals.context import DeviceInventory, PastLocation, PhoneNumberChangeSummary
 from signals.inventory import unpack_inventory
 
@@ -243,6 +244,19 @@ class SQLStore:
             raise ValueError(f"unknown table {table!r}")
         row = await self.db.fetchone(f"SELECT COUNT(*) FROM {table}")
         return int(row[0]) if row else 0
+
+    async def purge(
+        self,
+        policy: RetentionPolicy,
+        now: float,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        return await purge(self.db, policy, now, batch_size=batch_size, progress=progress)
+
+    async def count_purgeable(self, policy: RetentionPolicy, now: float) -> dict[str, int]:
+        return await count_purgeable(self.db, policy, now)
 
     async def listen(self, listener: ChangeListener) -> None:
         await self.db.listen(listener)
