@@ -124,7 +124,7 @@ class CommandsConfig:
     hmac_secret_file: str = ""
     ed25519_key_file: str = ""
     # Attempts per delivery (the first included) before it is dead-lettered.
-    max_attempts: int = 12
+    max_attempts: int = 160
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 600.0
     request_timeout_seconds: float = 10.0

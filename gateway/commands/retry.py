@@ -15,7 +15,7 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 class RetryPolicy:
     """Exponential backoff with jitter, capped; ``max_attempts`` counts the first try."""
 
-    max_attempts: int = 12
+    max_attempts: int = 160
     initial_seconds: float = 1.0
     max_seconds: float = 600.0
     # Each delay is drawn between (1 - jitter) and 1 times the exponential step, so

@@ -35,9 +35,10 @@ class ReceiverKeyFiles:
 class RunningReceiver:
     """The reference receiver served from a thread; ``stop`` and ``start`` simulate an outage on one port."""
 
-    def __init__(self, ledger_path: Path, keys: ReceiverKeys) -> None:
+    def __init__(self, ledger_path: Path, keys: ReceiverKeys, clock: Callable[[], float] = time.time) -> None:
         self.ledger = Ledger(ledger_path)
         self.keys = keys
+        self.clock = clock
         self.port = 0
         self._server: CoreReceiver | None = None
         self._thread: threading.Thread | None = None
@@ -48,7 +49,7 @@ class RunningReceiver:
         return f"http://127.0.0.1:{self.port}/commands"
 
     def start(self) -> None:
-        self._server = CoreReceiver(("127.0.0.1", self.port), self.ledger, self.keys, Behaviour())
+        self._server = CoreReceiver(("127.0.0.1", self.port), self.ledger, self.keys, Behaviour(), clock=self.clock)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

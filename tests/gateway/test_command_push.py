@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.client import MtsgClient
 from gateway.commands.webhook_signing import WebhookSigner
+from gateway.config import CommandsConfig
 from gateway.generated.mtsg.v1 import common_pb2
-from gateway.server import RunningGateway
+from gateway.server import RunningGateway, start_gateway
 from gateway.store.records import CommandQuery
-from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually
+from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config
 from tests.helpers import freezing_login, telemetry
 
 
@@ -157,6 +159,59 @@ async def test_an_outage_delays_but_loses_nothing_and_keeps_each_customers_order
     for customer in customers:
         assert [row["sequence"] for row in applied if row["customer_id"] == customer] == [1, 2, 3, 4]
     assert not any(row["out_of_order"] for row in applied)
+
+
+class ShiftedClock:
+    """The wall clock plus an offset the test moves: an hour passes in seconds."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_core_banking_down_for_an_hour_holds_the_backlog_and_drains_it_in_order(
+    tmp_path: Path, key_files: ReceiverKeyFiles
+) -> None:
+    """With the shipped retry settings, an hour's outage dead-letters nothing; afterwards all goes, in order."""
+    clock = ShiftedClock()
+    receiver = RunningReceiver(tmp_path / "receiver" / "ledger.sqlite3", key_files.keys, clock)
+    receiver.stop()
+    shipped = CommandsConfig()
+    config = push_config(
+        tmp_path,
+        key_files,
+        receiver.url,
+        backoff_initial_seconds=shipped.backoff_initial_seconds,
+        backoff_max_seconds=shipped.backoff_max_seconds,
+        max_attempts=shipped.max_attempts,
+    )
+    gateway = await start_gateway(config, clock=clock)
+    customers = [f"cust-hour-{number}" for number in range(3)]
+    try:
+        async with MtsgClient(gateway.target) as client:
+            for _ in range(3):
+                for customer in customers:
+                    await client.check_login(freezing_login(customer))
+        for _ in range(65):  # a minute of the gateway's clock per step
+            clock.offset += 60
+            await asyncio.sleep(0.12)
+        counts = await gateway.store.commands.counts()
+        assert not any(state == "dead" for (_, state) in counts), counts
+        attempts = await gateway.store.count_rows("command_attempts")
+        assert attempts >= 3 * 8, f"only {attempts} attempts in an hour"  # each customer's first, retried
+        assert receiver.applied() == []
+        receiver.start()
+        clock.offset += shipped.backoff_max_seconds  # the longest backoff has passed
+        applied = await eventually(lambda: len(receiver.applied()) == 9 and receiver.applied(), timeout=30)
+        for customer in customers:
+            assert [row["sequence"] for row in applied if row["customer_id"] == customer] == [1, 2, 3]
+        assert not any(row["out_of_order"] for row in applied)
+    finally:
+        await gateway.stop(grace=1.0)
+        receiver.stop()
+        receiver.ledger.close()
 
 
 async def _any_attempt_failed(gateway: RunningGateway) -> bool:

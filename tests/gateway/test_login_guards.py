@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 from gateway.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server import RunningGateway, start_gateway
-from tests.helpers import again, freezing_login, gateway_config, request, telemetry
+from tests.helpers import again, app, freezing_login, gateway_config, request, telemetry
 
 MTSG = [sys.executable, "-m", "gateway.cli"]
 
@@ -172,4 +172,29 @@ async def test_fail_mode_unavailable_answers_unavailable_instead(tmp_path: Path)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         blocker.close()
+        await running.stop(grace=1.0)
+
+
+async def test_a_full_disk_gets_the_fail_mode_and_nothing_committed_is_lost(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (the file may not grow), then room again."""
+    running = await _started(tmp_path)
+    db = running.store.db  # type: ignore[attr-defined]
+    try:
+        async with MtsgClient(running.target) as client:
+            assert (await client.check_login(freezing_login())).action == common_pb2.ACTION_FREEZE
+            (pages,) = await db.fetchone("PRAGMA page_count")
+            await db.execute(f"PRAGMA max_page_count = {pages}")
+            crowded = [app(f"com.filler.app{n:03d}.{'x' * 80}") for n in range(300)]
+            codes = []
+            while "STORE_UNAVAILABLE" not in codes and len(codes) < 50:  # the free pages left fill up first
+                codes.append((await client.check_login(telemetry(installed_apps=crowded))).reasons[0].code)
+            assert codes[-1] == "STORE_UNAVAILABLE", codes
+            stored = await running.store.count_rows("verdicts")
+            full = await client.check_login(telemetry(installed_apps=crowded, call={"active_call": True}))
+            assert full.action == common_pb2.ACTION_STEP_UP and full.reasons[0].code == "STORE_UNAVAILABLE"
+            assert await running.store.count_rows("verdicts") == stored
+            await db.execute("PRAGMA max_page_count = 1073741823")
+            assert (await client.check_login(freezing_login())).action == common_pb2.ACTION_FREEZE
+        assert await running.store.count_rows("commands") == 2
+    finally:
         await running.stop(grace=1.0)

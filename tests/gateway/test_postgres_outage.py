@@ -1,0 +1,107 @@
+"""PostgreSQL goes away under a running gateway: logins get the fail mode in time, and it heals by itself.
+
+The network between the gateway and the real PostgreSQL server is a proxy the test
+breaks: first every connection is reset and new ones refused (the host is down), then
+connections hang without an answer (a black-holed network).  Meanwhile each login must be
+answered within its budget; afterwards the gateway must serve real verdicts again without a
+restart, and every command committed before, during and after is in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gateway.client import MtsgClient
+from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
+from gateway.server import RunningGateway, start_gateway
+from tests.helpers import freezing_login, gateway_config, telemetry
+from tests.postgres import PostgresDatabases
+from tests.tcp_proxy import FaultyProxy
+
+STORE_TIMEOUT = 1.0
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[FaultyProxy]:
+    running = FaultyProxy("127.0.0.1", 5432)
+    await running.start()
+    yield running
+    await running.close()
+
+
+@pytest.fixture
+async def database(postgres: PostgresDatabases) -> AsyncIterator[str]:
+    url = await postgres.create()
+    yield url
+    await postgres.drop(url)
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, database: str, proxy: FaultyProxy) -> AsyncIterator[RunningGateway]:
+    through_proxy = database.replace(":5432/", f":{proxy.port}/")
+    assert through_proxy != database
+    config = gateway_config(
+        tmp_path, through_proxy, login__store_timeout_seconds=str(STORE_TIMEOUT), store__pool_size="3"
+    )
+    running = await start_gateway(config)
+    yield running
+    await running.stop(grace=1.0)
+
+
+async def _timed_login(
+    client: MtsgClient, message: telemetry_pb2.LoginTelemetry
+) -> tuple[threat_signal_service_pb2.CheckLoginResponse, float]:
+    started = time.monotonic()
+    answer = await client.check_login(message)
+    return answer, time.monotonic() - started
+
+
+def _is_fail_mode(answer: threat_signal_service_pb2.CheckLoginResponse) -> bool:
+    return any(reason.code == "STORE_UNAVAILABLE" for reason in answer.reasons)
+
+
+async def _count(database: str, table: str) -> int:
+    connection = await asyncpg.connect(database)  # straight to the server, not through the proxy
+    try:
+        return int(await connection.fetchval(f"SELECT COUNT(*) FROM {table}"))
+    finally:
+        await connection.close()
+
+
+async def test_logins_are_answered_in_time_while_postgresql_is_gone_and_it_heals(
+    gateway: RunningGateway, proxy: FaultyProxy, database: str
+) -> None:
+    async with MtsgClient(gateway.target, timeout=10) as client:
+        before, _ = await _timed_login(client, freezing_login())
+        assert before.action == common_pb2.ACTION_FREEZE
+
+        for outage in (proxy.cut, proxy.stall):
+            outage()
+            for message in (telemetry(), freezing_login()):
+                answer, seconds = await _timed_login(client, message)
+                assert _is_fail_mode(answer), f"{outage.__name__}: {answer}"
+                assert answer.action == common_pb2.ACTION_STEP_UP
+                assert seconds < STORE_TIMEOUT + 1.0, f"{outage.__name__}: answered after {seconds:.2f} s"
+            proxy.restore()
+            proxy.cut()  # the stalled connections are dead to the pool: reset them, as a real network would
+            proxy.restore()
+
+        # Back without a restart: the pool opens new connections on its own.
+        deadline = time.monotonic() + 30
+        after = None
+        while time.monotonic() < deadline:
+            after, _ = await _timed_login(client, freezing_login())
+            if not _is_fail_mode(after):
+                break
+            await asyncio.sleep(0.2)
+        assert after is not None and after.action == common_pb2.ACTION_FREEZE, after
+
+    # Exactly the two real FREEZE verdicts made commands; fail-mode answers stored nothing.
+    assert await _count(database, "commands") == 2
+    assert await _count(database, "verdicts") == 2
