@@ -39,6 +39,9 @@ class ServerConfig:
     shutdown_grace_seconds: float = 10.0
     # Calls being handled at once; more are answered RESOURCE_EXHAUSTED at once instead of queueing.
     max_in_flight: int = 1000
+    # The longest any call that answers once may run, whatever deadline the caller set (or none):
+    # DEADLINE_EXCEEDED past it.  CheckLogin answers much sooner (login.store_timeout_seconds).
+    max_call_seconds: float = 30.0
     # TLS on the gRPC port: PEM certificate chain and key, re-read when the files change.
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -302,6 +305,7 @@ def _validate(config: Config) -> None:
         "server.max_message_bytes": config.server.max_message_bytes,
         "store.pool_size": config.store.pool_size,
         "server.max_in_flight": config.server.max_in_flight,
+        "server.max_call_seconds": config.server.max_call_seconds,
         "login.max_telemetry_age_seconds": config.login.max_telemetry_age_seconds,
         "login.device_logins_per_minute": config.login.device_logins_per_minute,
         "login.device_login_burst": config.login.device_login_burst,

@@ -11,6 +11,7 @@ no parsing.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import time
@@ -58,10 +59,29 @@ async def _decoded(decode: Callable[[bytes], Any], body: bytes, context: grpc.ai
         await abort_with(context, invalid_argument(InvalidRequestError([violation]), "UNDECODABLE_REQUEST"))
 
 
+@asynccontextmanager
+async def _bounded(seconds: float | None, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """The server's own deadline for a call: a caller that set none (or a long one) cannot hold it for ever."""
+    if seconds is None:
+        yield
+        return
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"the call ran past the server's limit of {seconds:g} s (server.max_call_seconds); nothing of it"
+            " was committed unless a retry with the same request_id says so",
+        )
+
+
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: Metrics, guards: Sequence[Guard] = ()) -> None:
+    def __init__(self, metrics: Metrics, guards: Sequence[Guard] = (), max_call_seconds: float | None = None) -> None:
+        """``max_call_seconds`` bounds every call that answers once (streams run until the caller leaves)."""
         self._metrics = metrics
         self._guards = tuple(guards)
+        self._max_call_seconds = max_call_seconds
 
     def _record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
         elapsed = time.perf_counter() - started
@@ -94,7 +114,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, behavior: Callable[..., Awaitable[Any]], decode: Callable[[bytes], Any] | None = None
     ) -> Callable[..., Awaitable[Any]]:
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            async with self._observed(method, context):
+            async with self._observed(method, context), _bounded(self._max_call_seconds, context):
                 if decode is not None:
                     request = await _decoded(decode, request, context)
                 return await behavior(request, context)

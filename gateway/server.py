@@ -231,7 +231,11 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     guard = AccessGuard((lambda: identities.value) if identities else None, metrics)
     in_flight = InFlightLimit(config.server.max_in_flight, metrics, frozenset({SUBSCRIBE_METHOD}))
     server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor(metrics, guards=(guard.admit, in_flight.admit))],
+        interceptors=[
+            ObservabilityInterceptor(
+                metrics, guards=(guard.admit, in_flight.admit), max_call_seconds=config.server.max_call_seconds
+            )
+        ],
         options=[
             ("grpc.max_receive_message_length", config.server.max_message_bytes),
             ("grpc.max_send_message_length", config.server.max_message_bytes),

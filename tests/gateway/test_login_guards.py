@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 from gateway.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server import RunningGateway, start_gateway
-from tests.helpers import again, app, freezing_login, gateway_config, request, telemetry
+from tests.helpers import again, app, freezing_login, gateway_config, package_entry_request, request, telemetry
 
 MTSG = [sys.executable, "-m", "gateway.cli"]
 
@@ -197,4 +197,31 @@ async def test_a_full_disk_gets_the_fail_mode_and_nothing_committed_is_lost(tmp_
             assert (await client.check_login(freezing_login())).action == common_pb2.ACTION_FREEZE
         assert await running.store.count_rows("commands") == 2
     finally:
+        await running.stop(grace=1.0)
+
+
+async def test_a_call_without_a_deadline_is_cut_by_the_servers_own(tmp_path: Path) -> None:
+    """An admin write stuck behind another process's lock, from a caller that set no deadline."""
+    running = await _started(tmp_path, server__max_call_seconds="0.5")
+    blocker = sqlite3.connect(tmp_path / "data" / "mtsg.sqlite3", timeout=0)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        async with MtsgClient(running.target) as client:
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as cut:
+                await client.blocklist.AddEntry(package_entry_request("com.slow.fake", "Slow"), timeout=None)
+            assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "server.max_call_seconds" in (cut.value.details() or "")
+            assert time.monotonic() - started < 2.0
+            blocker.rollback()
+            added = await client.blocklist.AddEntry(package_entry_request("com.slow.fake", "Slow"), timeout=None)
+            assert added.entry.value == "com.slow.fake"
+        assert (
+            running.metrics.rpc_requests.labels(
+                method="/mtsg.v1.BlocklistService/AddEntry", code="DEADLINE_EXCEEDED"
+            )._value.get()
+            == 1
+        )
+    finally:
+        blocker.close()
         await running.stop(grace=1.0)
