@@ -260,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_valve_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
 
+    from gateway.privacy_cli import add_privacy_commands
+
+    add_privacy_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+
     from gateway.purge_cli import add_purge_command
 
     add_purge_command(commands, _add_config_flags, lambda options: _loaded_config(options).config)

@@ -201,6 +201,12 @@ class Config:
         )
 
     @property
+    def phone_hash_key_path(self) -> Path:
+        """The phone-hash key ring: ``privacy.phone_hash_key_file`` or the data dir's default."""
+        configured = self.privacy.phone_hash_key_file
+        return Path(configured) if configured else self.data_dir / "phone-hash.key"
+
+    @property
     def feed_urls(self) -> tuple[str, ...]:
         return _urls(self.blocklist.feed_urls)
 

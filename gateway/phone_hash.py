@@ -2,7 +2,12 @@
 
 A plain hash of a phone number is reversible by trying every number; a keyed hash is
 not without the key.  The key lives in a file outside the database; its id (a short
-digest of the key) is stored next to every hash so keys can rotate later.
+digest of the key) is stored next to every hash.
+
+Keys rotate: the file holds one hex key per line, the first hashing new numbers and the
+others kept so the hashes stored under them can still be matched (``mtsg privacy
+find-number`` hashes a number under each).  A key may leave the file once retention has
+removed the last row hashed with it (``mtsg privacy keys`` says when).
 """
 
 from __future__ import annotations
@@ -51,8 +56,35 @@ class PhoneNumberHasher:
         return hmac.new(self.key, normalized_number.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def load_or_create_hasher(path: Path) -> PhoneNumberHasher:
-    """Read the hex key at ``path``; create it (mode 0600) with fresh random bytes if it does not exist."""
+@dataclass(frozen=True, slots=True)
+class PhoneHashKeys:
+    """The key ring: ``current`` hashes new numbers; ``all`` (current first) can match stored hashes."""
+
+    all: tuple[PhoneNumberHasher, ...]
+
+    @property
+    def current(self) -> PhoneNumberHasher:
+        return self.all[0]
+
+    def hashes(self, normalized_number: str) -> dict[str, str]:
+        """The number's hash under every key, by key id."""
+        return {hasher.key_id: hasher.hash(normalized_number) for hasher in self.all}
+
+
+def _parse_keys(path: Path, text: str) -> PhoneHashKeys:
+    lines = [line.strip() for line in text.splitlines()]
+    keys = [line for line in lines if line and not line.startswith("#")]
+    if not keys:
+        raise PhoneHashKeyError(f"phone-hash key file {path} holds no key")
+    try:
+        hashers = tuple(PhoneNumberHasher.from_key(bytes.fromhex(key)) for key in keys)
+    except ValueError:
+        raise PhoneHashKeyError(f"phone-hash key file {path} must hold one hex key per line") from None
+    return PhoneHashKeys(hashers)
+
+
+def load_or_create_keys(path: Path) -> PhoneHashKeys:
+    """Read the key ring at ``path``; create it (mode 0600) with one fresh random key if it does not exist."""
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -62,10 +94,34 @@ def load_or_create_hasher(path: Path) -> PhoneNumberHasher:
     else:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(KEY_BYTES) + "\n")
+    return read_keys(path)
+
+
+def read_keys(path: Path) -> PhoneHashKeys:
     try:
-        key = bytes.fromhex(path.read_text().strip())
-    except OSError as error:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
         raise PhoneHashKeyError(f"cannot read phone-hash key file {path}: {error}") from error
-    except ValueError:
-        raise PhoneHashKeyError(f"phone-hash key file {path} must hold the key as hex") from None
-    return PhoneNumberHasher.from_key(key)
+    return _parse_keys(path, text)
+
+
+def rotate_keys(path: Path) -> tuple[PhoneHashKeys, PhoneHashKeys]:
+    """Put a fresh key first in the ring at ``path``, keeping the others; (before, after).
+
+    The file is replaced atomically (a gateway starting meanwhile reads the old ring or the
+    new one, never half of one), with mode 0600.
+    """
+    before = read_keys(path)
+    lines = [secrets.token_hex(KEY_BYTES), *(hasher.key.hex() for hasher in before.all)]
+    temporary = path.with_name(path.name + ".rotating")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("# phone-hash keys: the first hashes new numbers, the others match older hashes\n")
+            handle.write("\n".join(lines) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        raise PhoneHashKeyError(f"cannot rewrite phone-hash key file {path}: {error}") from error
+    return before, read_keys(path)

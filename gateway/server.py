@@ -45,7 +45,7 @@ from gateway.generated.mtsg.v1 import (
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
-from gateway.phone_hash import load_or_create_hasher
+from gateway.phone_hash import load_or_create_keys
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.privacy import use_pseudonym_key
 from gateway.rate_limits import InFlightLimit, TokenBuckets
@@ -200,8 +200,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             "privacy.phone_hash_key_file must be set when store.url is PostgreSQL: every replica must hash"
             " phone numbers with the same key (mount it from a Secret; docs/POSTGRESQL.md)"
         )
-    key_file = config.privacy.phone_hash_key_file or str(config.data_dir / "phone-hash.key")
-    hasher = load_or_create_hasher(Path(key_file))
+    hasher = load_or_create_keys(config.phone_hash_key_path).current
     use_pseudonym_key(hasher.key)
     store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
     holder = KnowledgeHolder(knowledge)

@@ -7,7 +7,7 @@ only; the SQL is written once (``sql_store``, ``registry``, ``outbox``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from gateway.store.records import (
     HistoryWindows,
     LoginHistory,
     LoginRecord,
+    PhoneChangeMatch,
     PhoneChangeRecord,
     StoredVerdict,
     VerdictQuery,
@@ -79,6 +80,14 @@ class Store(Protocol):
     @property
     def guards(self) -> GuardStore:
         """The FREEZE safety valve."""
+        ...
+
+    async def phone_hash_key_use(self) -> dict[str, int]:
+        """Stored phone-number changes per hash key id (a key may leave the ring once it has none)."""
+        ...
+
+    async def find_phone_changes(self, hashes: Mapping[str, str]) -> list[PhoneChangeMatch]:
+        """Changes involving a number, given its hash under each key id; oldest first."""
         ...
 
     async def list_verdicts(self, query: VerdictQuery) -> list[VerdictRow]:

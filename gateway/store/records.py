@@ -62,6 +62,20 @@ class PhoneChangeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PhoneChangeMatch:
+    """A stored phone-number change that involved a number looked up by an investigator."""
+
+    event_id: str
+    customer_id: str
+    changed_at: float
+    kind: str
+    source: str
+    hash_key_id: str
+    # "previous", "new" or "both": which side of the change the number was.
+    side: str
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryWindows:
     """How far back one login looks; the policy's detector settings decide most of it."""
 

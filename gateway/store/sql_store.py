@@ -6,7 +6,7 @@ the backend from the URL (SQLite file or PostgreSQL DSN) and migrates it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gateway.store.database import ChangeListener, Connection, Database
 from gateway.store.guards import FREEZE_ACTION, GuardStore, check_freeze_cap, claim_nonce
@@ -16,6 +16,7 @@ from gateway.store.records import (
     HistoryWindows,
     LoginHistory,
     LoginRecord,
+    PhoneChangeMatch,
     PhoneChangeRecord,
     StoredVerdict,
     VerdictQuery,
@@ -219,6 +220,26 @@ class SQLStore:
                     ),
                 )
         return accepted, len(changes) - accepted
+
+    async def phone_hash_key_use(self) -> dict[str, int]:
+        """Stored phone-number changes per hash key id."""
+        rows = await self.db.fetch("SELECT hash_key_id, COUNT(*) FROM phone_number_changes GROUP BY hash_key_id")
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def find_phone_changes(self, hashes: Mapping[str, str]) -> list[PhoneChangeMatch]:
+        """Changes whose previous or new number has one of ``hashes`` (key id -> the number's hash under it)."""
+        matches: list[PhoneChangeMatch] = []
+        for key_id, number_hash in hashes.items():
+            rows = await self.db.fetch(
+                "SELECT event_id, customer_id, changed_at, kind, source, previous_number_hash = ?,"
+                " new_number_hash = ? FROM phone_number_changes"
+                " WHERE hash_key_id = ? AND (previous_number_hash = ? OR new_number_hash = ?)",
+                (number_hash, number_hash, key_id, number_hash, number_hash),
+            )
+            for row in rows:
+                side = "both" if row[5] and row[6] else "previous" if row[5] else "new"
+                matches.append(PhoneChangeMatch(row[0], row[1], row[2], row[3], row[4], key_id, side))
+        return sorted(matches, key=lambda match: match.changed_at)
 
     async def list_verdicts(self, query: VerdictQuery) -> list[VerdictRow]:
         """A customer's verdicts, newest first, within [since, until)."""

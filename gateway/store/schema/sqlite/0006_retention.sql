@@ -7,3 +7,7 @@ CREATE INDEX login_locations_time ON login_locations (observed_at);
 CREATE INDEX shadow_firings_verdict ON shadow_firings (verdict_id);
 CREATE INDEX customer_devices_last_seen ON customer_devices (last_seen_at);
 CREATE INDEX phone_number_changes_time ON phone_number_changes (changed_at);
+
+-- `mtsg privacy find-number`: which changes involved a number (its hash under each key).
+CREATE INDEX phone_number_changes_previous ON phone_number_changes (previous_number_hash);
+CREATE INDEX phone_number_changes_new ON phone_number_changes (new_number_hash);
