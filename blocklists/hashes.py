@@ -22,9 +22,14 @@ class MalformedDigestError(ValueError):
     """The text is not a hex digest of the expected length."""
 
 
+def is_canonical_hex_digest(raw: str, length: int) -> bool:
+    """Already lower-case hex of the right length: what nearly every well-behaved SDK sends."""
+    return len(raw) == length and _CANONICAL.fullmatch(raw) is not None
+
+
 def normalize_hex_digest(raw: str, *, length: int) -> str:
     """Return ``raw`` as lower-case hex without separators, or raise MalformedDigestError."""
-    if len(raw) == length and _CANONICAL.fullmatch(raw):
+    if is_canonical_hex_digest(raw, length):
         return raw
     digest = raw.translate(_SEPARATORS).lower()
     if len(digest) != length:

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from blocklists.hashes import SHA1_HEX_LENGTH, SHA256_HEX_LENGTH, MalformedDigestError, normalize_hex_digest
+from blocklists.hashes import (
+    SHA1_HEX_LENGTH,
+    SHA256_HEX_LENGTH,
+    MalformedDigestError,
+    is_canonical_hex_digest,
+    normalize_hex_digest,
+)
 from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.phone_hash import PhoneNumberError, normalize_phone_number
@@ -107,10 +113,9 @@ class Violations:
         if not value:
             if required:
                 self.add(path, "is required")
-            return value
-        if len(value) > max_length:
+        elif len(value) > max_length:
             self.add(path, f"must be at most {max_length} characters, got {len(value)}")
-        elif not value.isprintable() or value != value.strip():
+        elif not _clean_text(value, max_length):
             self.add(path, "must be printable text without control characters or surrounding spaces")
         return value
 
@@ -135,6 +140,8 @@ class Violations:
             self.add(path, "nanos must be between 0 and 999999999")
             return None
         seconds = stamp.seconds + stamp.nanos / 1e9
+        if earliest <= seconds <= latest and seconds >= EARLIEST_TIME:
+            return seconds
         if seconds < EARLIEST_TIME:
             self.add(path, "must not be before 2000-01-01T00:00:00Z")
         elif seconds < earliest:
@@ -146,6 +153,71 @@ class Violations:
     def enum(self, path: str, value: int, known: dict[int, object] | set[int]) -> None:
         if value not in known:
             self.add(path, f"unknown enum value {value}")
+
+
+def _clean_text(value: str, max_length: int) -> bool:
+    """Empty, or short enough and printable without surrounding spaces: text ``Violations.text`` accepts."""
+    return not value or (len(value) <= max_length and value.isprintable() and value == value.strip())
+
+
+def _app_time(stamp: Timestamp, latest: float) -> float | bool | None:
+    """An app's optional timestamp when ``Violations.time`` would accept it (None: unset); False otherwise."""
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if seconds == 0 and nanos == 0:
+        return None
+    if not 0 <= nanos <= 999_999_999:
+        return False
+    value = seconds + nanos / 1e9
+    return value if EARLIEST_TIME <= value <= latest else False
+
+
+def _clean_app(app: telemetry_pb2.InstalledApp, limits: Limits, latest: float) -> model.InstalledApp | None:
+    """The app when every check of the full path would pass with canonical values; None sends it there.
+
+    Nearly every app of a real login is clean, and building field paths and calling a checker per
+    field is most of validation's cost (issue 3).  Anything unusual (a violation, or a digest that
+    needs normalising) takes the full path, which names each problem; a property test holds the
+    two paths to the same answers.
+    """
+    name = app.package_name
+    installer_class = _INSTALLER_CLASSES.get(app.installer_class)
+    permissions = tuple(app.granted_permissions)
+    label, version_name, installer_package = app.label, app.version_name, app.installer_package
+    apk, certificate, certificate_sha1 = app.apk_sha256, app.signing_cert_sha256, app.signing_cert_sha1
+    if (
+        not name
+        or _PACKAGE_NAME.match(name) is None
+        or installer_class is None
+        or len(permissions) > limits.max_permissions_per_app
+        or not all(permission and _clean_text(permission, 255) for permission in permissions)
+        or not (_clean_text(label, 256) and _clean_text(version_name, 128) and _clean_text(installer_package, 255))
+        or (apk and not is_canonical_hex_digest(apk, SHA256_HEX_LENGTH))
+        or (certificate and not is_canonical_hex_digest(certificate, SHA256_HEX_LENGTH))
+        or (certificate_sha1 and not is_canonical_hex_digest(certificate_sha1, SHA1_HEX_LENGTH))
+    ):
+        return None
+    first_install = _app_time(app.first_install_time, latest)
+    last_update = _app_time(app.last_update_time, latest)
+    if first_install is False or last_update is False:
+        return None
+    return model.InstalledApp(
+        package_name=name,
+        label=label,
+        installer_class=installer_class,
+        installer_package=installer_package,
+        apk_sha256=apk,
+        signing_cert_sha256=certificate,
+        signing_cert_sha1=certificate_sha1,
+        system_app=app.system_app,
+        first_install_time=first_install,
+        last_update_time=last_update,
+        granted_permissions=permissions,
+        accessibility_service_enabled=app.accessibility_service_enabled,
+        device_admin=app.device_admin,
+        draw_over_apps=app.draw_over_apps,
+        running=app.running,
+        foreground=app.foreground,
+    )
 
 
 def request_id_or_none(path: str, request_id: str, violations: Violations) -> str | None:
@@ -161,47 +233,62 @@ def _apps(
 ) -> Iterator[model.InstalledApp]:
     seen: dict[str, int] = {}
     for index, app in enumerate(apps):
-        path = f"telemetry.installed_apps[{index}]"
-        name = app.package_name
-        if not name:
-            v.add(f"{path}.package_name", "is required")
-        elif not _PACKAGE_NAME.match(name):
-            v.add(f"{path}.package_name", "must be a package name or bundle id (letters, digits, '.', '_', '-')")
-        elif name in seen:
-            v.add(f"{path}.package_name", f"duplicates installed_apps[{seen[name]}] ({name})")
-        else:
-            seen[name] = index
-        v.enum(f"{path}.installer_class", app.installer_class, _INSTALLER_CLASSES)
-        if len(app.granted_permissions) > limits.max_permissions_per_app:
-            v.add(
-                f"{path}.granted_permissions",
-                f"at most {limits.max_permissions_per_app} permissions, got {len(app.granted_permissions)}",
-            )
-        for position, permission in enumerate(app.granted_permissions[: limits.max_permissions_per_app]):
-            v.text(f"{path}.granted_permissions[{position}]", permission, max_length=255, required=True)
-        v.text(f"{path}.label", app.label, max_length=256)
-        v.text(f"{path}.version_name", app.version_name, max_length=128)
-        v.text(f"{path}.installer_package", app.installer_package, max_length=255)
-        yield model.InstalledApp(
-            package_name=name,
-            label=app.label,
-            installer_class=_INSTALLER_CLASSES.get(app.installer_class, model.InstallerClass.UNKNOWN),
-            installer_package=app.installer_package,
-            apk_sha256=v.digest(f"{path}.apk_sha256", app.apk_sha256, length=SHA256_HEX_LENGTH),
-            signing_cert_sha256=v.digest(
-                f"{path}.signing_cert_sha256", app.signing_cert_sha256, length=SHA256_HEX_LENGTH
-            ),
-            signing_cert_sha1=v.digest(f"{path}.signing_cert_sha1", app.signing_cert_sha1, length=SHA1_HEX_LENGTH),
-            system_app=app.system_app,
-            first_install_time=v.time(f"{path}.first_install_time", app.first_install_time, latest=latest),
-            last_update_time=v.time(f"{path}.last_update_time", app.last_update_time, latest=latest),
-            granted_permissions=tuple(app.granted_permissions),
-            accessibility_service_enabled=app.accessibility_service_enabled,
-            device_admin=app.device_admin,
-            draw_over_apps=app.draw_over_apps,
-            running=app.running,
-            foreground=app.foreground,
+        clean = _clean_app(app, limits, latest)
+        if clean is not None and clean.package_name not in seen:
+            seen[clean.package_name] = index
+            yield clean
+            continue
+        yield _checked_app(index, app, seen, limits, latest, v)
+
+
+def _checked_app(
+    index: int,
+    app: telemetry_pb2.InstalledApp,
+    seen: dict[str, int],
+    limits: Limits,
+    latest: float,
+    v: Violations,
+) -> model.InstalledApp:
+    """The full path: every check with the field's path, each problem added to ``v``."""
+    path = f"telemetry.installed_apps[{index}]"
+    name = app.package_name
+    if not name:
+        v.add(f"{path}.package_name", "is required")
+    elif not _PACKAGE_NAME.match(name):
+        v.add(f"{path}.package_name", "must be a package name or bundle id (letters, digits, '.', '_', '-')")
+    elif name in seen:
+        v.add(f"{path}.package_name", f"duplicates installed_apps[{seen[name]}] ({name})")
+    else:
+        seen[name] = index
+    v.enum(f"{path}.installer_class", app.installer_class, _INSTALLER_CLASSES)
+    if len(app.granted_permissions) > limits.max_permissions_per_app:
+        v.add(
+            f"{path}.granted_permissions",
+            f"at most {limits.max_permissions_per_app} permissions, got {len(app.granted_permissions)}",
         )
+    for position, permission in enumerate(app.granted_permissions[: limits.max_permissions_per_app]):
+        v.text(f"{path}.granted_permissions[{position}]", permission, max_length=255, required=True)
+    v.text(f"{path}.label", app.label, max_length=256)
+    v.text(f"{path}.version_name", app.version_name, max_length=128)
+    v.text(f"{path}.installer_package", app.installer_package, max_length=255)
+    return model.InstalledApp(
+        package_name=name,
+        label=app.label,
+        installer_class=_INSTALLER_CLASSES.get(app.installer_class, model.InstallerClass.UNKNOWN),
+        installer_package=app.installer_package,
+        apk_sha256=v.digest(f"{path}.apk_sha256", app.apk_sha256, length=SHA256_HEX_LENGTH),
+        signing_cert_sha256=v.digest(f"{path}.signing_cert_sha256", app.signing_cert_sha256, length=SHA256_HEX_LENGTH),
+        signing_cert_sha1=v.digest(f"{path}.signing_cert_sha1", app.signing_cert_sha1, length=SHA1_HEX_LENGTH),
+        system_app=app.system_app,
+        first_install_time=v.time(f"{path}.first_install_time", app.first_install_time, latest=latest),
+        last_update_time=v.time(f"{path}.last_update_time", app.last_update_time, latest=latest),
+        granted_permissions=tuple(app.granted_permissions),
+        accessibility_service_enabled=app.accessibility_service_enabled,
+        device_admin=app.device_admin,
+        draw_over_apps=app.draw_over_apps,
+        running=app.running,
+        foreground=app.foreground,
+    )
 
 
 def _location(telemetry: telemetry_pb2.LoginTelemetry, v: Violations) -> model.Location | None:

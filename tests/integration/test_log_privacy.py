@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -34,7 +35,7 @@ def _shapes(number: str) -> list[str]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str]) -> tuple[LoggedProcess, str]:
+def gateway(tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str]) -> Iterator[tuple[LoggedProcess, str]]:
     _, receiver_url = receiver
     process = LoggedProcess(
         [*MTSG, "serve", "--insecure", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d")],
@@ -47,7 +48,10 @@ def gateway(tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str]) -> 
         },
         tmp_path,
     )
-    return process, f"127.0.0.1:{process.wait_for_log('serving')['port']}"
+    try:
+        yield process, f"127.0.0.1:{process.wait_for_log('serving')['port']}"
+    finally:
+        process.stop()  # the test stops it first to read a complete log; a failed test leaves it to us
 
 
 async def test_a_full_runs_logs_hold_no_phone_number_id_or_app_list(
