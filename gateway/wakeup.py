@@ -28,5 +28,9 @@ class Wakeup:
 
     @staticmethod
     async def wait(ticket: asyncio.Event, timeout: float) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives
+        # just as the event is set, so a dispatcher being stopped while a command was written kept
+        # running and its stop() waited for ever (seen as a hung test teardown).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ticket.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await ticket.wait()
