@@ -160,15 +160,19 @@ def _clean_text(value: str, max_length: int) -> bool:
     return not value or (len(value) <= max_length and value.isprintable() and value == value.strip())
 
 
-def _app_time(stamp: Timestamp, latest: float) -> float | bool | None:
-    """An app's optional timestamp when ``Violations.time`` would accept it (None: unset); False otherwise."""
+# What _app_time answers for a timestamp the full path would refuse (no valid time is negative).
+_REFUSED_TIME = -1.0
+
+
+def _app_time(stamp: Timestamp, latest: float) -> float | None:
+    """An app's optional timestamp as ``Violations.time`` would accept it (None: unset), else _REFUSED_TIME."""
     seconds, nanos = stamp.seconds, stamp.nanos
     if seconds == 0 and nanos == 0:
         return None
     if not 0 <= nanos <= 999_999_999:
-        return False
+        return _REFUSED_TIME
     value = seconds + nanos / 1e9
-    return value if EARLIEST_TIME <= value <= latest else False
+    return value if EARLIEST_TIME <= value <= latest else _REFUSED_TIME
 
 
 def _clean_app(app: telemetry_pb2.InstalledApp, limits: Limits, latest: float) -> model.InstalledApp | None:
@@ -198,19 +202,33 @@ def _clean_app(app: telemetry_pb2.InstalledApp, limits: Limits, latest: float) -
         return None
     first_install = _app_time(app.first_install_time, latest)
     last_update = _app_time(app.last_update_time, latest)
-    if first_install is False or last_update is False:
+    if first_install == _REFUSED_TIME or last_update == _REFUSED_TIME:
         return None
+    return _app_model(
+        app, installer_class, (apk, certificate, certificate_sha1), (first_install, last_update), permissions
+    )
+
+
+def _app_model(
+    app: telemetry_pb2.InstalledApp,
+    installer_class: model.InstallerClass,
+    digests: tuple[str, str, str],
+    times: tuple[float | None, float | None],
+    permissions: tuple[str, ...],
+) -> model.InstalledApp:
+    """The brain's view of an app, from its checked values and the flags that need no check."""
+    apk, certificate, certificate_sha1 = digests
     return model.InstalledApp(
-        package_name=name,
-        label=label,
+        package_name=app.package_name,
+        label=app.label,
         installer_class=installer_class,
-        installer_package=installer_package,
+        installer_package=app.installer_package,
         apk_sha256=apk,
         signing_cert_sha256=certificate,
         signing_cert_sha1=certificate_sha1,
         system_app=app.system_app,
-        first_install_time=first_install,
-        last_update_time=last_update,
+        first_install_time=times[0],
+        last_update_time=times[1],
         granted_permissions=permissions,
         accessibility_service_enabled=app.accessibility_service_enabled,
         device_admin=app.device_admin,
@@ -271,24 +289,17 @@ def _checked_app(
     v.text(f"{path}.label", app.label, max_length=256)
     v.text(f"{path}.version_name", app.version_name, max_length=128)
     v.text(f"{path}.installer_package", app.installer_package, max_length=255)
-    return model.InstalledApp(
-        package_name=name,
-        label=app.label,
-        installer_class=_INSTALLER_CLASSES.get(app.installer_class, model.InstallerClass.UNKNOWN),
-        installer_package=app.installer_package,
-        apk_sha256=v.digest(f"{path}.apk_sha256", app.apk_sha256, length=SHA256_HEX_LENGTH),
-        signing_cert_sha256=v.digest(f"{path}.signing_cert_sha256", app.signing_cert_sha256, length=SHA256_HEX_LENGTH),
-        signing_cert_sha1=v.digest(f"{path}.signing_cert_sha1", app.signing_cert_sha1, length=SHA1_HEX_LENGTH),
-        system_app=app.system_app,
-        first_install_time=v.time(f"{path}.first_install_time", app.first_install_time, latest=latest),
-        last_update_time=v.time(f"{path}.last_update_time", app.last_update_time, latest=latest),
-        granted_permissions=tuple(app.granted_permissions),
-        accessibility_service_enabled=app.accessibility_service_enabled,
-        device_admin=app.device_admin,
-        draw_over_apps=app.draw_over_apps,
-        running=app.running,
-        foreground=app.foreground,
+    digests = (
+        v.digest(f"{path}.apk_sha256", app.apk_sha256, length=SHA256_HEX_LENGTH),
+        v.digest(f"{path}.signing_cert_sha256", app.signing_cert_sha256, length=SHA256_HEX_LENGTH),
+        v.digest(f"{path}.signing_cert_sha1", app.signing_cert_sha1, length=SHA1_HEX_LENGTH),
     )
+    times = (
+        v.time(f"{path}.first_install_time", app.first_install_time, latest=latest),
+        v.time(f"{path}.last_update_time", app.last_update_time, latest=latest),
+    )
+    installer_class = _INSTALLER_CLASSES.get(app.installer_class, model.InstallerClass.UNKNOWN)
+    return _app_model(app, installer_class, digests, times, tuple(app.granted_permissions))
 
 
 def _location(telemetry: telemetry_pb2.LoginTelemetry, v: Violations) -> model.Location | None:
