@@ -57,7 +57,7 @@ class RetentionPolicy:
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One kind of row to forget: which rows (alias ``t``), by which key, under which lock."""
+    """One kind of row to forget: the condition (over ``alias``, one ``?`` for the cutoff), key and locks."""
 
     table: str
     key: tuple[str, ...]
