@@ -39,7 +39,7 @@ def _purge(options: argparse.Namespace, load: ConfigLoader) -> int:
         now = time.time()
         if options.dry_run:
             counts = await store.count_purgeable(policy, now)
-            verb = "would remove"
+            verb = "would be removed"
         else:
             counts = await store.purge(policy, now, batch_size=options.batch_size, progress=table_progress("removed"))
             verb = "removed"
