@@ -45,10 +45,11 @@ def _duplicates(receiver_url: str) -> list[dict[str, object]]:
 
 async def _seconds_until_blocked(target: str, started: float, timeout: float = 5.0) -> float:
     """How long after ``started`` a login on ``target`` first reports the new blocklist entry."""
-    login = telemetry(installed_apps=[app(MALWARE_PACKAGE, label="Fake Bank")])
     async with MtsgClient(target) as client:
         while time.monotonic() - started < timeout:
-            verdict = await client.check_login(login)
+            # A new login each time (its own device and nonce): a resend would be refused as a replay,
+            # and one device polling this fast would meet its rate limit.
+            verdict = await client.check_login(telemetry(installed_apps=[app(MALWARE_PACKAGE, label="Fake Bank")]))
             if any(reason.code.startswith("MALICIOUS_APP") for reason in verdict.reasons):
                 return time.monotonic() - started
             await asyncio.sleep(0.02)
