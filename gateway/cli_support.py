@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import getpass
 import socket
 import sys
@@ -28,6 +29,11 @@ def actor(options: argparse.Namespace) -> str:
 
 def add_actor_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", default="", help="who does this, for the audit trail (default cli:USER@HOST)")
+
+
+def iso_time(stamp: float) -> str:
+    """A stored time (seconds since the epoch) as operators read it: ISO 8601 in UTC, to the second."""
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(timespec="seconds")
 
 
 def table_progress(done: str) -> Callable[[str, int, bool], None]:

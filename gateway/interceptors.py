@@ -60,11 +60,8 @@ async def _decoded(decode: Callable[[bytes], Any], body: bytes, context: grpc.ai
 
 
 @asynccontextmanager
-async def _bounded(seconds: float | None, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def _bounded(seconds: float, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
     """The server's own deadline for a call: a caller that set none (or a long one) cannot hold it for ever."""
-    if seconds is None:
-        yield
-        return
     try:
         async with asyncio.timeout(seconds):
             yield
@@ -77,7 +74,7 @@ async def _bounded(seconds: float | None, context: grpc.aio.ServicerContext) -> 
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: Metrics, guards: Sequence[Guard] = (), max_call_seconds: float | None = None) -> None:
+    def __init__(self, metrics: Metrics, max_call_seconds: float, guards: Sequence[Guard] = ()) -> None:
         """``max_call_seconds`` bounds every call that answers once (streams run until the caller leaves)."""
         self._metrics = metrics
         self._guards = tuple(guards)

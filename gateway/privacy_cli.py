@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli_support import CommandError, ConfigLoader, run_async, with_store
+from gateway.cli_support import CommandError, ConfigLoader, iso_time, run_async, with_store
 from gateway.config import Config
 from gateway.phone_hash import (
     PhoneHashKeyError,
@@ -70,10 +69,6 @@ def _rotate(options: argparse.Namespace, load: ConfigLoader) -> int:
     return run_async("privacy rotate-key", work, _EXPECTED)
 
 
-def _when(stamp: float) -> str:
-    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(timespec="seconds")
-
-
 def _find(options: argparse.Namespace, load: ConfigLoader) -> int:
     config = load(options)
     try:
@@ -91,7 +86,7 @@ def _find(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"{'changed at':<26} {'customer':<24} {'side':<9} {'kind':<14} {'source':<20} key")
         for match in matches:
             print(
-                f"{_when(match.changed_at):<26} {match.customer_id:<24} {match.side:<9} {match.kind:<14}"
+                f"{iso_time(match.changed_at):<26} {match.customer_id:<24} {match.side:<9} {match.kind:<14}"
                 f" {match.source:<20} {match.hash_key_id}"
             )
         return 0

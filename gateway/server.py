@@ -231,9 +231,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
     in_flight = InFlightLimit(config.server.max_in_flight, metrics, frozenset({SUBSCRIBE_METHOD}))
     server = grpc.aio.server(
         interceptors=[
-            ObservabilityInterceptor(
-                metrics, guards=(guard.admit, in_flight.admit), max_call_seconds=config.server.max_call_seconds
-            )
+            ObservabilityInterceptor(metrics, config.server.max_call_seconds, guards=(guard.admit, in_flight.admit))
         ],
         options=[
             ("grpc.max_receive_message_length", config.server.max_message_bytes),

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import time
 from typing import Any
 
-from gateway.cli_support import ConfigLoader, actor, add_actor_flag, run_async, with_store
+from gateway.cli_support import ConfigLoader, actor, add_actor_flag, iso_time, run_async, with_store
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.guards import VALVE_WINDOW_SECONDS, ValveState
 
@@ -17,7 +16,7 @@ _EXPECTED = (OSError, StoreUnavailableError)
 def _when(stamp: float | None) -> str:
     if stamp is None:
         return "never"
-    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(timespec="seconds")
+    return iso_time(stamp)
 
 
 def _describe(state: ValveState, recent: int, cap: int) -> str:

@@ -19,6 +19,13 @@ import pytest
 MTSG = [sys.executable, "-m", "gateway.cli"]
 
 
+def run_mtsg(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one `mtsg` command to its end, output captured; ``env`` adds to the test's environment."""
+    return subprocess.run(
+        [*MTSG, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd, env={**os.environ, **(env or {})}
+    )
+
+
 def serve_command(data_dir: Path | str) -> list[str]:
     """`mtsg serve` in developer mode on a free port, without metrics: what most process tests start."""
     return [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -13,21 +12,14 @@ from gateway.client import MtsgClient
 from gateway.phone_hash import PhoneHashKeyError, read_keys
 from gateway.server import start_gateway
 from tests.helpers import gateway_config, phone_change
-from tests.integration.conftest import MTSG
+from tests.integration.conftest import run_mtsg
 
 FIRST, SECOND, THIRD = "+821055501111", "+821055502222", "+821055503333"
 
 
 def _mtsg(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MTSG_PRIVACY_PHONE_HASH_KEY_FILE": str(tmp_path / "phone-hash.key")}
-    return subprocess.run(
-        [*MTSG, *arguments, "--data-dir", str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
+    key_file = {"MTSG_PRIVACY_PHONE_HASH_KEY_FILE": str(tmp_path / "phone-hash.key")}
+    return run_mtsg(*arguments, "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env=key_file)
 
 
 async def _report(tmp_path: Path, customer: str, previous: str, new: str) -> None:

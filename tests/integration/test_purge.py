@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import httpx
 from gateway.client import MtsgClient
 from gateway.server import start_gateway
 from tests.helpers import freezing_login, gateway_config, telemetry
-from tests.integration.conftest import MTSG
+from tests.integration.conftest import run_mtsg
 
 DAY = 86400.0
 
@@ -49,12 +47,6 @@ async def test_a_gateway_forgets_old_device_history_on_its_own(tmp_path: Path, s
         await gateway.stop(grace=1.0)
 
 
-def _mtsg(*arguments: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*MTSG, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd, env={**os.environ, **env}
-    )
-
-
 def _counts(stdout: str) -> dict[str, str]:
     """The per-table lines of `mtsg purge`: table name, then the row count."""
     return {line.split()[0]: line.split()[1] for line in stdout.splitlines() if line.split()[0].isidentifier()}
@@ -72,7 +64,7 @@ async def test_mtsg_purge_counts_first_then_removes_with_progress(tmp_path: Path
     ages = {"MTSG_RETENTION_DEVICE_HISTORY_DAYS": "0.00002", "MTSG_RETENTION_VERDICTS_DAYS": "0.00002"}
     await asyncio.sleep(2)
 
-    dry = _mtsg("purge", "--data-dir", data, "--dry-run", cwd=tmp_path, **ages)
+    dry = run_mtsg("purge", "--data-dir", data, "--dry-run", cwd=tmp_path, env=ages)
     assert dry.returncode == 0, dry.stderr
     assert "device history 2e-05 days" in dry.stderr and "commands kept for ever" in dry.stderr
     lines = _counts(dry.stdout)
@@ -80,13 +72,13 @@ async def test_mtsg_purge_counts_first_then_removes_with_progress(tmp_path: Path
     # Five verdicts are free; the FREEZE's verdict is held by its command.
     assert lines["verdicts"] == "5"
 
-    done = _mtsg("purge", "--data-dir", data, "--batch-size", "2", cwd=tmp_path, **ages)
+    done = run_mtsg("purge", "--data-dir", data, "--batch-size", "2", cwd=tmp_path, env=ages)
     assert done.returncode == 0, done.stderr
     assert "customer_devices: 6 rows removed" in done.stderr
     assert "verdicts: 5 rows removed" in done.stderr
     assert "rows removed in" in done.stdout
 
-    again = _mtsg("purge", "--data-dir", data, "--dry-run", cwd=tmp_path, **ages)
+    again = run_mtsg("purge", "--data-dir", data, "--dry-run", cwd=tmp_path, env=ages)
     assert set(_counts(again.stdout).values()) == {"0"}
 
     gateway = await start_gateway(gateway_config(tmp_path))
@@ -99,10 +91,10 @@ async def test_mtsg_purge_counts_first_then_removes_with_progress(tmp_path: Path
 
 def test_mtsg_purge_refuses_bad_settings_without_touching_anything(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    bad_batch = _mtsg("purge", "--data-dir", data, "--batch-size", "-3", cwd=tmp_path)
+    bad_batch = run_mtsg("purge", "--data-dir", data, "--batch-size", "-3", cwd=tmp_path)
     assert bad_batch.returncode == 2 and "--batch-size: expected a positive whole number" in bad_batch.stderr
-    negative = _mtsg("purge", "--data-dir", data, cwd=tmp_path, MTSG_RETENTION_VERDICTS_DAYS="-1")
+    negative = run_mtsg("purge", "--data-dir", data, cwd=tmp_path, env={"MTSG_RETENTION_VERDICTS_DAYS": "-1"})
     assert negative.returncode == 2 and "retention.verdicts_days: must not be negative" in negative.stderr
-    wrong_type = _mtsg("purge", "--data-dir", data, cwd=tmp_path, MTSG_RETENTION_COMMANDS_DAYS="ninety")
+    wrong_type = run_mtsg("purge", "--data-dir", data, cwd=tmp_path, env={"MTSG_RETENTION_COMMANDS_DAYS": "ninety"})
     assert wrong_type.returncode == 2 and "retention.commands_days" in wrong_type.stderr
     assert not (tmp_path / "data").exists()
