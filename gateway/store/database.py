@@ -14,12 +14,15 @@ bundle) roll it back and pass through unchanged.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 Row = tuple[Any, ...]
 ChangeListener = Callable[[str], None]
+Result = TypeVar("Result")
+# A unit of the store's work: a coroutine function over a connection that awaits only its statements.
+Unit = Callable[["Connection"], Coroutine[Any, Any, Result]]
 
 # Topics a committed change announces to every replica (PostgreSQL NOTIFY; SQLite has one process).
 TOPICS = ("blocklist", "policy", "commands")
@@ -57,6 +60,15 @@ class Database(Connection, Protocol):
     def transaction(self, *locks: str, connection: Connection | None = None) -> AbstractAsyncContextManager[Connection]:
         """A write transaction; ``locks`` name what it must not interleave with in other replicas
         (the registry's version, the policy's version, the command feed's order)."""
+        ...
+
+    async def run_in_transaction(self, unit: Unit[Result], *locks: str) -> Result:
+        """``unit`` in a write transaction as ``transaction`` runs it, but as one piece where the backend
+        can: SQLite runs it on its thread in one trip, holding the write lock only for the SQL."""
+        ...
+
+    async def run_reads(self, unit: Unit[Result]) -> Result:
+        """``unit``'s reads on one consistent snapshot, in one trip where the backend can."""
         ...
 
     def session(self) -> AbstractAsyncContextManager[Connection]:

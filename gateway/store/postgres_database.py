@@ -27,7 +27,9 @@ from gateway.store.database import (
     TOPICS,
     ChangeListener,
     Connection,
+    Result,
     Row,
+    Unit,
     changed_rows,
     lock_key,
     numbered_placeholders,
@@ -171,6 +173,15 @@ class PostgresDatabase(_Statements):
             for name in sorted(set(locks)):
                 await statements.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
             yield statements
+
+    async def run_in_transaction(self, unit: Unit[Result], *locks: str) -> Result:
+        async with self.transaction(*locks) as tx:
+            return await unit(tx)
+
+    async def run_reads(self, unit: Unit[Result]) -> Result:
+        """One pooled connection for all of ``unit``'s reads (read committed: each sees the latest commits)."""
+        async with self.session() as held:
+            return await unit(held)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Connection]:

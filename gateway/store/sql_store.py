@@ -77,33 +77,8 @@ class SQLStore:
         return StoredVerdict(row[0], bytes(row[1]), bytes(row[2])) if row else None
 
     async def load_login_history(self, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:
-        db = self.db
-        rows = await db.fetch("SELECT device_id FROM customer_devices WHERE customer_id = ?", (customer_id,))
-        devices = frozenset(row[0] for row in rows)
-        row = await db.fetchone(
-            "SELECT changed_at, kind, source FROM phone_number_changes"
-            " WHERE customer_id = ? AND changed_at >= ? ORDER BY changed_at DESC LIMIT 1",
-            (customer_id, windows.phone_changes_since),
-        )
-        change = PhoneNumberChangeSummary(row[0], row[1], row[2]) if row else None
-        rows = await db.fetch(
-            "SELECT observed_at, latitude, longitude, COALESCE(accuracy_meters, 0), country_code FROM login_locations"
-            " WHERE customer_id = ? AND observed_at >= ? AND latitude IS NOT NULL"
-            " ORDER BY observed_at DESC LIMIT ?",
-            (customer_id, windows.locations_since, windows.location_limit),
-        )
-        locations = tuple(PastLocation(*row) for row in rows)
-        row = await db.fetchone(
-            "SELECT COUNT(*) FROM customer_devices WHERE device_id = ? AND customer_id <> ? AND last_seen_at >= ?",
-            (device_id, customer_id, windows.shared_device_since),
-        )
-        others = int(row[0]) if row else 0
-        row = await db.fetchone(
-            "SELECT observed_at, packages FROM device_inventories WHERE device_id = ?", (device_id,)
-        )
-        names = unpack_inventory(bytes(row[1])) if row else None
-        inventory = DeviceInventory(row[0], names) if row and names is not None else None
-        return LoginHistory(devices, change, locations, others, inventory)
+        """Everything the detectors need of the past, read as one unit (one snapshot, one trip on SQLite)."""
+        return await self.db.run_reads(lambda db: _read_history(db, customer_id, device_id, windows))
 
     async def record_login(self, record: LoginRecord, *, freeze_cap: int = 0) -> StoredVerdict:
         """The verdict goes in first and claims its request_id: a concurrent retry, in this replica or
@@ -113,12 +88,16 @@ class SQLStore:
         ``freeze_cap``, the safety valve is consulted (FreezeCapReachedError); either rolls back all.
         """
         locks = (COMMANDS_LOCK,) if record.command is not None else ()
-        async with self.db.transaction(*locks) as tx:
+
+        async def write(tx: Connection) -> bool:
             stored = await self._insert_login(tx, record)
             if stored and record.nonce:
                 await claim_nonce(tx, record.device_id, record.nonce, record.decided_at)
             if stored and freeze_cap and record.action == FREEZE_ACTION:
                 await check_freeze_cap(tx, record.decided_at, freeze_cap)
+            return stored
+
+        stored = await self.db.run_in_transaction(write, *locks)
         if stored:
             return StoredVerdict(record.verdict_id, record.request_fingerprint, record.response)
         assert record.request_id is not None  # only a request_id can collide
@@ -284,3 +263,30 @@ class SQLStore:
 
     async def close(self) -> None:
         await self.db.close()
+
+
+async def _read_history(db: Connection, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:
+    rows = await db.fetch("SELECT device_id FROM customer_devices WHERE customer_id = ?", (customer_id,))
+    devices = frozenset(row[0] for row in rows)
+    row = await db.fetchone(
+        "SELECT changed_at, kind, source FROM phone_number_changes"
+        " WHERE customer_id = ? AND changed_at >= ? ORDER BY changed_at DESC LIMIT 1",
+        (customer_id, windows.phone_changes_since),
+    )
+    change = PhoneNumberChangeSummary(row[0], row[1], row[2]) if row else None
+    rows = await db.fetch(
+        "SELECT observed_at, latitude, longitude, COALESCE(accuracy_meters, 0), country_code FROM login_locations"
+        " WHERE customer_id = ? AND observed_at >= ? AND latitude IS NOT NULL"
+        " ORDER BY observed_at DESC LIMIT ?",
+        (customer_id, windows.locations_since, windows.location_limit),
+    )
+    locations = tuple(PastLocation(*row) for row in rows)
+    row = await db.fetchone(
+        "SELECT COUNT(*) FROM customer_devices WHERE device_id = ? AND customer_id <> ? AND last_seen_at >= ?",
+        (device_id, customer_id, windows.shared_device_since),
+    )
+    others = int(row[0]) if row else 0
+    row = await db.fetchone("SELECT observed_at, packages FROM device_inventories WHERE device_id = ?", (device_id,))
+    names = unpack_inventory(bytes(row[1])) if row else None
+    inventory = DeviceInventory(row[0], names) if row and names is not None else None
+    return LoginHistory(devices, change, locations, others, inventory)

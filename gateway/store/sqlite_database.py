@@ -3,8 +3,10 @@
 One connection serves the process.  aiosqlite runs its statements on one thread,
 but coroutines interleave between awaits, so every write (a transaction, an
 autocommit statement, a staging batch) holds ``_write_lock``: without it two
-logins could share one BEGIN..COMMIT.  SQLite allows one writer at a time anyway,
-so the named locks of ``transaction`` need nothing more here.
+logins could share one BEGIN..COMMIT.  The same lock, through a lock file, makes
+the other processes on the file (``mtsg serve --workers``, the CLI) wait their
+turn without SQLite's sleeping busy handler (``sqlite_write_lock``).  SQLite allows
+one writer at a time anyway, so the named locks of ``transaction`` need nothing more.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,12 @@ from typing import Any
 import aiosqlite
 import structlog
 
-from gateway.store.database import ChangeListener, Connection, Row
+from gateway.store.database import ChangeListener, Connection, Result, Row, Unit
 from gateway.store.errors import StoreUnavailableError
+from gateway.store.group_commit import GroupCommitter
 from gateway.store.migrate import load_migrations
+from gateway.store.one_step import StepConnection, connect_plain, run_to_end
+from gateway.store.sqlite_write_lock import WriteLock
 
 log = structlog.get_logger(__name__)
 
@@ -38,9 +44,14 @@ class _Statements:
         self._db = connection
 
     async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        """All rows in one trip to the connection's thread.
+
+        Executing and fetching in separate trips would let another coroutine's BEGIN
+        IMMEDIATE run while this statement holds a read snapshot open; once another
+        process has committed since, SQLite refuses that BEGIN (SQLITE_BUSY_SNAPSHOT).
+        """
         try:
-            async with self._db.execute(sql, tuple(parameters)) as cursor:
-                return [tuple(row) for row in await cursor.fetchall()]
+            return [tuple(row) for row in await self._db.execute_fetchall(sql, tuple(parameters))]
         except sqlite3.Error as error:
             raise StoreUnavailableError(str(error)) from error
 
@@ -89,8 +100,11 @@ class SQLiteDatabase(_Statements):
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         super().__init__(connection)
         self.path = path
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteLock(path)
         self._clean_ups: set[asyncio.Task[None]] = set()
+        # A thread and a plain connection each for one-step writes and reads (gateway.store.one_step).
+        self._group = GroupCommitter(path)
+        self._reader = _StepThread(path, "mtsg-sqlite-reader")
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
@@ -183,6 +197,25 @@ class SQLiteDatabase(_Statements):
         self._clean_ups.add(task)
         task.add_done_callback(self._clean_ups.discard)
 
+    async def run_in_transaction(self, unit: Unit[Result], *locks: str) -> Result:
+        """``unit`` in the writer thread's next group commit (``group_commit``): one transaction,
+        one fsync and one turn of the lock for every unit waiting, each in its own savepoint."""
+        return await self._group.run(unit)
+
+    async def apply_pragma(self, pragma: str) -> None:
+        """``PRAGMA <pragma>`` on every connection of this database (some pragmas hold per connection)."""
+        await self._execute(f"PRAGMA {pragma}", ())
+        await self._group.run(lambda tx: tx.execute(f"PRAGMA {pragma}"))
+        await asyncio.get_running_loop().run_in_executor(self._reader.executor, self._reader.pragma, pragma)
+
+    async def run_reads(self, unit: Unit[Result]) -> Result:
+        """``unit`` in one read transaction (one snapshot) in one trip to the reader thread."""
+        done = asyncio.get_running_loop().run_in_executor(self._reader.executor, self._reader.reads, unit)
+        try:
+            return await done
+        except sqlite3.Error as error:
+            raise StoreUnavailableError(str(error)) from error
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Connection]:
         """The one connection: TEMP tables live on it, and each write on it takes the write lock."""
@@ -251,3 +284,41 @@ class SQLiteDatabase(_Statements):
         if self._clean_ups:  # a cancelled transaction is still being rolled back
             await asyncio.gather(*self._clean_ups, return_exceptions=True)
         await self._db.close()
+        self._group.close()
+        self._reader.close()
+        self._write_lock.close()
+
+
+class _StepThread:
+    """A plain sqlite3 connection used only from its own single thread, for one-step reads."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    def _opened(self) -> sqlite3.Connection:
+        """Opened on the thread itself, at first use, with the pragmas of the main connection."""
+        if self._connection is None:
+            self._connection = connect_plain(self._path)
+        return self._connection
+
+    def pragma(self, pragma: str) -> None:
+        self._opened().execute(f"PRAGMA {pragma}")
+
+    def reads(self, unit: Unit[Result]) -> Result:
+        connection = self._opened()
+        connection.execute("BEGIN")
+        try:
+            return run_to_end(unit(StepConnection(connection)))
+        finally:
+            connection.execute("COMMIT")
+
+    def close(self) -> None:
+        def close_connection() -> None:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+        self.executor.submit(close_connection).result()
+        self.executor.shutdown(wait=True)

@@ -183,7 +183,7 @@ async def test_a_full_disk_gets_the_fail_mode_and_nothing_committed_is_lost(tmp_
         async with MtsgClient(running.target) as client:
             assert (await client.check_login(freezing_login())).action == common_pb2.ACTION_FREEZE
             (pages,) = await db.fetchone("PRAGMA page_count")
-            await db.execute(f"PRAGMA max_page_count = {pages}")
+            await db.apply_pragma(f"max_page_count = {pages}")
             crowded = [app(f"com.filler.app{n:03d}.{'x' * 80}") for n in range(300)]
             codes = []
             while "STORE_UNAVAILABLE" not in codes and len(codes) < 50:  # the free pages left fill up first
@@ -193,7 +193,7 @@ async def test_a_full_disk_gets_the_fail_mode_and_nothing_committed_is_lost(tmp_
             full = await client.check_login(telemetry(installed_apps=crowded, call={"active_call": True}))
             assert full.action == common_pb2.ACTION_STEP_UP and full.reasons[0].code == "STORE_UNAVAILABLE"
             assert await running.store.count_rows("verdicts") == stored
-            await db.execute("PRAGMA max_page_count = 1073741823")
+            await db.apply_pragma("max_page_count = 1073741823")
             assert (await client.check_login(freezing_login())).action == common_pb2.ACTION_FREEZE
         assert await running.store.count_rows("commands") == 2
     finally:

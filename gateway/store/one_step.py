@@ -1,0 +1,72 @@
+"""Running the store's async SQL code to its end in one step, on the thread that owns a SQLite connection.
+
+A login's reads and its transaction are a handful of statements each.  Through aiosqlite
+every statement is a trip from the event loop to the connection's thread and back, and a
+write transaction holds the write lock across all those trips, while the loop spends
+milliseconds on other requests between them.  Under load the lock was held for the
+whole of those waits and logins queued behind it (issue 3: 230 ms in `record`).
+
+The store's code is written once, as coroutines over the ``Connection`` seam, for both
+backends.  ``StepConnection`` gives that code a plain ``sqlite3`` connection whose async
+methods never suspend, so the coroutine can be driven from start to end with a single
+``send`` on the connection's own thread: one trip per unit of work, and the lock held only
+for the SQL itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.store.database import Result, Row
+
+
+def connect_plain(path: Path) -> sqlite3.Connection:
+    """A plain connection for a thread of its own, with the settings of the store's main connection."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA synchronous=FULL")  # a committed verdict survives power loss
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA busy_timeout=5000")
+    return connection
+
+
+class SuspendedError(RuntimeError):
+    """Code run in one step awaited something other than this connection's statements."""
+
+
+class StepConnection:
+    """The ``Connection`` seam over a ``sqlite3`` connection, for code run by ``run_to_end``."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        return [tuple(row) for row in self._connection.execute(sql, tuple(parameters)).fetchall()]
+
+    async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        rows = await self.fetch(sql, parameters)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        return self._connection.execute(sql, tuple(parameters)).rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._connection.executemany(sql, rows)
+
+    async def notify(self, topic: str) -> None:
+        """One process shares one store: the writer tells itself after the commit."""
+
+    def batches(self, sql: str, size: int) -> AsyncIterator[list[Row]]:
+        raise SuspendedError("reading in batches does not fit in one step")
+
+
+def run_to_end(work: Coroutine[Any, Any, Result]) -> Result:
+    """Drive ``work`` to its result; it must not suspend (only StepConnection's statements awaited)."""
+    try:
+        work.send(None)
+    except StopIteration as finished:
+        return finished.value  # type: ignore[no-any-return]
+    work.close()
+    raise SuspendedError("store code suspended inside a one-step unit of work")
