@@ -42,6 +42,9 @@ class ServerConfig:
     # The longest any call that answers once may run, whatever deadline the caller set (or none):
     # DEADLINE_EXCEEDED past it.  CheckLogin answers much sooner (login.store_timeout_seconds).
     max_call_seconds: float = 30.0
+    # Gateway processes on this port (SO_REUSEPORT), each a whole gateway on the shared store:
+    # one Python process uses one core.  Worker i serves metrics on metrics_listen's port + i.
+    workers: int = 1
     # TLS on the gRPC port: PEM certificate chain and key, re-read when the files change.
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -299,6 +302,16 @@ def _read_env(environ: Mapping[str, str]) -> dict[Key, tuple[Any, str]]:
     return values
 
 
+def split_listen(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 hosts in brackets), as _validate accepts it, as host and port."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def join_listen(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _validate(config: Config) -> None:
     for key in ("listen", "metrics_listen", "health_listen"):
         address = getattr(config.server, key)
@@ -312,6 +325,7 @@ def _validate(config: Config) -> None:
         "store.pool_size": config.store.pool_size,
         "server.max_in_flight": config.server.max_in_flight,
         "server.max_call_seconds": config.server.max_call_seconds,
+        "server.workers": config.server.workers,
         "login.max_telemetry_age_seconds": config.login.max_telemetry_age_seconds,
         "login.device_logins_per_minute": config.login.device_logins_per_minute,
         "login.device_login_burst": config.login.device_login_burst,

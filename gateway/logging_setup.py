@@ -12,10 +12,12 @@ import sys
 import structlog
 
 
-def configure_logging(level: str = "info") -> None:
+def configure_logging(level: str = "info", *, worker: int | None = None) -> None:
+    """JSON lines at ``level``; a worker of ``mtsg serve --workers`` tags each of its lines with its index."""
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *([_tag_worker(worker)] if worker is not None else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
@@ -24,6 +26,16 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line: the workers of `mtsg serve --workers` share stderr, and print()'s
+        # separate write of the newline let their lines run into each other.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _tag_worker(index: int) -> structlog.typing.Processor:
+    def tag(logger: object, method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+        event.setdefault("worker", index)
+        return event
+
+    return tag

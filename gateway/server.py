@@ -27,8 +27,8 @@ from prometheus_client import start_http_server
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
 from gateway.commands.retry import RetryPolicy
-from gateway.commands.webhook_signing import WebhookSigner
-from gateway.config import Config, ConfigError, require_transport_choice
+from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
+from gateway.config import Config, ConfigError, require_transport_choice, split_listen
 from gateway.feed_sync import FeedSync
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
@@ -43,17 +43,17 @@ from gateway.generated.mtsg.v1 import (
     threat_signal_service_pb2_grpc,
 )
 from gateway.interceptors import ObservabilityInterceptor
-from gateway.knowledge import load_knowledge
+from gateway.knowledge import KnowledgeError, load_knowledge
 from gateway.metrics import Metrics
-from gateway.phone_hash import load_or_create_keys
+from gateway.phone_hash import PhoneHashKeyError, load_or_create_keys
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.privacy import use_pseudonym_key
 from gateway.rate_limits import InFlightLimit, TokenBuckets
 from gateway.retention_job import RetentionJob, retention_policy
 from gateway.security.access import AccessGuard
 from gateway.security.file_watch import WatchedFiles
-from gateway.security.identities import IdentityBook, load_identities
-from gateway.security.tls import ReloadingServerCredentials, TlsFiles
+from gateway.security.identities import IdentitiesError, IdentityBook, load_identities
+from gateway.security.tls import ReloadingServerCredentials, TlsFileError, TlsFiles
 from gateway.services.blocklist import BlocklistService
 from gateway.services.command_feed import CommandFeedService
 from gateway.services.events import EventService
@@ -78,9 +78,17 @@ SERVICE_NAMES = (
 SUBSCRIBE_METHOD = f"/{SERVICE_NAMES[3]}/Subscribe"
 
 
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+# What stops a gateway from starting, told to the operator in one line instead of a traceback.
+STARTUP_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    KnowledgeError,
+    PhoneHashKeyError,
+    PolicyFileError,
+    StoreUnavailableError,
+    WebhookKeyError,
+    IdentitiesError,
+    TlsFileError,
+)
 
 
 @dataclass
@@ -155,7 +163,7 @@ def _dispatch_settings(config: Config) -> DispatchSettings:
 
 
 def _is_loopback(listen: str) -> bool:
-    host, _ = _split(listen)
+    host, _ = split_listen(listen)
     return host in ("127.0.0.1", "::1", "localhost")
 
 
@@ -185,8 +193,16 @@ def _load_transport(
     return tls, identities
 
 
-async def start_gateway(config: Config, *, clock: Callable[[], float] = time.time) -> RunningGateway:
-    """Open the store, load the brain's data, bind the port and start serving."""
+async def start_gateway(
+    config: Config, *, clock: Callable[[], float] = time.time, reuse_port: bool = False
+) -> RunningGateway:
+    """Open the store, load the brain's data, bind the port and start serving.
+
+    ``reuse_port``: one of ``mtsg serve --workers``' processes, sharing its ports with the others.
+    """
+    # grpc turns SO_REUSEPORT on by default: a second gateway started by mistake on the same
+    # port would silently share the traffic.  Only the workers of one supervisor share a port.
+    port_sharing = ("grpc.so_reuseport", 1 if reuse_port else 0)
     tls, identities = _load_transport(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     knowledge = load_knowledge(config.signals.remote_control_apps_file)
@@ -236,9 +252,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         options=[
             ("grpc.max_receive_message_length", config.server.max_message_bytes),
             ("grpc.max_send_message_length", config.server.max_message_bytes),
-            # grpc turns SO_REUSEPORT on by default: a second gateway started by mistake on
-            # the same port would silently share the traffic.  Refuse instead.
-            ("grpc.so_reuseport", 0),
+            port_sharing,
         ],
     )
     threat_signal_service_pb2_grpc.add_ThreatSignalServiceServicer_to_server(
@@ -288,7 +302,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
         raise OSError(f"cannot listen on {config.server.listen}: {error}") from error
     health_server, health_port = None, None
     if config.server.health_listen:
-        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_server = grpc.aio.server(options=[port_sharing])
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
         try:
             health_port = health_server.add_insecure_port(config.server.health_listen)
@@ -297,7 +311,7 @@ async def start_gateway(config: Config, *, clock: Callable[[], float] = time.tim
             raise OSError(f"cannot serve health on {config.server.health_listen}: {error}") from error
     metrics_http = None
     if config.server.metrics_listen:
-        host, metrics_port = _split(config.server.metrics_listen)
+        host, metrics_port = split_listen(config.server.metrics_listen)
         try:
             metrics_http = start_http_server(metrics_port, addr=host, registry=metrics.registry)
         except OSError as error:
@@ -382,9 +396,16 @@ async def _reload_policy_file(running: RunningGateway) -> None:
     log.info("SIGHUP: policy file re-read", changed=applied, version=running.knowledge.current.policy.version)
 
 
-async def run_gateway(config: Config) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully; SIGHUP re-reads the policy file."""
-    running = await start_gateway(config)
+async def run_gateway(
+    config: Config, *, reuse_port: bool = False, on_serving: Callable[[], None] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully; SIGHUP re-reads the policy file.
+
+    ``on_serving`` is told once the port answers (a worker tells its supervisor).
+    """
+    running = await start_gateway(config, reuse_port=reuse_port)
+    if on_serving is not None:
+        on_serving()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

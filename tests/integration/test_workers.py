@@ -1,0 +1,217 @@
+"""`mtsg serve --workers N`: several real gateway processes on one port and one SQLite store.
+
+The kernel spreads connections over the workers (SO_REUSEPORT); every worker must see what
+another wrote (a phone change recorded by one decides a login answered by another), nothing
+may be written twice or lost, a worker that dies is replaced, and SIGTERM stops them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from gateway.generated.mtsg.v1 import (
+    common_pb2,
+    event_service_pb2,
+    event_service_pb2_grpc,
+    threat_signal_service_pb2_grpc,
+)
+from tests.helpers import app, freezing_login, phone_change, request, telemetry
+from tests.integration.conftest import MTSG, LoggedProcess, run_mtsg
+
+CONNECTIONS = 16  # all 16 landing on one of two workers: 1 in 32,768
+
+
+def _free_port_pair() -> int:
+    """A port P with P+1 free too: the two workers' metrics ports."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two adjacent free ports")
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[LoggedProcess, str, int]]:
+    metrics_port = _free_port_pair()
+    process = LoggedProcess(
+        [
+            *MTSG,
+            "serve",
+            "--insecure",
+            "--workers",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            f"127.0.0.1:{metrics_port}",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        tmp_path / "serve.log",
+        env={**os.environ, "MTSG_SERVER_SHUTDOWN_DRAIN_SECONDS": "0.5"},
+        cwd=tmp_path,
+    )
+    try:
+        serving = process.wait_for_log("all workers serving", timeout=60)
+        yield process, f"127.0.0.1:{serving['port']}", metrics_port
+    finally:
+        process.stop()
+
+
+def _channels(target: str) -> list[grpc.Channel]:
+    # Channels with the same target share one connection unless each keeps its own subchannels.
+    return [grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(CONNECTIONS)]
+
+
+def _verdicts_counted(metrics_port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("mtsg_verdicts_total{"))
+
+
+def _rows(database: Path, sql: str) -> int:
+    with sqlite3.connect(database) as connection:
+        return int(connection.execute(sql).fetchone()[0])
+
+
+def test_workers_share_the_port_and_the_store(workers: tuple[LoggedProcess, str, int], tmp_path: Path) -> None:
+    process, target, metrics_port = workers
+    channels = _channels(target)
+    try:
+        customer = "cust-shared-story"
+        events = event_service_pb2_grpc.EventServiceStub(channels[0])
+        events.ReportPhoneNumberChange(
+            event_service_pb2.ReportPhoneNumberChangeRequest(changes=[phone_change(customer)]), timeout=10
+        )
+        answers = []
+        for index, channel in enumerate(channels):
+            stub = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel)
+            # After the number change, a login from a remote-control app on a new device: on every worker.
+            risky = telemetry(
+                customer_id=customer,
+                installed_apps=[app("com.teamviewer.quicksupport.market", label="QS", running=True)],
+            )
+            answers.append(stub.CheckLogin(request(risky, f"risky-{index}"), timeout=10))
+            answers.append(stub.CheckLogin(request(freezing_login(), f"freeze-{index}"), timeout=10))
+            answers.append(stub.CheckLogin(request(telemetry(), f"clean-{index}"), timeout=10))
+    finally:
+        for channel in channels:
+            channel.close()
+
+    risky_actions = {answer.action for answer in answers[0::3]}
+    assert common_pb2.ACTION_ALLOW not in risky_actions  # every worker saw the change the first one stored
+    assert all(answer.action == common_pb2.ACTION_FREEZE for answer in answers[1::3])
+    assert all(answer.action == common_pb2.ACTION_ALLOW for answer in answers[2::3])
+
+    per_worker = [_verdicts_counted(metrics_port), _verdicts_counted(metrics_port + 1)]
+    assert sum(per_worker) == 3 * CONNECTIONS
+    assert min(per_worker) > 0, f"the kernel gave every connection to one worker: {per_worker}"
+
+    database = tmp_path / "d" / "mtsg.sqlite3"
+    assert _rows(database, "SELECT COUNT(*) FROM verdicts") == 3 * CONNECTIONS
+    assert _rows(database, "SELECT COUNT(DISTINCT verdict_id) FROM verdicts") == 3 * CONNECTIONS
+    freezes = _rows(database, "SELECT COUNT(*) FROM verdicts WHERE action = 'ACTION_FREEZE'")
+    assert freezes >= CONNECTIONS
+    assert _rows(database, "SELECT COUNT(*) FROM commands") >= freezes
+
+    process.process.send_signal(signal.SIGTERM)
+    assert process.process.wait(timeout=30) == 0
+    process.wait_for_log("all workers stopped")
+    with socket.socket() as probe:  # the port is free again
+        probe.bind(("127.0.0.1", int(target.rsplit(":", 1)[1])))
+
+
+def test_a_dead_worker_is_replaced(workers: tuple[LoggedProcess, str, int]) -> None:
+    process, target, metrics_port = workers
+    started = process.wait_for_log("worker started")
+    lines_before = process.log_lines()
+    os.kill(int(started["pid"]), signal.SIGKILL)
+    died = process.wait_for_log("worker died; starting a new one", after=lines_before)
+    assert died["worker"] == started["worker"]
+    process.wait_for_log("serving", after=lines_before, timeout=60)
+
+    deadline = time.monotonic() + 30
+    while True:  # the new worker serves its metrics on the same port as the one it replaces
+        try:
+            _verdicts_counted(metrics_port + int(started["worker"]))
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "the replacement worker never served metrics"
+            time.sleep(0.2)
+    channels = _channels(target)
+    try:
+        for channel in channels:
+            stub = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel)
+            assert stub.CheckLogin(request(telemetry()), timeout=10).action == common_pb2.ACTION_ALLOW
+    finally:
+        for channel in channels:
+            channel.close()
+
+
+def test_bad_worker_counts_and_taken_ports_are_refused(tmp_path: Path) -> None:
+    result = run_mtsg("serve", "--insecure", "--workers", "0", "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "server.workers: must be positive" in result.stderr
+
+    result = run_mtsg("serve", "--insecure", "--workers", "two", "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
+    assert result.returncode == 2 and "invalid int value" in result.stderr
+
+    with socket.socket() as taken:  # held without SO_REUSEPORT: the workers must not share it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_mtsg(
+            "serve",
+            "--insecure",
+            "--workers",
+            "2",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / "d"),
+            cwd=tmp_path,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_workers_stop_when_the_supervisor_is_killed(workers: tuple[LoggedProcess, str, int]) -> None:
+    """SIGKILL leaves the supervisor no chance to stop them: the kernel tells each worker instead."""
+    process, _, _ = workers
+    pids = [
+        int(entry["pid"])
+        for entry in map(json.loads, process.log_path.read_text().splitlines())
+        if entry.get("message") == "worker started"
+    ]
+    assert len(pids) == 2
+    process.process.kill()
+    process.process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in pids):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
