@@ -32,6 +32,8 @@ def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
     overrides: dict[Key, tuple[Any, str]] = {}
     if getattr(options, "insecure", False):
         overrides[("auth", "insecure")] = (True, "flag --insecure")
+    if getattr(options, "workers", None) is not None:
+        overrides[("server", "workers")] = (options.workers, "flag --workers")
     for flag, key, _ in _SERVER_FLAGS:
         value = getattr(options, flag.removeprefix("--").replace("-", "_"))
         if value is not None:
@@ -64,30 +66,17 @@ def _client_credentials(options: argparse.Namespace, command: str) -> ClientCred
 
 
 def _serve(options: argparse.Namespace) -> int:
-    from gateway.commands.webhook_signing import WebhookKeyError
-    from gateway.knowledge import KnowledgeError
     from gateway.logging_setup import configure_logging
-    from gateway.phone_hash import PhoneHashKeyError
-    from gateway.policy_refresh import PolicyFileError
-    from gateway.security.identities import IdentitiesError
-    from gateway.security.tls import TlsFileError
-    from gateway.server import run_gateway
-    from gateway.store import StoreUnavailableError
+    from gateway.server import STARTUP_ERRORS, run_gateway
+    from gateway.workers import serve_workers
 
     config = _loaded_config(options).config
     configure_logging(config.logging.level)
     try:
+        if config.server.workers > 1:
+            return serve_workers(config)
         asyncio.run(run_gateway(config))
-    except (
-        OSError,
-        KnowledgeError,
-        PhoneHashKeyError,
-        PolicyFileError,
-        StoreUnavailableError,
-        WebhookKeyError,
-        IdentitiesError,
-        TlsFileError,
-    ) as error:
+    except STARTUP_ERRORS as error:
         print(f"mtsg serve: {error}", file=sys.stderr)
         return 1
     return 0
@@ -171,6 +160,7 @@ def _bench(options: argparse.Namespace) -> int:
             "target",
             "registry_entries",
             "deliveries",
+            "workers",
         )
         if getattr(options, name) is not None
     }
@@ -178,8 +168,9 @@ def _bench(options: argparse.Namespace) -> int:
         overrides["registry_only"] = True
         overrides.setdefault("registry_entries", base.registry_entries or 100_000)
     settings = replace(base, **overrides)
-    if settings.clients < 1 or settings.concurrency < 1 or settings.seconds <= 0 or (settings.rate or 1) <= 0:
-        print("mtsg bench: --clients, --concurrency, --seconds and --rate must be positive", file=sys.stderr)
+    counts = (settings.clients, settings.concurrency, settings.workers)
+    if min(counts) < 1 or settings.seconds <= 0 or (settings.rate or 1) <= 0:
+        print("mtsg bench: --clients, --concurrency, --workers, --seconds and --rate must be positive", file=sys.stderr)
         return 2
     if settings.deliveries < 0:
         print("mtsg bench: --deliveries must not be negative", file=sys.stderr)
@@ -206,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure",
         action="store_true",
         help="plain text, no authentication (auth.insecure): a developer's machine only, never a bank's traffic",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="gateway processes sharing the port and the store (server.workers; default 1): about one per core",
     )
     serve.set_defaults(run=_serve)
 
@@ -235,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, help="measured seconds (default 15; 5 with --quick)")
     bench.add_argument("--warmup-seconds", type=float, help="seconds before measuring (default 3; 1 with --quick)")
     bench.add_argument("--seed", type=int, help="workload seed (default 1)")
+    bench.add_argument("--workers", type=int, help="processes of the gateway started here (mtsg serve --workers)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE")
     bench.add_argument("--preset", choices=("large",), help="large: a 1,000,000-entry registry, 100,000 customers")
     bench.add_argument("--registry-entries", type=int, help="import a registry of N entries first and measure it")

@@ -12,6 +12,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Login checks are expected in single-digit milliseconds; the buckets resolve that range finely.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# A login's stages take tens of microseconds to milliseconds.
+STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, *LATENCY_BUCKETS)
+# CheckLogin's stages: checking the request, reading the history, the brain, writing the verdict
+# (record) or the verdict with its outbox command (record_command).
+LOGIN_STAGES = ("validate", "history", "evaluate", "record", "record_command")
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,7 @@ class Metrics:
     registry: CollectorRegistry
     rpc_requests: Counter
     rpc_duration: Histogram
+    login_stage: Histogram
     verdicts: Counter
     commands_created: Counter
     delivery_attempts: Counter
@@ -49,6 +55,13 @@ class Metrics:
                 "gRPC call latency, by method and status code",
                 ["method", "code"],
                 buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            login_stage=Histogram(
+                "mtsg_login_stage_seconds",
+                "Wall time of each stage of a CheckLogin (waits for the store included), by stage",
+                ["stage"],
+                buckets=STAGE_BUCKETS,
                 registry=registry,
             ),
             verdicts=Counter("mtsg_verdicts", "CheckLogin verdicts, by action", ["action"], registry=registry),

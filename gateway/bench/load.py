@@ -11,6 +11,7 @@ request was due, not when it was sent, so a slow server cannot hide its queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,10 +57,22 @@ def _made_unique(operation: Operation, unique: str) -> bytes:
     return operation.body + fresh.SerializeToString()
 
 
+# Calls in flight per connection: a bank's backend keeps a pool of connections, and a gateway
+# with several workers receives connections (not calls) spread over them by the kernel.
+CALLS_PER_CONNECTION = 4
+
+
 async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation], start_wall: float) -> LoadResult:
     result = LoadResult()
-    async with grpc.aio.insecure_channel(plan.target, options=[("grpc.max_send_message_length", 8 << 20)]) as channel:
-        calls = {method: channel.unary_unary(method) for method in {op.method for op in operations}}
+    connections = max(1, plan.concurrency // CALLS_PER_CONNECTION)
+    options = [("grpc.max_send_message_length", 8 << 20), ("grpc.use_local_subchannel_pool", 1)]
+    async with contextlib.AsyncExitStack() as stack:
+        channels = [
+            await stack.enter_async_context(grpc.aio.insecure_channel(plan.target, options=options))
+            for _ in range(connections)
+        ]
+        methods = {op.method for op in operations}
+        pools = [{method: channel.unary_unary(method) for method in methods} for channel in channels]
         cursor = client_index * 7919
         started = start_wall - time.time() + time.perf_counter()
         await asyncio.sleep(max(0.0, started - time.perf_counter()))
@@ -72,7 +85,7 @@ async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation],
             cursor += 1
             body = _made_unique(operation, f"b{client_index}-{cursor}-{started:.0f}")
             try:
-                await calls[operation.method](body, timeout=30)
+                await pools[cursor % connections][operation.method](body, timeout=30)
                 ok = True
             except grpc.aio.AioRpcError as error:
                 ok = False

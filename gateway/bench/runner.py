@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from gateway.bench.delivery import DeliveryFigures, measure_delivery, render_delivery
@@ -17,6 +17,7 @@ from gateway.bench.load import LoadPlan, LoadResult, run_client
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import percentile, progress
+from gateway.bench.stages import StageFigures, read_stage_totals, render_stages, stage_figures
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
 
@@ -40,6 +41,11 @@ class BenchSettings:
     delivery_rate: float = 50.0
     # Logins timed stage by stage in this process (the brain's CPU per login).
     evaluation_logins: int = 400
+    # Processes of the gateway started here (mtsg serve --workers).
+    workers: int = 1
+    # After the closed loop, each server again in open loop at half the rate it reached: the latency
+    # a gateway sized with 2x headroom shows (issue 3's p99 target).
+    half_rate: bool = True
 
 
 QUICK = BenchSettings(
@@ -61,6 +67,8 @@ class Figures:
     p999_ms: float
     cpu_ms_per_request: float | None
     peak_rss_mb: float | None
+    # The gateway's own timing of each login stage over the measured window.
+    stages: tuple[StageFigures, ...] = ()
 
 
 def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
@@ -93,11 +101,14 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
     start.value = start_wall
     progress(f"{name}: warming up for {settings.warmup_seconds:g} s, then measuring for {settings.seconds:g} s")
     cpu_before = cpu_after = None
+    stages: tuple[StageFigures, ...] = ()
     if server is not None:
         time.sleep(max(0.0, start_wall + settings.warmup_seconds - time.time()))
         cpu_before = server.cpu_seconds()
+        stages_before = read_stage_totals(list(server.metrics_ports))
         time.sleep(max(0.0, start_wall + settings.warmup_seconds + settings.seconds - time.time()))
         cpu_after = server.cpu_seconds()
+        stages = stage_figures(stages_before, read_stage_totals(list(server.metrics_ports)))
     results: list[LoadResult] = [
         outcomes.get(timeout=settings.warmup_seconds + settings.seconds + 120) for _ in clients
     ]
@@ -121,6 +132,7 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         p999_ms=percentile(latencies, 0.999) * 1000,
         cpu_ms_per_request=cpu,
         peak_rss_mb=server.peak_rss_mb() if server is not None else None,
+        stages=stages,
     )
     progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
     return figures
@@ -143,20 +155,20 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         evaluation = measure_evaluation(logins=settings.evaluation_logins, seed=settings.seed)
         echo = start_echo()
         try:
-            baseline = _measure("echo", echo.target, echo, settings)
+            baseline = _measure_both_ways("echo", echo.target, echo, settings)
         finally:
             echo.stop()
         if settings.target:
-            measured = _measure("gateway", settings.target, None, settings)
-            return BenchResult([baseline, measured], registry, evaluation=evaluation)
+            measured = _measure_both_ways("gateway", settings.target, None, settings)
+            return BenchResult(_rows(baseline, measured), registry, evaluation=evaluation)
         store_url = os.environ.get("MTSG_STORE_URL", "")  # inherited by mtsg serve, like every MTSG_* setting
         where = (
             f"the PostgreSQL store at {redact(store_url)}" if is_postgres_url(store_url) else f"SQLite in {data_dir}"
         )
-        progress(f"starting mtsg serve with {where}")
-        gateway = start_gateway(Path(data_dir))
+        progress(f"starting mtsg serve with {where}, {settings.workers} worker(s)")
+        gateway = start_gateway(Path(data_dir), workers=settings.workers)
         try:
-            measured = _measure("gateway", gateway.target, gateway, settings)
+            measured = _measure_both_ways("gateway", gateway.target, gateway, settings)
         finally:
             gateway.stop()
         delivery = (
@@ -164,7 +176,23 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             if settings.deliveries
             else None
         )
-    return BenchResult([baseline, measured], registry, delivery, evaluation)
+    return BenchResult(_rows(baseline, measured), registry, delivery, evaluation)
+
+
+def _measure_both_ways(
+    name: str, target: str, server: ServerProcess | None, settings: BenchSettings
+) -> tuple[Figures, Figures | None]:
+    """The load as asked; then, after a closed loop, open loop at half the throughput it reached."""
+    at_most = _measure(name, target, server, settings)
+    if settings.rate or not settings.half_rate or not at_most.throughput_per_second:
+        return at_most, None
+    half = replace(settings, rate=at_most.throughput_per_second / 2)
+    return at_most, _measure(f"{name} 1/2", target, server, half)
+
+
+def _rows(baseline: tuple[Figures, Figures | None], measured: tuple[Figures, Figures | None]) -> list[Figures]:
+    """echo, gateway, then their half-rate runs: the first two rows are always the comparison."""
+    return [baseline[0], measured[0], *(row for row in (baseline[1], measured[1]) if row is not None)]
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
@@ -194,14 +222,19 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
             f"{_cell(row.p99_ms):>9}{_cell(row.p999_ms):>10}{_cell(row.cpu_ms_per_request, 3):>12}"
             f"{_cell(row.peak_rss_mb, 0):>13}{sum(row.errors.values()):>8}"
         )
-    echo, gateway = figures
+    echo, gateway = figures[:2]
     if echo.throughput_per_second:
         lines.append(f"gateway/echo throughput: {gateway.throughput_per_second / echo.throughput_per_second:.0%}")
     mode = f"open loop {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
+    if len(figures) > 2:
+        mode += "; rows '1/2': open loop at half the rate that server reached"
     lines.append(
         f"({settings.clients} client processes, {mode}, {settings.seconds:g} s measured"
-        f" after {settings.warmup_seconds:g} s warm-up, seed {settings.seed}, 150-300 apps per login)"
+        f" after {settings.warmup_seconds:g} s warm-up, seed {settings.seed}, 150-300 apps per login,"
+        f" gateway workers: {settings.workers})"
     )
+    if gateway.stages:
+        lines.append(render_stages(gateway.stages))
     return "\n".join(lines)
 
 

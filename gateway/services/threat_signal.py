@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ import structlog
 from gateway.commands.building import command_for_verdict
 from gateway.errors import abort_with, invalid_argument, resource_exhausted, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
-from gateway.metrics import Metrics
+from gateway.metrics import LOGIN_STAGES, Metrics
 from gateway.privacy import pseudonym
 from gateway.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
@@ -112,15 +113,18 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
+        self._stage = {stage: metrics.login_stage.labels(stage=stage) for stage in LOGIN_STAGES}
 
     async def CheckLogin(
         self, request: threat_signal_service_pb2.CheckLoginRequest, context: grpc.aio.ServicerContext
     ) -> threat_signal_service_pb2.CheckLoginResponse:
         now = self._clock()
+        started = time.perf_counter()
         try:
             request_id, telemetry = parse_check_login(request, self._settings.limits, now)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, "INVALID_TELEMETRY"))
+        self._stage["validate"].observe(time.perf_counter() - started)
         await self._admit(telemetry, context)
         fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         try:
@@ -150,8 +154,10 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
                 return await self._replay(earlier, identity.fingerprint, context)
         response, shadow = await self._decide(telemetry, now)
         record = self._record(identity, telemetry, now, response, shadow)
+        started = time.perf_counter()
         try:
             stored = await self._store.record_login(record, freeze_cap=self._settings.max_freezes_per_minute)
+            self._stage["record" if record.command is None else "record_command"].observe(time.perf_counter() - started)
         except FreezeCapReachedError:
             response = await self._hold_back_freeze(response, now)
             record = self._record(identity, telemetry, now, response, shadow)
@@ -248,9 +254,12 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         self, telemetry: LoginTelemetry, now: float
     ) -> tuple[threat_signal_service_pb2.CheckLoginResponse, tuple[ShadowFiring, ...]]:
         knowledge = self._knowledge()  # one snapshot: the policy that sized the history also decides
+        started = time.perf_counter()
         history = await self._store.load_login_history(
             telemetry.customer_id, telemetry.device_id, _windows(now, self._settings, knowledge.policy.detectors)
         )
+        evaluated = time.perf_counter()
+        self._stage["history"].observe(evaluated - started)
         context = LoginContext(
             now=now,
             known_device_ids=history.known_device_ids,
@@ -262,6 +271,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         decision = evaluate(telemetry, context, knowledge)
         shadow = tuple(ShadowFiring(fired.scenario_id, f"ACTION_{fired.action.name}") for fired in decision.shadow)
         response = to_response(decision, new_verdict_id(now), now, blocklist_version=str(knowledge.blocklist.version))
+        self._stage["evaluate"].observe(time.perf_counter() - evaluated)
         return response, shadow
 
     async def _replay(

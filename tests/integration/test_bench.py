@@ -27,6 +27,8 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
             "3000",
             "--deliveries",
             "40",
+            "--workers",
+            "2",
             "--json",
             str(out),
         ],
@@ -44,7 +46,15 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert registry["import_seconds"] > 0 and registry["matcher_mb"] >= 0
     assert 0 < registry["lookup_us_per_login_p50"] <= registry["lookup_us_per_login_p99"]
     assert "registry: 3,000 entries" in result.stdout
-    assert set(figures) == {"echo", "gateway"}
+    assert set(figures) == {"echo", "gateway", "echo 1/2", "gateway 1/2"}
+    assert "gateway workers: 2" in result.stdout
+    for name in ("echo", "gateway"):  # open loop at half the rate the closed loop reached
+        assert figures[f"{name} 1/2"]["requests"] < figures[name]["requests"]
+    stages = {row["stage"]: row for row in figures["gateway"]["stages"]}
+    assert {"validate", "history", "evaluate", "record"} <= set(stages)
+    assert all(row["logins"] > 0 and row["mean_ms"] > 0 for row in stages.values())
+    assert stages["validate"]["logins"] >= stages["record"]["logins"]
+    assert "gateway stages under load" in result.stdout
     delivery = document["delivery"]
     assert delivery["commands"] == delivery["delivered"] == 40
     assert 0 < delivery["p50_ms"] <= delivery["p99_ms"] <= delivery["max_ms"]

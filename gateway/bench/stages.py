@@ -1,0 +1,64 @@
+"""The gateway's own timing of each CheckLogin stage under the bench's load, read from its /metrics.
+
+The brain's stages are timed in the bench's own process (``evaluation``); the store's and
+the outbox's cost only shows inside a loaded gateway, so the bench reads the gateway's
+``mtsg_login_stage_seconds`` histogram from every worker before and after the measured
+window and reports the mean of each stage over that window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+_FAMILY = "mtsg_login_stage_seconds"
+# stage -> (seconds, observations), added up over the workers
+StageTotals = dict[str, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    stage: str
+    logins: int
+    mean_ms: float
+
+
+def read_stage_totals(metrics_ports: list[int]) -> StageTotals:
+    totals: dict[str, list[float]] = {}
+    for port in metrics_ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            if family.name != _FAMILY:
+                continue
+            for sample in family.samples:
+                stage = sample.labels.get("stage", "")
+                slot = totals.setdefault(stage, [0.0, 0.0])
+                if sample.name.endswith("_sum"):
+                    slot[0] += sample.value
+                elif sample.name.endswith("_count"):
+                    slot[1] += sample.value
+    return {stage: (seconds, count) for stage, (seconds, count) in totals.items()}
+
+
+def stage_figures(before: StageTotals, after: StageTotals) -> tuple[StageFigures, ...]:
+    figures = []
+    for stage, (seconds, count) in after.items():
+        seconds_before, count_before = before.get(stage, (0.0, 0.0))
+        logins = int(count - count_before)
+        if logins > 0:
+            figures.append(StageFigures(stage, logins, (seconds - seconds_before) * 1000 / logins))
+    return tuple(figures)
+
+
+def render_stages(figures: tuple[StageFigures, ...]) -> str:
+    lines = ["gateway stages under load (wall time inside the gateway, mean per login, all workers):"]
+    lines.append(f"  {'stage':16}{'logins':>8}{'mean ms':>10}")
+    for row in figures:
+        lines.append(f"  {row.stage:16}{row.logins:>8}{row.mean_ms:>10.3f}")
+    lines.append(
+        "  (history: the five reads; record: verdict, device, location, inventory, nonce in one transaction;"
+        " record_command: the same with the outbox command)"
+    )
+    return "\n".join(lines)
