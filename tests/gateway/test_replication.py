@@ -65,7 +65,8 @@ async def test_a_lost_listener_reconnects_and_catches_up_on_what_it_missed(
     admin = await asyncpg.connect(postgres_url)
     try:
         cut = await admin.fetchval(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()",
             LISTENER_APPLICATION_NAME,
         )
         assert cut == 1
@@ -74,7 +75,8 @@ async def test_a_lost_listener_reconnects_and_catches_up_on_what_it_missed(
         # Heartbeat (2 s) notices, the listener reconnects and refreshes every topic.
         await eventually(lambda: knowledge.current.blocklist.version == 1, timeout=8.0, what="resync")
         listening = await admin.fetchval(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1", LISTENER_APPLICATION_NAME
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+            LISTENER_APPLICATION_NAME,
         )
         assert listening == 1
     finally:
