@@ -30,14 +30,14 @@ from gateway.validation import FieldViolation, InvalidRequestError
 
 log = structlog.get_logger(__name__)
 REQUEST_ID_KEY = "x-request-id"
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Entered around each call with its method name; aborts the call to refuse it.
 Guard = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and _SANE_ID.match(value):
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _SANE_ID.fullmatch(value):
             return value
     return uuid.uuid4().hex
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KEY_BYTES = 32
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 _SEPARATORS = str.maketrans("", "", " -().")
 
 
@@ -36,7 +36,7 @@ class PhoneHashKeyError(RuntimeError):
 def normalize_phone_number(raw: str) -> str:
     """E.164 with separators removed, e.g. "+82 10-1234-5678" -> "+821012345678"."""
     number = raw.translate(_SEPARATORS)
-    if not _E164.match(number):
+    if not _E164.fullmatch(number):
         raise PhoneNumberError("must be an E.164 number such as +821012345678 ('+', country code, 7-15 digits)")
     return number
 

@@ -32,9 +32,9 @@ from signals import telemetry as model
 MAX_VIOLATIONS = 50
 # Nothing in a login can predate 2000-01-01; earlier (or negative) times are client bugs.
 EARLIEST_TIME = 946_684_800
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
-_COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+_COUNTRY_CODE = re.compile(r"[A-Z]{2}")
 _INSTALLER_CLASSES = {
     telemetry_pb2.INSTALLER_CLASS_UNSPECIFIED: model.InstallerClass.UNKNOWN,
     telemetry_pb2.INSTALLER_CLASS_OFFICIAL_STORE: model.InstallerClass.OFFICIAL_STORE,
@@ -190,7 +190,7 @@ def _clean_app(app: telemetry_pb2.InstalledApp, limits: Limits, latest: float) -
     apk, certificate, certificate_sha1 = app.apk_sha256, app.signing_cert_sha256, app.signing_cert_sha1
     if (
         not name
-        or _PACKAGE_NAME.match(name) is None
+        or _PACKAGE_NAME.fullmatch(name) is None
         or installer_class is None
         or len(permissions) > limits.max_permissions_per_app
         or not all(permission and _clean_text(permission, 255) for permission in permissions)
@@ -241,7 +241,7 @@ def _app_model(
 def request_id_or_none(path: str, request_id: str, violations: Violations) -> str | None:
     if not request_id:
         return None
-    if not _REQUEST_ID.match(request_id):
+    if not _REQUEST_ID.fullmatch(request_id):
         violations.add(path, "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
     return request_id
 
@@ -272,7 +272,7 @@ def _checked_app(
     name = app.package_name
     if not name:
         v.add(f"{path}.package_name", "is required")
-    elif not _PACKAGE_NAME.match(name):
+    elif not _PACKAGE_NAME.fullmatch(name):
         v.add(f"{path}.package_name", "must be a package name or bundle id (letters, digits, '.', '_', '-')")
     elif name in seen:
         v.add(f"{path}.package_name", f"duplicates installed_apps[{seen[name]}] ({name})")
@@ -459,7 +459,7 @@ def parse_phone_changes(
         path = f"changes[{index}]"
         if not change.event_id:
             v.add(f"{path}.event_id", "is required")
-        elif not _REQUEST_ID.match(change.event_id):
+        elif not _REQUEST_ID.fullmatch(change.event_id):
             v.add(f"{path}.event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
         elif change.event_id in seen:
             v.add(f"{path}.event_id", f"duplicates changes[{seen[change.event_id]}] in the same batch")

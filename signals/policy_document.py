@@ -25,7 +25,7 @@ from signals.policy import Action, FreezeScope, Mode, Policy, Scenario, StepUpMe
 
 MAX_SCENARIOS = 500
 MAX_DEPTH = 8
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _TOP_KEYS = {"name", "description", "detectors", "scenarios"}
 _SCENARIO_KEYS = {
     "id",
@@ -262,7 +262,7 @@ class _Reader:
             return None
         self.unknown_keys(table, _SCENARIO_KEYS, where)
         scenario_id = self.text(table, "id", where, required=True)
-        if scenario_id and not _ID.match(scenario_id):
+        if scenario_id and not _ID.fullmatch(scenario_id):
             self.problem(f"{where}.id", "must be 1-64 of a-z, 0-9, '-', '_', '.' starting with a letter or digit")
         description = self.text(table, "description", where, required=True)
         actions = {action.name.lower(): action for action in Action}

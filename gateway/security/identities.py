@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROLES = ("app", "telco", "secops", "core")
 TOKEN_PREFIX = "mtsg_"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _CERTIFICATE_KEYS = ("common_name", "subject", "san")
 
 
@@ -107,7 +107,7 @@ def _token_entry(where: str, entry: Mapping[str, object], seen: set[str]) -> tup
         raise IdentitiesError(f"{where}: unknown key {unknown[0]!r} (a token has name, roles, sha256)")
     name = _name(where, entry, seen)
     digest = entry.get("sha256")
-    if not isinstance(digest, str) or not _HEX64.match(digest):
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
         raise IdentitiesError(
             f"{where}: sha256 must be the token's SHA-256 as 64 lowercase hex digits (never the token itself)"
         )

@@ -169,6 +169,12 @@ BAD_LOGINS = [
     ),
     ("missing package name", lambda: _with(installed_apps=[app("")]), "telemetry.installed_apps[0].package_name"),
     (
+        # A regex's `$` also matches before a final newline: only a full match refuses this.
+        "package name ending in a newline",
+        lambda: _with(installed_apps=[app("com.example.app\n")]),
+        "telemetry.installed_apps[0].package_name",
+    ),
+    (
         "duplicate package name",
         lambda: _with(installed_apps=[app("a.b"), app("a.b")]),
         "telemetry.installed_apps[1].package_name",
@@ -201,6 +207,15 @@ async def test_bad_input_gets_invalid_argument_naming_the_field(client: MtsgClie
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in [violation for violation, _ in field_violations(caught.value)]
     assert (await client.check_login(telemetry())).action == common_pb2.ACTION_ALLOW  # still serving
+
+
+async def test_a_request_id_ending_in_a_newline_is_refused(client: MtsgClient) -> None:
+    from gateway.generated.mtsg.v1 import threat_signal_service_pb2
+
+    request = threat_signal_service_pb2.CheckLoginRequest(request_id="login-1\n", telemetry=telemetry())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await client.check_login_request(request)
+    assert [field for field, _ in field_violations(caught.value)] == ["request_id"]
 
 
 async def test_missing_telemetry_is_named(client: MtsgClient) -> None:

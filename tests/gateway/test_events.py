@@ -62,8 +62,22 @@ def _in_the_future() -> event_service_pb2.PhoneNumberChange:
         ([phone_change("c1", event_id="same"), phone_change("c1", event_id="same")], "changes[1].event_id"),
         ([_in_the_future()], "changes[0].changed_at"),
         ([phone_change("c1", kind=99)], "changes[0].kind"),
+        ([phone_change("c1", event_id="evt-1\n")], "changes[0].event_id"),
+        ([phone_change("c1", new_phone_number="+821012345678\n")], "changes[0].new_phone_number"),
     ],
-    ids=["empty", "national", "missing", "letters", "no-customer", "no-id", "dup-id", "future", "bad-kind"],
+    ids=[
+        "empty",
+        "national",
+        "missing",
+        "letters",
+        "no-customer",
+        "no-id",
+        "dup-id",
+        "future",
+        "bad-kind",
+        "id-newline",
+        "number-newline",
+    ],
 )
 async def test_bad_batches_are_refused_whole(client: MtsgClient, gateway: RunningGateway, changes, field: str) -> None:  # type: ignore[no-untyped-def]
     good = phone_change("c-good")
