@@ -7,20 +7,25 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.bench.workload import CHECK_LOGIN, Workload
 from gateway.config import LimitsConfig
-from gateway.generated.mtsg.v1 import telemetry_pb2
-from gateway.validation import EARLIEST_TIME, Limits, Violations, _checked_app, _clean_app
+from gateway.generated.mtsg.v1 import telemetry_pb2, threat_signal_service_pb2
+from gateway.validation import EARLIEST_TIME, Limits, Violations, _checked_app, _clean_apps
 
 NOW = time.time()
 LIMITS = Limits.of(LimitsConfig(max_permissions_per_app=4))
 LATEST = NOW + LIMITS.max_clock_skew_seconds
 
 _texts = st.one_of(
-    st.sampled_from(["", "Bank", "com.android.vending", " padded", "tab\there", "x" * 300]),
+    st.sampled_from(
+        ["", "Bank", "com.android.vending", " padded", "padded ", "a\n b", "tab\there", "\u3000", "x" * 300]
+    ),
     st.text(max_size=8),
 )
 _digests = st.one_of(
-    st.sampled_from(["", "a" * 64, "A" * 64, "ab:" * 31 + "ab", "a" * 40, "g" * 64, "a" * 63]),
+    st.sampled_from(
+        ["", "a" * 64, "A" * 64, "ab:" * 31 + "ab", "a" * 40, "g" * 64, "a" * 63, "a" * 64 + "\n" + "b" * 64]
+    ),
     st.text(alphabet="0123456789abcdefABCDEF:-", max_size=70),
 )
 _seconds = st.one_of(
@@ -42,7 +47,7 @@ _VALID = {
     "last_update_time": st.just(0) | st.integers(EARLIEST_TIME, int(NOW)),
 }
 _ANY = {
-    "package_name": st.one_of(st.sampled_from(["", "-bad", "a" * 300, "a b"]), st.text(max_size=6)),
+    "package_name": st.one_of(st.sampled_from(["", "-bad", "a" * 300, "a b", "a\nb", "a\n"]), st.text(max_size=6)),
     "label": _texts,
     "version_name": _texts,
     "installer_package": _texts,
@@ -70,16 +75,34 @@ def _apps(draw: st.DrawFn) -> telemetry_pb2.InstalledApp:
 
 
 @settings(max_examples=1500, deadline=None)
-@given(_apps())
-def test_the_fast_path_agrees_with_the_full_one(app: telemetry_pb2.InstalledApp) -> None:
+@given(st.lists(_apps(), min_size=1, max_size=4))
+def test_the_fast_path_agrees_with_the_full_one(apps: list[telemetry_pb2.InstalledApp]) -> None:
     violations = Violations()
-    checked = _checked_app(0, app, {}, LIMITS, LATEST, violations)
-    fast = _clean_app(app, LIMITS, LATEST)
+    seen: dict[str, int] = {}
+    checked = tuple(_checked_app(index, app, seen, LIMITS, LATEST, violations) for index, app in enumerate(apps))
+    fast = _clean_apps(apps, LIMITS, LATEST)
     if fast is not None:
-        assert violations.found == [], "the fast path accepted an app the full path refuses"
+        assert violations.found == [], "the fast path accepted apps the full path refuses"
         assert fast == checked
-    elif not violations.found:
-        # Only normalising a digest may send a valid app down the full path.
-        digests = (app.apk_sha256, app.signing_cert_sha256, app.signing_cert_sha1)
-        canonical = (checked.apk_sha256, checked.signing_cert_sha256, checked.signing_cert_sha1)
-        assert digests != canonical, "a clean, canonical app missed the fast path"
+    else:
+        assert violations.found, "a valid login missed the fast path"
+
+
+def test_the_only_printable_whitespace_is_the_plain_space() -> None:
+    """What lets the fast path check surrounding whitespace by looking for spaces alone."""
+    printable_spaces = [code for code in range(0x110000) if chr(code).isprintable() and chr(code).isspace()]
+    assert printable_spaces == [0x20]
+
+
+def test_the_benchmark_logins_take_the_fast_path() -> None:
+    """The figures in BENCHMARKS.md are of the fast path; a check that quietly refused all would hide it."""
+    workload = Workload(seed=3, customers=50, now=NOW)
+    logins = [
+        threat_signal_service_pb2.CheckLoginRequest.FromString(operation.body).telemetry
+        for _ in range(20)
+        for operation in workload.sequence()
+        if operation.method == CHECK_LOGIN
+    ]
+    assert len(logins) >= 15
+    for login in logins:
+        assert _clean_apps(login.installed_apps, LIMITS, LATEST) is not None
