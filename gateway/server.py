@@ -10,6 +10,7 @@ calls in flight get the grace period to finish before the store is closed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Callable
@@ -396,6 +397,22 @@ async def _reload_policy_file(running: RunningGateway) -> None:
     log.info("SIGHUP: policy file re-read", changed=applied, version=running.knowledge.current.policy.version)
 
 
+# A young generation this large is collected every few logins instead of several times in one.
+YOUNG_GENERATION_OBJECTS = 10_000
+
+
+def settle_the_heap() -> None:
+    """Hide what was loaded at start (modules, grpc, the knowledge) from the garbage collector.
+
+    None of it ever becomes garbage, yet every full collection walked all of it, on the event
+    loop: at half the maximum rate those pauses were most of the p99 (issue 3, BENCHMARKS.md).
+    Objects made later are collected as usual, and frozen ones are still freed when unreferenced.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_OBJECTS, 50, 100)
+
+
 async def run_gateway(
     config: Config, *, reuse_port: bool = False, on_serving: Callable[[], None] | None = None
 ) -> None:
@@ -404,6 +421,7 @@ async def run_gateway(
     ``on_serving`` is told once the port answers (a worker tells its supervisor).
     """
     running = await start_gateway(config, reuse_port=reuse_port)
+    settle_the_heap()
     if on_serving is not None:
         on_serving()
     stopping = asyncio.Event()
