@@ -292,11 +292,16 @@ def _read_file(path: Path) -> dict[Key, Any]:
     return values
 
 
+def env_variable(section: str, name: str) -> str:
+    """The environment variable that sets ``section.name`` (MTSG_LOGIN_DEVICE_LOGIN_BURST)."""
+    return f"{ENV_PREFIX}{section}_{name}".upper()
+
+
 def _read_env(environ: Mapping[str, str]) -> dict[Key, tuple[Any, str]]:
     values: dict[Key, tuple[Any, str]] = {}
     for section, section_type in _sections().items():
         for name in _field_types(section_type):
-            variable = f"{ENV_PREFIX}{section}_{name}".upper()
+            variable = env_variable(section, name)
             if variable in environ:
                 values[(section, name)] = (environ[variable], f"env {variable}")
     return values

@@ -18,6 +18,7 @@ from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import percentile, progress
 from gateway.bench.stages import StageFigures, read_stage_totals, render_stages, stage_figures
+from gateway.config import env_variable
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
 
@@ -146,12 +147,15 @@ class BenchResult:
     evaluation: EvaluationFigures | None = None
 
 
-# Every login-rate limit of the gateway the bench starts (login.*; see gateway/config.py).
-_RATE_LIMIT_SETTINGS = (
-    "MTSG_LOGIN_DEVICE_LOGINS_PER_MINUTE",
-    "MTSG_LOGIN_DEVICE_LOGIN_BURST",
-    "MTSG_LOGIN_CUSTOMER_LOGINS_PER_MINUTE",
-    "MTSG_LOGIN_CUSTOMER_LOGIN_BURST",
+# Every login-rate limit of the gateway the bench starts (LoginConfig's fields).
+_RATE_LIMIT_SETTINGS = tuple(
+    env_variable("login", name)
+    for name in (
+        "device_logins_per_minute",
+        "device_login_burst",
+        "customer_logins_per_minute",
+        "customer_login_burst",
+    )
 )
 
 
