@@ -182,6 +182,15 @@ def _bench(options: argparse.Namespace) -> int:
     print(render_report(result, settings))
     if options.json:
         write_json(options.json, result, settings)
+    unanswered = [row.server for row in result.figures if not row.answered]
+    if unanswered:
+        where = settings.target or "the gateway the bench started"
+        print(
+            f"mtsg bench: no call was answered in the run(s) {', '.join(unanswered)}; is {where} serving"
+            " (address, TLS, credentials)?",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

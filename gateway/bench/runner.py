@@ -71,6 +71,11 @@ class Figures:
     # The gateway's own timing of each login stage over the measured window.
     stages: tuple[StageFigures, ...] = ()
 
+    @property
+    def answered(self) -> int:
+        """Calls that got an answer; failed calls end fast and would flatter the throughput."""
+        return self.requests - sum(self.errors.values())
+
 
 def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
     per_client_rate = settings.rate / settings.clients if settings.rate else None
@@ -207,9 +212,9 @@ def _measure_both_ways(
 ) -> tuple[Figures, Figures | None]:
     """The load as asked; then, after a closed loop, open loop at half the throughput it reached."""
     at_most = _measure(name, target, server, settings)
-    if settings.rate or not settings.half_rate or not at_most.throughput_per_second:
+    if settings.rate or not settings.half_rate or not at_most.answered:
         return at_most, None
-    half = replace(settings, rate=at_most.throughput_per_second / 2)
+    half = replace(settings, rate=at_most.answered / settings.seconds / 2)
     return at_most, _measure(f"{name} 1/2", target, server, half)
 
 
@@ -246,8 +251,7 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
             f"{_cell(row.peak_rss_mb, 0):>13}{sum(row.errors.values()):>8}"
         )
     echo, gateway = figures[:2]
-    if echo.throughput_per_second:
-        lines.append(f"gateway/echo throughput: {gateway.throughput_per_second / echo.throughput_per_second:.0%}")
+    lines.append(throughput_ratio(echo, gateway, settings))
     mode = f"open loop {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
     if len(figures) > 2:
         mode += "; rows '1/2': open loop at half the rate that server reached"
@@ -259,6 +263,30 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
     if gateway.stages:
         lines.append(render_stages(gateway.stages))
     return "\n".join(lines)
+
+
+def throughput_ratio(echo: Figures, gateway: Figures, settings: BenchSettings) -> str:
+    """The headline comparison, counting answered calls only, and saying when it means little.
+
+    A gateway that refuses every call (not running, wrong port, TLS mismatch) fails them in
+    microseconds; counted as throughput that read as "868% of echo".
+    """
+    label = "gateway/echo throughput"
+    if settings.rate:
+        label += f" at the offered {settings.rate:g}/s"
+    failed = gateway.requests - gateway.answered
+    if not gateway.answered or not echo.answered:
+        return f"{label}: not measured, {failed:,} of {gateway.requests:,} gateway calls failed ({_codes(gateway)})"
+    line = f"{label}: {gateway.answered / echo.answered:.0%}"
+    if failed:
+        line += f" (answered calls only; {failed:,} of {gateway.requests:,} failed: {_codes(gateway)})"
+    if settings.rate:
+        line += " (open loop: both had the same offered load; a closed-loop run measures capacity)"
+    return line
+
+
+def _codes(figures: Figures) -> str:
+    return ", ".join(f"{code} {count:,}" for code, count in sorted(figures.errors.items())) or "none"
 
 
 def write_json(path: Path, result: BenchResult, settings: BenchSettings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,28 @@ def test_bench_refuses_nonsense_settings() -> None:
         [sys.executable, "-m", "gateway.cli", "bench", "--clients", "0"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2 and "must be positive" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_bench_against_a_gateway_that_answers_nothing_fails_instead_of_reporting_a_ratio() -> None:
+    """Refused calls end in microseconds; they once showed up as 'gateway/echo throughput: 868%'."""
+    target = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "gateway.cli", "bench", "--quick", "--target", target, "--seconds", "1"),
+            *("--warmup-seconds", "0.2", "--concurrency", "2", "--deliveries", "0"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "gateway/echo throughput: not measured" in result.stdout
+    assert "UNAVAILABLE" in result.stdout
+    assert f"no call was answered in the run(s) gateway; is {target} serving" in result.stderr
+    assert "gateway 1/2" not in result.stdout  # no half-rate run derived from failures
