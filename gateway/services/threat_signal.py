@@ -26,7 +26,7 @@ from gateway.privacy import pseudonym
 from gateway.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import FreezeCapReachedError, NonceReusedError
-from gateway.store.records import HistoryWindows, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
+from gateway.store.records import HistoryWindows, LoginHistory, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
 from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
 from gateway.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
 from gateway.wakeup import Wakeup
@@ -148,11 +148,18 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         now: float,
         context: grpc.aio.ServicerContext,
     ) -> threat_signal_service_pb2.CheckLoginResponse:
-        if identity.request_id is not None:
-            earlier = await self._store.find_verdict(identity.request_id)
-            if earlier is not None:
-                return await self._replay(earlier, identity.fingerprint, context)
-        response, shadow = await self._decide(telemetry, now)
+        knowledge = self._knowledge()  # one snapshot: the policy that sized the history also decides
+        started = time.perf_counter()
+        history = await self._store.load_login_history(
+            telemetry.customer_id,
+            telemetry.device_id,
+            _windows(now, self._settings, knowledge.policy.detectors),
+            identity.request_id,
+        )
+        self._stage["history"].observe(time.perf_counter() - started)
+        if history.earlier_verdict is not None:
+            return await self._replay(history.earlier_verdict, identity.fingerprint, context)
+        response, shadow = self._decide(telemetry, history, knowledge, now)
         record = self._record(identity, telemetry, now, response, shadow)
         started = time.perf_counter()
         try:
@@ -250,16 +257,10 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         self._metrics.freezes_degraded.inc()
         return degraded_freeze(response, cap)
 
-    async def _decide(
-        self, telemetry: LoginTelemetry, now: float
+    def _decide(
+        self, telemetry: LoginTelemetry, history: LoginHistory, knowledge: Knowledge, now: float
     ) -> tuple[threat_signal_service_pb2.CheckLoginResponse, tuple[ShadowFiring, ...]]:
-        knowledge = self._knowledge()  # one snapshot: the policy that sized the history also decides
         started = time.perf_counter()
-        history = await self._store.load_login_history(
-            telemetry.customer_id, telemetry.device_id, _windows(now, self._settings, knowledge.policy.detectors)
-        )
-        evaluated = time.perf_counter()
-        self._stage["history"].observe(evaluated - started)
         context = LoginContext(
             now=now,
             known_device_ids=history.known_device_ids,
@@ -271,7 +272,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         decision = evaluate(telemetry, context, knowledge)
         shadow = tuple(ShadowFiring(fired.scenario_id, f"ACTION_{fired.action.name}") for fired in decision.shadow)
         response = to_response(decision, new_verdict_id(now), now, blocklist_version=str(knowledge.blocklist.version))
-        self._stage["evaluate"].observe(time.perf_counter() - evaluated)
+        self._stage["evaluate"].observe(time.perf_counter() - started)
         return response, shadow
 
     async def _replay(

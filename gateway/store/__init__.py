@@ -38,13 +38,12 @@ class Store(Protocol):
         """ "sqlite" or "postgresql"."""
         ...
 
-    async def find_verdict(self, request_id: str) -> StoredVerdict | None:
-        """The verdict stored for this idempotency key, if any."""
-        ...
-
-    async def load_login_history(self, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:
+    async def load_login_history(
+        self, customer_id: str, device_id: str, windows: HistoryWindows, request_id: str | None = None
+    ) -> LoginHistory:
         """The customer's devices, latest phone change and recent locations; the device's other customers
-        and previous app inventory — each within its window."""
+        and previous app inventory — each within its window; and the verdict already stored under
+        ``request_id``, if any (a retry)."""
         ...
 
     async def record_login(self, record: LoginRecord, *, freeze_cap: int = 0) -> StoredVerdict:

@@ -94,6 +94,8 @@ class LoginHistory:
     # Other customers seen on this device in the shared-device window.
     other_customers_on_device: int = 0
     previous_inventory: DeviceInventory | None = None
+    # The verdict already stored under the login's request_id: the login is a retry, answered with it.
+    earlier_verdict: StoredVerdict | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ the backend from the URL (SQLite file or PostgreSQL DSN) and migrates it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from gateway.store.database import ChangeListener, Connection, Database
 from gateway.store.guards import FREEZE_ACTION, GuardStore, check_freeze_cap, claim_nonce
@@ -70,15 +71,21 @@ class SQLStore:
     async def schema_version(self) -> int:
         return await self.db.schema_version()
 
-    async def find_verdict(self, request_id: str) -> StoredVerdict | None:
-        row = await self.db.fetchone(
-            "SELECT verdict_id, request_fingerprint, response FROM verdicts WHERE request_id = ?", (request_id,)
-        )
-        return StoredVerdict(row[0], bytes(row[1]), bytes(row[2])) if row else None
+    async def load_login_history(
+        self, customer_id: str, device_id: str, windows: HistoryWindows, request_id: str | None = None
+    ) -> LoginHistory:
+        """Everything the detectors need of the past, read as one unit (one snapshot, one trip on SQLite).
 
-    async def load_login_history(self, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:
-        """Everything the detectors need of the past, read as one unit (one snapshot, one trip on SQLite)."""
-        return await self.db.run_reads(lambda db: _read_history(db, customer_id, device_id, windows))
+        With a ``request_id``, the verdict already stored under it comes in the same trip: a separate
+        look-up before the history cost every login a second hop to the store's thread (issue 3).
+        """
+
+        async def read(db: Connection) -> LoginHistory:
+            earlier = await _find_verdict(db, request_id) if request_id is not None else None
+            history = await _read_history(db, customer_id, device_id, windows)
+            return history if earlier is None else replace(history, earlier_verdict=earlier)
+
+        return await self.db.run_reads(read)
 
     async def record_login(self, record: LoginRecord, *, freeze_cap: int = 0) -> StoredVerdict:
         """The verdict goes in first and claims its request_id: a concurrent retry, in this replica or
@@ -101,7 +108,7 @@ class SQLStore:
         if stored:
             return StoredVerdict(record.verdict_id, record.request_fingerprint, record.response)
         assert record.request_id is not None  # only a request_id can collide
-        existing = await self.find_verdict(record.request_id)
+        existing = await _find_verdict(self.db, record.request_id)
         assert existing is not None  # the verdict that holds the key was committed
         return existing
 
@@ -263,6 +270,13 @@ class SQLStore:
 
     async def close(self) -> None:
         await self.db.close()
+
+
+async def _find_verdict(db: Connection, request_id: str) -> StoredVerdict | None:
+    row = await db.fetchone(
+        "SELECT verdict_id, request_fingerprint, response FROM verdicts WHERE request_id = ?", (request_id,)
+    )
+    return StoredVerdict(row[0], bytes(row[1]), bytes(row[2])) if row else None
 
 
 async def _read_history(db: Connection, customer_id: str, device_id: str, windows: HistoryWindows) -> LoginHistory:

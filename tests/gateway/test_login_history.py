@@ -1,0 +1,51 @@
+"""A login's history and the verdict already stored under its request_id come from the store in one read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.store import open_store
+from gateway.store.records import HistoryWindows, LoginRecord
+from signals.inventory import pack_inventory
+
+_WINDOWS = HistoryWindows(phone_changes_since=0.0, locations_since=0.0, location_limit=10, shared_device_since=0.0)
+
+
+def _record(verdict_id: str, request_id: str | None, device_id: str) -> LoginRecord:
+    return LoginRecord(
+        verdict_id=verdict_id,
+        request_id=request_id,
+        request_fingerprint=b"f" * 32,
+        customer_id="cust-1",
+        device_id=device_id,
+        action="ACTION_ALLOW",
+        decided_at=1_000.0,
+        response=b"answer of " + verdict_id.encode(),
+        location=None,
+        inventory=pack_inventory(["com.example.bank"]),
+    )
+
+
+async def test_history_brings_the_verdict_stored_under_the_request_id(tmp_path: Path, store_url: str) -> None:
+    store = await open_store(store_url, tmp_path)
+    try:
+        await store.record_login(_record("v_first", "req-1", "dev-1"))
+        await store.record_login(_record("v_second", None, "dev-2"))
+
+        retry = await store.load_login_history("cust-1", "dev-1", _WINDOWS, "req-1")
+        assert retry.earlier_verdict is not None
+        assert retry.earlier_verdict.verdict_id == "v_first"
+        assert retry.earlier_verdict.response == b"answer of v_first"
+        assert retry.earlier_verdict.request_fingerprint == b"f" * 32
+        # The rest of the history is read in the same unit, as for any login.
+        assert retry.known_device_ids == {"dev-1", "dev-2"}
+        assert retry.previous_inventory is not None
+        assert retry.previous_inventory.package_names == {"com.example.bank"}
+
+        fresh = await store.load_login_history("cust-1", "dev-1", _WINDOWS, "req-2")
+        assert fresh.earlier_verdict is None
+        assert fresh.known_device_ids == retry.known_device_ids
+        without_key = await store.load_login_history("cust-1", "dev-1", _WINDOWS)
+        assert without_key.earlier_verdict is None
+    finally:
+        await store.close()
