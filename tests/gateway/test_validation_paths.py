@@ -71,6 +71,8 @@ def _apps(draw: st.DrawFn) -> telemetry_pb2.InstalledApp:
     app.first_install_time.seconds, app.last_update_time.seconds = first, last
     if draw(st.booleans()) and (first or last):
         app.first_install_time.nanos = draw(st.sampled_from([5, 999_999_999]))
+    if draw(st.integers(0, 9)) == 0:  # now and then a nanos field no timestamp may hold
+        app.last_update_time.nanos = draw(st.sampled_from([-1, 1_000_000_000]))
     return app
 
 
