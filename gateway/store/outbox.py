@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.store.audit import insert_audit
-from gateway.store.database import Connection, Database
+from gateway.store.database import Connection, Database, Row
 from gateway.store.records import (
     CommandOverview,
     CommandQuery,
@@ -161,7 +161,8 @@ class CommandStore:
         if not endpoints:
             return []
         marks = ", ".join("?" for _ in endpoints)
-        async with self._db.transaction() as tx:
+
+        async def claim(tx: Connection) -> list[Row]:
             rows = await tx.fetch(
                 f"SELECT d.attempts, d.endpoint, {_COMMAND_COLUMNS_OF_C}"
                 " FROM command_deliveries d JOIN commands c ON c.cursor = d.cursor"
@@ -177,12 +178,18 @@ class CommandStore:
                 "UPDATE command_deliveries SET lease_owner = ?, lease_expires_at = ? WHERE cursor = ? AND endpoint = ?",
                 [(owner, now + lease_seconds, row[2], row[1]) for row in rows],
             )
+            return rows
+
+        # One unit, not a transaction held across awaits: on SQLite it joins the logins' group commit
+        # instead of waiting its turn for the write lock through a busy event loop (issue 3).
+        rows = await self._db.run_in_transaction(claim)
         return [DueDelivery(_command(row[2:]), row[1], row[0]) for row in rows]
 
     async def record_attempt(self, cursor: int, attempt: DeliveryAttempt, owner: str) -> bool:
         """Store one attempt's outcome; False when ``owner`` lost its lease meanwhile (nothing is changed then)."""
         state = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
-        async with self._db.transaction() as tx:
+
+        async def record(tx: Connection) -> bool:
             changed = await tx.execute(
                 "UPDATE command_deliveries SET state = ?, attempts = ?, last_attempt_at = ?, last_status = ?,"
                 " last_error = ?, next_attempt_at = ?, delivered_at = ?, lease_owner = '', lease_expires_at = 0"
@@ -223,7 +230,9 @@ class CommandStore:
                     " disabled_reason = excluded.disabled_reason",
                     (attempt.endpoint, attempt.at, attempt.error),
                 )
-        return True
+            return True
+
+        return await self._db.run_in_transaction(record)
 
     async def release_leases(self, owner: str) -> int:
         """Give back ``owner``'s leases (a clean shutdown), so a restarted gateway need not wait for them to expire."""
