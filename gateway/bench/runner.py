@@ -18,6 +18,7 @@ from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import percentile, progress
 from gateway.bench.stages import StageFigures, read_stage_totals, render_stages, stage_figures
+from gateway.bench.targets import TargetCheck, check_targets, render_targets
 from gateway.config import env_variable
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
@@ -235,7 +236,13 @@ def render_report(result: BenchResult, settings: BenchSettings) -> str:
         parts.append(_render_load(result.figures, settings))
     if result.delivery:
         parts.append(render_delivery(result.delivery))
+    if result.figures:
+        parts.append(render_targets(_targets(result, settings)))
     return "\n".join(parts)
+
+
+def _targets(result: BenchResult, settings: BenchSettings) -> list[TargetCheck]:
+    return check_targets(result.figures, result.evaluation, result.registry, closed_loop=not settings.rate)
 
 
 def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
@@ -296,5 +303,6 @@ def write_json(path: Path, result: BenchResult, settings: BenchSettings) -> None
         "registry": asdict(result.registry) if result.registry else None,
         "delivery": asdict(result.delivery) if result.delivery else None,
         "evaluation": asdict(result.evaluation) if result.evaluation else None,
+        "targets": [asdict(check) for check in _targets(result, settings)] if result.figures else [],
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

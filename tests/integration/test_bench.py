@@ -67,6 +67,13 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
         p50, p99 = evaluation["stages_us"][stage]
         assert 0 < p50 <= p99
     assert "brain, CPU per login (150 logins" in result.stdout
+    assert "against the targets (issue 3):" in result.stdout
+    targets = {row["target"]: row for row in document["targets"]}
+    assert len(targets) == 4
+    half_rate = targets["p99 at half the max rate < 10 ms"]
+    assert half_rate["measured"] == f"{figures['gateway 1/2']['p99_ms']:.2f} ms"
+    assert half_rate["met"] == (figures["gateway 1/2"]["p99_ms"] < 10)
+    assert targets["evaluation CPU per login < 0.2 ms"]["note"] == "with the 3,000-entry registry"
     for row in figures.values():
         assert row["requests"] > 0
         assert row["errors"] == {}
@@ -105,3 +112,4 @@ def test_bench_against_a_gateway_that_answers_nothing_fails_instead_of_reporting
     assert "UNAVAILABLE" in result.stdout
     assert f"no call was answered in the run(s) gateway; is {target} serving" in result.stderr
     assert "gateway 1/2" not in result.stdout  # no half-rate run derived from failures
+    assert "gateway/echo throughput >= 75%" in result.stdout and "not measured" in result.stdout

@@ -1,0 +1,101 @@
+"""A bench run held against issue 3's targets, so the report itself says what was met.
+
+The targets are for this kind of machine (two cores shared by clients and server) and the
+full pipeline.  Each line names the figure it was judged on, and where the run could not
+measure it (a closed loop is needed for capacity, a started gateway for its memory) it
+says so instead of passing or failing it.  Beside the latency target stands the echo's
+own figure from the same run: when the bare baseline misses 10 ms, the machine was noisy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.bench.evaluation import EvaluationFigures
+    from gateway.bench.registry import RegistryFigures
+    from gateway.bench.runner import Figures
+
+MIN_THROUGHPUT_RATIO = 0.75
+MAX_HALF_RATE_P99_MS = 10.0
+MAX_EVALUATION_MS = 0.2
+MAX_RSS_MB = 400.0
+# The RSS target is set for the large preset's registry; a smaller run's memory says little.
+LARGE_REGISTRY_ENTRIES = 1_000_000
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    target: str
+    measured: str
+    # None: this run could not measure it.
+    met: bool | None
+    note: str = ""
+
+
+def check_targets(
+    figures: list[Figures],
+    evaluation: EvaluationFigures | None,
+    registry: RegistryFigures | None,
+    *,
+    closed_loop: bool,
+) -> list[TargetCheck]:
+    rows = {row.server: row for row in figures}
+    return [
+        _throughput(rows, closed_loop),
+        _half_rate_latency(rows),
+        _evaluation(evaluation, registry),
+        _memory(rows, registry),
+    ]
+
+
+def _throughput(rows: dict[str, Figures], closed_loop: bool) -> TargetCheck:
+    target = f"gateway/echo throughput >= {MIN_THROUGHPUT_RATIO:.0%}"
+    echo, gateway = rows.get("echo"), rows.get("gateway")
+    if not closed_loop or echo is None or gateway is None or not echo.answered or not gateway.answered:
+        return TargetCheck(target, "n/a", None, "needs a closed-loop run with answered calls")
+    ratio = gateway.answered / echo.answered
+    return TargetCheck(target, f"{ratio:.0%}", ratio >= MIN_THROUGHPUT_RATIO)
+
+
+def _half_rate_latency(rows: dict[str, Figures]) -> TargetCheck:
+    target = f"p99 at half the max rate < {MAX_HALF_RATE_P99_MS:g} ms"
+    gateway, echo = rows.get("gateway 1/2"), rows.get("echo 1/2")
+    if gateway is None or not gateway.answered:
+        return TargetCheck(target, "n/a", None, "needs the closed loop's half-rate run")
+    note = f"echo's own: {echo.p99_ms:.2f} ms" if echo is not None and echo.answered else ""
+    return TargetCheck(target, f"{gateway.p99_ms:.2f} ms", gateway.p99_ms < MAX_HALF_RATE_P99_MS, note)
+
+
+def _evaluation(evaluation: EvaluationFigures | None, registry: RegistryFigures | None) -> TargetCheck:
+    target = f"evaluation CPU per login < {MAX_EVALUATION_MS:g} ms"
+    if registry is not None:
+        milliseconds = registry.evaluate_us_per_login_large / 1000
+        note = f"with the {registry.entries:,}-entry registry"
+    elif evaluation is not None:
+        milliseconds = evaluation.evaluate_us_mean / 1000
+        note = "empty registry; --registry-entries or --preset large adds one"
+    else:
+        return TargetCheck(target, "n/a", None, "not measured in this run")
+    return TargetCheck(target, f"{milliseconds:.3f} ms", milliseconds < MAX_EVALUATION_MS, note)
+
+
+def _memory(rows: dict[str, Figures], registry: RegistryFigures | None) -> TargetCheck:
+    target = f"gateway peak RSS < {MAX_RSS_MB:g} MB (large preset)"
+    measured = [row.peak_rss_mb for name, row in rows.items() if name.startswith("gateway") and row.peak_rss_mb]
+    if not measured:
+        return TargetCheck(target, "n/a", None, "only measured for a gateway the bench starts")
+    peak = max(measured)
+    large = registry is not None and registry.entries >= LARGE_REGISTRY_ENTRIES
+    note = "" if large else "this run is smaller than the large preset"
+    return TargetCheck(target, f"{peak:.0f} MB", peak < MAX_RSS_MB, note)
+
+
+def render_targets(checks: list[TargetCheck]) -> str:
+    lines = ["against the targets (issue 3):"]
+    for check in checks:
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[check.met]
+        line = f"  {check.target:46}{check.measured:>10}   {verdict}"
+        lines.append(f"{line}   ({check.note})" if check.note else line)
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""The bench judges its own figures: the headline ratio counts answered calls only, and each of
+issue 3's targets is met, missed or not measured by this run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gateway.bench.evaluation import EvaluationFigures
+from gateway.bench.registry import RegistryFigures
+from gateway.bench.runner import QUICK, Figures, throughput_ratio
+from gateway.bench.targets import check_targets, render_targets
+
+
+def _figures(server: str, requests: int, errors: dict[str, int] | None = None) -> Figures:
+    return Figures(server, requests, errors or {}, requests / QUICK.seconds, 1.0, 2.0, 3.0, 4.0, 0.1, 50.0)
+
+
+def test_ratio_of_answered_calls() -> None:
+    line = throughput_ratio(_figures("echo", 10_000), _figures("gateway", 1_000), QUICK)
+    assert line == "gateway/echo throughput: 10%"
+
+
+def test_failed_calls_are_left_out_of_the_ratio_and_named() -> None:
+    gateway = _figures("gateway", 3_000, {"UNAVAILABLE": 1_500, "INTERNAL": 500})
+    line = throughput_ratio(_figures("echo", 10_000), gateway, QUICK)
+    assert line.startswith("gateway/echo throughput: 10% (answered calls only; 2,000 of 3,000 failed:")
+    assert "INTERNAL 500, UNAVAILABLE 1,500" in line
+
+
+def test_no_ratio_when_nothing_was_answered() -> None:
+    gateway = _figures("gateway", 510_778, {"UNAVAILABLE": 510_778})
+    line = throughput_ratio(_figures("echo", 29_000), gateway, QUICK)
+    expected = "not measured, 510,778 of 510,778 gateway calls failed (UNAVAILABLE 510,778)"
+    assert line == f"gateway/echo throughput: {expected}"
+
+
+def test_open_loop_ratio_says_it_compares_an_offered_load() -> None:
+    settings = QUICK.__class__(**{**QUICK.__dict__, "rate": 200.0})
+    line = throughput_ratio(_figures("echo", 1_000), _figures("gateway", 1_000), settings)
+    assert line.startswith("gateway/echo throughput at the offered 200/s: 100% (open loop:")
+
+
+def _evaluation(mean_us: float) -> EvaluationFigures:
+    return EvaluationFigures(logins=150, apps_per_login_mean=225.0, stages_us={}, evaluate_us_mean=mean_us)
+
+
+def _rows(gateway_requests: int, half_p99_ms: float, echo_half_p99_ms: float, rss_mb: float) -> list[Figures]:
+    echo, gateway = _figures("echo", 10_000), _figures("gateway", gateway_requests)
+    echo_half = replace(_figures("echo 1/2", 5_000), p99_ms=echo_half_p99_ms)
+    gateway_half = replace(_figures("gateway 1/2", gateway_requests // 2), p99_ms=half_p99_ms, peak_rss_mb=rss_mb)
+    return [echo, replace(gateway, peak_rss_mb=rss_mb), echo_half, gateway_half]
+
+
+def test_targets_met_and_missed_are_judged_on_the_figures_of_the_run() -> None:
+    checks = check_targets(_rows(800, 12.5, 14.0, 104.0), _evaluation(90.0), None, closed_loop=True)
+    verdicts = {check.target: (check.measured, check.met, check.note) for check in checks}
+    assert verdicts["gateway/echo throughput >= 75%"] == ("8%", False, "")
+    assert verdicts["p99 at half the max rate < 10 ms"] == ("12.50 ms", False, "echo's own: 14.00 ms")
+    assert verdicts["evaluation CPU per login < 0.2 ms"][:2] == ("0.090 ms", True)
+    assert verdicts["gateway peak RSS < 400 MB (large preset)"] == (
+        "104 MB",
+        True,
+        "this run is smaller than the large preset",
+    )
+    report = render_targets(checks)
+    assert "MISSED" in report and "met" in report
+
+
+def test_a_million_entry_registry_is_what_the_evaluation_and_memory_targets_are_judged_with() -> None:
+    registry = RegistryFigures(1_000_000, 100.0, 25.0, 40_000.0, 9.5, 255.0, 60.0, 300.0, 226.0, 114.0)
+    checks = check_targets(_rows(8_000, 8.0, 3.0, 450.0), _evaluation(90.0), registry, closed_loop=True)
+    verdicts = {check.target: (check.measured, check.met, check.note) for check in checks}
+    assert verdicts["gateway/echo throughput >= 75%"][:2] == ("80%", True)
+    assert verdicts["p99 at half the max rate < 10 ms"][:2] == ("8.00 ms", True)
+    assert verdicts["evaluation CPU per login < 0.2 ms"] == ("0.226 ms", False, "with the 1,000,000-entry registry")
+    assert verdicts["gateway peak RSS < 400 MB (large preset)"] == ("450 MB", False, "")
+
+
+def test_an_open_loop_run_against_a_target_measures_neither_capacity_nor_memory() -> None:
+    rows = [_figures("echo", 1_000), replace(_figures("gateway", 1_000), peak_rss_mb=None)]
+    checks = check_targets(rows, None, None, closed_loop=False)
+    assert [check.met for check in checks] == [None, None, None, None]
+    assert "not measured" in render_targets(checks)
