@@ -77,6 +77,10 @@ class Figures:
         """Calls that got an answer; failed calls end fast and would flatter the throughput."""
         return self.requests - sum(self.errors.values())
 
+    def share_of(self, baseline: Figures) -> float | None:
+        """Answered calls against ``baseline``'s (the headline gateway/echo ratio); None if either answered none."""
+        return self.answered / baseline.answered if self.answered and baseline.answered else None
+
 
 def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
     per_client_rate = settings.rate / settings.clients if settings.rate else None
@@ -282,9 +286,10 @@ def throughput_ratio(echo: Figures, gateway: Figures, settings: BenchSettings) -
     if settings.rate:
         label += f" at the offered {settings.rate:g}/s"
     failed = gateway.requests - gateway.answered
-    if not gateway.answered or not echo.answered:
+    ratio = gateway.share_of(echo)
+    if ratio is None:
         return f"{label}: not measured, {failed:,} of {gateway.requests:,} gateway calls failed ({_codes(gateway)})"
-    line = f"{label}: {gateway.answered / echo.answered:.0%}"
+    line = f"{label}: {ratio:.0%}"
     if failed:
         line += f" (answered calls only; {failed:,} of {gateway.requests:,} failed: {_codes(gateway)})"
     if settings.rate:

@@ -53,9 +53,9 @@ def check_targets(
 def _throughput(rows: dict[str, Figures], closed_loop: bool) -> TargetCheck:
     target = f"gateway/echo throughput >= {MIN_THROUGHPUT_RATIO:.0%}"
     echo, gateway = rows.get("echo"), rows.get("gateway")
-    if not closed_loop or echo is None or gateway is None or not echo.answered or not gateway.answered:
+    ratio = gateway.share_of(echo) if echo is not None and gateway is not None else None
+    if not closed_loop or ratio is None:
         return TargetCheck(target, "n/a", None, "needs a closed-loop run with answered calls")
-    ratio = gateway.answered / echo.answered
     return TargetCheck(target, f"{ratio:.0%}", ratio >= MIN_THROUGHPUT_RATIO)
 
 

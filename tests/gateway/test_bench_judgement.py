@@ -35,7 +35,7 @@ def test_no_ratio_when_nothing_was_answered() -> None:
 
 
 def test_open_loop_ratio_says_it_compares_an_offered_load() -> None:
-    settings = QUICK.__class__(**{**QUICK.__dict__, "rate": 200.0})
+    settings = replace(QUICK, rate=200.0)
     line = throughput_ratio(_figures("echo", 1_000), _figures("gateway", 1_000), settings)
     assert line.startswith("gateway/echo throughput at the offered 200/s: 100% (open loop:")
 
