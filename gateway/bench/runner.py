@@ -77,6 +77,10 @@ class Figures:
         """Calls that got an answer; failed calls end fast and would flatter the throughput."""
         return self.requests - sum(self.errors.values())
 
+    @property
+    def answered_per_second(self) -> float:
+        return self.throughput_per_second * self.answered / self.requests if self.requests else 0.0
+
     def share_of(self, baseline: Figures) -> float | None:
         """Answered calls against ``baseline``'s (the headline gateway/echo ratio); None if either answered none."""
         return self.answered / baseline.answered if self.answered and baseline.answered else None
@@ -246,7 +250,9 @@ def render_report(result: BenchResult, settings: BenchSettings) -> str:
 
 
 def _targets(result: BenchResult, settings: BenchSettings) -> list[TargetCheck]:
-    return check_targets(result.figures, result.evaluation, result.registry, closed_loop=not settings.rate)
+    return check_targets(
+        result.figures, result.evaluation, result.registry, closed_loop=not settings.rate, cores=os.cpu_count() or 1
+    )
 
 
 def _render_load(figures: list[Figures], settings: BenchSettings) -> str:

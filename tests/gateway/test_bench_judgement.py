@@ -52,9 +52,16 @@ def _rows(gateway_requests: int, half_p99_ms: float, echo_half_p99_ms: float, rs
 
 
 def test_targets_met_and_missed_are_judged_on_the_figures_of_the_run() -> None:
-    checks = check_targets(_rows(800, 12.5, 14.0, 104.0), _evaluation(90.0), None, closed_loop=True)
+    rows = _rows(800, 12.5, 14.0, 104.0)
+    rows[1] = replace(rows[1], cpu_ms_per_request=1.8)
+    checks = check_targets(rows, _evaluation(90.0), None, closed_loop=True, cores=2)
     verdicts = {check.target: (check.measured, check.met, check.note) for check in checks}
-    assert verdicts["gateway/echo throughput >= 75%"] == ("8%", False, "")
+    # Echo answered 2,000/s: 75% is 1,500/s, so two cores allow 2 / 1,500 s = 1,333 us of CPU a login.
+    assert verdicts["gateway/echo throughput >= 75%"] == (
+        "8%",
+        False,
+        "75% of echo is 1,500/s: at most 1,333 us CPU a login with all 2 cores; it spent 1,800, echo 100",
+    )
     assert verdicts["p99 at half the max rate < 10 ms"] == ("12.50 ms", False, "echo's own: 14.00 ms")
     assert verdicts["evaluation CPU per login < 0.2 ms"][:2] == ("0.090 ms", True)
     assert verdicts["gateway peak RSS < 400 MB (large preset)"] == (
@@ -68,7 +75,7 @@ def test_targets_met_and_missed_are_judged_on_the_figures_of_the_run() -> None:
 
 def test_a_million_entry_registry_is_what_the_evaluation_and_memory_targets_are_judged_with() -> None:
     registry = RegistryFigures(1_000_000, 100.0, 25.0, 40_000.0, 9.5, 255.0, 60.0, 300.0, 226.0, 114.0)
-    checks = check_targets(_rows(8_000, 8.0, 3.0, 450.0), _evaluation(90.0), registry, closed_loop=True)
+    checks = check_targets(_rows(8_000, 8.0, 3.0, 450.0), _evaluation(90.0), registry, closed_loop=True, cores=2)
     verdicts = {check.target: (check.measured, check.met, check.note) for check in checks}
     assert verdicts["gateway/echo throughput >= 75%"][:2] == ("80%", True)
     assert verdicts["p99 at half the max rate < 10 ms"][:2] == ("8.00 ms", True)
@@ -76,8 +83,17 @@ def test_a_million_entry_registry_is_what_the_evaluation_and_memory_targets_are_
     assert verdicts["gateway peak RSS < 400 MB (large preset)"] == ("450 MB", False, "")
 
 
+def test_against_a_target_the_throughput_note_names_the_rate_but_no_cpu() -> None:
+    rows = [
+        _figures("echo", 10_000),
+        replace(_figures("gateway", 3_000, {"UNAVAILABLE": 1_000}), cpu_ms_per_request=None),
+    ]
+    (throughput, *_) = check_targets(rows, None, None, closed_loop=True, cores=2)
+    assert (throughput.measured, throughput.met, throughput.note) == ("20%", False, "75% of echo is 1,500/s")
+
+
 def test_an_open_loop_run_against_a_target_measures_neither_capacity_nor_memory() -> None:
     rows = [_figures("echo", 1_000), replace(_figures("gateway", 1_000), peak_rss_mb=None)]
-    checks = check_targets(rows, None, None, closed_loop=False)
+    checks = check_targets(rows, None, None, closed_loop=False, cores=2)
     assert [check.met for check in checks] == [None, None, None, None]
     assert "not measured" in render_targets(checks)
