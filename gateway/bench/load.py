@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,6 +47,16 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+
+    @classmethod
+    def combined(cls, results: list[LoadResult]) -> LoadResult:
+        """All clients' figures as one, latencies sorted (for percentiles)."""
+        total = cls(sorted(latency for result in results for latency in result.latencies))
+        for result in results:
+            total.requests += result.requests
+            for code, count in result.errors.items():
+                total.errors[code] = total.errors.get(code, 0) + count
+        return total
 
 
 def _made_unique(operation: Operation, unique: str) -> bytes:
@@ -128,3 +139,46 @@ def run_client(plan: LoadPlan, client_index: int, start: StartSignal, ready: Any
     while start.value == 0:
         time.sleep(0.01)
     results.put(asyncio.run(_drive(plan, client_index, operations, start.value)))
+
+
+class ClientFleet:
+    """The client processes of one load run: started and built first, then let go at one common instant.
+
+    Building a few hundred logins per process takes seconds; the common start keeps that out of
+    the measured window, and the parent can measure the server (or run something beside the
+    load) between ``begin`` and ``results``.
+    """
+
+    def __init__(self, plan: LoadPlan, clients: int) -> None:
+        self.plan = plan
+        context = multiprocessing.get_context("spawn")
+        self._start = context.Value("d", 0.0)
+        ready, self._outcomes = context.Queue(), context.Queue()
+        self._processes = [
+            context.Process(target=run_client, args=(plan, index, self._start, ready, self._outcomes), daemon=True)
+            for index in range(clients)
+        ]
+        for process in self._processes:
+            process.start()
+        for _ in self._processes:
+            ready.get(timeout=300)
+
+    @property
+    def rate(self) -> float:
+        """Calls per second offered over all clients; 0 in closed loop."""
+        return (self.plan.rate or 0.0) * len(self._processes)
+
+    def begin(self) -> float:
+        """Let every client go a moment from now; the wall-clock time they start at."""
+        start_wall = time.time() + 0.2
+        self._start.value = start_wall
+        return start_wall
+
+    def results(self) -> list[LoadResult]:
+        """Each client's figures, once its measured window is over."""
+        results: list[LoadResult] = [
+            self._outcomes.get(timeout=self.plan.warmup_seconds + self.plan.seconds + 120) for _ in self._processes
+        ]
+        for process in self._processes:
+            process.join(timeout=30)
+        return results

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from gateway.bench.delivery import DeliveryFigures, measure_delivery, render_delivery
+from gateway.bench.delivery import BESIDE_WARMUP_SECONDS, DeliveryFigures, measure_delivery, render_delivery
 from gateway.bench.evaluation import EvaluationFigures, measure_evaluation, render_evaluation
-from gateway.bench.load import LoadPlan, LoadResult, run_client
+from gateway.bench.load import ClientFleet, LoadPlan, LoadResult
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import percentile, progress
@@ -86,9 +86,10 @@ class Figures:
         return self.answered / baseline.answered if self.answered and baseline.answered else None
 
 
-def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
+def _load_plan(target: str, settings: BenchSettings) -> LoadPlan:
+    """What each of ``settings.clients`` client processes sends."""
     per_client_rate = settings.rate / settings.clients if settings.rate else None
-    plan = LoadPlan(
+    return LoadPlan(
         target=target,
         seed=settings.seed,
         customers=settings.customers,
@@ -99,21 +100,14 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         seconds=settings.seconds,
         now=time.time(),
     )
+
+
+def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
+    plan = _load_plan(target, settings)
     mode = f"open loop at {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
     progress(f"{name}: {settings.clients} client processes, {mode}; building {settings.operations} logins per client")
-    context = multiprocessing.get_context("spawn")
-    start = context.Value("d", 0.0)
-    ready, outcomes = context.Queue(), context.Queue()
-    clients = [
-        context.Process(target=run_client, args=(plan, index, start, ready, outcomes), daemon=True)
-        for index in range(settings.clients)
-    ]
-    for client in clients:
-        client.start()
-    for _ in clients:
-        ready.get(timeout=300)
-    start_wall = time.time() + 0.2
-    start.value = start_wall
+    fleet = ClientFleet(plan, settings.clients)
+    start_wall = fleet.begin()
     progress(f"{name}: warming up for {settings.warmup_seconds:g} s, then measuring for {settings.seconds:g} s")
     cpu_before = cpu_after = None
     stages: tuple[StageFigures, ...] = ()
@@ -124,17 +118,8 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         time.sleep(max(0.0, start_wall + settings.warmup_seconds + settings.seconds - time.time()))
         cpu_after = server.cpu_seconds()
         stages = stage_figures(stages_before, read_stage_totals(list(server.metrics_ports)))
-    results: list[LoadResult] = [
-        outcomes.get(timeout=settings.warmup_seconds + settings.seconds + 120) for _ in clients
-    ]
-    for client in clients:
-        client.join(timeout=30)
-    latencies = sorted(latency for result in results for latency in result.latencies)
-    requests = sum(result.requests for result in results)
-    errors: dict[str, int] = {}
-    for result in results:
-        for code, count in result.errors.items():
-            errors[code] = errors.get(code, 0) + count
+    load = LoadResult.combined(fleet.results())
+    latencies, requests, errors = load.latencies, load.requests, load.errors
     cpu = (cpu_after - cpu_before) * 1000 / requests if cpu_before is not None and requests else None
     figures = Figures(
         server=name,
@@ -209,11 +194,32 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         finally:
             gateway.stop()
         delivery = (
-            measure_delivery(Path(data_dir), settings.deliveries, settings.delivery_rate)
+            measure_delivery(
+                Path(data_dir),
+                settings.deliveries,
+                settings.delivery_rate,
+                env=_replay_limits(),
+                workers=settings.workers,
+                beside=_beside_pushes(measured[1], settings),
+            )
             if settings.deliveries
             else None
         )
     return BenchResult(_rows(baseline, measured), registry, delivery, evaluation)
+
+
+def _beside_pushes(half_rate: Figures | None, settings: BenchSettings) -> Callable[[str], ClientFleet] | None:
+    """The login load to run beside the second round of pushes: the half-rate run's, long enough to cover them."""
+    if half_rate is None:
+        return None
+    pushing_seconds = settings.deliveries / settings.delivery_rate
+    beside = replace(
+        settings,
+        rate=half_rate.throughput_per_second,
+        warmup_seconds=BESIDE_WARMUP_SECONDS,
+        seconds=pushing_seconds + 2,
+    )
+    return lambda target: ClientFleet(_load_plan(target, beside), beside.clients)
 
 
 def _measure_both_ways(

@@ -61,6 +61,13 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert 0 < delivery["p50_ms"] <= delivery["p99_ms"] <= delivery["max_ms"]
     assert 0 < delivery["direct_p50_ms"] <= delivery["direct_p99_ms"]
     assert "verdict -> delivery (40/40 FREEZE commands" in result.stdout
+    # Again with the half-rate login load beside the pushes: only the pushes' own commands are counted.
+    under_load, beside = delivery["under_load"], delivery["beside"]
+    assert under_load["commands"] == under_load["delivered"] == 40
+    assert 0 < under_load["p50_ms"] <= under_load["p99_ms"] <= under_load["max_ms"]
+    assert beside["rate_per_second"] == figures["gateway 1/2"]["throughput_per_second"]
+    assert beside["answered"] > 0 and beside["errors"] == {} and beside["p99_ms"] > 0
+    assert "40/40 delivered; beside them" in result.stdout
     evaluation = document["evaluation"]
     assert evaluation["logins"] == 150 and 150 <= evaluation["apps_per_login_mean"] <= 300
     for stage in ("decode", "validate", "detectors", "policy"):
@@ -74,6 +81,7 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert half_rate["measured"] == f"{figures['gateway 1/2']['p99_ms']:.2f} ms"
     assert half_rate["met"] == (figures["gateway 1/2"]["p99_ms"] < 10)
     assert targets["evaluation CPU per login < 0.2 ms"]["note"] == "with the 3,000-entry registry"
+    assert targets["gateway/echo throughput >= 75%"]["note"].startswith("75% of echo is ")
     for row in figures.values():
         assert row["requests"] > 0
         assert row["errors"] == {}
