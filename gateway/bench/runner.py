@@ -284,7 +284,8 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
         f" gateway workers: {settings.workers})"
     )
     if gateway.stages:
-        lines.append(render_stages(gateway.stages))
+        half_rate = next((row.stages for row in figures if row.server == "gateway 1/2"), ())
+        lines.append(render_stages(gateway.stages, half_rate))
     return "\n".join(lines)
 
 

@@ -52,11 +52,17 @@ def stage_figures(before: StageTotals, after: StageTotals) -> tuple[StageFigures
     return tuple(figures)
 
 
-def render_stages(figures: tuple[StageFigures, ...]) -> str:
+def render_stages(figures: tuple[StageFigures, ...], half_rate: tuple[StageFigures, ...] = ()) -> str:
+    """The closed loop's stages and, beside them, the half-rate run's: the run the p99 target is judged on."""
     lines = ["gateway stages under load (wall time inside the gateway, mean per login, all workers):"]
-    lines.append(f"  {'stage':16}{'logins':>8}{'mean ms':>10}")
+    halves = {row.stage: row for row in half_rate}
+    lines.append(
+        f"  {'stage':16}{'logins':>8}{'mean ms':>10}" + (f"{'at 1/2: logins':>16}{'mean ms':>10}" if halves else "")
+    )
     for row in figures:
-        lines.append(f"  {row.stage:16}{row.logins:>8}{row.mean_ms:>10.3f}")
+        line = f"  {row.stage:16}{row.logins:>8}{row.mean_ms:>10.3f}"
+        half = halves.get(row.stage)
+        lines.append(f"{line}{half.logins:>16}{half.mean_ms:>10.3f}" if half else line)
     lines.append(
         "  (history: the five reads; record: verdict, device, location, inventory, nonce in one transaction;"
         " record_command: the same with the outbox command)"

@@ -56,6 +56,8 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert all(row["logins"] > 0 and row["mean_ms"] > 0 for row in stages.values())
     assert stages["validate"]["logins"] >= stages["record"]["logins"]
     assert "gateway stages under load" in result.stdout
+    half_stages = {row["stage"]: row for row in figures["gateway 1/2"]["stages"]}
+    assert half_stages["record"]["logins"] > 0 and "at 1/2: logins" in result.stdout
     delivery = document["delivery"]
     assert delivery["commands"] == delivery["delivered"] == 40
     assert 0 < delivery["p50_ms"] <= delivery["p99_ms"] <= delivery["max_ms"]
