@@ -6,10 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -79,11 +78,6 @@ class ServerProcess:
                 self.process.wait()
 
 
-def _drain(stream: IO[str]) -> None:
-    for _ in stream:
-        pass
-
-
 def start_echo() -> ServerProcess:
     process = subprocess.Popen([sys.executable, "-m", "gateway.bench.echo"], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -94,77 +88,67 @@ def start_echo() -> ServerProcess:
     return ServerProcess("echo", process, f"127.0.0.1:{int(line)}")
 
 
-def _port_from_log(process: subprocess.Popen[str], message: str) -> tuple[int | None, tuple[int, ...]]:
-    """Read the JSON log on stderr up to ``message``; its port and the metrics ports logged on the way.
+def _port_from_log(
+    process: subprocess.Popen[str], log: Path, message: str, timeout: float = 120.0
+) -> tuple[int | None, tuple[int, ...]]:
+    """Follow the JSON log the server writes to ``log`` up to ``message``: its port and the metrics ports logged.
 
-    Then keep draining the log in a thread so the pipe never blocks the server.
+    The log goes to a file, not a pipe: a pipe's reader here would wake at every log line the
+    server writes, on the very cores the measurement shares, and a reader that fell behind
+    would stall the server's writes.  None when the server exits or stays silent first.
     """
-    assert process.stderr is not None
     port: int | None = None
     metrics_ports: list[int] = []
-    for line in process.stderr:
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if entry.get("message") == "serving" and entry.get("metrics_port"):
-            metrics_ports.append(int(entry["metrics_port"]))
-        if entry.get("message") == message:
-            port = int(entry["port"])
-            break
-    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        pending = ""
+        while port is None and time.monotonic() < deadline:
+            pending += lines.readline()
+            if not pending.endswith("\n"):
+                if process.poll() is not None:
+                    break
+                time.sleep(0.02)
+                continue
+            line, pending = pending, ""
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("message") == "serving" and entry.get("metrics_port"):
+                metrics_ports.append(int(entry["metrics_port"]))
+            if entry.get("message") == message:
+                port = int(entry["port"])
     return port, tuple(metrics_ports)
+
+
+def _start(arguments: list[str], data_dir: Path, message: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """``mtsg ARGUMENTS`` with its log in ``data_dir``/server.log, once it logged ``message`` with its port."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "server.log"
+    with log.open("w", encoding="utf-8") as stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *arguments],
+            stderr=stream,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+    port, metrics_ports = _port_from_log(process, log, message)
+    if port is None:
+        process.kill()
+        process.wait()
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:])
+        raise RuntimeError(f"mtsg {arguments[0]} did not start; its log ({log}) ends with:\n{tail}")
+    return ServerProcess(arguments[0], process, f"127.0.0.1:{port}", metrics_ports)
 
 
 def start_receiver(data_dir: Path, hmac_secret_file: Path) -> ServerProcess:
     """``mtsg core-receiver`` on a free port, verifying with ``hmac_secret_file``."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "core-receiver",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-            "--hmac-secret-file",
-            str(hmac_secret_file),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    port, _ = _port_from_log(process, "receiver listening")
-    if port is None:
-        process.kill()
-        raise RuntimeError("mtsg core-receiver did not start; run it by hand to see why")
-    return ServerProcess("receiver", process, f"127.0.0.1:{port}")
+    arguments = ["core-receiver", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
+    return _start([*arguments, "--hmac-secret-file", str(hmac_secret_file)], data_dir, "receiver listening")
 
 
 def start_gateway(data_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> ServerProcess:
-    """``mtsg serve`` on a free port (``env`` adds MTSG_* settings); its log is drained so the pipe never blocks it."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "serve",
-            "--insecure",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-            "--workers",
-            str(workers),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    port, metrics_ports = _port_from_log(process, "all workers serving" if workers > 1 else "serving")
-    if port is None:
-        process.kill()
-        raise RuntimeError("mtsg serve did not start; run it by hand to see why")
-    return ServerProcess("gateway", process, f"127.0.0.1:{port}", metrics_ports)
+    """``mtsg serve`` on a free port (``env`` adds MTSG_* settings) with ``workers`` processes."""
+    arguments = ["serve", "--insecure", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]
+    arguments += ["--data-dir", str(data_dir), "--workers", str(workers)]
+    return _start(arguments, data_dir, "all workers serving" if workers > 1 else "serving", env)

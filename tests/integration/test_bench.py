@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gateway.bench.processes import start_gateway
+
 
 def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
@@ -123,3 +127,12 @@ def test_bench_against_a_gateway_that_answers_nothing_fails_instead_of_reporting
     assert f"no call was answered in the run(s) gateway; is {target} serving" in result.stderr
     assert "gateway 1/2" not in result.stdout  # no half-rate run derived from failures
     assert "gateway/echo throughput >= 75%" in result.stdout and "not measured" in result.stdout
+
+
+def test_a_gateway_that_cannot_start_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
+    """The bench's servers log to a file in their data directory; when one fails, its last lines say why."""
+    with pytest.raises(RuntimeError) as failure:
+        start_gateway(tmp_path / "gateway", {"MTSG_STORE_URL": "bogus://nowhere"})
+    message = str(failure.value)
+    assert message.startswith(f"mtsg serve did not start; its log ({tmp_path / 'gateway' / 'server.log'}) ends with:")
+    assert "store.url: expected sqlite:///PATH" in message
