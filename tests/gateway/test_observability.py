@@ -6,6 +6,7 @@ import contextlib
 
 import grpc
 import httpx
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -72,3 +73,21 @@ async def test_request_id_from_the_caller_comes_back_in_trailers(gateway: Runnin
         anonymous = stub.CheckLogin(request(telemetry()))
         await anonymous
         assert len(dict(await anonymous.trailing_metadata())["x-request-id"]) == 32
+
+
+async def test_unknown_methods_stay_unimplemented_beside_the_kept_handlers(
+    client: MtsgClient, gateway: RunningGateway
+) -> None:
+    """The interceptor keeps one wrapped handler per known method; a name nobody serves is refused every time."""
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        for attempt in range(4):
+            unknown = channel.unary_unary(f"/mtsg.v1.NoSuchService/Call{attempt % 2}")
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await unknown(b"")
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            await client.check_login(telemetry())
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics")).text
+    method = "/mtsg.v1.ThreatSignalService/CheckLogin"
+    assert f'mtsg_rpc_requests_total{{code="OK",method="{method}"}} 4.0' in text
+    assert "NoSuchService" not in text
