@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf.message import DecodeError
+from prometheus_client import Counter, Histogram
 
 from gateway.errors import abort_with, internal, invalid_argument
 from gateway.metrics import Metrics
@@ -63,8 +64,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Wraps each method's handler once and keeps it: grpc asks for the handler at every call.
 
     The per-call work is what a bank's operators read (the log line, the metrics, the request id)
-    and nothing more: wrapping anew, resolving metric labels and stacking context managers at
-    every call cost a fifth of the bare transport's throughput (issue 3).
+    and the guards, nothing more: wrapping anew, resolving metric labels and stacking one more
+    generator context manager at every call had a gateway that answers a constant at 55% of the
+    bare transport's throughput, 63% without them (issue 3).
     """
 
     def __init__(self, metrics: Metrics, max_call_seconds: float, guards: Sequence[Guard] = ()) -> None:
@@ -73,7 +75,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self._guards = tuple(guards)
         self._max_call_seconds = max_call_seconds
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-        self._outcomes: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._outcomes: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def _record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
         elapsed = time.perf_counter() - started
