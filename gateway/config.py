@@ -89,6 +89,9 @@ class LoginConfig:
     # The safety valve: past this many FREEZE verdicts in a minute, FREEZE degrades to STEP_UP
     # until the security team resets it (`mtsg valve reset`).
     max_freezes_per_minute: int = 100
+    # Installed apps kept checked, by their bytes, so a login's familiar apps are not checked again
+    # (gateway.checked_apps); about 1 KB each, per gateway process.  0 keeps none.
+    app_cache_entries: int = 20_000
 
 
 _FAIL_MODES = ("step_up", "unavailable")
@@ -362,6 +365,7 @@ def _validate(config: Config) -> None:
         ("limits.max_clock_skew_seconds", config.limits.max_clock_skew_seconds),
         ("server.shutdown_drain_seconds", config.server.shutdown_drain_seconds),
         ("server.shutdown_grace_seconds", config.server.shutdown_grace_seconds),
+        ("login.app_cache_entries", config.login.app_cache_entries),
         *((f"retention.{f.name}", getattr(config.retention, f.name)) for f in dataclasses.fields(RetentionConfig)),
     ):
         if number < 0:

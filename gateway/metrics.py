@@ -38,6 +38,8 @@ class Metrics:
     freezes_degraded: Counter
     fail_mode_verdicts: Counter
     purged_rows: Counter
+    app_cache_lookups: Counter
+    app_cache_entries: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -125,6 +127,17 @@ class Metrics:
                 "mtsg_purged_rows",
                 "Rows the retention job removed because they passed their configured age, by table",
                 ["table"],
+                registry=registry,
+            ),
+            app_cache_lookups=Counter(
+                "mtsg_app_cache_lookups",
+                "Installed apps of logins looked up among the apps already checked: hit, or miss (decoded and checked)",
+                ["result"],
+                registry=registry,
+            ),
+            app_cache_entries=Gauge(
+                "mtsg_app_cache_entries",
+                "Installed apps kept already checked (login.app_cache_entries)",
                 registry=registry,
             ),
         )

@@ -41,7 +41,6 @@ from gateway.generated.mtsg.v1 import (
     policy_service_pb2,
     policy_service_pb2_grpc,
     threat_signal_service_pb2,
-    threat_signal_service_pb2_grpc,
 )
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import KnowledgeError, load_knowledge
@@ -60,6 +59,7 @@ from gateway.services.command_feed import CommandFeedService
 from gateway.services.events import EventService
 from gateway.services.policy import PolicyService
 from gateway.services.threat_signal import LoginSettings, LoginThrottle, ThreatSignalService
+from gateway.services.threat_signal import add_to_server as add_threat_signal_service
 from gateway.store import Store, StoreUnavailableError, is_postgres_url, open_store
 from gateway.validation import Limits
 from gateway.wakeup import Wakeup
@@ -256,7 +256,7 @@ async def start_gateway(
             port_sharing,
         ],
     )
-    threat_signal_service_pb2_grpc.add_ThreatSignalServiceServicer_to_server(
+    add_threat_signal_service(
         ThreatSignalService(
             store,
             lambda: holder.current,
@@ -267,6 +267,7 @@ async def start_gateway(
                 store_timeout_seconds=config.login.store_timeout_seconds,
                 fail_mode=config.login.fail_mode,
                 max_freezes_per_minute=config.login.max_freezes_per_minute,
+                app_cache_entries=config.login.app_cache_entries,
             ),
             metrics,
             clock,

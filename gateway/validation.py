@@ -16,7 +16,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
+from typing import TYPE_CHECKING
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from blocklists.hashes import (
@@ -29,6 +31,9 @@ from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.phone_hash import PhoneNumberError, normalize_phone_number
 from signals import telemetry as model
+
+if TYPE_CHECKING:
+    from gateway.checked_apps import CheckedApps
 
 MAX_VIOLATIONS = 50
 # Nothing in a login can predate 2000-01-01; earlier (or negative) times are client bugs.
@@ -202,7 +207,7 @@ _PACKAGE_NAME_LINES = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}\n)*")
 _LOWER_HEX_DIGITS = b"0123456789abcdef"
 
 
-def _clean_apps(
+def clean_apps(
     apps: Sequence[telemetry_pb2.InstalledApp], limits: Limits, latest: float
 ) -> tuple[model.InstalledApp, ...] | None:
     """Every app, when all of them pass every check of the full path; None sends the login there.
@@ -355,10 +360,11 @@ def request_id_or_none(path: str, request_id: str, violations: Violations) -> st
     return request_id
 
 
-def _apps(
+def check_apps(
     apps: Sequence[telemetry_pb2.InstalledApp], limits: Limits, latest: float, v: Violations
 ) -> tuple[model.InstalledApp, ...]:
-    clean = _clean_apps(apps, limits, latest)
+    """The apps converted: by the fast path when they are all clean, else app by app with each problem in ``v``."""
+    clean = clean_apps(apps, limits, latest)
     if clean is not None:
         return clean
     seen: dict[str, int] = {}
@@ -449,9 +455,16 @@ def _attestation(telemetry: telemetry_pb2.LoginTelemetry, v: Violations) -> mode
 
 
 def parse_check_login(
-    request: threat_signal_service_pb2.CheckLoginRequest, limits: Limits, now: float
+    request: threat_signal_service_pb2.CheckLoginRequest | Message,
+    limits: Limits,
+    now: float,
+    checked_apps: CheckedApps | None = None,
 ) -> tuple[str | None, model.LoginTelemetry]:
-    """Validate a CheckLoginRequest; return (request_id or None, telemetry) or raise InvalidRequestError."""
+    """Validate a CheckLoginRequest; return (request_id or None, telemetry) or raise InvalidRequestError.
+
+    With ``checked_apps``, ``request`` is the wire form (``gateway.login_wire``): its apps are bytes,
+    and the apps checked at earlier logins are taken from ``checked_apps`` as they are.
+    """
     v = Violations()
     request_id = request_id_or_none("request_id", request.request_id, v)
     if not request.HasField("telemetry"):
@@ -488,8 +501,10 @@ def parse_check_login(
             "telemetry.installed_apps",
             f"at most {limits.max_installed_apps} apps per login, got {len(t.installed_apps)}",
         )
+    elif checked_apps is not None:
+        apps = checked_apps.convert(t.installed_apps, latest, v)
     else:
-        apps = _apps(t.installed_apps, limits, latest, v)
+        apps = check_apps(t.installed_apps, limits, latest, v)
 
     call_started = v.time("telemetry.call.started_at", t.call.started_at, latest=latest)
     location = _location(t, v)

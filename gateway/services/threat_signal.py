@@ -17,10 +17,13 @@ from dataclasses import dataclass
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
+from gateway.checked_apps import CheckedApps
 from gateway.commands.building import command_for_verdict
 from gateway.errors import abort_with, invalid_argument, resource_exhausted, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
+from gateway.login_wire import decode_check_login
 from gateway.metrics import LOGIN_STAGES, Metrics
 from gateway.privacy import pseudonym
 from gateway.rate_limits import TokenBuckets
@@ -49,6 +52,8 @@ class LoginSettings:
     # "step_up" or "unavailable" when the store cannot be used.
     fail_mode: str = "step_up"
     max_freezes_per_minute: int = 100
+    # Installed apps kept already checked (gateway.checked_apps); 0 keeps none.
+    app_cache_entries: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +119,20 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         self._metrics = metrics
         self._clock = clock
         self._stage = {stage: metrics.login_stage.labels(stage=stage) for stage in LOGIN_STAGES}
+        lookups = metrics.app_cache_lookups
+        self._checked_apps = CheckedApps(
+            settings.limits, settings.app_cache_entries, lookups.labels(result="hit"), lookups.labels(result="miss")
+        )
+        metrics.app_cache_entries.set_function(lambda: len(self._checked_apps))
 
     async def CheckLogin(
-        self, request: threat_signal_service_pb2.CheckLoginRequest, context: grpc.aio.ServicerContext
+        self, request: Message, context: grpc.aio.ServicerContext
     ) -> threat_signal_service_pb2.CheckLoginResponse:
+        """``request`` is the wire form of CheckLoginRequest, its apps as bytes (``add_to_server``)."""
         now = self._clock()
         started = time.perf_counter()
         try:
-            request_id, telemetry = parse_check_login(request, self._settings.limits, now)
+            request_id, telemetry = parse_check_login(request, self._settings.limits, now, self._checked_apps)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, "INVALID_TELEMETRY"))
         self._stage["validate"].observe(time.perf_counter() - started)
@@ -282,3 +293,18 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             violation = FieldViolation("request_id", "was already used for a different request; use a new request_id")
             await abort_with(context, invalid_argument(InvalidRequestError([violation]), "REQUEST_ID_REUSED"))
         return threat_signal_service_pb2.CheckLoginResponse.FromString(earlier.response)
+
+
+def add_to_server(service: ThreatSignalService, server: grpc.aio.Server) -> None:
+    """Registered as the generated ``add_ThreatSignalServiceServicer_to_server`` does, except that the
+    body is decoded with its apps left as bytes (``gateway.login_wire``) for ``CheckedApps``."""
+    name = threat_signal_service_pb2.DESCRIPTOR.services_by_name["ThreatSignalService"].full_name
+    handlers = {
+        "CheckLogin": grpc.unary_unary_rpc_method_handler(
+            service.CheckLogin,
+            request_deserializer=decode_check_login,
+            response_serializer=threat_signal_service_pb2.CheckLoginResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)

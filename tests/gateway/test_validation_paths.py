@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from gateway.bench.workload import CHECK_LOGIN, Workload
 from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import telemetry_pb2, threat_signal_service_pb2
-from gateway.validation import EARLIEST_TIME, Limits, Violations, _checked_app, _clean_apps
+from gateway.validation import EARLIEST_TIME, Limits, Violations, _checked_app, clean_apps
 
 NOW = time.time()
 LIMITS = Limits.of(LimitsConfig(max_permissions_per_app=4))
@@ -62,7 +62,7 @@ _ANY = {
 
 
 @st.composite
-def _apps(draw: st.DrawFn) -> telemetry_pb2.InstalledApp:
+def app_or_mistake(draw: st.DrawFn) -> telemetry_pb2.InstalledApp:
     """A valid app with, most of the time, one or two fields replaced by anything (often a mistake)."""
     spoiled = draw(st.sets(st.sampled_from(sorted(_ANY)), max_size=2))
     values = {name: draw(_ANY[name] if name in spoiled else _VALID[name]) for name in _VALID}
@@ -77,12 +77,12 @@ def _apps(draw: st.DrawFn) -> telemetry_pb2.InstalledApp:
 
 
 @settings(max_examples=1500, deadline=None)
-@given(st.lists(_apps(), min_size=1, max_size=4))
+@given(st.lists(app_or_mistake(), min_size=1, max_size=4))
 def test_the_fast_path_agrees_with_the_full_one(apps: list[telemetry_pb2.InstalledApp]) -> None:
     violations = Violations()
     seen: dict[str, int] = {}
     checked = tuple(_checked_app(index, app, seen, LIMITS, LATEST, violations) for index, app in enumerate(apps))
-    fast = _clean_apps(apps, LIMITS, LATEST)
+    fast = clean_apps(apps, LIMITS, LATEST)
     if fast is not None:
         assert violations.found == [], "the fast path accepted apps the full path refuses"
         assert fast == checked
@@ -107,4 +107,4 @@ def test_the_benchmark_logins_take_the_fast_path() -> None:
     ]
     assert len(logins) >= 15
     for login in logins:
-        assert _clean_apps(login.installed_apps, LIMITS, LATEST) is not None
+        assert clean_apps(login.installed_apps, LIMITS, LATEST) is not None

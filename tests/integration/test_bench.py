@@ -76,7 +76,7 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert "40/40 delivered; beside them" in result.stdout
     evaluation = document["evaluation"]
     assert evaluation["logins"] == 150 and 150 <= evaluation["apps_per_login_mean"] <= 300
-    for stage in ("decode", "validate", "detectors", "policy"):
+    for stage in ("decode", "validate", "validate_kept", "detectors", "policy"):
         p50, p99 = evaluation["stages_us"][stage]
         assert 0 < p50 <= p99
     assert "brain, CPU per login (150 logins" in result.stdout
