@@ -33,7 +33,7 @@ from gateway.store.records import HistoryWindows, LoginHistory, LoginLocation, L
 from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
 from gateway.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
 from gateway.wakeup import Wakeup
-from signals.context import LoginContext
+from signals.context import DeviceInventory, LoginContext
 from signals.detector_settings import DetectorSettings
 from signals.evaluate import Knowledge, evaluate
 from signals.inventory import pack_inventory
@@ -171,14 +171,14 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         if history.earlier_verdict is not None:
             return await self._replay(history.earlier_verdict, identity.fingerprint, context)
         response, shadow = self._decide(telemetry, history, knowledge, now)
-        record = self._record(identity, telemetry, now, response, shadow)
+        record = self._record(identity, telemetry, now, response, shadow, history.previous_inventory)
         started = time.perf_counter()
         try:
             stored = await self._store.record_login(record, freeze_cap=self._settings.max_freezes_per_minute)
             self._stage["record" if record.command is None else "record_command"].observe(time.perf_counter() - started)
         except FreezeCapReachedError:
             response = await self._hold_back_freeze(response, now)
-            record = self._record(identity, telemetry, now, response, shadow)
+            record = self._record(identity, telemetry, now, response, shadow, history.previous_inventory)
             stored = await self._store.record_login(record)
         if stored.verdict_id != response.verdict_id:  # a concurrent retry stored first
             return await self._replay(stored, identity.fingerprint, context)
@@ -195,7 +195,14 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         now: float,
         response: threat_signal_service_pb2.CheckLoginResponse,
         shadow: tuple[ShadowFiring, ...],
+        previous_inventory: DeviceInventory | None,
     ) -> LoginRecord:
+        names = frozenset(app.package_name for app in telemetry.installed_apps)
+        unchanged = (
+            previous_inventory is not None
+            and previous_inventory.observed_at <= now
+            and previous_inventory.package_names == names
+        )
         return LoginRecord(
             verdict_id=response.verdict_id,
             request_id=identity.request_id,
@@ -207,7 +214,8 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             response=response.SerializeToString(),
             location=_location_record(telemetry),
             command=command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints),
-            inventory=pack_inventory(app.package_name for app in telemetry.installed_apps),
+            inventory=None if unchanged else pack_inventory(names),
+            unchanged_inventory_at=previous_inventory.observed_at if unchanged and previous_inventory else None,
             shadow=shadow,
             policy_version=response.policy_version,
             nonce=identity.nonce,

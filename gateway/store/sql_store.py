@@ -164,6 +164,12 @@ class SQLStore:
                 " WHERE excluded.observed_at >= device_inventories.observed_at",
                 (record.device_id, record.decided_at, record.inventory),
             )
+        if record.unchanged_inventory_at is not None:
+            await tx.execute(
+                "UPDATE device_inventories SET observed_at = ? WHERE device_id = ? AND observed_at = ?"
+                " AND observed_at <= ?",
+                (record.decided_at, record.device_id, record.unchanged_inventory_at, record.decided_at),
+            )
         if record.shadow:
             await tx.executemany(
                 "INSERT INTO shadow_firings (verdict_id, customer_id, decided_at, policy_version, scenario_id,"

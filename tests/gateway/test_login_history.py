@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from gateway.store import open_store
@@ -47,5 +48,28 @@ async def test_history_brings_the_verdict_stored_under_the_request_id(tmp_path: 
         assert fresh.known_device_ids == retry.known_device_ids
         without_key = await store.load_login_history("cust-1", "dev-1", _WINDOWS)
         assert without_key.earlier_verdict is None
+    finally:
+        await store.close()
+
+
+async def test_an_unchanged_app_list_only_moves_its_time_on(tmp_path: Path, store_url: str) -> None:
+    store = await open_store(store_url, tmp_path)
+    try:
+        await store.record_login(_record("v_1", None, "dev-1"))
+        same = replace(
+            _record("v_2", None, "dev-1"), decided_at=2_000.0, inventory=None, unchanged_inventory_at=1_000.0
+        )
+        await store.record_login(same)
+        history = await store.load_login_history("cust-1", "dev-1", _WINDOWS)
+        assert history.previous_inventory is not None
+        assert (history.previous_inventory.observed_at, history.previous_inventory.package_names) == (
+            2_000.0,
+            {"com.example.bank"},
+        )
+        # A login that read the list before another login moved it on leaves it as the other left it.
+        stale = replace(same, verdict_id="v_3", decided_at=3_000.0, nonce="")
+        await store.record_login(stale)
+        after = await store.load_login_history("cust-1", "dev-1", _WINDOWS)
+        assert after.previous_inventory == history.previous_inventory
     finally:
         await store.close()
