@@ -14,7 +14,8 @@ at every login) and no app time may lie beyond ``latest`` (now plus the allowed 
 ``latest`` only grows with the clock, so an app once in the window stays in it; should
 the clock step back past the newest time kept, the kept apps are dropped.
 
-Memory is bounded by ``max_entries`` (about 1 KB each); the oldest entry leaves first.
+Memory is bounded by ``max_entries`` (1.3 KB each for the bench's apps: 26 MB at the default
+20,000); the oldest entry leaves first.
 A caller sending endless distinct apps costs only the hits it pushes out.
 """
 

@@ -90,7 +90,7 @@ class LoginConfig:
     # until the security team resets it (`mtsg valve reset`).
     max_freezes_per_minute: int = 100
     # Installed apps kept checked, by their bytes, so a login's familiar apps are not checked again
-    # (gateway.checked_apps); about 1 KB each, per gateway process.  0 keeps none.
+    # (gateway.checked_apps); about 1.3 KB each, per gateway process.  0 keeps none.
     app_cache_entries: int = 20_000
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-_FAMILY = "mtsg_login_stage_seconds"
+_STAGES = "mtsg_login_stage_seconds"
+_APP_LOOKUPS = "mtsg_app_cache_lookups"
 # stage -> (seconds, observations), added up over the workers
 StageTotals = dict[str, tuple[float, float]]
 
@@ -25,12 +26,27 @@ class StageFigures:
     mean_ms: float
 
 
-def read_stage_totals(metrics_ports: list[int]) -> StageTotals:
+@dataclass(frozen=True)
+class GatewayReadings:
+    """What the bench reads off the gateway's /metrics at each end of a measured window."""
+
+    stages: StageTotals
+    # "hit" / "miss" -> installed apps looked up among those already checked (gateway.checked_apps)
+    app_lookups: dict[str, float]
+
+
+def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
     totals: dict[str, list[float]] = {}
+    lookups: dict[str, float] = {}
     for port in metrics_ports:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
-            if family.name != _FAMILY:
+            if family.name == _APP_LOOKUPS:
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        result = sample.labels.get("result", "")
+                        lookups[result] = lookups.get(result, 0.0) + sample.value
+            if family.name != _STAGES:
                 continue
             for sample in family.samples:
                 stage = sample.labels.get("stage", "")
@@ -39,7 +55,14 @@ def read_stage_totals(metrics_ports: list[int]) -> StageTotals:
                     slot[0] += sample.value
                 elif sample.name.endswith("_count"):
                     slot[1] += sample.value
-    return {stage: (seconds, count) for stage, (seconds, count) in totals.items()}
+    return GatewayReadings({stage: (seconds, count) for stage, (seconds, count) in totals.items()}, lookups)
+
+
+def app_hit_share(before: GatewayReadings, after: GatewayReadings) -> float | None:
+    """The share of the window's installed apps found already checked; None when no app was looked up."""
+    hits = after.app_lookups.get("hit", 0.0) - before.app_lookups.get("hit", 0.0)
+    misses = after.app_lookups.get("miss", 0.0) - before.app_lookups.get("miss", 0.0)
+    return hits / (hits + misses) if hits + misses > 0 else None
 
 
 def stage_figures(before: StageTotals, after: StageTotals) -> tuple[StageFigures, ...]:

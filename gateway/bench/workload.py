@@ -3,7 +3,10 @@
 The mix follows what a bank sees: mostly clean logins by returning customers, some
 new devices and far-away locations, remote-control apps (some running during a
 call), and correlated sequences (a phone-number change, then a login from a new
-device, then another login).  Each login carries 150-300 installed apps.
+device, then another login).  Each device holds 150-300 installed apps: most from
+3,000 common apps, as every phone holds the same popular builds, and one to eight
+that no other device has (the long tail).  A device keeps its apps from one login
+to the next; now and then one more appears (a new install since the last login).
 """
 
 from __future__ import annotations
@@ -43,54 +46,71 @@ def _hex(rng: random.Random, digits: int) -> str:
     return f"{rng.getrandbits(digits * 4):0{digits}x}"
 
 
+_PERMISSIONS = (
+    "android.permission.CAMERA",
+    "android.permission.READ_CONTACTS",
+    "android.permission.RECORD_AUDIO",
+    "android.permission.ACCESS_FINE_LOCATION",
+    "android.permission.POST_NOTIFICATIONS",
+)
+# Apps a device holds that no other device has: 1 to 8, about 2% of its apps.
+_LONG_TAIL = (1, 8)
+# The share of logins from a known device that report an app installed since the last one.
+_NEW_INSTALL_SHARE = 0.1
+
+
+def _store_app(rng: random.Random, package_name: str, label: str) -> telemetry_pb2.InstalledApp:
+    return telemetry_pb2.InstalledApp(
+        package_name=package_name,
+        label=label,
+        version_name=f"{rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}",
+        version_code=rng.randint(1, 10_000_000),
+        installer_package="com.android.vending",
+        installer_class=telemetry_pb2.INSTALLER_CLASS_OFFICIAL_STORE,
+        apk_sha256=_hex(rng, 64),
+        signing_cert_sha256=_hex(rng, 64),
+        signing_cert_sha1=_hex(rng, 40),
+        granted_permissions=rng.sample(_PERMISSIONS, k=rng.randint(0, 3)),
+    )
+
+
 def _app_universe(rng: random.Random, size: int = 3000) -> list[telemetry_pb2.InstalledApp]:
-    apps = []
-    for index in range(size):
-        apps.append(
-            telemetry_pb2.InstalledApp(
-                package_name=f"com.vendor{index % 400}.app{index}",
-                label=f"App {index}",
-                version_name=f"{rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}",
-                version_code=rng.randint(1, 10_000_000),
-                installer_package="com.android.vending",
-                installer_class=telemetry_pb2.INSTALLER_CLASS_OFFICIAL_STORE,
-                apk_sha256=_hex(rng, 64),
-                signing_cert_sha256=_hex(rng, 64),
-                signing_cert_sha1=_hex(rng, 40),
-                granted_permissions=rng.sample(
-                    [
-                        "android.permission.CAMERA",
-                        "android.permission.READ_CONTACTS",
-                        "android.permission.RECORD_AUDIO",
-                        "android.permission.ACCESS_FINE_LOCATION",
-                        "android.permission.POST_NOTIFICATIONS",
-                    ],
-                    k=rng.randint(0, 3),
-                ),
-            )
-        )
-    return apps
+    return [_store_app(rng, f"com.vendor{index % 400}.app{index}", f"App {index}") for index in range(size)]
 
 
 class Workload:
     """Operations for a population of customers, each with a usual device and place."""
 
     def __init__(self, seed: int, customers: int, now: float) -> None:
+        self._seed = seed
         self._rng = random.Random(seed)
         self._now = now
         self._universe = _app_universe(self._rng)
         self._customers = customers
         self._counter = 0
 
+    def _device_apps(self, device: str) -> list[telemetry_pb2.InstalledApp]:
+        """The apps ``device`` holds: drawn from the seed and the device alone, so every client process
+        and every login of the device report the same ones."""
+        rng = random.Random(f"{self._seed}/{device}")
+        count, tail = rng.randint(150, 300), rng.randint(*_LONG_TAIL)
+        rare = [_store_app(rng, f"org.rare.{device}.app{n}", f"Rare {n}") for n in range(tail)]
+        return rng.sample(self._universe, k=count - tail) + rare
+
     def _login(self, customer: int, device: str, *, lat: float, lon: float) -> telemetry_pb2.LoginTelemetry:
         rng = self._rng
         self._counter += 1
+        apps = self._device_apps(device)
+        if rng.random() < _NEW_INSTALL_SHARE:
+            held = {app.package_name for app in apps}
+            installed = next((app for app in rng.sample(self._universe, k=8) if app.package_name not in held), None)
+            apps.extend([installed] if installed is not None else [])
         login = telemetry_pb2.LoginTelemetry(
             customer_id=f"bench-cust-{customer}",
             device_id=device,
             session_id=f"s{self._counter}",
             nonce=_hex(rng, 32),
-            installed_apps=rng.sample(self._universe, k=rng.randint(150, 300)),
+            installed_apps=apps,
             location=telemetry_pb2.Location(latitude=lat, longitude=lon, accuracy_meters=30),
             client_ip=f"203.0.113.{rng.randint(1, 254)}",
         )

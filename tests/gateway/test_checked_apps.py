@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import httpx
 import pytest
@@ -12,10 +14,10 @@ from gateway.checked_apps import CheckedApps
 from gateway.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.login_wire import CheckLoginWire, decode_check_login
-from gateway.server import RunningGateway
+from gateway.server import RunningGateway, start_gateway
 from gateway.validation import Violations, check_apps
 from tests.gateway.test_validation_paths import LATEST, LIMITS, app_or_mistake
-from tests.helpers import app, telemetry
+from tests.helpers import app, gateway_config, telemetry
 
 # Shared by every example: what one example keeps must not change another's answer.
 _SHARED = CheckedApps(LIMITS, max_entries=64)
@@ -96,12 +98,15 @@ def test_the_wire_form_decodes_the_contract_byte_for_byte() -> None:
 
 
 async def _app_lookups(gateway: RunningGateway) -> dict[str, float]:
+    """mtsg_app_cache_lookups_total by result, and mtsg_app_cache_entries as "entries"."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics")).text
     counts = {}
     for line in text.splitlines():
         if line.startswith("mtsg_app_cache_lookups_total{"):
             counts[line.split('result="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("mtsg_app_cache_entries "):
+            counts["entries"] = float(line.rsplit(" ", 1)[1])
     return counts
 
 
@@ -117,6 +122,19 @@ async def test_a_second_login_with_the_same_apps_finds_them_and_gets_the_same_ve
     assert [r.code for r in first.reasons] == [r.code for r in second.reasons]
     assert after.get("hit", 0) - before.get("hit", 0) == 2
     assert after.get("miss", 0) == before.get("miss", 0)
+    assert after["entries"] >= 2
+
+
+async def test_with_no_entries_configured_every_app_is_checked_anew(tmp_path: Path) -> None:
+    gateway = await start_gateway(gateway_config(tmp_path, metrics=True, login__app_cache_entries="0"))
+    try:
+        async with MtsgClient(gateway.target, timeout=30) as client:
+            apps = [app("com.kakao.talk"), app("com.bank.app")]
+            for _ in range(2):
+                assert (await client.check_login(telemetry(installed_apps=apps))).action == common_pb2.ACTION_ALLOW
+        assert await _app_lookups(gateway) == {"hit": 0, "miss": 4, "entries": 0}
+    finally:
+        await gateway.stop(grace=1.0)
 
 
 async def test_an_app_that_is_not_protobuf_gets_invalid_argument_naming_it(gateway: RunningGateway) -> None:

@@ -67,6 +67,7 @@ def test_config_show_never_prints_the_database_password() -> None:
         ),
         ("[commands]\nlease_seconds = 5.0\nrequest_timeout_seconds = 5.0\n", {}, "must exceed"),
         ("[commands]\nmax_attempts = 0\n", {}, "commands.max_attempts: must be positive"),
+        ("", {"MTSG_LOGIN_APP_CACHE_ENTRIES": "-1"}, "login.app_cache_entries: must not be negative"),
     ],
 )
 def test_mistakes_are_refused_with_the_key_named(

@@ -60,6 +60,9 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert all(row["logins"] > 0 and row["mean_ms"] > 0 for row in stages.values())
     assert stages["validate"]["logins"] >= stages["record"]["logins"]
     assert "gateway stages under load" in result.stdout
+    # Most of a device's apps are common ones, found already checked; its own rare apps only at first.
+    assert 0.5 < figures["gateway"]["app_hit_share"] < 1.0 and figures["echo"]["app_hit_share"] is None
+    assert "installed apps found already checked: " in result.stdout
     half_stages = {row["stage"]: row for row in figures["gateway 1/2"]["stages"]}
     assert half_stages["record"]["logins"] > 0 and "at 1/2: logins" in result.stdout
     delivery = document["delivery"]
