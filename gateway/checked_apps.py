@@ -40,7 +40,9 @@ def _newest_time(app: InstalledApp) -> float:
 class CheckedApps:
     """The apps checked under ``limits``, at most ``max_entries`` of them (0 keeps none)."""
 
-    def __init__(self, limits: Limits, max_entries: int, hits: Counter | None = None, misses: Counter | None = None):
+    def __init__(
+        self, limits: Limits, max_entries: int, hits: Counter | None = None, misses: Counter | None = None
+    ) -> None:
         self._limits = limits
         self._max_entries = max_entries
         self._kept: OrderedDict[bytes, InstalledApp] = OrderedDict()

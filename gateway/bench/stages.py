@@ -3,7 +3,8 @@
 The brain's stages are timed in the bench's own process (``evaluation``); the store's and
 the outbox's cost only shows inside a loaded gateway, so the bench reads the gateway's
 ``mtsg_login_stage_seconds`` histogram from every worker before and after the measured
-window and reports the mean of each stage over that window.
+window and reports the mean of each stage over that window.  From the same scrape it reads
+``mtsg_app_cache_lookups_total``: the share of installed apps the gateway found already checked.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
                     if sample.name.endswith("_total"):
                         result = sample.labels.get("result", "")
                         lookups[result] = lookups.get(result, 0.0) + sample.value
+                continue
             if family.name != _STAGES:
                 continue
             for sample in family.samples:

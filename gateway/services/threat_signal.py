@@ -198,10 +198,10 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         previous_inventory: DeviceInventory | None,
     ) -> LoginRecord:
         names = frozenset(app.package_name for app in telemetry.installed_apps)
-        unchanged = (
-            previous_inventory is not None
-            and previous_inventory.observed_at <= now
-            and previous_inventory.package_names == names
+        unchanged_at = (
+            previous_inventory.observed_at
+            if previous_inventory is not None and previous_inventory.package_names == names
+            else None
         )
         return LoginRecord(
             verdict_id=response.verdict_id,
@@ -214,8 +214,8 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             response=response.SerializeToString(),
             location=_location_record(telemetry),
             command=command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints),
-            inventory=None if unchanged else pack_inventory(names),
-            unchanged_inventory_at=previous_inventory.observed_at if unchanged and previous_inventory else None,
+            inventory=None if unchanged_at is not None else pack_inventory(names),
+            unchanged_inventory_at=unchanged_at,
             shadow=shadow,
             policy_version=response.policy_version,
             nonce=identity.nonce,
