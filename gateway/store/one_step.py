@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.store.database import Result, Row
+from gateway.store.database import Result, Row, Unit
 
 
 def connect_plain(path: Path) -> sqlite3.Connection:
@@ -70,3 +70,12 @@ def run_to_end(work: Coroutine[Any, Any, Result]) -> Result:
         return finished.value  # type: ignore[no-any-return]
     work.close()
     raise SuspendedError("store code suspended inside a one-step unit of work")
+
+
+def read_in_one_step(connection: sqlite3.Connection, unit: Unit[Result]) -> Result:
+    """``unit``'s reads in one transaction on ``connection``: one snapshot for all its statements."""
+    connection.execute("BEGIN")
+    try:
+        return run_to_end(unit(StepConnection(connection)))
+    finally:
+        connection.execute("COMMIT")

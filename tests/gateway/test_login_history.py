@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,4 +74,32 @@ async def test_an_unchanged_app_list_only_moves_its_time_on(tmp_path: Path, stor
         after = await store.load_login_history("cust-1", "dev-1", _WINDOWS)
         assert after.previous_inventory == history.previous_inventory
     finally:
+        await store.close()
+
+
+async def test_sqlite_history_is_read_beside_a_write_in_progress_and_sees_it_once_committed(tmp_path: Path) -> None:
+    """The login's reads run on the event loop itself: they must never wait for a writer.
+
+    Another process (here a plain connection, as the CLI's import would hold one) keeps a write
+    transaction open; the reads go on at once with the last committed state, and the next read
+    after the commit sees the new row: each unit starts a fresh snapshot.
+    """
+    store = await open_store("", tmp_path)
+    other = sqlite3.connect(tmp_path / "mtsg.sqlite3", isolation_level=None)
+    try:
+        await store.record_login(_record("v_1", None, "dev-1"))
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(
+            "INSERT INTO customer_devices (customer_id, device_id, first_seen_at, last_seen_at, login_count)"
+            " VALUES ('cust-1', 'dev-2', 1500.0, 1500.0, 1)"
+        )
+        started = time.monotonic()
+        during = await store.load_login_history("cust-1", "dev-1", _WINDOWS)
+        assert time.monotonic() - started < 2.0  # the busy timeout is 5 s: this did not wait on the lock
+        assert during.known_device_ids == {"dev-1"}
+        other.execute("COMMIT")
+        after = await store.load_login_history("cust-1", "dev-1", _WINDOWS)
+        assert after.known_device_ids == {"dev-1", "dev-2"}
+    finally:
+        other.close()
         await store.close()
