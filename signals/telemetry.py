@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter
 from typing import NamedTuple
 
 
@@ -44,6 +45,9 @@ class InstalledApp(NamedTuple):
     draw_over_apps: bool = False
     running: bool = False
     foreground: bool = False
+
+
+_PACKAGE_NAME = attrgetter("package_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +113,10 @@ class LoginTelemetry:
     vpn_active: bool = False
     sim_changed: bool = False
     attestation: Attestation | None = None
+    # Derived from installed_apps, once per login: the detectors that ask whether any app is in a
+    # catalogue or new since the last login intersect sets in C instead of each walking ~230 apps
+    # in Python (issue 3's evaluation budget).  Validation has refused duplicate package names.
+    package_names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "package_names", frozenset(map(_PACKAGE_NAME, self.installed_apps)))

@@ -197,7 +197,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         shadow: tuple[ShadowFiring, ...],
         previous_inventory: DeviceInventory | None,
     ) -> LoginRecord:
-        names = frozenset(app.package_name for app in telemetry.installed_apps)
+        names = telemetry.package_names
         unchanged_at = (
             previous_inventory.observed_at
             if previous_inventory is not None and previous_inventory.package_names == names

@@ -14,9 +14,9 @@ from signals.telemetry import InstalledApp, InstallerClass, LoginTelemetry
 
 SIDELOADED_RISKY_APP = "SIDELOADED_RISKY_APP"
 
-SIDELOADED_INSTALLERS = frozenset(
-    {InstallerClass.PACKAGE_INSTALLER, InstallerClass.NONE, InstallerClass.THIRD_PARTY_STORE}
-)
+# A tuple, not a set: membership then compares identities in C, where a set calls the enum's
+# __hash__, a Python function, for each of a login's ~230 apps (issue 3's evaluation budget).
+SIDELOADED_INSTALLERS = (InstallerClass.PACKAGE_INSTALLER, InstallerClass.NONE, InstallerClass.THIRD_PARTY_STORE)
 # Capability -> the Android permissions (short names) that grant it.
 _PERMISSIONS: dict[str, frozenset[str]] = {
     "accessibility": frozenset({"BIND_ACCESSIBILITY_SERVICE"}),
@@ -99,7 +99,7 @@ def app_name(app: InstalledApp) -> str:
 
 def detect_sideloaded_apps(telemetry: LoginTelemetry) -> list[Finding]:
     findings: list[Finding] = []
-    for app in telemetry.installed_apps:
+    for app in filter(is_sideloaded, telemetry.installed_apps):
         risk = sideloaded_risk(app)
         if risk is None:
             continue

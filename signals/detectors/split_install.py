@@ -65,9 +65,10 @@ def detect_split_install(telemetry: LoginTelemetry, context: LoginContext) -> li
     previous = context.previous_inventory
     if previous is None:
         return []
-    new_apps = [app for app in telemetry.installed_apps if app.package_name not in previous.package_names]
-    if not new_apps:
+    new_names = telemetry.package_names - previous.package_names
+    if not new_names:
         return []
+    new_apps = [app for app in telemetry.installed_apps if app.package_name in new_names]
     hours = str(max(0, int((context.now - previous.observed_at) // 3600)))
     names = sorted({app_name(app) for app in new_apps})
     shown = ", ".join(names[:_NAMES_SHOWN]) + (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,27 @@ def test_remote_control_app(installed: InstalledApp, code: str, summary: str) ->
 def test_screen_sharing_and_remote_input_are_found_without_any_app() -> None:
     findings = detect_remote_control(login(screen=ScreenState(screen_sharing=True, remote_input=True)), CATALOG)
     assert {finding.code for finding in findings} == {"SCREEN_SHARED", "REMOTE_INPUT_ACTIVE"}
+
+
+def test_several_remote_control_apps_are_reported_in_the_order_installed() -> None:
+    apps = (
+        InstalledApp("com.anydesk.anydeskandroid", running=True),
+        InstalledApp("com.example.notes"),
+        InstalledApp("com.teamviewer.quicksupport.market"),
+    )
+    findings = detect_remote_control(login(installed_apps=apps), CATALOG)
+    assert [(finding.evidence["package_name"], finding.code) for finding in findings] == [
+        ("com.anydesk.anydeskandroid", "REMOTE_CONTROL_APP_ACTIVE"),
+        ("com.teamviewer.quicksupport.market", "REMOTE_CONTROL_APP_INSTALLED"),
+    ]
+
+
+def test_a_logins_package_names_follow_its_apps_through_replace() -> None:
+    telemetry = login(installed_apps=(InstalledApp("com.a"), InstalledApp("com.b")))
+    assert telemetry.package_names == {"com.a", "com.b"}
+    changed = replace(telemetry, installed_apps=(InstalledApp("com.c"),))
+    assert changed.package_names == {"com.c"}
+    assert login().package_names == frozenset()
 
 
 def test_unknown_apps_are_not_remote_control() -> None:
