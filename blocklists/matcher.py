@@ -33,6 +33,8 @@ _APK_SHA256 = attrgetter("apk_sha256")
 _CERT_SHA256 = attrgetter("signing_cert_sha256")
 _CERT_SHA1 = attrgetter("signing_cert_sha1")
 _PACKAGE_NAME = attrgetter("package_name")
+# Values of each kind an index remembers as keys of none of its tables (``_Absent``).
+REMEMBERED_ABSENT_VALUES = 65_536
 
 
 class AppKeys(Protocol):
@@ -62,10 +64,48 @@ class Match:
     source: str
 
 
+class _Absent:
+    """Package names and digests found, at earlier logins, to be keys of none of an index's tables.
+
+    At a million entries each probe of the big tables is a miss in the CPU's caches: a login's
+    ~1,100 probes cost ~0.2 ms (issue 3's evaluation budget), while the same few thousand app builds
+    come back at every login.  These sets are small enough to stay in the caches.  An index never
+    changes, so a value absent once stays absent; at the bound the set starts over.
+    """
+
+    __slots__ = ("apks", "certs_sha1", "certs_sha256", "packages")
+
+    def __init__(self) -> None:
+        self.packages: set[str] = set()
+        self.apks: set[str] = set()
+        self.certs_sha256: set[str] = set()
+        self.certs_sha1: set[str] = set()
+
+    def holds_all(self, packages: list[str], apks: list[str], certs_sha256: list[str], certs_sha1: list[str]) -> bool:
+        return (
+            self.packages.issuperset(packages)
+            and self.apks.issuperset(apks)
+            and self.certs_sha256.issuperset(certs_sha256)
+            and self.certs_sha1.issuperset(certs_sha1)
+        )
+
+    def remember(self, packages: list[str], apks: list[str], certs_sha256: list[str], certs_sha1: list[str]) -> None:
+        for known, values in (
+            (self.packages, packages),
+            (self.apks, apks),
+            (self.certs_sha256, certs_sha256),
+            (self.certs_sha1, certs_sha1),
+        ):
+            if len(known) + len(values) > REMEMBERED_ABSENT_VALUES:
+                known.clear()
+            known.update(values)
+
+
 class _Index:
     """Packed, read-only index of indicators that can match (revoked ones are left out)."""
 
     __slots__ = (
+        "_absent",
         "_by_apk",
         "_by_cert1",
         "_by_cert256",
@@ -89,6 +129,7 @@ class _Index:
         self._by_cert1: dict[str, int] = {}
         self._by_package: dict[str, int] = {}
         self._by_package_cert: dict[str, dict[str, int]] = {}
+        self._absent = _Absent()
         self._next = array("i")
         self._key_type = array("B")
         self._category = array("B")
@@ -137,16 +178,27 @@ class _Index:
         """Whether any app's name or digest is a key here, asked in C: a dict's keys intersected with a column.
 
         Nearly every login matches nothing, and the app-by-app loop below cost ~0.1 ms a login at a
-        million entries (issue 3's evaluation target); it runs only when this finds something.
+        million entries (issue 3's evaluation target); it runs only when this finds something.  The
+        values already known to be absent are asked first (``_Absent``).
         """
+        if not self.size:
+            return False
         packages = list(map(_PACKAGE_NAME, apps))
-        return bool(
-            self._by_apk.keys() & map(_APK_SHA256, apps)
-            or self._by_cert256.keys() & map(_CERT_SHA256, apps)
-            or self._by_cert1.keys() & map(_CERT_SHA1, apps)
+        apks = list(map(_APK_SHA256, apps))
+        certs_sha256 = list(map(_CERT_SHA256, apps))
+        certs_sha1 = list(map(_CERT_SHA1, apps))
+        if self._absent.holds_all(packages, apks, certs_sha256, certs_sha1):
+            return False
+        if (
+            self._by_apk.keys() & apks
+            or self._by_cert256.keys() & certs_sha256
+            or self._by_cert1.keys() & certs_sha1
             or self._by_package.keys() & packages
             or self._by_package_cert.keys() & packages
-        )
+        ):
+            return True
+        self._absent.remember(packages, apks, certs_sha256, certs_sha1)
+        return False
 
     def _collect(self, slot: int, value: str, app: AppKeys, now: float, out: list[Match]) -> None:
         while slot >= 0:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import blocklists.matcher as matcher_module
 from blocklists.entry import Category, Indicator, KeyType, make_indicator
 from blocklists.matcher import Matcher
 from signals.telemetry import InstalledApp
@@ -100,3 +104,40 @@ def test_apps_without_digests_do_not_match_empty_keys() -> None:
     matcher = Matcher.build([indicator("package_name", "com.some.app")], version=1)
     assert matcher.match([InstalledApp(package_name="com.other.app")], NOW) == []
     assert Matcher.empty().match([app("com.some.app")], NOW) == []
+
+
+_POOL = [app(f"com.pool.app{number}") for number in range(12)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    listed=st.lists(
+        st.tuples(st.sampled_from(_POOL), st.sampled_from(["apk_sha256", "cert_sha256", "cert_sha1", "package_name"])),
+        min_size=1,
+        max_size=6,
+    ),
+    logins=st.lists(st.lists(st.sampled_from(_POOL), max_size=12), min_size=1, max_size=15),
+    bound=st.sampled_from([8, 30, 65_536]),
+)
+def test_one_matcher_answers_a_run_of_logins_as_a_fresh_one_answers_each(
+    listed: list[tuple[InstalledApp, str]], logins: list[list[InstalledApp]], bound: int
+) -> None:
+    """The values an index remembers as absent never hide a match, whatever came before or the bound."""
+    values = {
+        "apk_sha256": lambda entry: entry.apk_sha256,
+        "cert_sha256": lambda entry: entry.signing_cert_sha256,
+        "cert_sha1": lambda entry: entry.signing_cert_sha1,
+        "package_name": lambda entry: entry.package_name,
+    }
+    entries = {
+        indicator(kind, values[kind](entry)).entry_id: indicator(kind, values[kind](entry)) for entry, kind in listed
+    }
+    shared = Matcher.build(entries.values(), version=1)
+    original = matcher_module.REMEMBERED_ABSENT_VALUES
+    matcher_module.REMEMBERED_ABSENT_VALUES = bound
+    try:
+        for apps in logins + logins:  # the second round meets only values seen before
+            fresh = Matcher.build(entries.values(), version=1)
+            assert shared.match(apps, NOW) == fresh.match(apps, NOW)
+    finally:
+        matcher_module.REMEMBERED_ABSENT_VALUES = original

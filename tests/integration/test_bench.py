@@ -50,6 +50,7 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert registry["entries"] == 3000
     assert registry["import_seconds"] > 0 and registry["matcher_mb"] >= 0
     assert 0 < registry["lookup_us_per_login_p50"] <= registry["lookup_us_per_login_p99"]
+    assert 0 < registry["lookup_again_us_per_login_p50"] <= registry["lookup_again_us_per_login_p99"]
     assert "registry: 3,000 entries" in result.stdout
     assert set(figures) == {"echo", "gateway", "echo 1/2", "gateway 1/2"}
     assert "gateway workers: 2" in result.stdout
