@@ -1,4 +1,4 @@
-"""Running the store's async SQL code to its end in one step, on the thread that owns a SQLite connection.
+"""Running the store's async SQL code to its end in one step, without ever suspending.
 
 A login's reads and its transaction are a handful of statements each.  Through aiosqlite
 every statement is a trip from the event loop to the connection's thread and back, and a
@@ -9,8 +9,9 @@ whole of those waits and logins queued behind it (issue 3: 230 ms in `record`).
 The store's code is written once, as coroutines over the ``Connection`` seam, for both
 backends.  ``StepConnection`` gives that code a plain ``sqlite3`` connection whose async
 methods never suspend, so the coroutine can be driven from start to end with a single
-``send`` on the connection's own thread: one trip per unit of work, and the lock held only
-for the SQL itself.
+``send``: one unit of work at a time on the connection, and the lock held only for the SQL
+itself.  On SQLite these units run on the event loop (``SQLiteDatabase.run_reads``,
+``loop_commit``); only a COMMIT, and any wait for another writer, go to a thread.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import structlog
 
 from gateway.store.database import ChangeListener, Connection, Result, Row, Unit
 from gateway.store.errors import StoreUnavailableError
-from gateway.store.group_commit import GroupCommitter
+from gateway.store.loop_commit import LoopCommitter
 from gateway.store.migrate import load_migrations
 from gateway.store.one_step import connect_plain, read_in_one_step
 from gateway.store.sqlite_write_lock import WriteLock
@@ -101,8 +101,8 @@ class SQLiteDatabase(_Statements):
         self.path = path
         self._write_lock = WriteLock(path)
         self._clean_ups: set[asyncio.Task[None]] = set()
-        # One-step writes on a thread of their own (gateway.store.one_step), one-step reads right on the loop.
-        self._group = GroupCommitter(path)
+        # One-step units (gateway.store.one_step) on the loop: the writes' COMMIT alone goes to a thread.
+        self._writes = LoopCommitter(path)
         self._reads = connect_plain(path)
 
     @classmethod
@@ -197,14 +197,14 @@ class SQLiteDatabase(_Statements):
         task.add_done_callback(self._clean_ups.discard)
 
     async def run_in_transaction(self, unit: Unit[Result], *locks: str) -> Result:
-        """``unit`` in the writer thread's next group commit (``group_commit``): one transaction,
-        one fsync and one turn of the lock for every unit waiting, each in its own savepoint."""
-        return await self._group.run(unit)
+        """``unit`` in the next shared transaction (``loop_commit``): one transaction, one fsync and
+        one turn of the lock for every unit waiting, each in its own savepoint."""
+        return await self._writes.run(unit)
 
     async def apply_pragma(self, pragma: str) -> None:
         """``PRAGMA <pragma>`` on every connection of this database (some pragmas hold per connection)."""
         await self._execute(f"PRAGMA {pragma}", ())
-        await self._group.run(lambda tx: tx.execute(f"PRAGMA {pragma}"))
+        await self._writes.run(lambda tx: tx.execute(f"PRAGMA {pragma}"))
         self._reads.execute(f"PRAGMA {pragma}")
 
     async def run_reads(self, unit: Unit[Result]) -> Result:
@@ -291,6 +291,6 @@ class SQLiteDatabase(_Statements):
         if self._clean_ups:  # a cancelled transaction is still being rolled back
             await asyncio.gather(*self._clean_ups, return_exceptions=True)
         await self._db.close()
-        self._group.close()
+        await self._writes.close()
         self._reads.close()
         self._write_lock.close()
