@@ -1,9 +1,12 @@
 """SQLite behind the ``Database`` seam (aiosqlite, WAL): the embedded default for one gateway process.
 
-One connection serves the process.  aiosqlite runs its statements on one thread,
-but coroutines interleave between awaits, so every write (a transaction, an
-autocommit statement, a staging batch) holds ``_write_lock``: without it two
-logins could share one BEGIN..COMMIT.  The same lock, through a lock file, makes
+Three connections serve the process.  A login's reads and its write, units that run
+to their end in one step, each have a plain connection used on the event loop
+(``run_reads``, ``loop_commit``).  Everything else (admin, imports, retention) goes
+through aiosqlite, which runs its statements on one thread; coroutines interleave
+between awaits, so every such write (a transaction, an autocommit statement, a
+staging batch) holds ``_write_lock``: without it two callers could share one
+BEGIN..COMMIT.  The same lock, through a lock file, makes
 the other processes on the file (``mtsg serve --workers``, the CLI) wait their
 turn without SQLite's sleeping busy handler (``sqlite_write_lock``).  SQLite allows
 one writer at a time anyway, so the named locks of ``transaction`` need nothing more.
