@@ -20,11 +20,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import TYPE_CHECKING
 
 from blocklists.entry import Category
 from blocklists.formats.csv_rows import COLUMNS
 from gateway.bench.report import progress
+
+if TYPE_CHECKING:  # the child process imports what it runs when it starts
+    from blocklists.matcher import Matcher
+    from signals.telemetry import LoginTelemetry
 
 # The workload injects these apps into its "malicious" logins; every registry the bench builds lists them.
 MALICIOUS_SEEDS = 50
@@ -97,7 +101,7 @@ async def import_feed(data_dir: Path, feed: Path) -> float:
         await store.close()
 
 
-def _lookups(matcher: Any, logins: list[Any], now: float) -> tuple[float, float]:
+def _lookups(matcher: Matcher, logins: list[LoginTelemetry], now: float) -> tuple[float, float]:
     """p50 and p99 wall microseconds of one ``match`` per login."""
     lookups = []
     for login in logins:
@@ -120,7 +124,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: 
     from signals.context import LoginContext
     from signals.evaluate import evaluate
 
-    async def build() -> object:
+    async def build() -> Matcher:
         store = await open_store("", Path(data_dir))
         try:
             return await store.blocklist.load_matcher()
@@ -146,7 +150,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: 
     # it found in none of its tables (blocklists.matcher._Absent), as a gateway's does over a day.
     first, again = _lookups(matcher, logins, now), _lookups(matcher, logins, now)
     knowledge = load_knowledge("")
-    large = knowledge.__class__(knowledge.policy, knowledge.remote_control, matcher)  # type: ignore[arg-type]
+    large = knowledge.__class__(knowledge.policy, knowledge.remote_control, matcher)
     context = LoginContext(now=now)
     timings = {}
     for name, known in (("large", large), ("empty", knowledge)):
@@ -158,7 +162,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: 
         {
             "build_seconds": build_seconds,
             "matcher_mb": grown_mb,
-            "size": matcher.size,  # type: ignore[attr-defined]
+            "size": matcher.size,
             "first": first,
             "again": again,
             "evaluate_large": timings["large"],

@@ -98,8 +98,8 @@ class LoopCommitter:
             return
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
-        for waiting, (result, error) in zip(batch, outcomes, strict=True):
-            _settle(waiting.future, result, error)
+        for waiting, (result, failure) in zip(batch, outcomes, strict=True):
+            _settle(waiting.future, result, failure)
 
     async def _fill_and_commit(self, batch: list[_Waiting]) -> list[tuple[Any, BaseException | None]]:
         await self._begin()
