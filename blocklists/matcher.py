@@ -33,8 +33,9 @@ _APK_SHA256 = attrgetter("apk_sha256")
 _CERT_SHA256 = attrgetter("signing_cert_sha256")
 _CERT_SHA1 = attrgetter("signing_cert_sha1")
 _PACKAGE_NAME = attrgetter("package_name")
-# Values of each kind an index remembers as keys of none of its tables (``_Absent``).
-REMEMBERED_ABSENT_VALUES = 65_536
+# Installed apps an index remembers as having no key in any of its tables (``_ClearedApps``): above
+# the gateway's app cache (20,000 by default), whose apps are the ones handed over again.
+REMEMBERED_CLEARED_APPS = 32_768
 
 
 class AppKeys(Protocol):
@@ -64,54 +65,47 @@ class Match:
     source: str
 
 
-class _Absent:
-    """Package names and digests found, at earlier logins, to be keys of none of an index's tables.
+class _ClearedApps:
+    """Installed apps, the very objects, found at earlier logins to have no key in an index's tables.
 
-    At a million entries each probe of the big tables is a miss in the CPU's caches: a login's
-    ~1,100 probes cost ~0.2 ms (issue 3's evaluation budget), while the same few thousand app builds
-    come back at every login.  These sets are small enough to stay in the caches.  An index never
-    changes, so a value absent once stays absent; at the bound the set starts over.
+    At a million entries each probe of the big tables misses the CPU's caches: a login's ~1,100
+    values cost ~0.2 ms to look up (issue 3's whole evaluation budget), and remembering the values
+    still cost ~0.1 ms of hashing and set probes.  But the gateway hands the matcher the same object
+    each time a device reports the same build (``gateway.checked_apps``), so one probe by ``id`` per
+    app tells which apps are new.  The dict holds each app it remembers, so no other object can take
+    its ``id`` meanwhile; apps are immutable and an index never changes, so an app cleared once stays
+    cleared.  At the bound the memory starts over.
     """
 
-    __slots__ = ("apks", "certs_sha1", "certs_sha256", "packages")
+    __slots__ = ("_apps",)
 
     def __init__(self) -> None:
-        self.packages: set[str] = set()
-        self.apks: set[str] = set()
-        self.certs_sha256: set[str] = set()
-        self.certs_sha1: set[str] = set()
+        self._apps: dict[int, AppKeys] = {}
 
-    def holds_all(self, packages: list[str], apks: list[str], certs_sha256: list[str], certs_sha1: list[str]) -> bool:
-        return (
-            self.packages.issuperset(packages)
-            and self.apks.issuperset(apks)
-            and self.certs_sha256.issuperset(certs_sha256)
-            and self.certs_sha1.issuperset(certs_sha1)
-        )
+    def unseen(self, apps: Sequence[AppKeys]) -> list[AppKeys]:
+        """The apps of ``apps`` not remembered, in their order (the all-known case asked in C)."""
+        known = self._apps
+        if all(map(known.__contains__, map(id, apps))):
+            return []
+        return [app for app in apps if id(app) not in known]
 
-    def remember(self, packages: list[str], apks: list[str], certs_sha256: list[str], certs_sha1: list[str]) -> None:
-        for known, values in (
-            (self.packages, packages),
-            (self.apks, apks),
-            (self.certs_sha256, certs_sha256),
-            (self.certs_sha1, certs_sha1),
-        ):
-            if len(known) + len(values) > REMEMBERED_ABSENT_VALUES:
-                known.clear()
-            known.update(values)
+    def remember(self, apps: Sequence[AppKeys]) -> None:
+        if len(self._apps) + len(apps) > REMEMBERED_CLEARED_APPS:
+            self._apps.clear()
+        self._apps.update(zip(map(id, apps), apps))
 
 
 class _Index:
     """Packed, read-only index of indicators that can match (revoked ones are left out)."""
 
     __slots__ = (
-        "_absent",
         "_by_apk",
         "_by_cert1",
         "_by_cert256",
         "_by_package",
         "_by_package_cert",
         "_category",
+        "_cleared",
         "_family",
         "_key_type",
         "_names",
@@ -129,7 +123,7 @@ class _Index:
         self._by_cert1: dict[str, int] = {}
         self._by_package: dict[str, int] = {}
         self._by_package_cert: dict[str, dict[str, int]] = {}
-        self._absent = _Absent()
+        self._cleared = _ClearedApps()
         self._next = array("i")
         self._key_type = array("B")
         self._category = array("B")
@@ -174,31 +168,45 @@ class _Index:
             slot += 1
         self.size = slot
 
-    def _any_key_present(self, apps: Sequence[AppKeys]) -> bool:
-        """Whether any app's name or digest is a key here, asked in C: a dict's keys intersected with a column.
+    def _candidates(self, apps: Sequence[AppKeys]) -> list[AppKeys]:
+        """The apps with a name or digest among this index's keys: the only ones worth matching.
 
-        Nearly every login matches nothing, and the app-by-app loop below cost ~0.1 ms a login at a
-        million entries (issue 3's evaluation target); it runs only when this finds something.  The
-        values already known to be absent are asked first (``_Absent``).
+        Nearly every login matches nothing, and nearly all of its apps were seen before
+        (``_ClearedApps``).  The new ones are asked in C first, a dict's keys intersected with a
+        column; only when that finds something are they taken one by one.
         """
         if not self.size:
-            return False
-        packages = list(map(_PACKAGE_NAME, apps))
-        apks = list(map(_APK_SHA256, apps))
-        certs_sha256 = list(map(_CERT_SHA256, apps))
-        certs_sha1 = list(map(_CERT_SHA1, apps))
-        if self._absent.holds_all(packages, apks, certs_sha256, certs_sha1):
-            return False
+            return []
+        unseen = self._cleared.unseen(apps)
+        if not unseen:
+            return []
+        packages = list(map(_PACKAGE_NAME, unseen))
+        certs_sha256 = list(map(_CERT_SHA256, unseen))
         if (
-            self._by_apk.keys() & apks
-            or self._by_cert256.keys() & certs_sha256
-            or self._by_cert1.keys() & certs_sha1
-            or self._by_package.keys() & packages
-            or self._by_package_cert.keys() & packages
+            self._by_apk.keys().isdisjoint(map(_APK_SHA256, unseen))
+            and self._by_cert256.keys().isdisjoint(certs_sha256)
+            and self._by_cert1.keys().isdisjoint(map(_CERT_SHA1, unseen))
+            and self._by_package.keys().isdisjoint(packages)
+            and self._by_package_cert.keys().isdisjoint(packages)
         ):
-            return True
-        self._absent.remember(packages, apks, certs_sha256, certs_sha1)
-        return False
+            self._cleared.remember(unseen)
+            return []
+        hits: list[AppKeys] = []
+        cleared: list[AppKeys] = []
+        for app in unseen:
+            (hits if self._has_key(app) else cleared).append(app)
+        self._cleared.remember(cleared)
+        return hits
+
+    def _has_key(self, app: AppKeys) -> bool:
+        certs = self._by_package_cert.get(app.package_name)
+        return (
+            app.apk_sha256 in self._by_apk
+            or app.signing_cert_sha256 in self._by_cert256
+            or app.signing_cert_sha1 in self._by_cert1
+            or app.package_name in self._by_package
+            or (certs is not None and app.signing_cert_sha256 in certs)
+        )
 
     def _collect(self, slot: int, value: str, app: AppKeys, now: float, out: list[Match]) -> None:
         while slot >= 0:
@@ -226,9 +234,7 @@ class _Index:
         found: list[Match] = []
         by_apk, by_cert256, by_cert1 = self._by_apk, self._by_cert256, self._by_cert1
         by_package, by_package_cert = self._by_package, self._by_package_cert
-        if not self._any_key_present(apps):
-            return found
-        for app in apps:
+        for app in self._candidates(apps):
             # Digests are "" when the app did not report them; "" is never a key.
             apk, cert256 = app.apk_sha256, app.signing_cert_sha256
             slot = by_apk.get(apk)
