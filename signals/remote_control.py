@@ -101,7 +101,8 @@ def _activity(app_running: bool, foreground: bool, accessibility: bool) -> str:
 def detect_remote_control(telemetry: LoginTelemetry, catalog: RemoteControlCatalog) -> list[Finding]:
     findings: list[Finding] = []
     # The catalogue's few packages looked up among the login's, in C; the apps walked only on a hit.
-    installed_products = catalog.by_package.keys() & telemetry.package_names
+    # Asked of the frozenset: a dict view intersected with a frozenset walks the frozenset instead.
+    installed_products = telemetry.package_names.intersection(catalog.by_package)
     for installed in telemetry.installed_apps if installed_products else ():
         known = catalog.by_package.get(installed.package_name)
         if known is None:

@@ -87,6 +87,26 @@ def test_sideloaded_risky_app(app: InstalledApp, expected: tuple[Severity, str] 
     assert "outside an official store" in finding.summary
 
 
+def test_sideloaded_apps_are_picked_out_of_a_full_login_in_install_order() -> None:
+    """Every installer, system app or not, among many: the findings name exactly the sideloaded ones."""
+    apps = tuple(
+        InstalledApp(
+            f"x.app{number}.{installer.value}.{system}",
+            installer_class=installer,
+            system_app=system,
+            granted_permissions=("READ_SMS",),
+        )
+        for number in range(20)
+        for installer in InstallerClass
+        for system in (number % 3 == 0, number % 3 != 0)
+    )
+    outside = {InstallerClass.PACKAGE_INSTALLER, InstallerClass.NONE, InstallerClass.THIRD_PARTY_STORE}
+    expected = [app.package_name for app in apps if app.installer_class in outside and not app.system_app]
+    findings = detect_sideloaded_apps(login(installed_apps=apps))
+    assert [finding.evidence["package"] for finding in findings] == expected
+    assert len(expected) == 60
+
+
 def _previous(*packages: str, hours_ago: float = 5) -> DeviceInventory:
     return DeviceInventory(NOW - hours_ago * 3600, frozenset(packages))
 
