@@ -92,7 +92,7 @@ class _ClearedApps:
     def remember(self, apps: Sequence[AppKeys]) -> None:
         if len(self._apps) + len(apps) > REMEMBERED_CLEARED_APPS:
             self._apps.clear()
-        self._apps.update(zip(map(id, apps), apps))
+        self._apps.update(zip(map(id, apps), apps, strict=True))
 
 
 class _Index:
