@@ -18,7 +18,7 @@ from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import percentile, progress
 from gateway.bench.stages import StageFigures, app_hit_share, read_gateway, render_stages, stage_figures
-from gateway.bench.targets import TargetCheck, check_targets, render_targets
+from gateway.bench.targets import TargetCheck, baseline_doubt, check_targets, render_targets
 from gateway.config import env_variable
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
@@ -317,6 +317,8 @@ def throughput_ratio(echo: Figures, gateway: Figures, settings: BenchSettings) -
         line += f" (answered calls only; {failed:,} of {gateway.requests:,} failed: {_codes(gateway)})"
     if settings.rate:
         line += " (open loop: both had the same offered load; a closed-loop run measures capacity)"
+    elif doubt := baseline_doubt(echo, gateway):
+        line += f" ({doubt})"
     return line
 
 

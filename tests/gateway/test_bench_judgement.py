@@ -12,7 +12,8 @@ from gateway.bench.targets import check_targets, render_targets
 
 
 def _figures(server: str, requests: int, errors: dict[str, int] | None = None) -> Figures:
-    return Figures(server, requests, errors or {}, requests / QUICK.seconds, 1.0, 2.0, 3.0, 4.0, 0.1, 50.0)
+    cpu_ms = 0.1 if server.startswith("echo") else 1.0  # echo does nothing with the bytes it is given
+    return Figures(server, requests, errors or {}, requests / QUICK.seconds, 1.0, 2.0, 3.0, 4.0, cpu_ms, 50.0)
 
 
 def test_ratio_of_answered_calls() -> None:
@@ -110,3 +111,31 @@ def test_an_open_loop_run_against_a_target_measures_neither_capacity_nor_memory(
     checks = check_targets(rows, None, None, closed_loop=False, cores=2)
     assert [check.met for check in checks] == [None, None, None, None]
     assert "not measured" in render_targets(checks)
+
+
+def test_a_gateway_faster_than_echo_is_shown_but_not_judged() -> None:
+    """Seen with the large preset: a stalled echo phase (223/s) made the gateway's 324/s read 145%."""
+    rows = [_figures("echo", 2_230), _figures("gateway", 3_240)]
+    (throughput, *_) = check_targets(rows, None, None, closed_loop=True, cores=2)
+    assert (throughput.measured, throughput.met) == ("145%", None)
+    assert throughput.note == (
+        "echo's baseline is not credible: it answered 446/s, fewer than the gateway's 648/s:"
+        " echo's phase was disturbed, run again"
+    )
+    assert "NOT JUDGED" in render_targets([throughput])
+    line = throughput_ratio(rows[0], rows[1], QUICK)
+    doubt = "echo's baseline is not credible: it answered 446/s, fewer than the gateway's 648/s"
+    assert line == f"gateway/echo throughput: 145% ({doubt})"
+
+
+def test_an_echo_spending_as_much_cpu_a_call_as_the_gateway_is_not_judged_either() -> None:
+    rows = [replace(_figures("echo", 10_000), cpu_ms_per_request=1.1), _figures("gateway", 8_000)]
+    (throughput, *_) = check_targets(rows, None, None, closed_loop=True, cores=2)
+    assert (throughput.measured, throughput.met) == ("80%", None)
+    assert "it spent 1,100 us CPU a call, no less than the gateway's 1,000" in throughput.note
+
+
+def test_in_an_open_loop_the_gateway_may_match_echo_without_doubt() -> None:
+    settings = replace(QUICK, rate=200.0)
+    line = throughput_ratio(_figures("echo", 1_000), _figures("gateway", 1_010), settings)
+    assert "not credible" not in line
