@@ -53,7 +53,11 @@ class LoopCommitter:
 
     def __init__(self, database: Path) -> None:
         self._connection = connect_plain(database)
-        self._lock = os.open(lock_file_path(database), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._lock = os.open(lock_file_path(database), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            self._connection.close()
+            raise
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtsg-sqlite-commit")
         self._waiting: list[_Waiting] = []
         self._busy = False  # a transaction is being filled, begun or committed: newcomers wait

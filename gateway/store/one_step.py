@@ -27,9 +27,13 @@ from gateway.store.database import Result, Row, Unit
 def connect_plain(path: Path) -> sqlite3.Connection:
     """A plain connection for a thread of its own, with the settings of the store's main connection."""
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA synchronous=FULL")  # a committed verdict survives power loss
-    connection.execute("PRAGMA foreign_keys=ON")
-    connection.execute("PRAGMA busy_timeout=5000")
+    try:
+        connection.execute("PRAGMA synchronous=FULL")  # a committed verdict survives power loss
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=5000")
+    except sqlite3.Error:
+        connection.close()
+        raise
     return connection
 
 

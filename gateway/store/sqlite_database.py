@@ -99,36 +99,51 @@ class _InTransaction(_Statements):
 class SQLiteDatabase(_Statements):
     backend = "sqlite"
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        path: Path,
+        write_lock: WriteLock,
+        writes: LoopCommitter,
+        reads: sqlite3.Connection,
+    ) -> None:
         super().__init__(connection)
         self.path = path
-        self._write_lock = WriteLock(path)
+        self._write_lock = write_lock
         self._clean_ups: set[asyncio.Task[None]] = set()
         # One-step units (gateway.store.one_step) on the loop: the writes' COMMIT alone goes to a thread.
-        self._writes = LoopCommitter(path)
-        self._reads = connect_plain(path)
+        self._writes = writes
+        self._reads = reads
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
+        """The database at ``path``, created if missing; StoreUnavailableError, with nothing left open, if not."""
         if sqlite3.sqlite_version_info < MINIMUM_SQLITE:
             raise StoreUnavailableError(
                 f"SQLite {sqlite3.sqlite_version} is too old; mtsg needs {'.'.join(map(str, MINIMUM_SQLITE))} or later"
             )
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            connection = await aiosqlite.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as error:
-            raise StoreUnavailableError(f"cannot open SQLite database {path}: {error}") from error
-        try:
-            await connection.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed verdict survives power loss, not only a process crash.
-            await connection.execute("PRAGMA synchronous=FULL")
-            await connection.execute("PRAGMA foreign_keys=ON")
-            await connection.execute("PRAGMA busy_timeout=5000")
-            return cls(connection, path)
-        except sqlite3.Error as error:
-            await connection.close()
-            raise StoreUnavailableError(f"cannot use SQLite database {path}: {error}") from error
+        async with contextlib.AsyncExitStack() as opened:  # closes what was opened if a later step fails
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                connection = await aiosqlite.connect(path, isolation_level=None)
+            except (OSError, sqlite3.Error) as error:
+                raise StoreUnavailableError(f"cannot open SQLite database {path}: {error}") from error
+            opened.push_async_callback(connection.close)
+            try:
+                await connection.execute("PRAGMA journal_mode=WAL")
+                # FULL: a committed verdict survives power loss, not only a process crash.
+                await connection.execute("PRAGMA synchronous=FULL")
+                await connection.execute("PRAGMA foreign_keys=ON")
+                await connection.execute("PRAGMA busy_timeout=5000")
+                write_lock = WriteLock(path)
+                opened.callback(write_lock.close)
+                writes = LoopCommitter(path)
+                opened.push_async_callback(writes.close)
+                reads = connect_plain(path)
+            except (OSError, sqlite3.Error) as error:
+                raise StoreUnavailableError(f"cannot use SQLite database {path}: {error}") from error
+            opened.pop_all()
+        return cls(connection, path, write_lock, writes, reads)
 
     @staticmethod
     def skip_locked(alias: str) -> str:

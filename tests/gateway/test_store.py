@@ -1,14 +1,19 @@
-"""Migrations on both backends: run once, in order, survive a restart, and are safe when replicas start together."""
+"""The store: migrations run once, in order, even when replicas start together; a refused open leaves nothing open."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from gateway.store import open_store
+from gateway.store.errors import StoreUnavailableError
 from gateway.store.migrate import load_migrations
+from gateway.store.sqlite_database import SQLiteDatabase
+from gateway.store.sqlite_write_lock import lock_file_path
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -52,3 +57,24 @@ async def test_replicas_starting_together_migrate_an_empty_database_once(postgre
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_database_whose_lock_file_cannot_be_opened_is_refused_with_nothing_left_open(tmp_path: Path) -> None:
+    """The writers' lock file is opened after the connections: a failure there closes what came before."""
+    path = tmp_path / "locked.sqlite3"
+    lock_file_path(path).mkdir()  # a directory where the lock file belongs: os.open fails with EISDIR
+    await (await SQLiteDatabase.open(tmp_path / "warm-up.sqlite3")).close()  # the driver's own imports and threads
+    descriptors, threads = _open_descriptors(), threading.active_count()
+    with pytest.raises(StoreUnavailableError, match=r"cannot use SQLite database .*locked\.sqlite3: .*Is a directory"):
+        await SQLiteDatabase.open(path)
+    assert _open_descriptors() == descriptors
+    assert threading.active_count() == threads
+    # Nothing was written past the refusal: a database that can be opened works as before.
+    lock_file_path(path).rmdir()
+    database = await SQLiteDatabase.open(path)
+    assert await database.fetch("SELECT 1") == [(1,)]
+    await database.close()
