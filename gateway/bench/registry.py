@@ -222,11 +222,11 @@ def render_registry(figures: RegistryFigures) -> str:
             f"  matcher build     {figures.matcher_build_seconds:>8.1f} s",
             f"  matcher memory    {figures.matcher_mb:>8.0f} MB  (growth of a fresh process's peak RSS)",
             f"  lookup per login  {figures.lookup_us_per_login_p50:>8.0f} us p50,"
-            f" {figures.lookup_us_per_login_p99:.0f} us p99 (150-300 apps, the first time they are seen)",
+            f" {figures.lookup_us_per_login_p99:.0f} us p99 (150-300 apps; a fresh matcher, as at a start)",
             f"  lookup again      {figures.lookup_again_us_per_login_p50:>8.0f} us p50,"
-            f" {figures.lookup_again_us_per_login_p99:.0f} us p99 (the same logins: values known absent)",
+            f" {figures.lookup_again_us_per_login_p99:.0f} us p99 (the same logins: apps known to match nothing)",
             f"  evaluate per login{figures.evaluate_us_per_login_large:>8.0f} us CPU with this registry,"
-            f" {figures.evaluate_us_per_login_empty:.0f} us with an empty one",
+            f" {figures.evaluate_us_per_login_empty:.0f} us with an empty one (later logins)",
         )
     )
 
