@@ -147,7 +147,8 @@ def decode_entry(line: bytes, number: int) -> Indicator:
     if not isinstance(record, dict):
         raise FeedFormatError(location, "expected a JSON object")
     try:
-        times = {name: timestamp_field(record.get(name), name) for name in ("valid_from", "valid_until")}
+        valid_from = timestamp_field(record.get("valid_from"), "valid_from")
+        valid_until = timestamp_field(record.get("valid_until"), "valid_until")
         text = {name: record.get(name, "") for name in ("package_name", "family", "source_reference", "revoke_reason")}
         if not all(isinstance(value, str) for value in text.values()):
             raise InvalidIndicatorError("entry", "text fields must be strings")
@@ -162,8 +163,9 @@ def decode_entry(line: bytes, number: int) -> Indicator:
             source=str(record.get("source", "")),
             confidence=record.get("confidence", 50),
             revoked=record.get("revoked") is True,
+            valid_from=valid_from,
+            valid_until=valid_until,
             **text,
-            **times,
         )
     except InvalidIndicatorError as error:
         raise FeedFormatError(location, str(error)) from None

@@ -9,7 +9,8 @@ import getpass
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from gateway.config import Config
 from gateway.logging_setup import configure_logging
@@ -50,7 +51,7 @@ def table_progress(done: str) -> Callable[[str, int, bool], None]:
     return report
 
 
-def run_async(name: str, work: Callable[[], Awaitable[int]], expected: tuple[type[Exception], ...]) -> int:
+def run_async(name: str, work: Callable[[], Coroutine[Any, Any, int]], expected: tuple[type[Exception], ...]) -> int:
     """Run ``work``; an operator's mistake exits 2, an ``expected`` failure (I/O, store, input) exits 1."""
     try:
         return asyncio.run(work())

@@ -242,7 +242,7 @@ def _sections() -> dict[str, type]:
 
 def _field_types(section_type: type) -> dict[str, type]:
     types = {"str": str, "int": int, "float": float, "bool": bool}
-    return {f.name: types[f.type] for f in dataclasses.fields(section_type)}
+    return {f.name: types[str(f.type)] for f in dataclasses.fields(section_type)}
 
 
 _TRUE = ("true", "yes", "on", "1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def _version_line(stored: StoredPolicy, in_force: bool) -> str:
 def _store_run(
     name: str, options: argparse.Namespace, load: ConfigLoader, work: Callable[[Store], Awaitable[int]]
 ) -> int:
-    def guarded() -> Awaitable[int]:
+    def guarded() -> Coroutine[Any, Any, int]:
         return with_store(load(options), work)
 
     try:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ _EXPECTED = (
 )
 
 
-def _run(name: str, work: Callable[[], Awaitable[int]]) -> int:
+def _run(name: str, work: Callable[[], Coroutine[Any, Any, int]]) -> int:
     return run_async(name, work, _EXPECTED)
 
 

@@ -13,7 +13,7 @@ import ipaddress
 import math
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import TYPE_CHECKING
@@ -156,7 +156,7 @@ class Violations:
             self.add(path, "must not be in the future (beyond the allowed clock skew)")
         return seconds
 
-    def enum(self, path: str, value: int, known: dict[int, object] | set[int]) -> None:
+    def enum(self, path: str, value: int, known: Container[int]) -> None:
         if value not in known:
             self.add(path, f"unknown enum value {value}")
 
@@ -253,16 +253,19 @@ def clean_apps(
         and _clean_texts(installer_packages, 255)
     ):
         return None
-    digests = (
-        _digest_column(apks, SHA256_HEX_LENGTH),
-        _digest_column(certificates, SHA256_HEX_LENGTH),
-        _digest_column(certificates_sha1, SHA1_HEX_LENGTH),
-    )
+    apk_digests = _digest_column(apks, SHA256_HEX_LENGTH)
+    certificate_digests = _digest_column(certificates, SHA256_HEX_LENGTH)
+    certificate_sha1_digests = _digest_column(certificates_sha1, SHA1_HEX_LENGTH)
     times = (
         list(map(_app_time, first_installs, repeat(latest))),
         list(map(_app_time, last_updates, repeat(latest))),
     )
-    if None in digests or any(_REFUSED_TIME in column for column in times):
+    if (
+        apk_digests is None
+        or certificate_digests is None
+        or certificate_sha1_digests is None
+        or any(_REFUSED_TIME in column for column in times)
+    ):
         return None
     return tuple(
         map(
@@ -271,7 +274,9 @@ def clean_apps(
             labels,
             map(_INSTALLER_CLASSES.__getitem__, installer_codes),
             installer_packages,
-            *digests,
+            apk_digests,
+            certificate_digests,
+            certificate_sha1_digests,
             system_apps,
             *times,
             permissions,

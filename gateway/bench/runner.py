@@ -124,7 +124,9 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         stages, hit_share = stage_figures(before.stages, after.stages), app_hit_share(before, after)
     load = LoadResult.combined(fleet.results())
     latencies, requests, errors = load.latencies, load.requests, load.errors
-    cpu = (cpu_after - cpu_before) * 1000 / requests if cpu_before is not None and requests else None
+    cpu = None
+    if cpu_before is not None and cpu_after is not None and requests:
+        cpu = (cpu_after - cpu_before) * 1000 / requests
     figures = Figures(
         server=name,
         requests=requests,

@@ -80,7 +80,7 @@ def command_for_verdict(
 def unfreeze_command(
     customer_id: str,
     reason: str,
-    scopes: Sequence[int],
+    scopes: Sequence[common_pb2.FreezeScope],
     actor: str,
     now: float,
     endpoints: Sequence[str],

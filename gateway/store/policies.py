@@ -41,8 +41,9 @@ class PolicyStore:
 
     async def get(self, version: int | None = None, connection: Connection | None = None) -> StoredPolicy | None:
         """The given version, or the one in force when ``version`` is None (read on ``connection`` if given)."""
+        parameters: tuple[int, ...] = ()
         if version is None:
-            sql, parameters = f"SELECT {_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1", ()
+            sql = f"SELECT {_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1"
         else:
             sql, parameters = f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?", (version,)
         row = await (connection or self._db).fetchone(sql, parameters)

@@ -230,7 +230,8 @@ class BlocklistStore:
 
     async def audit_list(self, limit: int, target: str = "", before_id: int = 0) -> list[AuditRecord]:
         """Newest first; ``before_id`` pages further back."""
-        clauses, parameters = ["1 = 1"], []
+        clauses: list[str] = ["1 = 1"]
+        parameters: list[str | int] = []
         if target:
             clauses.append("target = ?")
             parameters.append(target)
