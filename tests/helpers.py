@@ -68,7 +68,7 @@ def freezing_login(customer_id: str = "") -> telemetry_pb2.LoginTelemetry:
     )
 
 
-def gateway_config(tmp_path: Path, store_url: str = "", metrics: bool = False, **settings: str) -> Config:
+def gateway_config(tmp_path: Path, store_url: str = "", *, metrics: bool = False, **settings: str) -> Config:
     """A gateway on a free port with its data under ``tmp_path``; ``settings`` as section__key="value"."""
     overrides: dict[tuple[str, str], tuple[Any, str]] = {
         ("server", "listen"): ("127.0.0.1:0", "test"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_csv_round_trip() -> None:
 # --- STIX ------------------------------------------------------------------------------
 
 
-def stix_bundle(*objects: dict[str, object]) -> dict[str, object]:
+def stix_bundle(*objects: Mapping[str, object]) -> dict[str, object]:
     return {"type": "bundle", "id": "bundle--1", "objects": list(objects)}
 
 

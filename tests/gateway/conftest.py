@@ -108,7 +108,9 @@ def push_config(
         "poll_interval_seconds": "0.1",
         **{name: str(value) for name, value in commands.items()},
     }
-    return gateway_config(tmp_path, store_url, **{f"commands__{name}": value for name, value in settings.items()})
+    return gateway_config(
+        tmp_path, store_url, metrics=False, **{f"commands__{name}": value for name, value in settings.items()}
+    )
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from blocklists.bundle import (
 )
 from blocklists.entry import make_indicator
 from gateway.client import MtsgClient, field_violations
-from gateway.generated.mtsg.v1 import blocklist_pb2, blocklist_service_pb2, common_pb2
+from gateway.generated.mtsg.v1 import blocklist_pb2, blocklist_service_pb2, common_pb2, telemetry_pb2
 from gateway.server import RunningGateway
 from tests.helpers import app, telemetry
 
@@ -39,7 +39,7 @@ def evil_entry(**fields: object) -> blocklist_pb2.BlocklistEntry:
     return blocklist_pb2.BlocklistEntry(**values)  # type: ignore[arg-type]
 
 
-def victim_login() -> object:
+def victim_login() -> telemetry_pb2.LoginTelemetry:
     return telemetry(installed_apps=[app("com.kb.bank"), app("com.fake.call", label="Call", apk_sha256=EVIL_APK)])
 
 

@@ -185,7 +185,7 @@ async def test_a_full_disk_gets_the_fail_mode_and_nothing_committed_is_lost(tmp_
             (pages,) = await db.fetchone("PRAGMA page_count")
             await db.apply_pragma(f"max_page_count = {pages}")
             crowded = [app(f"com.filler.app{n:03d}.{'x' * 80}") for n in range(300)]
-            codes = []
+            codes: list[str] = []
             while "STORE_UNAVAILABLE" not in codes and len(codes) < 50:  # the free pages left fill up first
                 codes.append((await client.check_login(telemetry(installed_apps=crowded))).reasons[0].code)
             assert codes[-1] == "STORE_UNAVAILABLE", codes

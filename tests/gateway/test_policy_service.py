@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from gateway.client import MtsgClient, field_violations
-from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
+from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2, telemetry_pb2
 from gateway.server import RunningGateway
 from tests.helpers import app, telemetry
 from tests.signals.shipped import DEFAULT_POLICY_TEXT
@@ -26,7 +26,7 @@ when = { code = "ACTIVE_CALL" }
 """
 
 
-def calling_login() -> object:
+def calling_login() -> telemetry_pb2.LoginTelemetry:
     return telemetry(call={"active_call": True, "caller_in_contacts": True})
 
 

@@ -12,6 +12,7 @@ import pytest
 from gateway.store import open_store
 from gateway.store.errors import StoreUnavailableError
 from gateway.store.migrate import load_migrations
+from gateway.store.sql_store import SQLStore
 from gateway.store.sqlite_database import SQLiteDatabase
 from gateway.store.sqlite_write_lock import lock_file_path
 
@@ -49,7 +50,9 @@ async def test_replicas_starting_together_migrate_an_empty_database_once(postgre
         stores = await asyncio.gather(*(open_store(url, tmp_path) for _ in range(5)))
         for store in stores:
             assert await store.schema_version() == len(load_migrations("postgresql"))
-        assert await stores[0].db.fetchone("SELECT COUNT(*) FROM schema_migrations") == (
+        first = stores[0]
+        assert isinstance(first, SQLStore)
+        assert await first.db.fetchone("SELECT COUNT(*) FROM schema_migrations") == (
             len(load_migrations("postgresql")),
         )
         for store in stores:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,7 +66,7 @@ _ANY = {
 def app_or_mistake(draw: st.DrawFn) -> telemetry_pb2.InstalledApp:
     """A valid app with, most of the time, one or two fields replaced by anything (often a mistake)."""
     spoiled = draw(st.sets(st.sampled_from(sorted(_ANY)), max_size=2))
-    values = {name: draw(_ANY[name] if name in spoiled else _VALID[name]) for name in _VALID}
+    values: dict[str, Any] = {name: draw(_ANY[name] if name in spoiled else _VALID[name]) for name in _VALID}
     first, last = values.pop("first_install_time"), values.pop("last_update_time")
     app = telemetry_pb2.InstalledApp(**values, running=draw(st.booleans()), system_app=draw(st.booleans()))
     app.first_install_time.seconds, app.last_update_time.seconds = first, last

@@ -136,7 +136,13 @@ def _toml(value: object) -> str:
 
 
 codes = st.sampled_from(["ACTIVE_CALL", "NEW_DEVICE", "MALICIOUS_APP_*", "SCREEN_SHARED", "UNUSUAL_LOCATION"])
-mistakes = st.sampled_from([{"code": "BOGUS"}, {"min_severity": "loud"}, {"min_count": -1}, {"category": "nope"}])
+_MISTAKES: list[dict[str, object]] = [
+    {"code": "BOGUS"},
+    {"min_severity": "loud"},
+    {"min_count": -1},
+    {"category": "nope"},
+]
+mistakes = st.sampled_from(_MISTAKES)
 leaves = st.fixed_dictionaries(
     {"code": codes},
     optional={
@@ -155,7 +161,7 @@ conditions = st.recursive(
     ),
     max_leaves=6,
 )
-_ACTION_FIELDS = {
+_ACTION_FIELDS: dict[str, dict[str, object]] = {
     "allow": {},
     "step_up": {"step_up_method": "otp"},
     "freeze": {"freeze_scopes": ["transfers", "card_loans"]},
