@@ -172,8 +172,8 @@ class _Index:
         """The apps with a name or digest among this index's keys: the only ones worth matching.
 
         Nearly every login matches nothing, and nearly all of its apps were seen before
-        (``_ClearedApps``).  The new ones are asked in C first, a dict's keys intersected with a
-        column; only when that finds something are they taken one by one.
+        (``_ClearedApps``).  The new ones are asked in C first, each table's keys against a column of
+        their values; only when that finds something are they taken one by one.
         """
         if not self.size:
             return []

@@ -72,21 +72,22 @@ def baseline_doubt(echo: Figures, gateway: Figures) -> str:
     machine during echo's phase (seen once with the large preset: echo at 223/s and 1.1 ms CPU a
     call, its half-rate p99 2.86 s), and the ratio would credit the gateway with that stall.
     """
+    why = ""
     if gateway.answered_per_second > echo.answered_per_second:
-        return (
-            f"echo's baseline is not credible: it answered {echo.answered_per_second:,.0f}/s,"
-            f" fewer than the gateway's {gateway.answered_per_second:,.0f}/s"
+        why = (
+            f"it answered {echo.answered_per_second:,.0f}/s, fewer than the gateway's"
+            f" {gateway.answered_per_second:,.0f}/s"
         )
-    if (
+    elif (
         echo.cpu_ms_per_request is not None
         and gateway.cpu_ms_per_request is not None
         and echo.cpu_ms_per_request >= gateway.cpu_ms_per_request
     ):
-        return (
-            f"echo's baseline is not credible: it spent {echo.cpu_ms_per_request * 1000:,.0f} us CPU a call,"
+        why = (
+            f"it spent {echo.cpu_ms_per_request * 1000:,.0f} us CPU a call,"
             f" no less than the gateway's {gateway.cpu_ms_per_request * 1000:,.0f}"
         )
-    return ""
+    return f"echo's baseline is not credible: {why}" if why else ""
 
 
 def _cpu_budget(echo: Figures, gateway: Figures, cores: int) -> str:

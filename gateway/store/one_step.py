@@ -23,14 +23,17 @@ from typing import Any
 
 from gateway.store.database import Result, Row, Unit
 
+# Every connection to the store's file, the aiosqlite one and the plain ones alike.  FULL: a
+# committed verdict survives power loss, not only a process crash.
+CONNECTION_PRAGMAS = ("PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000")
+
 
 def connect_plain(path: Path) -> sqlite3.Connection:
     """A plain connection for a thread of its own, with the settings of the store's main connection."""
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        connection.execute("PRAGMA synchronous=FULL")  # a committed verdict survives power loss
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA busy_timeout=5000")
+        for pragma in CONNECTION_PRAGMAS:
+            connection.execute(pragma)
     except sqlite3.Error:
         connection.close()
         raise

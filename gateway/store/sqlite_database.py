@@ -30,7 +30,7 @@ from gateway.store.database import ChangeListener, Connection, Result, Row, Unit
 from gateway.store.errors import StoreUnavailableError
 from gateway.store.loop_commit import LoopCommitter
 from gateway.store.migrate import load_migrations
-from gateway.store.one_step import connect_plain, read_in_one_step
+from gateway.store.one_step import CONNECTION_PRAGMAS, connect_plain, read_in_one_step
 from gateway.store.sqlite_write_lock import WriteLock
 
 log = structlog.get_logger(__name__)
@@ -131,10 +131,8 @@ class SQLiteDatabase(_Statements):
             opened.push_async_callback(connection.close)
             try:
                 await connection.execute("PRAGMA journal_mode=WAL")
-                # FULL: a committed verdict survives power loss, not only a process crash.
-                await connection.execute("PRAGMA synchronous=FULL")
-                await connection.execute("PRAGMA foreign_keys=ON")
-                await connection.execute("PRAGMA busy_timeout=5000")
+                for pragma in CONNECTION_PRAGMAS:
+                    await connection.execute(pragma)
                 write_lock = WriteLock(path)
                 opened.callback(write_lock.close)
                 writes = LoopCommitter(path)
