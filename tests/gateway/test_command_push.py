@@ -143,19 +143,26 @@ async def test_410_disables_the_endpoint_until_an_operator_enables_it(
 
 
 async def test_an_outage_delays_but_loses_nothing_and_keeps_each_customers_order(
-    pushing_gateway: RunningGateway, receiver: RunningReceiver
+    tmp_path: Path, key_files: ReceiverKeyFiles, receiver: RunningReceiver, store_url: str
 ) -> None:
-    receiver.stop()
-    customers = [f"cust-outage-{number}" for number in range(3)]
-    async with MtsgClient(pushing_gateway.target) as client:
-        for _ in range(4):
-            for customer in customers:
-                await client.check_login(freezing_login(customer))
-    await eventually(
-        lambda: _any_attempt_failed(pushing_gateway), what="a delivery attempt against the stopped receiver"
-    )
-    receiver.start()
-    applied = await eventually(lambda: len(receiver.applied()) == 12 and receiver.applied(), timeout=20)
+    # Retries that outlast the outage: with the shared fixture's four quick attempts (~0.35 s), a
+    # slow machine sending the twelve logins dead-lettered the first commands before it ended.
+    config = push_config(tmp_path, key_files, receiver.url, store_url, max_attempts=100)
+    pushing_gateway = await start_gateway(config)
+    try:
+        receiver.stop()
+        customers = [f"cust-outage-{number}" for number in range(3)]
+        async with MtsgClient(pushing_gateway.target) as client:
+            for _ in range(4):
+                for customer in customers:
+                    await client.check_login(freezing_login(customer))
+        await eventually(
+            lambda: _any_attempt_failed(pushing_gateway), what="a delivery attempt against the stopped receiver"
+        )
+        receiver.start()
+        applied = await eventually(lambda: len(receiver.applied()) == 12 and receiver.applied(), timeout=20)
+    finally:
+        await pushing_gateway.stop(grace=1.0)
     for customer in customers:
         assert [row["sequence"] for row in applied if row["customer_id"] == customer] == [1, 2, 3, 4]
     assert not any(row["out_of_order"] for row in applied)
