@@ -13,6 +13,17 @@ from pathlib import Path
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def python_module(module: str) -> list[str]:
+    """The command that runs ``module`` with the code this process runs, wherever it was started.
+
+    ``python -m`` puts the working directory first on the import path, so a bench started in a
+    directory holding another ``gateway`` (a checkout of another version) would measure that
+    code, not its own.  ``-P`` (Python 3.11) leaves the working directory out: the servers
+    import what this process imports, from the installed package or ``PYTHONPATH``.
+    """
+    return [sys.executable, "-P", "-m", module]
+
+
 def _stat_fields(pid: int) -> list[str]:
     """/proc/PID/stat after the command name (which may hold spaces); field 0 is the state."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -79,7 +90,7 @@ class ServerProcess:
 
 
 def start_echo() -> ServerProcess:
-    process = subprocess.Popen([sys.executable, "-m", "gateway.bench.echo"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(python_module("gateway.bench.echo"), stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.strip().isdigit():
@@ -127,7 +138,7 @@ def _start(arguments: list[str], data_dir: Path, message: str, env: dict[str, st
     log = data_dir / "server.log"
     with log.open("w", encoding="utf-8") as stream:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", *arguments],
+            [*python_module("gateway.cli"), *arguments],
             stderr=stream,
             text=True,
             env={**os.environ, **(env or {})},

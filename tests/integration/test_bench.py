@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bench.processes import start_gateway
+from gateway.bench.processes import start_echo, start_gateway
 
 
 def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> None:
@@ -140,3 +140,21 @@ def test_a_gateway_that_cannot_start_is_reported_with_the_end_of_its_log(tmp_pat
     message = str(failure.value)
     assert message.startswith(f"mtsg serve did not start; its log ({tmp_path / 'gateway' / 'server.log'}) ends with:")
     assert "store.url: expected sqlite:///PATH" in message
+
+
+def test_the_servers_run_the_bench_s_own_code_wherever_it_is_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started in a directory that holds another ``gateway`` package, the bench still starts its own servers."""
+    decoy = tmp_path / "gateway" / "bench"
+    decoy.mkdir(parents=True)
+    (tmp_path / "gateway" / "__init__.py").write_text("")
+    (decoy / "__init__.py").write_text("")
+    (decoy / "echo.py").write_text("print('not the echo server', flush=True)\n")
+    monkeypatch.chdir(tmp_path)
+    echo = start_echo()  # with the decoy imported, it prints no port and this raises
+    try:
+        assert echo.process.poll() is None
+        assert echo.target.startswith("127.0.0.1:") and int(echo.target.rpartition(":")[2]) > 0
+    finally:
+        echo.stop()
