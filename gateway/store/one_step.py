@@ -24,8 +24,16 @@ from typing import Any
 from gateway.store.database import Result, Row, Unit
 
 # Every connection to the store's file, the aiosqlite one and the plain ones alike.  FULL: a
-# committed verdict survives power loss, not only a process crash.
-CONNECTION_PRAGMAS = ("PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000")
+# committed verdict survives power loss, not only a process crash.  temp_store=MEMORY: each unit
+# of a shared transaction runs in a SAVEPOINT, whose journal SQLite otherwise spills past 64 KiB
+# to a new file in /var/tmp, once per transaction and ~24 writes a login (issue 3); in memory it
+# needs no writable temporary directory either.  It holds one unit's changed pages at a time.
+CONNECTION_PRAGMAS = (
+    "PRAGMA synchronous=FULL",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
 
 
 def connect_plain(path: Path) -> sqlite3.Connection:

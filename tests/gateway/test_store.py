@@ -1,4 +1,5 @@
-"""The store: migrations run once, in order, even when replicas start together; a refused open leaves nothing open."""
+"""The store: migrations run once, in order, even when replicas start together; a refused open leaves nothing open;
+every SQLite connection has the store's settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import open_store
+from gateway.store.database import Connection, Row
 from gateway.store.errors import StoreUnavailableError
 from gateway.store.migrate import load_migrations
 from gateway.store.sql_store import SQLStore
@@ -85,3 +87,21 @@ async def test_a_database_whose_lock_file_cannot_be_opened_is_refused_with_nothi
     database = await SQLiteDatabase.open(path)
     assert await database.fetch("SELECT 1") == [(1,)]
     await database.close()
+
+
+async def test_every_connection_of_the_sqlite_store_syncs_fully_and_keeps_temporary_data_in_memory(
+    tmp_path: Path,
+) -> None:
+    """The admin connection, the loop's reads and the shared write transactions all have the store's settings."""
+    database = await SQLiteDatabase.open(tmp_path / "settings.sqlite3")
+
+    async def settings(connection: Connection) -> list[Row | None]:
+        return [await connection.fetchone(f"PRAGMA {name}") for name in ("synchronous", "temp_store", "foreign_keys")]
+
+    full, memory, on = (2,), (2,), (1,)
+    try:
+        assert await settings(database) == [full, memory, on]
+        assert await database.run_reads(settings) == [full, memory, on]
+        assert await database.run_in_transaction(settings) == [full, memory, on]
+    finally:
+        await database.close()
