@@ -52,7 +52,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
-def _peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of ``pid``'s current program (VmHWM), 0 once it is gone.
+
+    Unlike ``getrusage``'s ``ru_maxrss``, it starts again at exec: a process spawned from a large
+    parent does not carry the parent's peak.
+    """
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -77,7 +82,7 @@ class ServerProcess:
 
     def peak_rss_mb(self) -> float:
         """Peak resident memory of the server and its workers, added up."""
-        return sum(_peak_rss_mb(pid) for pid in _process_tree(self.process.pid))
+        return sum(peak_rss_mb(pid) for pid in _process_tree(self.process.pid))
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import multiprocessing
-import resource
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from blocklists.entry import Category
 from blocklists.formats.csv_rows import COLUMNS
+from gateway.bench.processes import peak_rss_mb
 from gateway.bench.report import progress
 
 if TYPE_CHECKING:  # the child process imports what it runs when it starts
@@ -131,11 +132,13 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: 
         finally:
             await store.close()
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: this process was forked from the bench's and then exec'd, and ru_maxrss
+    # kept the bench's peak (the import's), above which the build never rose: it read 0 MB.
+    before = peak_rss_mb(os.getpid())
     started = time.perf_counter()
     matcher = asyncio.run(build())
     build_seconds = time.perf_counter() - started
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    grown_mb = peak_rss_mb(os.getpid()) - before
 
     now = time.time()
     limits = Limits.of(LimitsConfig())
