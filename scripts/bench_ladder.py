@@ -33,12 +33,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.bench.processes import free_port, python_module
+from gateway.bench.runner import replay_limits
+
 LEVELS = ("plain", "interceptor", "validate", "no-store", "no-reads", "full")
-# The bench's own gateway runs with these raised (gateway.bench.runner): its clients replay a pool of logins.
-RAISED_LIMITS = {
-    f"MTSG_LOGIN_{name}": "1000000"
-    for name in ("DEVICE_LOGINS_PER_MINUTE", "DEVICE_LOGIN_BURST", "CUSTOMER_LOGINS_PER_MINUTE", "CUSTOMER_LOGIN_BURST")
-}
 
 
 def _serve_plain(port: int) -> None:
@@ -118,14 +116,6 @@ def serve(level: str, port: int) -> int:
         return main([*arguments, "--data-dir", data_dir])
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_until_serving(port: int, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     import grpc
 
@@ -144,8 +134,8 @@ def _wait_until_serving(port: int, server: subprocess.Popen[bytes], timeout: flo
 
 def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
     """One bench run against ``level``: the calls a second of echo and of the level, and the level's half-rate p99."""
-    port = _free_port()
-    environment = {**RAISED_LIMITS, **os.environ}
+    port = free_port()
+    environment = {**os.environ, **replay_limits()}  # as the bench's own gateway runs
     command = [sys.executable, "-P", __file__, "--serve", level, "--port", str(port)]
     with tempfile.TemporaryDirectory(prefix="mtsg-ladder-") as scratch:
         log = Path(scratch) / "server.log"
@@ -154,7 +144,7 @@ def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
         try:
             _wait_until_serving(port, server)
             figures = Path(scratch) / "bench.json"
-            bench = [sys.executable, "-P", "-m", "gateway.cli", "bench", "--quick", "--deliveries", "0"]
+            bench = [*python_module("gateway.cli"), "bench", "--quick", "--deliveries", "0"]
             bench += ["--target", f"127.0.0.1:{port}", "--json", str(figures), *bench_arguments]
             subprocess.run(bench, env=environment, check=True, stdout=subprocess.DEVNULL)
             rows = {row["server"]: row for row in json.loads(figures.read_text())["figures"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,13 @@ def python_module(module: str) -> list[str]:
     import what this process imports, from the installed package or ``PYTHONPATH``.
     """
     return [sys.executable, "-P", "-m", module]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the moment of asking."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _stat_fields(pid: int) -> list[str]:

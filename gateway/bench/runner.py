@@ -165,7 +165,7 @@ _RATE_LIMIT_SETTINGS = tuple(
 )
 
 
-def _replay_limits() -> dict[str, str]:
+def replay_limits() -> dict[str, str]:
     """Per-device and per-customer limits the bench's own gateway runs with.
 
     Each client replays a pool of a few hundred logins, so a bench device logs in dozens of times a
@@ -195,7 +195,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             f"the PostgreSQL store at {redact(store_url)}" if is_postgres_url(store_url) else f"SQLite in {data_dir}"
         )
         progress(f"starting mtsg serve with {where}, {settings.workers} worker(s)")
-        gateway = start_gateway(Path(data_dir), env=_replay_limits(), workers=settings.workers)
+        gateway = start_gateway(Path(data_dir), env=replay_limits(), workers=settings.workers)
         try:
             measured = _measure_both_ways("gateway", gateway.target, gateway, settings)
         finally:
@@ -205,7 +205,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
                 Path(data_dir),
                 settings.deliveries,
                 settings.delivery_rate,
-                env=_replay_limits(),
+                env=replay_limits(),
                 workers=settings.workers,
                 beside=_beside_pushes(measured[1], settings),
             )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from gateway.bench.processes import start_echo, start_gateway
+from gateway.bench.processes import free_port, start_echo, start_gateway
 
 
 def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> None:
@@ -107,15 +106,9 @@ def test_bench_refuses_nonsense_settings() -> None:
     assert result.returncode == 2 and "must be positive" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_bench_against_a_gateway_that_answers_nothing_fails_instead_of_reporting_a_ratio() -> None:
     """Refused calls end in microseconds; they once showed up as 'gateway/echo throughput: 868%'."""
-    target = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    target = f"127.0.0.1:{free_port()}"  # nothing listens there
     result = subprocess.run(
         [
             *(sys.executable, "-m", "gateway.cli", "bench", "--quick", "--target", target, "--seconds", "1"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,21 +11,16 @@ from pathlib import Path
 
 import grpc
 
+from gateway.bench.processes import free_port
 from tests.integration.conftest import run_mtsg
 
 LADDER = Path(__file__).resolve().parents[2] / "scripts" / "bench_ladder.py"
 EXAMPLE = Path(__file__).resolve().parents[2] / "gateway" / "examples" / "clean-login.json"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _level(name: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-P", str(LADDER), "--serve", name, "--port", str(port)],
         stdout=subprocess.DEVNULL,
