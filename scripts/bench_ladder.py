@@ -39,14 +39,20 @@ from gateway.bench.runner import replay_limits
 LEVELS = ("plain", "interceptor", "validate", "no-store", "no-reads", "full")
 
 
+def _constant_answer() -> Any:
+    """What every level short of the whole path answers, whatever the login."""
+    from gateway.generated.mtsg.v1 import threat_signal_service_pb2
+
+    return threat_signal_service_pb2.CheckLoginResponse(verdict_id="v_constant")
+
+
 def _serve_plain(port: int) -> None:
     import grpc
 
     from gateway.generated.mtsg.v1 import event_service_pb2, event_service_pb2_grpc
-    from gateway.generated.mtsg.v1 import threat_signal_service_pb2 as threat_signal
     from gateway.generated.mtsg.v1 import threat_signal_service_pb2_grpc as threat_signal_grpc
 
-    answer = threat_signal.CheckLoginResponse(verdict_id="v_constant")
+    answer = _constant_answer()
 
     class Logins(threat_signal_grpc.ThreatSignalServiceServicer):
         async def CheckLogin(self, request: Any, context: Any) -> Any:
@@ -69,13 +75,12 @@ def _serve_plain(port: int) -> None:
 
 def _take_out(level: str) -> None:
     """Replace the parts of the login path that ``level`` leaves out, in this process."""
-    from gateway.generated.mtsg.v1 import threat_signal_service_pb2 as threat_signal
     from gateway.services.threat_signal import ThreatSignalService
     from gateway.store.records import LoginHistory, StoredVerdict
     from gateway.store.sql_store import SQLStore
     from gateway.validation import parse_check_login
 
-    answer = threat_signal.CheckLoginResponse(verdict_id="v_constant")
+    answer = _constant_answer()
 
     async def constant(self: ThreatSignalService, request: Any, context: Any) -> Any:
         return answer
