@@ -145,6 +145,7 @@ def _health(options: argparse.Namespace) -> int:
 
 
 def _bench(options: argparse.Namespace) -> int:
+    from gateway.bench.curve import parse_shares
     from gateway.bench.runner import LARGE, QUICK, BenchSettings, render_report, run_bench, write_json
 
     base = LARGE if options.preset == "large" else QUICK if options.quick else BenchSettings()
@@ -164,6 +165,12 @@ def _bench(options: argparse.Namespace) -> int:
         )
         if getattr(options, name) is not None
     }
+    if options.sweep is not None:
+        try:
+            overrides["sweep"] = parse_shares(options.sweep)
+        except ValueError as error:
+            print(f"mtsg bench: --sweep: {error}", file=sys.stderr)
+            return 2
     if options.registry_only:
         overrides["registry_only"] = True
         overrides.setdefault("registry_entries", base.registry_entries or 100_000)
@@ -177,6 +184,9 @@ def _bench(options: argparse.Namespace) -> int:
         return 2
     if settings.registry_entries < 0:
         print("mtsg bench: --registry-entries must not be negative", file=sys.stderr)
+        return 2
+    if settings.sweep and settings.rate:
+        print("mtsg bench: --sweep measures shares of a closed loop's rate; it cannot run with --rate", file=sys.stderr)
         return 2
     result = run_bench(settings)
     print(render_report(result, settings))
@@ -195,6 +205,7 @@ def _bench(options: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gateway.bench.curve import DEFAULT_SWEEP
     from gateway.check_command import EXAMPLES
 
     parser = argparse.ArgumentParser(prog="mtsg", description="Mobile Threat-Signal Gateway")
@@ -248,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--registry-only", action="store_true", help="measure only the registry (import, matcher)")
     bench.add_argument(
         "--deliveries", type=int, help="FREEZE commands pushed to measure verdict-to-delivery (default 300; 0 skips)"
+    )
+    bench.add_argument(
+        "--sweep",
+        nargs="?",
+        const=DEFAULT_SWEEP,
+        metavar="SHARES",
+        help="after the half-rate run, open loop at these shares of each server's closed-loop rate"
+        f" (default {DEFAULT_SWEEP}): latency against load, and up to which load p99 stays under 10 ms",
     )
     bench.set_defaults(run=_bench)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from gateway.bench.curve import render_curve, share_label
 from gateway.bench.delivery import BESIDE_WARMUP_SECONDS, DeliveryFigures, measure_delivery, render_delivery
 from gateway.bench.evaluation import EvaluationFigures, measure_evaluation, render_evaluation
 from gateway.bench.load import ClientFleet, LoadPlan, LoadResult
@@ -18,10 +19,13 @@ from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import percentile, progress
 from gateway.bench.stages import StageFigures, app_hit_share, read_gateway, render_stages, stage_figures
-from gateway.bench.targets import TargetCheck, baseline_doubt, check_targets, render_targets
+from gateway.bench.targets import MAX_HALF_RATE_P99_MS, TargetCheck, baseline_doubt, check_targets, render_targets
 from gateway.config import env_variable
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
+
+# The share of a server's closed-loop rate that issue 3's latency target is measured at.
+HALF = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class BenchSettings:
     # After the closed loop, each server again in open loop at half the rate it reached: the latency
     # a gateway sized with 2x headroom shows (issue 3's p99 target).
     half_rate: bool = True
+    # More shares of the closed loop's rate to measure in open loop after the half-rate run (``--sweep``):
+    # the latency each server shows against its load, and the highest load that keeps p99 under 10 ms.
+    sweep: tuple[float, ...] = ()
 
 
 QUICK = BenchSettings(
@@ -73,6 +80,8 @@ class Figures:
     stages: tuple[StageFigures, ...] = ()
     # The share of installed apps the gateway found already checked over the window (None: not read).
     app_hit_share: float | None = None
+    # Open loop at this share of the rate the same server reached in closed loop (None: as asked).
+    offered_share: float | None = None
 
     @property
     def answered(self) -> int:
@@ -104,7 +113,9 @@ def _load_plan(target: str, settings: BenchSettings) -> LoadPlan:
     )
 
 
-def _measure(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> Figures:
+def _measure(
+    name: str, target: str, server: ServerProcess | None, settings: BenchSettings, share: float | None = None
+) -> Figures:
     plan = _load_plan(target, settings)
     mode = f"open loop at {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
     progress(f"{name}: {settings.clients} client processes, {mode}; building {settings.operations} logins per client")
@@ -140,6 +151,7 @@ def _measure(name: str, target: str, server: ServerProcess | None, settings: Ben
         peak_rss_mb=server.peak_rss_mb() if server is not None else None,
         stages=stages,
         app_hit_share=hit_share,
+        offered_share=share,
     )
     progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
     return figures
@@ -184,11 +196,11 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         evaluation = measure_evaluation(logins=settings.evaluation_logins, seed=settings.seed)
         echo = start_echo()
         try:
-            baseline = _measure_both_ways("echo", echo.target, echo, settings)
+            baseline = _measure_runs("echo", echo.target, echo, settings)
         finally:
             echo.stop()
         if settings.target:
-            measured = _measure_both_ways("gateway", settings.target, None, settings)
+            measured = _measure_runs("gateway", settings.target, None, settings)
             return BenchResult(_rows(baseline, measured), registry, evaluation=evaluation)
         store_url = os.environ.get("MTSG_STORE_URL", "")  # inherited by mtsg serve, like every MTSG_* setting
         where = (
@@ -197,7 +209,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         progress(f"starting mtsg serve with {where}, {settings.workers} worker(s)")
         gateway = start_gateway(Path(data_dir), env=replay_limits(), workers=settings.workers)
         try:
-            measured = _measure_both_ways("gateway", gateway.target, gateway, settings)
+            measured = _measure_runs("gateway", gateway.target, gateway, settings)
         finally:
             gateway.stop()
         delivery = (
@@ -207,7 +219,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
                 settings.delivery_rate,
                 env=replay_limits(),
                 workers=settings.workers,
-                beside=_beside_pushes(measured[1], settings),
+                beside=_beside_pushes(measured.half_rate, settings),
             )
             if settings.deliveries
             else None
@@ -229,20 +241,34 @@ def _beside_pushes(half_rate: Figures | None, settings: BenchSettings) -> Callab
     return lambda target: ClientFleet(_load_plan(target, beside), beside.clients)
 
 
-def _measure_both_ways(
-    name: str, target: str, server: ServerProcess | None, settings: BenchSettings
-) -> tuple[Figures, Figures | None]:
-    """The load as asked; then, after a closed loop, open loop at half the throughput it reached."""
-    at_most = _measure(name, target, server, settings)
-    if settings.rate or not settings.half_rate or not at_most.answered:
-        return at_most, None
-    half = replace(settings, rate=at_most.answered / settings.seconds / 2)
-    return at_most, _measure(f"{name} 1/2", target, server, half)
+@dataclass(frozen=True)
+class _Runs:
+    """One server's runs: as asked (a closed loop unless ``--rate``), then in open loop at shares of its rate."""
+
+    as_asked: Figures
+    half_rate: Figures | None = None
+    sweep: tuple[Figures, ...] = ()
 
 
-def _rows(baseline: tuple[Figures, Figures | None], measured: tuple[Figures, Figures | None]) -> list[Figures]:
-    """echo, gateway, then their half-rate runs: the first two rows are always the comparison."""
-    return [baseline[0], measured[0], *(row for row in (baseline[1], measured[1]) if row is not None)]
+def _measure_runs(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> _Runs:
+    """The load as asked; then, after a closed loop, open loop at half the rate it reached and at each sweep share."""
+    as_asked = _measure(name, target, server, settings)
+    if settings.rate or not as_asked.answered:
+        return _Runs(as_asked)
+    reached = as_asked.answered / settings.seconds
+
+    def at_share(share: float) -> Figures:
+        return _measure(f"{name} {share_label(share)}", target, server, replace(settings, rate=reached * share), share)
+
+    half_rate = at_share(HALF) if settings.half_rate else None
+    sweep = tuple(at_share(share) for share in settings.sweep if not (settings.half_rate and share == HALF))
+    return _Runs(as_asked, half_rate, sweep)
+
+
+def _rows(baseline: _Runs, measured: _Runs) -> list[Figures]:
+    """echo, gateway, their half-rate runs, then their sweeps: the first two rows are always the comparison."""
+    half_rates = (row for row in (baseline.half_rate, measured.half_rate) if row is not None)
+    return [baseline.as_asked, measured.as_asked, *half_rates, *baseline.sweep, *measured.sweep]
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
@@ -274,7 +300,8 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
         f"{'CPU ms/req':>12}{'peak RSS MB':>13}{'errors':>8}"
     )
     lines = [header]
-    for row in figures:
+    main_rows = [row for row in figures if row.offered_share in (None, HALF)]
+    for row in main_rows:
         lines.append(
             f"{row.server:10}{row.throughput_per_second:>10.0f}{_cell(row.p50_ms):>9}{_cell(row.p95_ms):>9}"
             f"{_cell(row.p99_ms):>9}{_cell(row.p999_ms):>10}{_cell(row.cpu_ms_per_request, 3):>12}"
@@ -283,7 +310,7 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
     echo, gateway = figures[:2]
     lines.append(throughput_ratio(echo, gateway, settings))
     mode = f"open loop {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
-    if len(figures) > 2:
+    if len(main_rows) > 2:
         mode += "; rows '1/2': open loop at half the rate that server reached"
     lines.append(
         f"({settings.clients} client processes, {mode}, {settings.seconds:g} s measured"
@@ -298,6 +325,8 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
             f"  installed apps found already checked: {gateway.app_hit_share:.1%} (the rest decoded and checked;"
             " the workload's 3,000 common apps and a few per device that no other device has)"
         )
+    if settings.sweep:
+        lines.append(render_curve(figures, MAX_HALF_RATE_P99_MS))
     return "\n".join(lines)
 
 

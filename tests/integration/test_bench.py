@@ -33,6 +33,8 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
             "40",
             "--workers",
             "2",
+            "--sweep",
+            "0.25",
             "--json",
             str(out),
         ],
@@ -51,10 +53,14 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert 0 < registry["lookup_us_per_login_p50"] <= registry["lookup_us_per_login_p99"]
     assert 0 < registry["lookup_again_us_per_login_p50"] <= registry["lookup_again_us_per_login_p99"]
     assert "registry: 3,000 entries" in result.stdout
-    assert set(figures) == {"echo", "gateway", "echo 1/2", "gateway 1/2"}
+    assert set(figures) == {"echo", "gateway", "echo 1/2", "gateway 1/2", "echo 1/4", "gateway 1/4"}
     assert "gateway workers: 2" in result.stdout
-    for name in ("echo", "gateway"):  # open loop at half the rate the closed loop reached
-        assert figures[f"{name} 1/2"]["requests"] < figures[name]["requests"]
+    for name in ("echo", "gateway"):  # open loop at a half and a quarter of the rate the closed loop reached
+        assert figures[f"{name} 1/4"]["requests"] < figures[f"{name} 1/2"]["requests"] < figures[name]["requests"]
+        assert (figures[name]["offered_share"], figures[f"{name} 1/2"]["offered_share"]) == (None, 0.5)
+        assert figures[f"{name} 1/4"]["offered_share"] == 0.25
+    assert "latency against load (open loop at shares" in result.stdout
+    assert "\n  gateway: p99 < 10 ms " in result.stdout and "\n  echo: p99 < 10 ms " in result.stdout
     stages = {row["stage"]: row for row in figures["gateway"]["stages"]}
     assert {"validate", "history", "evaluate", "record"} <= set(stages)
     assert all(row["logins"] > 0 and row["mean_ms"] > 0 for row in stages.values())
@@ -99,11 +105,21 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
         assert row["peak_rss_mb"] > 10
 
 
-def test_bench_refuses_nonsense_settings() -> None:
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--clients", "0"], "must be positive"),
+        (["--sweep", "0.25,half"], "--sweep: 'half' is not a number"),
+        (["--sweep", "0.25,2"], "--sweep: 2 is not a share of the closed-loop rate"),
+        (["--sweep", "--rate", "100"], "--sweep measures shares of a closed loop's rate; it cannot run with --rate"),
+    ],
+)
+def test_bench_refuses_nonsense_settings(arguments: list[str], complaint: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "bench", "--clients", "0"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "gateway.cli", "bench", *arguments], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 2 and "must be positive" in result.stderr
+    assert result.returncode == 2 and complaint in result.stderr
+    assert "[bench]" not in result.stderr  # refused before anything was started
 
 
 def test_bench_against_a_gateway_that_answers_nothing_fails_instead_of_reporting_a_ratio() -> None:
