@@ -61,7 +61,8 @@ def test_the_curve_holds_up_to_the_last_load_before_the_first_miss() -> None:
     curve = [_run("gateway", 0.1, 4.0), _run("gateway", 0.25, 6.0), _run("gateway", 0.5, 12.0)]
     held = held_up_to(curve, 10.0)
     assert held is not None and held.offered_share == 0.25
-    assert describe_hold(curve, 10.0) == "p99 < 10 ms up to 1/4 of the max rate (50/s)"
+    assert describe_hold(curve, 10.0) == "p99 < 10 ms up to 1/4 of the max rate (50/s); at 1/2 p99 was 12.00 ms"
+    assert describe_hold(curve[:2], 10.0) == "p99 < 10 ms up to 1/4 of the max rate (50/s)"  # held at every load
 
 
 def test_a_miss_at_a_light_load_ends_the_claim_even_if_a_heavier_load_met() -> None:
@@ -72,9 +73,12 @@ def test_a_miss_at_a_light_load_ends_the_claim_even_if_a_heavier_load_met() -> N
 
 
 def test_a_run_with_failed_calls_does_not_hold_the_target() -> None:
-    curve = [_run("gateway", 0.1, 4.0, {"RESOURCE_EXHAUSTED": 3})]
+    """A gateway's own rate limits refusing a few calls (a --target run) must not pass for fast answers."""
+    curve = [_run("gateway", 0.1, 4.0, {"RESOURCE_EXHAUSTED": 3}), _run("gateway", 0.25, 5.0)]
     assert held_up_to(curve, 10.0) is None
-    assert describe_hold(curve, 10.0) == "p99 < 10 ms at no measured load (the lightest was 1/10 of the max rate)"
+    assert describe_hold(curve, 10.0) == (
+        "p99 < 10 ms at no measured load; at 1/10 3 calls failed (RESOURCE_EXHAUSTED 3)"
+    )
 
 
 def test_the_table_shows_both_servers_at_each_share_and_how_far_each_held() -> None:
@@ -91,9 +95,11 @@ def test_the_table_shows_both_servers_at_each_share_and_how_far_each_held() -> N
     assert lines[2].split() == ["1/4", "50", "0.67", "2.00", "50", "2.67", "8.00"]
     assert lines[3].split() == ["1/2", "100", "1.00", "3.00", "100", "4.67", "14.00"]
     assert lines[4] == "  echo: p99 < 10 ms up to 1/2 of the max rate (100/s)"
-    assert lines[5] == "  gateway: p99 < 10 ms up to 1/4 of the max rate (50/s)"
+    assert lines[5] == "  gateway: p99 < 10 ms up to 1/4 of the max rate (50/s); at 1/2 p99 was 14.00 ms"
     # The half-rate target names how far the gateway held it when a sweep ran.
     checks = {check.target: check for check in check_targets(figures, None, None, closed_loop=True, cores=2)}
     half_rate = checks["p99 at half the max rate < 10 ms"]
     assert half_rate.met is False and half_rate.measured == "14.00 ms"
-    assert half_rate.note == "echo's own: 3.00 ms; gateway p99 < 10 ms up to 1/4 of the max rate (50/s)"
+    assert half_rate.note == (
+        "echo's own: 3.00 ms; gateway p99 < 10 ms up to 1/4 of the max rate (50/s); at 1/2 p99 was 14.00 ms"
+    )
