@@ -60,34 +60,36 @@ def _misses(row: Figures, limit_ms: float) -> str:
     return f"p99 was {row.p99_ms:.2f} ms" if row.p99_ms >= limit_ms else ""
 
 
+def _first_miss(curve: Sequence[Figures], limit_ms: float) -> int:
+    """The index of the lightest run that does not hold the target (``len(curve)`` when all do)."""
+    return next((index for index, row in enumerate(curve) if _misses(row, limit_ms)), len(curve))
+
+
 def held_up_to(curve: Sequence[Figures], limit_ms: float) -> Figures | None:
     """The heaviest run under which p99 stayed below ``limit_ms``, with no failed call, there and at every lighter load.
 
     A noisy run that misses below a run that meets ends the curve there: the claim is only as
     good as its weakest point.
     """
-    held = None
-    for row in curve:
-        if _misses(row, limit_ms):
-            break
-        held = row
-    return held
+    missed = _first_miss(curve, limit_ms)
+    return curve[missed - 1] if missed else None
 
 
 def describe_hold(curve: Sequence[Figures], limit_ms: float) -> str:
     """E.g. 'p99 < 10 ms up to 1/4 of the max rate (123/s); at 1/2 p99 was 14.20 ms'."""
     if not curve:
         return "no open-loop run"
-    held = held_up_to(curve, limit_ms)
+    missed = _first_miss(curve, limit_ms)
+    held = curve[missed - 1] if missed else None
     claim = (
         f"p99 < {limit_ms:g} ms at no measured load"
         if held is None
         else f"p99 < {limit_ms:g} ms up to {share_label(held.offered_share or 0.0)} of the max rate"
         f" ({held.answered_per_second:,.0f}/s)"
     )
-    ended = next((row for row in curve if _misses(row, limit_ms)), None)
-    if ended is None:
+    if missed == len(curve):
         return claim
+    ended = curve[missed]
     return f"{claim}; at {share_label(ended.offered_share or 0.0)} {_misses(ended, limit_ms)}"
 
 
