@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from prometheus_client import start_http_server
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
@@ -49,6 +49,7 @@ from gateway.phone_hash import PhoneHashKeyError, load_or_create_keys
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.privacy import use_pseudonym_key
 from gateway.rate_limits import InFlightLimit, TokenBuckets
+from gateway.registration import add_rarely_called
 from gateway.retention_job import RetentionJob, retention_policy
 from gateway.security.access import AccessGuard
 from gateway.security.file_watch import WatchedFiles
@@ -280,19 +281,28 @@ async def start_gateway(
         server,
     )
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store, hasher, limits, clock), server)
-    blocklist_service_pb2_grpc.add_BlocklistServiceServicer_to_server(
+    add_rarely_called(
+        blocklist_service_pb2_grpc.add_BlocklistServiceServicer_to_server,
         BlocklistService(store, config.trusted_keys_dir, refresher.refresh, clock, config.server.max_message_bytes),
         server,
     )
-    policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-        PolicyService(store, policy_refresher.refresh, clock), server
+    add_rarely_called(
+        policy_service_pb2_grpc.add_PolicyServiceServicer_to_server,
+        PolicyService(store, policy_refresher.refresh, clock),
+        server,
     )
-    command_feed_service_pb2_grpc.add_CommandFeedServiceServicer_to_server(
-        CommandFeedService(store, wakeup, config.commands.poll_interval_seconds, clock), server
+    add_rarely_called(
+        command_feed_service_pb2_grpc.add_CommandFeedServiceServicer_to_server,
+        CommandFeedService(store, wakeup, config.commands.poll_interval_seconds, clock),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    add_rarely_called(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
+    add_rarely_called(
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.aio.ReflectionServicer((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)),
+        server,
+    )
 
     try:
         if tls is not None:
