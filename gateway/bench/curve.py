@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+from gateway.bench.report import error_codes
+
 if TYPE_CHECKING:
     from gateway.bench.runner import Figures
 
@@ -55,8 +57,7 @@ def _misses(row: Figures, limit_ms: float) -> str:
     if not row.answered:
         return "no call was answered"
     if failed := sum(row.errors.values()):
-        codes = ", ".join(f"{code} {count:,}" for code, count in sorted(row.errors.items()))
-        return f"{failed:,} call{'' if failed == 1 else 's'} failed ({codes})"
+        return f"{failed:,} call{'' if failed == 1 else 's'} failed ({error_codes(row.errors)})"
     return f"p99 was {row.p99_ms:.2f} ms" if row.p99_ms >= limit_ms else ""
 
 
@@ -95,8 +96,9 @@ def describe_hold(curve: Sequence[Figures], limit_ms: float) -> str:
 
 def render_curve(figures: Sequence[Figures], limit_ms: float) -> str:
     """The runs at each share side by side, echo then gateway, and how far each kept p99 under ``limit_ms``."""
-    curves = {server: {row.offered_share: row for row in curve_of(figures, server)} for server in SERVERS}
-    shares = sorted({share for curve in curves.values() for share in curve if share is not None})
+    curves = {server: curve_of(figures, server) for server in SERVERS}
+    by_share = {server: {row.offered_share: row for row in curve} for server, curve in curves.items()}
+    shares = sorted({share for rows in by_share.values() for share in rows if share is not None})
     columns = "".join(f"{server + ' req/s':>15}{'p50 ms':>9}{'p99 ms':>9}" for server in SERVERS)
     lines = [
         "latency against load (open loop at shares of the rate each server reached in closed loop):",
@@ -105,7 +107,7 @@ def render_curve(figures: Sequence[Figures], limit_ms: float) -> str:
     for share in shares:
         cells = ""
         for server in SERVERS:
-            row = curves[server].get(share)
+            row = by_share[server].get(share)
             cells += (
                 f"{row.answered_per_second:>15,.0f}{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}"
                 if row is not None and row.answered
@@ -113,5 +115,5 @@ def render_curve(figures: Sequence[Figures], limit_ms: float) -> str:
             )
         lines.append(f"  {share_label(share):8}{cells}")
     for server in SERVERS:
-        lines.append(f"  {server}: {describe_hold(curve_of(figures, server), limit_ms)}")
+        lines.append(f"  {server}: {describe_hold(curves[server], limit_ms)}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 
 
 def progress(message: str) -> None:
@@ -16,3 +17,8 @@ def percentile(ordered: list[float], share: float) -> float:
     if not ordered:
         return math.nan
     return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def error_codes(errors: Mapping[str, int]) -> str:
+    """``{"UNAVAILABLE": 1500, "INTERNAL": 500}`` -> 'INTERNAL 500, UNAVAILABLE 1,500' ('none' when empty)."""
+    return ", ".join(f"{code} {count:,}" for code, count in sorted(errors.items())) or "none"

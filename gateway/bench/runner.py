@@ -17,7 +17,7 @@ from gateway.bench.evaluation import EvaluationFigures, measure_evaluation, rend
 from gateway.bench.load import ClientFleet, LoadPlan, LoadResult
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
-from gateway.bench.report import percentile, progress
+from gateway.bench.report import error_codes, percentile, progress
 from gateway.bench.stages import StageFigures, app_hit_share, read_gateway, render_stages, stage_figures
 from gateway.bench.targets import MAX_HALF_RATE_P99_MS, TargetCheck, baseline_doubt, check_targets, render_targets
 from gateway.config import env_variable
@@ -341,20 +341,17 @@ def throughput_ratio(echo: Figures, gateway: Figures, settings: BenchSettings) -
         label += f" at the offered {settings.rate:g}/s"
     failed = gateway.requests - gateway.answered
     ratio = gateway.share_of(echo)
+    codes = error_codes(gateway.errors)
     if ratio is None:
-        return f"{label}: not measured, {failed:,} of {gateway.requests:,} gateway calls failed ({_codes(gateway)})"
+        return f"{label}: not measured, {failed:,} of {gateway.requests:,} gateway calls failed ({codes})"
     line = f"{label}: {ratio:.0%}"
     if failed:
-        line += f" (answered calls only; {failed:,} of {gateway.requests:,} failed: {_codes(gateway)})"
+        line += f" (answered calls only; {failed:,} of {gateway.requests:,} failed: {codes})"
     if settings.rate:
         line += " (open loop: both had the same offered load; a closed-loop run measures capacity)"
     elif doubt := baseline_doubt(echo, gateway):
         line += f" ({doubt})"
     return line
-
-
-def _codes(figures: Figures) -> str:
-    return ", ".join(f"{code} {count:,}" for code, count in sorted(figures.errors.items())) or "none"
 
 
 def write_json(path: Path, result: BenchResult, settings: BenchSettings) -> None:
