@@ -76,7 +76,7 @@ def _serve_plain(port: int) -> None:
 def _take_out(level: str) -> None:
     """Replace the parts of the login path that ``level`` leaves out, in this process."""
     from gateway.services.threat_signal import ThreatSignalService
-    from gateway.store.records import LoginHistory, StoredVerdict
+    from gateway.store.records import LoginHistory, RecordedFreeze, StoredVerdict
     from gateway.store.sql_store import SQLStore
     from gateway.validation import parse_check_login
 
@@ -92,13 +92,20 @@ def _take_out(level: str) -> None:
     async def no_history(self: SQLStore, customer_id: str, device_id: str, *args: Any) -> LoginHistory:
         return LoginHistory(frozenset(), None)
 
-    async def nothing_stored(self: SQLStore, record: Any, **options: Any) -> StoredVerdict:
+    async def nothing_stored(self: SQLStore, record: Any) -> StoredVerdict:
         return StoredVerdict(record.verdict_id, record.request_fingerprint, record.response)
+
+    async def no_freeze_stored(self: SQLStore, record: Any, **options: Any) -> RecordedFreeze:
+        return RecordedFreeze(await nothing_stored(self, record), held_back=False, tripped_valve=False)
 
     replaced: dict[str, list[tuple[type, str, Any]]] = {
         "interceptor": [(ThreatSignalService, "CheckLogin", constant)],
         "validate": [(ThreatSignalService, "CheckLogin", validated_constant)],
-        "no-store": [(SQLStore, "load_login_history", no_history), (SQLStore, "record_login", nothing_stored)],
+        "no-store": [
+            (SQLStore, "load_login_history", no_history),
+            (SQLStore, "record_login", nothing_stored),
+            (SQLStore, "record_freeze", no_freeze_stored),
+        ],
         "no-reads": [(SQLStore, "load_login_history", no_history)],
         "full": [],
     }

@@ -28,7 +28,7 @@ from gateway.metrics import LOGIN_STAGES, Metrics
 from gateway.privacy import pseudonym
 from gateway.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
-from gateway.store.errors import FreezeCapReachedError, NonceReusedError
+from gateway.store.errors import NonceReusedError
 from gateway.store.records import HistoryWindows, LoginHistory, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
 from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
 from gateway.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
@@ -173,13 +173,18 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         response, shadow = self._decide(telemetry, history, knowledge, now)
         record = self._record(identity, telemetry, now, response, shadow, history.previous_inventory)
         started = time.perf_counter()
-        try:
-            stored = await self._store.record_login(record, freeze_cap=self._settings.max_freezes_per_minute)
-            self._stage["record" if record.command is None else "record_command"].observe(time.perf_counter() - started)
-        except FreezeCapReachedError:
-            response = await self._hold_back_freeze(response, now)
-            record = self._record(identity, telemetry, now, response, shadow, history.previous_inventory)
+        cap = self._settings.max_freezes_per_minute
+        if response.action == common_pb2.ACTION_FREEZE and cap:
+            held_back = degraded_freeze(response, cap)
+            instead = self._record(identity, telemetry, now, held_back, shadow, history.previous_inventory)
+            outcome = await self._store.record_freeze(record, cap=cap, held_back=instead)
+            if outcome.held_back:
+                self._valve_held_back(response, outcome.tripped_valve)
+                response, record = held_back, instead
+            stored = outcome.stored
+        else:
             stored = await self._store.record_login(record)
+        self._stage["record" if record.command is None else "record_command"].observe(time.perf_counter() - started)
         if stored.verdict_id != response.verdict_id:  # a concurrent retry stored first
             return await self._replay(stored, identity.fingerprint, context)
         self._metrics.verdicts.labels(action=common_pb2.Action.Name(response.action)).inc()
@@ -261,20 +266,16 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         knowledge = self._knowledge()
         return fail_safe_response(new_verdict_id(now), now, knowledge.policy.version, str(knowledge.blocklist.version))
 
-    async def _hold_back_freeze(
-        self, response: threat_signal_service_pb2.CheckLoginResponse, now: float
-    ) -> threat_signal_service_pb2.CheckLoginResponse:
-        cap = self._settings.max_freezes_per_minute
-        if await self._store.guards.trip_valve(now):
+    def _valve_held_back(self, freeze: threat_signal_service_pb2.CheckLoginResponse, tripped: bool) -> None:
+        if tripped:
             log.error(
                 "SAFETY VALVE TRIPPED: FREEZE verdicts are degraded to STEP_UP until the security team resets it"
                 " (mtsg valve status / mtsg valve reset); check recent policy and blocklist changes",
-                freeze_cap_per_minute=cap,
-                scenario=response.scenario_id,
+                freeze_cap_per_minute=self._settings.max_freezes_per_minute,
+                scenario=freeze.scenario_id,
             )
         self._metrics.safety_valve_open.set(1)
         self._metrics.freezes_degraded.inc()
-        return degraded_freeze(response, cap)
 
     def _decide(
         self, telemetry: LoginTelemetry, history: LoginHistory, knowledge: Knowledge, now: float

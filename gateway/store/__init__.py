@@ -22,6 +22,7 @@ from gateway.store.records import (
     LoginRecord,
     PhoneChangeMatch,
     PhoneChangeRecord,
+    RecordedFreeze,
     StoredVerdict,
     VerdictQuery,
     VerdictRow,
@@ -46,15 +47,18 @@ class Store(Protocol):
         ``request_id``, if any (a retry)."""
         ...
 
-    async def record_login(self, record: LoginRecord, *, freeze_cap: int = 0) -> StoredVerdict:
+    async def record_login(self, record: LoginRecord) -> StoredVerdict:
         """Store verdict, device and location atomically.
 
         When a verdict with the same request_id was stored meanwhile (a concurrent
         retry, through this replica or another), nothing is written and that verdict
-        is returned instead.  A reused nonce raises NonceReusedError; a FREEZE beyond
-        ``freeze_cap`` per minute (or with the valve tripped) raises FreezeCapReachedError;
-        both write nothing.
+        is returned instead.  A reused nonce raises NonceReusedError and writes nothing.
         """
+        ...
+
+    async def record_freeze(self, record: LoginRecord, *, cap: int, held_back: LoginRecord) -> RecordedFreeze:
+        """``record_login`` for a FREEZE under the safety valve: past ``cap`` FREEZE verdicts a minute,
+        or with the valve tripped, ``held_back`` (its STEP_UP) is stored instead and the valve trips."""
         ...
 
     async def record_phone_changes(self, changes: Sequence[PhoneChangeRecord]) -> tuple[int, int]:

@@ -37,7 +37,3 @@ class NonceReusedError(ValueError):
     def __init__(self, device_id: str) -> None:
         super().__init__("this nonce was already used by this device; every login needs a fresh nonce")
         self.device_id = device_id
-
-
-class FreezeCapReachedError(RuntimeError):
-    """Recording this FREEZE would exceed the safety valve's cap (nothing of it was stored)."""

@@ -3,8 +3,9 @@
 The valve is shared by every replica through one row: once FREEZE verdicts exceed the
 cap within a minute it trips and stays tripped, so a poisoned feed or a bad rule cannot
 freeze thousands of customers while nobody looks; only the security team resets it.
-The count runs inside the login's transaction, which already holds the commands lock,
-so concurrent replicas cannot all slip in under the cap.
+The count runs inside the login's transaction, which holds the commands lock, so concurrent
+replicas cannot all slip in under the cap; a FREEZE past it trips the valve in that same
+transaction (``SQLStore.record_freeze``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from gateway.store.audit import insert_audit
 from gateway.store.database import Connection, Database
-from gateway.store.errors import FreezeCapReachedError, NonceReusedError
+from gateway.store.errors import NonceReusedError
 from gateway.store.outbox import COMMANDS_LOCK
 
 VALVE_WINDOW_SECONDS = 60.0
@@ -60,23 +61,21 @@ def _window_start(state: ValveState, now: float) -> float:
     return max(now - VALVE_WINDOW_SECONDS, state.counting_since)
 
 
-async def check_freeze_cap(tx: Connection, now: float, cap: int) -> None:
-    """In a FREEZE login's transaction, after its verdict row: refuse it if the valve is tripped or the cap passed."""
+async def freeze_cap_reached(tx: Connection, now: float, cap: int) -> bool:
+    """In a FREEZE login's transaction, before its verdict row: True if the valve is tripped or the
+    last minute's FREEZE verdicts (since the last reset) already number ``cap``, so this one would pass it."""
     state = await _valve(tx)
-    if state.tripped or await _freezes_since(tx, _window_start(state, now)) > cap:
-        raise FreezeCapReachedError
+    return state.tripped or await _freezes_since(tx, _window_start(state, now)) >= cap
+
+
+async def trip_valve(tx: Connection, now: float) -> bool:
+    """Mark the valve tripped; True only for the login that tripped it (the one to raise the alarm)."""
+    return bool(await tx.execute("UPDATE safety_valve SET tripped_at = ? WHERE id = 1 AND tripped_at IS NULL", (now,)))
 
 
 class GuardStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    async def trip_valve(self, now: float) -> bool:
-        """Mark the valve tripped; True only for the call that tripped it (the one to raise the alarm)."""
-        async with self.db.transaction(COMMANDS_LOCK) as tx:
-            return bool(
-                await tx.execute("UPDATE safety_valve SET tripped_at = ? WHERE id = 1 AND tripped_at IS NULL", (now,))
-            )
 
     async def valve(self) -> ValveState:
         return await _valve(self.db)

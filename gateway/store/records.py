@@ -15,6 +15,17 @@ class StoredVerdict:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedFreeze:
+    """What ``record_freeze`` stored: the FREEZE, or the STEP_UP the safety valve put in its place."""
+
+    stored: StoredVerdict
+    # The valve held the FREEZE back: the STEP_UP record was written instead.
+    held_back: bool
+    # This login tripped the valve: the one to raise the alarm.
+    tripped_valve: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LoginLocation:
     latitude: float | None
     longitude: float | None

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from gateway.store.database import ChangeListener, Connection, Database
-from gateway.store.guards import FREEZE_ACTION, GuardStore, check_freeze_cap, claim_nonce
+from gateway.store.guards import GuardStore, claim_nonce, freeze_cap_reached, trip_valve
 from gateway.store.outbox import COMMANDS_LOCK, CommandStore
 from gateway.store.policies import PolicyStore
 from gateway.store.records import (
@@ -19,6 +19,7 @@ from gateway.store.records import (
     LoginRecord,
     PhoneChangeMatch,
     PhoneChangeRecord,
+    RecordedFreeze,
     StoredVerdict,
     VerdictQuery,
     VerdictRow,
@@ -87,24 +88,45 @@ class SQLStore:
 
         return await self.db.run_reads(read)
 
-    async def record_login(self, record: LoginRecord, *, freeze_cap: int = 0) -> StoredVerdict:
+    async def record_login(self, record: LoginRecord) -> StoredVerdict:
         """The verdict goes in first and claims its request_id: a concurrent retry, in this replica or
         another, finds the key taken (after the first commits), writes nothing and returns the first.
 
-        Then the device's nonce is claimed (NonceReusedError: a replay) and, for a FREEZE with a
-        ``freeze_cap``, the safety valve is consulted (FreezeCapReachedError); either rolls back all.
+        Then the device's nonce is claimed (NonceReusedError: a replay, which rolls back all).
         """
         locks = (COMMANDS_LOCK,) if record.command is not None else ()
+        stored = await self.db.run_in_transaction(lambda tx: self._write_login(tx, record), *locks)
+        return await self._stored(record, stored)
 
-        async def write(tx: Connection) -> bool:
-            stored = await self._insert_login(tx, record)
-            if stored and record.nonce:
-                await claim_nonce(tx, record.device_id, record.nonce, record.decided_at)
-            if stored and freeze_cap and record.action == FREEZE_ACTION:
-                await check_freeze_cap(tx, record.decided_at, freeze_cap)
-            return stored
+    async def record_freeze(self, record: LoginRecord, *, cap: int, held_back: LoginRecord) -> RecordedFreeze:
+        """``record``, a FREEZE, if the safety valve lets it through; else ``held_back`` in its place
+        and the valve tripped.  One transaction either way, under the commands lock that keeps the
+        replicas' counts apart.
 
-        stored = await self.db.run_in_transaction(write, *locks)
+        A FREEZE past the cap used to be rolled back, the valve tripped in a transaction of its own
+        and the STEP_UP written in a third.  Once the valve was open, every FREEZE login took the
+        write lock three times, once through aiosqlite's thread, and the logins behind it waited
+        (issue 3: closed-loop p99 178 ms against 119 ms with the valve closed).
+        """
+
+        async def write(tx: Connection) -> tuple[bool, bool, bool]:
+            if not await freeze_cap_reached(tx, record.decided_at, cap):
+                return await self._write_login(tx, record), False, False
+            stored = await self._write_login(tx, held_back)
+            return stored, True, stored and await trip_valve(tx, record.decided_at)
+
+        stored, capped, tripped = await self.db.run_in_transaction(write, COMMANDS_LOCK)
+        written = held_back if capped else record
+        return RecordedFreeze(await self._stored(written, stored), capped and stored, tripped)
+
+    async def _write_login(self, tx: Connection, record: LoginRecord) -> bool:
+        stored = await self._insert_login(tx, record)
+        if stored and record.nonce:
+            await claim_nonce(tx, record.device_id, record.nonce, record.decided_at)
+        return stored
+
+    async def _stored(self, record: LoginRecord, stored: bool) -> StoredVerdict:
+        """``record`` as stored, or the verdict of the earlier call that holds its request_id."""
         if stored:
             return StoredVerdict(record.verdict_id, record.request_fingerprint, record.response)
         assert record.request_id is not None  # only a request_id can collide
