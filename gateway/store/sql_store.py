@@ -214,8 +214,10 @@ class SQLStore:
         return True
 
     async def record_phone_changes(self, changes: Sequence[PhoneChangeRecord]) -> tuple[int, int]:
-        accepted = 0
-        async with self.db.transaction() as tx:
+        """In the logins' shared transactions (``run_in_transaction``), like a login's write."""
+
+        async def write(tx: Connection) -> int:
+            accepted = 0
             for change in changes:
                 accepted += await tx.execute(
                     "INSERT INTO phone_number_changes (event_id, customer_id, previous_number_hash,"
@@ -233,6 +235,9 @@ class SQLStore:
                         change.received_at,
                     ),
                 )
+            return accepted
+
+        accepted = await self.db.run_in_transaction(write)
         return accepted, len(changes) - accepted
 
     async def phone_hash_key_use(self) -> dict[str, int]:
