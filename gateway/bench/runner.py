@@ -18,7 +18,16 @@ from gateway.bench.load import ClientFleet, LoadPlan, LoadResult
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import error_codes, percentile, progress
-from gateway.bench.stages import StageFigures, app_hit_share, read_gateway, render_stages, stage_figures
+from gateway.bench.stages import (
+    StageFigures,
+    VerdictMix,
+    app_hit_share,
+    read_gateway,
+    render_stages,
+    render_verdict_mix,
+    stage_figures,
+    verdict_mix,
+)
 from gateway.bench.targets import MAX_HALF_RATE_P99_MS, TargetCheck, baseline_doubt, check_targets, render_targets
 from gateway.config import env_variable
 from gateway.store import is_postgres_url
@@ -80,6 +89,8 @@ class Figures:
     stages: tuple[StageFigures, ...] = ()
     # The share of installed apps the gateway found already checked over the window (None: not read).
     app_hit_share: float | None = None
+    # The gateway's verdicts over the window (None: not read, or none answered).
+    verdicts: VerdictMix | None = None
     # Open loop at this share of the rate the same server reached in closed loop (None: as asked).
     offered_share: float | None = None
 
@@ -125,6 +136,7 @@ def _measure(
     cpu_before = cpu_after = None
     stages: tuple[StageFigures, ...] = ()
     hit_share = None
+    mix = None
     if server is not None:
         time.sleep(max(0.0, start_wall + settings.warmup_seconds - time.time()))
         cpu_before = server.cpu_seconds()
@@ -133,6 +145,7 @@ def _measure(
         cpu_after = server.cpu_seconds()
         after = read_gateway(list(server.metrics_ports))
         stages, hit_share = stage_figures(before.stages, after.stages), app_hit_share(before, after)
+        mix = verdict_mix(before, after)
     load = LoadResult.combined(fleet.results())
     latencies, requests, errors = load.latencies, load.requests, load.errors
     cpu = None
@@ -151,6 +164,7 @@ def _measure(
         peak_rss_mb=server.peak_rss_mb() if server is not None else None,
         stages=stages,
         app_hit_share=hit_share,
+        verdicts=mix,
         offered_share=share,
     )
     progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
@@ -325,6 +339,8 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
             f"  installed apps found already checked: {gateway.app_hit_share:.1%} (the rest decoded and checked;"
             " the workload's 3,000 common apps and a few per device that no other device has)"
         )
+    if gateway.verdicts is not None:
+        lines.append(render_verdict_mix(gateway.verdicts))
     if settings.sweep:
         lines.append(render_curve(figures, MAX_HALF_RATE_P99_MS))
     return "\n".join(lines)

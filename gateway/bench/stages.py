@@ -4,7 +4,10 @@ The brain's stages are timed in the bench's own process (``evaluation``); the st
 the outbox's cost only shows inside a loaded gateway, so the bench reads the gateway's
 ``mtsg_login_stage_seconds`` histogram from every worker before and after the measured
 window and reports the mean of each stage over that window.  From the same scrape it reads
-``mtsg_app_cache_lookups_total``: the share of installed apps the gateway found already checked.
+``mtsg_app_cache_lookups_total``: the share of installed apps the gateway found already checked;
+and the verdicts by action with the FREEZE verdicts the safety valve held back.  The workload
+asks for FREEZE far more often than a bank sees it, so the valve trips seconds into a run:
+the figures are those of a gateway with its valve open, and the report says so.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 _STAGES = "mtsg_login_stage_seconds"
 _APP_LOOKUPS = "mtsg_app_cache_lookups"
+_VERDICTS = "mtsg_verdicts"
+_HELD_BACK = "mtsg_freezes_degraded"
 # stage -> (seconds, observations), added up over the workers
 StageTotals = dict[str, tuple[float, float]]
 
@@ -34,19 +39,37 @@ class GatewayReadings:
     stages: StageTotals
     # "hit" / "miss" -> installed apps looked up among those already checked (gateway.checked_apps)
     app_lookups: dict[str, float]
+    # "ACTION_ALLOW", ... -> verdicts answered; a FREEZE the valve held back counts as the STEP_UP it became
+    verdicts: dict[str, float]
+    # FREEZE verdicts the safety valve turned into STEP_UP
+    held_back: float
+
+
+@dataclass(frozen=True)
+class VerdictMix:
+    """The verdicts of a measured window: what the workload made the gateway answer."""
+
+    by_action: dict[str, int]
+    freezes_held_back: int
 
 
 def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
     totals: dict[str, list[float]] = {}
     lookups: dict[str, float] = {}
+    verdicts: dict[str, float] = {}
+    held_back = 0.0
     for port in metrics_ports:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
-            if family.name == _APP_LOOKUPS:
+            if family.name in (_APP_LOOKUPS, _VERDICTS):
+                counted, label = (lookups, "result") if family.name == _APP_LOOKUPS else (verdicts, "action")
                 for sample in family.samples:
                     if sample.name.endswith("_total"):
-                        result = sample.labels.get("result", "")
-                        lookups[result] = lookups.get(result, 0.0) + sample.value
+                        key = sample.labels.get(label, "")
+                        counted[key] = counted.get(key, 0.0) + sample.value
+                continue
+            if family.name == _HELD_BACK:
+                held_back += sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
                 continue
             if family.name != _STAGES:
                 continue
@@ -57,7 +80,32 @@ def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
                     slot[0] += sample.value
                 elif sample.name.endswith("_count"):
                     slot[1] += sample.value
-    return GatewayReadings({stage: (seconds, count) for stage, (seconds, count) in totals.items()}, lookups)
+    stages = {stage: (seconds, count) for stage, (seconds, count) in totals.items()}
+    return GatewayReadings(stages, lookups, verdicts, held_back)
+
+
+def verdict_mix(before: GatewayReadings, after: GatewayReadings) -> VerdictMix | None:
+    """The window's verdicts by action; None when it answered none."""
+    by_action = {
+        action.removeprefix("ACTION_"): int(count - before.verdicts.get(action, 0.0))
+        for action, count in sorted(after.verdicts.items())
+    }
+    by_action = {action: count for action, count in by_action.items() if count > 0}
+    if not by_action:
+        return None
+    return VerdictMix(by_action, int(after.held_back - before.held_back))
+
+
+def render_verdict_mix(mix: VerdictMix) -> str:
+    total = sum(mix.by_action.values())
+    shares = ", ".join(f"{action} {count / total:.1%}" for action, count in mix.by_action.items())
+    line = f"  verdicts: {shares} of {total:,}"
+    if mix.freezes_held_back:
+        line += (
+            f"; {mix.freezes_held_back:,} FREEZE held back as STEP_UP by the safety valve"
+            " (login.max_freezes_per_minute: the workload freezes far more often than a bank)"
+        )
+    return line
 
 
 def app_hit_share(before: GatewayReadings, after: GatewayReadings) -> float | None:

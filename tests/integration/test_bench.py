@@ -69,6 +69,11 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     # Most of a device's apps are common ones, found already checked; its own rare apps only at first.
     assert 0.5 < figures["gateway"]["app_hit_share"] < 1.0 and figures["echo"]["app_hit_share"] is None
     assert "installed apps found already checked: " in result.stdout
+    mix = figures["gateway"]["verdicts"]
+    assert "ALLOW" in mix["by_action"] and set(mix["by_action"]) <= {"ALLOW", "STEP_UP", "FREEZE"}
+    assert 0 < sum(mix["by_action"].values()) <= figures["gateway"]["requests"]  # phone changes get no verdict
+    assert mix["freezes_held_back"] >= 0 and figures["echo"]["verdicts"] is None
+    assert "\n  verdicts: ALLOW " in result.stdout
     half_stages = {row["stage"]: row for row in figures["gateway 1/2"]["stages"]}
     assert half_stages["record"]["logins"] > 0 and "at 1/2: logins" in result.stdout
     delivery = document["delivery"]
