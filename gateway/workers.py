@@ -45,6 +45,8 @@ _RESTART_PAUSE_SECONDS = 1.0
 # Time a worker may take to start: opening the store and building a million-entry matcher.
 _START_TIMEOUT_SECONDS = 300.0
 _POLL_SECONDS = 0.2
+# How long the store's threads may take to end after it is closed, before a fork is refused.
+_THREAD_EXIT_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -95,8 +97,18 @@ def prepare_shared_state(config: Config) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     load_or_create_keys(config.phone_hash_key_path)
     asyncio.run(_prepare_store(config))
+    _await_other_threads(_THREAD_EXIT_SECONDS)
     if threading.active_count() != 1:  # forking with a live thread could copy a held lock
         raise RuntimeError("a thread outlived the store's preparation; refusing to fork workers")
+
+
+def _await_other_threads(seconds: float) -> None:
+    """Give the threads the store used a moment to finish: aiosqlite answers its ``close`` just before
+    its thread returns, so a check right after closing could find the thread still alive (seen once in CI)."""
+    deadline = time.monotonic() + seconds
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _stop_with_supervisor(supervisor: int) -> None:
