@@ -21,6 +21,8 @@ _STAGES = "mtsg_login_stage_seconds"
 _APP_LOOKUPS = "mtsg_app_cache_lookups"
 _VERDICTS = "mtsg_verdicts"
 _HELD_BACK = "mtsg_freezes_degraded"
+# counter -> the label its window's counts are kept by ("": one count)
+_COUNTERS = {_APP_LOOKUPS: "result", _VERDICTS: "action", _HELD_BACK: ""}
 # stage -> (seconds, observations), added up over the workers
 StageTotals = dict[str, tuple[float, float]]
 
@@ -55,21 +57,16 @@ class VerdictMix:
 
 def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
     totals: dict[str, list[float]] = {}
-    lookups: dict[str, float] = {}
-    verdicts: dict[str, float] = {}
-    held_back = 0.0
+    counts: dict[str, dict[str, float]] = {name: {} for name in _COUNTERS}
     for port in metrics_ports:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
-            if family.name in (_APP_LOOKUPS, _VERDICTS):
-                counted, label = (lookups, "result") if family.name == _APP_LOOKUPS else (verdicts, "action")
+            if family.name in _COUNTERS:
+                label, counted = _COUNTERS[family.name], counts[family.name]
                 for sample in family.samples:
                     if sample.name.endswith("_total"):
                         key = sample.labels.get(label, "")
                         counted[key] = counted.get(key, 0.0) + sample.value
-                continue
-            if family.name == _HELD_BACK:
-                held_back += sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
                 continue
             if family.name != _STAGES:
                 continue
@@ -81,7 +78,7 @@ def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
                 elif sample.name.endswith("_count"):
                     slot[1] += sample.value
     stages = {stage: (seconds, count) for stage, (seconds, count) in totals.items()}
-    return GatewayReadings(stages, lookups, verdicts, held_back)
+    return GatewayReadings(stages, counts[_APP_LOOKUPS], counts[_VERDICTS], sum(counts[_HELD_BACK].values()))
 
 
 def verdict_mix(before: GatewayReadings, after: GatewayReadings) -> VerdictMix | None:
