@@ -9,6 +9,7 @@ import pytest
 
 from gateway.client import MtsgClient
 from gateway.server import RunningGateway, start_gateway
+from gateway.store import Store, open_store
 from tests.helpers import gateway_config
 from tests.postgres import PostgresDatabases, run_aside, start_databases
 
@@ -41,6 +42,14 @@ async def store_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     url = await databases.create()
     yield url
     await databases.drop(url)
+
+
+@pytest.fixture
+async def store(tmp_path: Path, store_url: str) -> AsyncIterator[Store]:
+    """The store alone, migrated, on each backend (``store_url``)."""
+    opened = await open_store(store_url, tmp_path)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -4,24 +4,15 @@ valve in the same transaction, on both backends."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.errors import NonceReusedError
 from gateway.store.records import LoginRecord, NewCommand
 
 NOW = 1_800_000_000.0
 CAP = 2
-
-
-@pytest.fixture
-async def store(tmp_path: Path, store_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(store_url, tmp_path)
-    yield opened
-    await opened.close()
 
 
 def _freeze(verdict_id: str, *, request_id: str | None = None, nonce: str = "") -> LoginRecord:

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.records import DeliveryAttempt, LoginRecord, NewCommand
 
 NOW = 1_800_000_000.0
 ENDPOINT = "http://core.example/commands"
-
-
-@pytest.fixture
-async def store(tmp_path: Path, store_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(store_url, tmp_path)
-    yield opened
-    await opened.close()
 
 
 def _login(verdict_id: str, customer_id: str, request_id: str | None = None) -> LoginRecord:

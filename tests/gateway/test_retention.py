@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.errors import NonceReusedError
 from gateway.store.records import (
     DeliveryAttempt,
@@ -26,13 +24,6 @@ ENDPOINT = "http://core.example/commands"
 EVERYTHING_30_DAYS = RetentionPolicy(
     nonce_seconds=600, device_history_days=30, verdicts_days=30, commands_days=30, phone_changes_days=30
 )
-
-
-@pytest.fixture
-async def store(tmp_path: Path, store_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(store_url, tmp_path)
-    yield opened
-    await opened.close()
 
 
 def _login(
