@@ -19,10 +19,13 @@ from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import error_codes, percentile, progress
 from gateway.bench.stages import (
+    InsideGateway,
     StageFigures,
     VerdictMix,
     app_hit_share,
+    inside_gateway,
     read_gateway,
+    render_inside,
     render_stages,
     render_verdict_mix,
     stage_figures,
@@ -91,6 +94,8 @@ class Figures:
     app_hit_share: float | None = None
     # The gateway's verdicts over the window (None: not read, or none answered).
     verdicts: VerdictMix | None = None
+    # How fast the gateway itself answered the window's logins (None: not read, or none answered).
+    inside: InsideGateway | None = None
     # Open loop at this share of the rate the same server reached in closed loop (None: as asked).
     offered_share: float | None = None
 
@@ -136,7 +141,7 @@ def _measure(
     cpu_before = cpu_after = None
     stages: tuple[StageFigures, ...] = ()
     hit_share = None
-    mix = None
+    mix = inside = None
     if server is not None:
         time.sleep(max(0.0, start_wall + settings.warmup_seconds - time.time()))
         cpu_before = server.cpu_seconds()
@@ -145,7 +150,7 @@ def _measure(
         cpu_after = server.cpu_seconds()
         after = read_gateway(list(server.metrics_ports))
         stages, hit_share = stage_figures(before.stages, after.stages), app_hit_share(before, after)
-        mix = verdict_mix(before, after)
+        mix, inside = verdict_mix(before, after), inside_gateway(before, after)
     load = LoadResult.combined(fleet.results())
     latencies, requests, errors = load.latencies, load.requests, load.errors
     cpu = None
@@ -165,6 +170,7 @@ def _measure(
         stages=stages,
         app_hit_share=hit_share,
         verdicts=mix,
+        inside=inside,
         offered_share=share,
     )
     progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
@@ -331,9 +337,11 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
         f" after {settings.warmup_seconds:g} s warm-up, seed {settings.seed}, 150-300 apps per login,"
         f" gateway workers: {settings.workers})"
     )
+    half_rate = next((row for row in figures if row.server == "gateway 1/2"), None)
     if gateway.stages:
-        half_rate = next((row.stages for row in figures if row.server == "gateway 1/2"), ())
-        lines.append(render_stages(gateway.stages, half_rate))
+        lines.append(render_stages(gateway.stages, half_rate.stages if half_rate else ()))
+    if gateway.inside is not None:
+        lines.append(render_inside(gateway.inside, half_rate.inside if half_rate else None))
     if gateway.app_hit_share is not None:
         lines.append(
             f"  installed apps found already checked: {gateway.app_hit_share:.1%} (the rest decoded and checked;"

@@ -8,19 +8,32 @@ window and reports the mean of each stage over that window.  From the same scrap
 and the verdicts by action with the FREEZE verdicts the safety valve held back.  The workload
 asks for FREEZE far more often than a bank sees it, so the valve trips seconds into a run:
 the figures are those of a gateway with its valve open, and the report says so.
+
+Last, the share of CheckLogin calls the gateway itself answered within 5 and 10 ms, from
+``mtsg_rpc_duration_seconds`` (our interceptor's start to the answer).  Its buckets are too
+coarse for a percentile, but exact at their edges: at least 99% under 10 ms means the
+gateway's own p99 is under 10 ms.  Beside the clients' p99 it tells how much of the latency
+target's miss is the gateway's and how much the transport's and the machine's (issue 3).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from gateway.bench.workload import CHECK_LOGIN
 
 _STAGES = "mtsg_login_stage_seconds"
 _APP_LOOKUPS = "mtsg_app_cache_lookups"
 _VERDICTS = "mtsg_verdicts"
 _HELD_BACK = "mtsg_freezes_degraded"
+_RPC_DURATION = "mtsg_rpc_duration_seconds"
+# The bucket edges of mtsg_rpc_duration_seconds the report names: the latency target's and half of it.
+INSIDE_BOUNDS_MS = (5.0, 10.0)
 # counter -> the label its window's counts are kept by ("": one count)
 _COUNTERS = {_APP_LOOKUPS: "result", _VERDICTS: "action", _HELD_BACK: ""}
 # stage -> (seconds, observations), added up over the workers
@@ -45,6 +58,8 @@ class GatewayReadings:
     verdicts: dict[str, float]
     # FREEZE verdicts the safety valve turned into STEP_UP
     held_back: float
+    # bucket edge in seconds (math.inf last) -> CheckLogin calls answered within it, all codes and workers
+    check_login_within: dict[float, float]
 
 
 @dataclass(frozen=True)
@@ -55,9 +70,23 @@ class VerdictMix:
     freezes_held_back: int
 
 
+@dataclass(frozen=True)
+class InsideGateway:
+    """How fast the gateway itself answered a measured window's CheckLogin calls."""
+
+    logins: int
+    # (bucket edge in ms, share of the logins answered within it), for INSIDE_BOUNDS_MS
+    within: tuple[tuple[float, float], ...]
+
+    def share_within(self, bound_ms: float) -> float | None:
+        """None for a bound the report does not read (not one of INSIDE_BOUNDS_MS)."""
+        return dict(self.within).get(bound_ms)
+
+
 def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
     totals: dict[str, list[float]] = {}
     counts: dict[str, dict[str, float]] = {name: {} for name in _COUNTERS}
+    within: dict[float, float] = {}
     for port in metrics_ports:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
@@ -67,6 +96,9 @@ def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
                     if sample.name.endswith("_total"):
                         key = sample.labels.get(label, "")
                         counted[key] = counted.get(key, 0.0) + sample.value
+                continue
+            if family.name == _RPC_DURATION:
+                _add_check_login_buckets(family.samples, within)
                 continue
             if family.name != _STAGES:
                 continue
@@ -78,7 +110,36 @@ def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
                 elif sample.name.endswith("_count"):
                     slot[1] += sample.value
     stages = {stage: (seconds, count) for stage, (seconds, count) in totals.items()}
-    return GatewayReadings(stages, counts[_APP_LOOKUPS], counts[_VERDICTS], sum(counts[_HELD_BACK].values()))
+    held_back = sum(counts[_HELD_BACK].values())
+    return GatewayReadings(stages, counts[_APP_LOOKUPS], counts[_VERDICTS], held_back, within)
+
+
+def _add_check_login_buckets(samples: list[Sample], within: dict[float, float]) -> None:
+    for sample in samples:
+        if sample.name.endswith("_bucket") and sample.labels.get("method") == CHECK_LOGIN:
+            edge = float(sample.labels["le"])
+            within[edge] = within.get(edge, 0.0) + sample.value
+
+
+def inside_gateway(before: GatewayReadings, after: GatewayReadings) -> InsideGateway | None:
+    """The window's CheckLogin calls and the shares answered within each of INSIDE_BOUNDS_MS; None if none."""
+
+    def window(edge: float) -> float:
+        return after.check_login_within.get(edge, 0.0) - before.check_login_within.get(edge, 0.0)
+
+    logins = window(math.inf)
+    if logins <= 0:
+        return None
+    return InsideGateway(int(logins), tuple((bound, window(bound / 1000) / logins) for bound in INSIDE_BOUNDS_MS))
+
+
+def render_inside(closed_loop: InsideGateway, half_rate: InsideGateway | None) -> str:
+    def shares(figures: InsideGateway) -> str:
+        edges = ", ".join(f"{share_text(share)} under {bound:g} ms" for bound, share in figures.within)
+        return f"{edges} of {figures.logins:,}"
+
+    line = f"  CheckLogin inside the gateway (its interceptor's start to the answer): {shares(closed_loop)}"
+    return line + (f"; at 1/2: {shares(half_rate)}" if half_rate else "")
 
 
 def verdict_mix(before: GatewayReadings, after: GatewayReadings) -> VerdictMix | None:
@@ -138,3 +199,8 @@ def render_stages(figures: tuple[StageFigures, ...], half_rate: tuple[StageFigur
         " record_command: the same with the outbox command)"
     )
     return "\n".join(lines)
+
+
+def share_text(share: float) -> str:
+    """One decimal, but never "100.0%" for a share short of all: that would claim every call."""
+    return ">99.9%" if share < 1 and f"{share:.1%}" == "100.0%" else f"{share:.1%}"

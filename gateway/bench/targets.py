@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.bench.curve import curve_of, describe_hold
+from gateway.bench.stages import share_text
 
 if TYPE_CHECKING:
     from gateway.bench.evaluation import EvaluationFigures
@@ -117,6 +118,9 @@ def _half_rate_latency(rows: dict[str, Figures]) -> TargetCheck:
     if gateway is None or not gateway.answered:
         return TargetCheck(target, "n/a", None, "needs the closed loop's half-rate run")
     notes = [f"echo's own: {echo.p99_ms:.2f} ms"] if echo is not None and echo.answered else []
+    within = gateway.inside.share_within(MAX_HALF_RATE_P99_MS) if gateway.inside is not None else None
+    if within is not None:
+        notes.append(f"inside the gateway {share_text(within)} under {MAX_HALF_RATE_P99_MS:g} ms")
     curve = curve_of(list(rows.values()), "gateway")
     if len(curve) > 1:  # a sweep ran: how far the gateway kept the target
         notes.append(f"gateway {describe_hold(curve, MAX_HALF_RATE_P99_MS)}")

@@ -8,6 +8,7 @@ from dataclasses import replace
 from gateway.bench.evaluation import EvaluationFigures
 from gateway.bench.registry import RegistryFigures
 from gateway.bench.runner import QUICK, Figures, throughput_ratio
+from gateway.bench.stages import InsideGateway
 from gateway.bench.targets import check_targets, render_targets
 
 
@@ -72,6 +73,16 @@ def test_targets_met_and_missed_are_judged_on_the_figures_of_the_run() -> None:
     )
     report = render_targets(checks)
     assert "MISSED" in report and "met" in report
+
+
+def test_the_latency_verdict_names_the_gateways_own_share_under_the_target_when_it_was_read() -> None:
+    rows = _rows(800, 12.5, 14.0, 104.0)
+    rows[3] = replace(rows[3], inside=InsideGateway(2_000, ((5.0, 0.81), (10.0, 0.9932))))
+    (latency,) = (
+        check for check in check_targets(rows, None, None, closed_loop=True, cores=2) if "p99" in check.target
+    )
+    assert (latency.measured, latency.met) == ("12.50 ms", False)  # judged on what the clients saw
+    assert latency.note == "echo's own: 14.00 ms; inside the gateway 99.3% under 10 ms"
 
 
 def test_a_million_entry_registry_is_what_the_evaluation_and_memory_targets_are_judged_with() -> None:

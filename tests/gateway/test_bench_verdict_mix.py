@@ -6,7 +6,7 @@ from gateway.bench.stages import GatewayReadings, VerdictMix, render_verdict_mix
 
 
 def _readings(verdicts: dict[str, float], held_back: float = 0.0) -> GatewayReadings:
-    return GatewayReadings(stages={}, app_lookups={}, verdicts=verdicts, held_back=held_back)
+    return GatewayReadings(stages={}, app_lookups={}, verdicts=verdicts, held_back=held_back, check_login_within={})
 
 
 def test_the_mix_counts_only_the_window_and_names_the_valve_when_it_held_freezes_back() -> None:

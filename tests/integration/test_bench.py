@@ -74,6 +74,14 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert 0 < sum(mix["by_action"].values()) <= figures["gateway"]["requests"]  # phone changes get no verdict
     assert mix["freezes_held_back"] >= 0 and figures["echo"]["verdicts"] is None
     assert "\n  verdicts: ALLOW " in result.stdout
+    # The gateway's own answer times (its rpc histogram): calls of the window, shares at 5 and 10 ms.
+    inside = figures["gateway"]["inside"]
+    assert 0 < inside["logins"] <= figures["gateway"]["requests"] and figures["echo"]["inside"] is None
+    (five, under_five), (ten, under_ten) = inside["within"]
+    assert (five, ten) == (5.0, 10.0) and 0 <= under_five <= under_ten <= 1
+    assert "\n  CheckLogin inside the gateway (its interceptor's start to the answer): " in result.stdout
+    assert figures["gateway 1/2"]["inside"]["logins"] > 0
+    assert "% under 10 ms; gateway p99 < 10 ms " in result.stdout  # in the half-rate verdict, before the sweep
     half_stages = {row["stage"]: row for row in figures["gateway 1/2"]["stages"]}
     assert half_stages["record"]["logins"] > 0 and "at 1/2: logins" in result.stdout
     delivery = document["delivery"]
