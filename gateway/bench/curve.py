@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from gateway.bench.report import error_codes
+from gateway.bench.stages import share_text
 
 if TYPE_CHECKING:
     from gateway.bench.runner import Figures
@@ -100,9 +101,12 @@ def render_curve(figures: Sequence[Figures], limit_ms: float) -> str:
     by_share = {server: {row.offered_share: row for row in curve} for server, curve in curves.items()}
     shares = sorted({share for rows in by_share.values() for share in rows if share is not None})
     columns = "".join(f"{server + ' req/s':>15}{'p50 ms':>9}{'p99 ms':>9}" for server in SERVERS)
+    # The gateway's own share under the limit (its rpc histogram), when the bench could read it.
+    inside = any(row.inside is not None for row in curves["gateway"])
+    inside_header = f"  inside < {limit_ms:g} ms"
     lines = [
         "latency against load (open loop at shares of the rate each server reached in closed loop):",
-        f"  {'share':8}{columns}",
+        f"  {'share':8}{columns}" + (inside_header if inside else ""),
     ]
     for share in shares:
         cells = ""
@@ -113,7 +117,14 @@ def render_curve(figures: Sequence[Figures], limit_ms: float) -> str:
                 if row is not None and row.answered
                 else f"{'n/a':>15}{'':>9}{'':>9}"
             )
+        if inside:
+            cells += f"{_inside_cell(by_share['gateway'].get(share), limit_ms):>{len(inside_header)}}"
         lines.append(f"  {share_label(share):8}{cells}")
     for server in SERVERS:
         lines.append(f"  {server}: {describe_hold(curves[server], limit_ms)}")
     return "\n".join(lines)
+
+
+def _inside_cell(row: Figures | None, limit_ms: float) -> str:
+    share = row.inside.share_within(limit_ms) if row is not None and row.inside is not None else None
+    return "n/a" if share is None else share_text(share)

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.bench.curve import curve_of, describe_hold, held_up_to, parse_shares, render_curve, share_label
 from gateway.bench.runner import QUICK, Figures
+from gateway.bench.stages import InsideGateway
 from gateway.bench.targets import check_targets
 
 
@@ -103,3 +104,20 @@ def test_the_table_shows_both_servers_at_each_share_and_how_far_each_held() -> N
     assert half_rate.note == (
         "echo's own: 3.00 ms; gateway p99 < 10 ms up to 1/4 of the max rate (50/s); at 1/2 p99 was 14.00 ms"
     )
+
+
+def test_with_the_gateways_own_timing_read_the_table_adds_its_share_under_the_limit() -> None:
+    quick_inside = InsideGateway(500, ((5.0, 0.9), (10.0, 0.998)))
+    figures = [
+        replace(_run("echo", 1.0, 20.0), server="echo", offered_share=None),
+        replace(_run("gateway", 1.0, 80.0), server="gateway", offered_share=None),
+        _run("echo", 0.5, 3.0),
+        replace(_run("gateway", 0.5, 14.0), inside=quick_inside),
+        _run("echo", 0.1, 2.0),
+        _run("gateway", 0.1, 11.0),  # read nothing: a gateway the bench did not start, say
+    ]
+    lines = render_curve(figures, 10.0).splitlines()
+    assert lines[1].endswith("p99 ms  inside < 10 ms")
+    assert lines[2].split()[-2:] == ["11.00", "n/a"]
+    assert lines[3].split()[-2:] == ["14.00", "99.8%"]
+    assert len(lines[3]) == len(lines[1])  # the cell sits under its heading

@@ -59,7 +59,7 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
         assert figures[f"{name} 1/4"]["requests"] < figures[f"{name} 1/2"]["requests"] < figures[name]["requests"]
         assert (figures[name]["offered_share"], figures[f"{name} 1/2"]["offered_share"]) == (None, 0.5)
         assert figures[f"{name} 1/4"]["offered_share"] == 0.25
-    assert "latency against load (open loop at shares" in result.stdout
+    assert "latency against load (open loop at shares" in result.stdout and "p99 ms  inside < 10 ms\n" in result.stdout
     assert "\n  gateway: p99 < 10 ms " in result.stdout and "\n  echo: p99 < 10 ms " in result.stdout
     stages = {row["stage"]: row for row in figures["gateway"]["stages"]}
     assert {"validate", "history", "evaluate", "record"} <= set(stages)
