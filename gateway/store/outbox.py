@@ -39,6 +39,7 @@ _COMMAND_COLUMNS = "cursor, command_id, type, customer_id, sequence, verdict_id,
 _COMMAND_COLUMNS_OF_C = ", ".join(f"c.{name}" for name in _COMMAND_COLUMNS.split(", "))
 _DELIVERY_COLUMNS = "endpoint, state, attempts, next_attempt_at, last_attempt_at, last_status, last_error, delivered_at"
 DELIVERY_STATES = ("pending", "delivered", "dead")
+_CONSUMER_CURSOR = "SELECT acknowledged_cursor FROM command_consumers WHERE consumer_id = ?"
 
 
 def _command(row: Sequence[Any]) -> StoredCommand:
@@ -297,19 +298,27 @@ class CommandStore:
         return True
 
     async def consumer_cursor(self, consumer_id: str) -> int:
-        rows = await self._db.fetch(
-            "SELECT acknowledged_cursor FROM command_consumers WHERE consumer_id = ?", (consumer_id,)
-        )
+        rows = await self._db.fetch(_CONSUMER_CURSOR, (consumer_id,))
         return int(rows[0][0]) if rows else 0
 
     async def acknowledge(self, consumer_id: str, cursor: int, now: float) -> int:
-        """Move the consumer's position forward to ``cursor`` (never back); returns the position after."""
-        await self._db.execute(
-            "INSERT INTO command_consumers (consumer_id, acknowledged_cursor, updated_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (consumer_id) DO UPDATE SET acknowledged_cursor = CASE"
-            " WHEN excluded.acknowledged_cursor > command_consumers.acknowledged_cursor"
-            " THEN excluded.acknowledged_cursor ELSE command_consumers.acknowledged_cursor END,"
-            " updated_at = excluded.updated_at",
-            (consumer_id, cursor, now),
-        )
-        return await self.consumer_cursor(consumer_id)
+        """Move the consumer's position forward to ``cursor`` (never back); returns the position after.
+
+        Written and read back in one unit of the logins' shared transactions (``run_in_transaction``),
+        like every write a call makes: on SQLite a statement of its own held the write lock across a
+        trip to aiosqlite's thread, and the logins' group commit waited behind it.
+        """
+
+        async def advance(tx: Connection) -> int:
+            await tx.execute(
+                "INSERT INTO command_consumers (consumer_id, acknowledged_cursor, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (consumer_id) DO UPDATE SET acknowledged_cursor = CASE"
+                " WHEN excluded.acknowledged_cursor > command_consumers.acknowledged_cursor"
+                " THEN excluded.acknowledged_cursor ELSE command_consumers.acknowledged_cursor END,"
+                " updated_at = excluded.updated_at",
+                (consumer_id, cursor, now),
+            )
+            row = await tx.fetchone(_CONSUMER_CURSOR, (consumer_id,))
+            return int(row[0]) if row else 0
+
+        return await self._db.run_in_transaction(advance)

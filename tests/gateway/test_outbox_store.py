@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from gateway.store import Store
 from gateway.store.records import DeliveryAttempt, LoginRecord, NewCommand
 
@@ -106,3 +108,11 @@ async def test_released_leases_are_claimable_at_once(store: Store) -> None:
     assert await store.commands.release_leases("stopping") == 1
     (again,) = await store.commands.claim_due([ENDPOINT], "restarted", NOW, 30, 10)
     assert again.command.command_id == "cmd_v1"
+
+
+async def test_acknowledgements_sent_together_each_answer_a_position_that_never_moves_back(store: Store) -> None:
+    positions = await asyncio.gather(*(store.commands.acknowledge("core-a", cursor, 1.0) for cursor in (5, 3, 7, 2)))
+    assert all(position >= cursor for position, cursor in zip(positions, (5, 3, 7, 2), strict=True))
+    assert await store.commands.consumer_cursor("core-a") == 7 == max(positions)
+    assert await store.commands.acknowledge("core-a", 4, 2.0) == 7  # a late, lower ack changes nothing
+    assert await store.commands.acknowledge("core-b", 1, 2.0) == 1  # each consumer its own position
