@@ -147,6 +147,7 @@ def _health(options: argparse.Namespace) -> int:
 def _bench(options: argparse.Namespace) -> int:
     from gateway.bench.curve import parse_shares
     from gateway.bench.runner import LARGE, QUICK, BenchSettings, render_report, run_bench, write_json
+    from gateway.bench.stages import metrics_url, unreadable_metrics
 
     base = LARGE if options.preset == "large" else QUICK if options.quick else BenchSettings()
     overrides = {
@@ -188,6 +189,18 @@ def _bench(options: argparse.Namespace) -> int:
     if settings.sweep and settings.rate:
         print("mtsg bench: --sweep measures shares of a closed loop's rate; it cannot run with --rate", file=sys.stderr)
         return 2
+    if options.target_metrics:
+        if not settings.target:
+            print(
+                "mtsg bench: --target-metrics reads the gateway given by --target; the gateway the bench starts"
+                " is read without it",
+                file=sys.stderr,
+            )
+            return 2
+        settings = replace(settings, target_metrics=tuple(metrics_url(each) for each in options.target_metrics))
+        if problem := unreadable_metrics(settings.target_metrics):
+            print(f"mtsg bench: --target-metrics: {problem}", file=sys.stderr)
+            return 2
     result = run_bench(settings)
     print(render_report(result, settings))
     if options.json:
@@ -245,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure the gateway against a bare gRPC echo server")
     bench.add_argument("--target", help="measure a running gateway at HOST:PORT instead of starting one")
+    bench.add_argument(
+        "--target-metrics",
+        action="append",
+        metavar="HOST:PORT",
+        help="with --target: where that gateway serves /metrics (or its URL), once per worker; the report then"
+        " shows its stage timings, verdict mix and own answer times",
+    )
     bench.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     bench.add_argument("--clients", type=int, help="client processes (default 2)")
     bench.add_argument("--concurrency", type=int, help="calls in flight in closed loop, over all clients (default 32)")

@@ -67,6 +67,8 @@ class BenchSettings:
     # More shares of the closed loop's rate to measure in open loop after the half-rate run (``--sweep``):
     # the latency each server shows against its load, and the highest load that keeps p99 under 10 ms.
     sweep: tuple[float, ...] = ()
+    # /metrics addresses of the --target gateway's workers: its stages and own timing are read from them.
+    target_metrics: tuple[str, ...] = ()
 
 
 QUICK = BenchSettings(
@@ -129,9 +131,20 @@ def _load_plan(target: str, settings: BenchSettings) -> LoadPlan:
     )
 
 
-def _measure(
-    name: str, target: str, server: ServerProcess | None, settings: BenchSettings, share: float | None = None
-) -> Figures:
+@dataclass(frozen=True)
+class _Measured:
+    """A server under test: where its calls go, its process when the bench started it, its /metrics."""
+
+    name: str
+    target: str
+    server: ServerProcess | None = None
+    metrics: tuple[str, ...] = ()
+
+
+def _measure(measured: _Measured, settings: BenchSettings, share: float | None = None) -> Figures:
+    name, target, server, metrics = measured.name, measured.target, measured.server, measured.metrics
+    if share is not None:
+        name = f"{name} {share_label(share)}"
     plan = _load_plan(target, settings)
     mode = f"open loop at {settings.rate:g}/s" if settings.rate else f"closed loop, concurrency {settings.concurrency}"
     progress(f"{name}: {settings.clients} client processes, {mode}; building {settings.operations} logins per client")
@@ -142,13 +155,13 @@ def _measure(
     stages: tuple[StageFigures, ...] = ()
     hit_share = None
     mix = inside = None
-    if server is not None:
+    if server is not None or metrics:
         time.sleep(max(0.0, start_wall + settings.warmup_seconds - time.time()))
-        cpu_before = server.cpu_seconds()
-        before = read_gateway(list(server.metrics_ports))
+        cpu_before = server.cpu_seconds() if server is not None else None
+        before = read_gateway(metrics)
         time.sleep(max(0.0, start_wall + settings.warmup_seconds + settings.seconds - time.time()))
-        cpu_after = server.cpu_seconds()
-        after = read_gateway(list(server.metrics_ports))
+        cpu_after = server.cpu_seconds() if server is not None else None
+        after = read_gateway(metrics)
         stages, hit_share = stage_figures(before.stages, after.stages), app_hit_share(before, after)
         mix, inside = verdict_mix(before, after), inside_gateway(before, after)
     load = LoadResult.combined(fleet.results())
@@ -216,11 +229,11 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         evaluation = measure_evaluation(logins=settings.evaluation_logins, seed=settings.seed)
         echo = start_echo()
         try:
-            baseline = _measure_runs("echo", echo.target, echo, settings)
+            baseline = _measure_runs(_Measured("echo", echo.target, echo), settings)
         finally:
             echo.stop()
         if settings.target:
-            measured = _measure_runs("gateway", settings.target, None, settings)
+            measured = _measure_runs(_Measured("gateway", settings.target, metrics=settings.target_metrics), settings)
             return BenchResult(_rows(baseline, measured), registry, evaluation=evaluation)
         store_url = os.environ.get("MTSG_STORE_URL", "")  # inherited by mtsg serve, like every MTSG_* setting
         where = (
@@ -229,7 +242,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         progress(f"starting mtsg serve with {where}, {settings.workers} worker(s)")
         gateway = start_gateway(Path(data_dir), env=replay_limits(), workers=settings.workers)
         try:
-            measured = _measure_runs("gateway", gateway.target, gateway, settings)
+            measured = _measure_runs(_Measured("gateway", gateway.target, gateway, gateway.metrics_urls), settings)
         finally:
             gateway.stop()
         delivery = (
@@ -270,15 +283,15 @@ class _Runs:
     sweep: tuple[Figures, ...] = ()
 
 
-def _measure_runs(name: str, target: str, server: ServerProcess | None, settings: BenchSettings) -> _Runs:
+def _measure_runs(measured: _Measured, settings: BenchSettings) -> _Runs:
     """The load as asked; then, after a closed loop, open loop at half the rate it reached and at each sweep share."""
-    as_asked = _measure(name, target, server, settings)
+    as_asked = _measure(measured, settings)
     if settings.rate or not as_asked.answered:
         return _Runs(as_asked)
     reached = as_asked.answered / settings.seconds
 
     def at_share(share: float) -> Figures:
-        return _measure(f"{name} {share_label(share)}", target, server, replace(settings, rate=reached * share), share)
+        return _measure(measured, replace(settings, rate=reached * share), share)
 
     half_rate = at_share(HALF) if settings.half_rate else None
     sweep = tuple(at_share(share) for share in settings.sweep if not (settings.half_rate and share == HALF))

@@ -19,6 +19,7 @@ target's miss is the gateway's and how much the transport's and the machine's (i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -83,12 +84,20 @@ class InsideGateway:
         return dict(self.within).get(bound_ms)
 
 
-def read_gateway(metrics_ports: list[int]) -> GatewayReadings:
+def metrics_url(address: str) -> str:
+    """``HOST:PORT`` as the gateway's /metrics address; a full http(s) URL as it is."""
+    return address if address.startswith(("http://", "https://")) else f"http://{address}/metrics"
+
+
+def read_gateway(metrics_urls: Sequence[str]) -> GatewayReadings:
+    """Every worker's /metrics added up; raises httpx.HTTPError when one cannot be read."""
     totals: dict[str, list[float]] = {}
     counts: dict[str, dict[str, float]] = {name: {} for name in _COUNTERS}
     within: dict[float, float] = {}
-    for port in metrics_ports:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for url in metrics_urls:
+        response = httpx.get(url, timeout=10)
+        response.raise_for_status()
+        text = response.text
         for family in text_string_to_metric_families(text):
             if family.name in _COUNTERS:
                 label, counted = _COUNTERS[family.name], counts[family.name]
@@ -119,6 +128,20 @@ def _add_check_login_buckets(samples: list[Sample], within: dict[float, float]) 
         if sample.name.endswith("_bucket") and sample.labels.get("method") == CHECK_LOGIN:
             edge = float(sample.labels["le"])
             within[edge] = within.get(edge, 0.0) + sample.value
+
+
+def unreadable_metrics(metrics_urls: Sequence[str]) -> str | None:
+    """Why the bench could not read a gateway's login figures from ``metrics_urls``; None when it can.
+
+    Checked before the run, so that a wrong address fails in a second rather than after the echo's.
+    """
+    try:
+        readings = read_gateway(metrics_urls)
+    except httpx.HTTPError as error:
+        return f"cannot read {', '.join(metrics_urls)}: {error}"
+    if not readings.stages:
+        return f"{', '.join(metrics_urls)} has no {_STAGES}: not the /metrics of an mtsg gateway"
+    return None
 
 
 def inside_gateway(before: GatewayReadings, after: GatewayReadings) -> InsideGateway | None:

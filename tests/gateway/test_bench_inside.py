@@ -8,7 +8,14 @@ import pytest
 from prometheus_client import start_http_server
 
 from gateway.bench.processes import free_port
-from gateway.bench.stages import INSIDE_BOUNDS_MS, InsideGateway, inside_gateway, read_gateway, render_inside
+from gateway.bench.stages import (
+    INSIDE_BOUNDS_MS,
+    InsideGateway,
+    inside_gateway,
+    metrics_url,
+    read_gateway,
+    render_inside,
+)
 from gateway.bench.workload import CHECK_LOGIN, REPORT_PHONE_CHANGE
 from gateway.metrics import LATENCY_BUCKETS, Metrics
 
@@ -32,13 +39,13 @@ def _answer(metrics: Metrics, method: str, code: str, seconds: float, times: int
 def test_only_the_windows_check_login_calls_count_whatever_their_code(served: tuple[Metrics, int]) -> None:
     metrics, port = served
     _answer(metrics, CHECK_LOGIN, "OK", 0.050, 500)  # before the window: slow, and left out
-    before = read_gateway([port])
+    before = read_gateway([metrics_url(f"127.0.0.1:{port}")])
     _answer(metrics, CHECK_LOGIN, "OK", 0.002, 150)
     _answer(metrics, CHECK_LOGIN, "OK", 0.008, 40)
     _answer(metrics, CHECK_LOGIN, "INVALID_ARGUMENT", 0.0004, 8)
     _answer(metrics, CHECK_LOGIN, "OK", 0.030, 2)
     _answer(metrics, REPORT_PHONE_CHANGE, "OK", 0.900, 1000)  # another method: not a login
-    inside = inside_gateway(before, read_gateway([port]))
+    inside = inside_gateway(before, read_gateway([metrics_url(f"127.0.0.1:{port}")]))
     assert inside == InsideGateway(200, ((5.0, 158 / 200), (10.0, 198 / 200)))
     assert inside.share_within(10.0) == 0.99 and inside.share_within(7.0) is None
 
@@ -46,8 +53,8 @@ def test_only_the_windows_check_login_calls_count_whatever_their_code(served: tu
 def test_an_idle_window_has_no_figure_and_the_line_names_both_runs(served: tuple[Metrics, int]) -> None:
     metrics, port = served
     _answer(metrics, CHECK_LOGIN, "OK", 0.003, 10)
-    idle = read_gateway([port])
-    assert inside_gateway(idle, read_gateway([port])) is None
+    idle = read_gateway([metrics_url(f"127.0.0.1:{port}")])
+    assert inside_gateway(idle, read_gateway([metrics_url(f"127.0.0.1:{port}")])) is None
     closed = InsideGateway(4_525, ((5.0, 0.938), (10.0, 0.9998)))
     half = InsideGateway(2_254, ((5.0, 0.793), (10.0, 0.992)))
     assert render_inside(closed, half) == (

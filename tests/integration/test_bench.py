@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, start_http_server
 
 from gateway.bench.processes import free_port, start_echo, start_gateway
+from gateway.bench.runner import replay_limits
 
 
 def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> None:
@@ -125,6 +127,11 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
         (["--sweep", "0.25,half"], "--sweep: 'half' is not a number"),
         (["--sweep", "0.25,2"], "--sweep: 2 is not a share of the closed-loop rate"),
         (["--sweep", "--rate", "100"], "--sweep measures shares of a closed loop's rate; it cannot run with --rate"),
+        (["--target-metrics", "127.0.0.1:9464"], "--target-metrics reads the gateway given by --target"),
+        (
+            ["--target", "127.0.0.1:1", "--target-metrics", f"127.0.0.1:{free_port()}"],
+            "--target-metrics: cannot read http://127.0.0.1:",
+        ),
     ],
 )
 def test_bench_refuses_nonsense_settings(arguments: list[str], complaint: str) -> None:
@@ -180,3 +187,42 @@ def test_the_servers_run_the_bench_s_own_code_wherever_it_is_started(
         assert echo.target.startswith("127.0.0.1:") and int(echo.target.rpartition(":")[2]) > 0
     finally:
         echo.stop()
+
+
+def test_metrics_that_are_not_a_gateways_are_refused_before_the_run() -> None:
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=CollectorRegistry())
+    try:
+        arguments = ("bench", "--quick", "--target", "127.0.0.1:1", "--target-metrics", f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *arguments], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    assert result.returncode == 2
+    assert "has no mtsg_login_stage_seconds: not the /metrics of an mtsg gateway" in result.stderr
+    assert "[bench]" not in result.stderr
+
+
+def test_a_target_gateway_is_read_through_its_metrics(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path / "gateway", replay_limits())
+    out = tmp_path / "figures.json"
+    try:
+        (metrics_port,) = gateway.metrics_ports
+        arguments = ["bench", "--quick", "--seconds", "1", "--warmup-seconds", "0.5", "--concurrency", "4"]
+        arguments += ["--deliveries", "0", "--target", gateway.target, "--json", str(out)]
+        arguments += ["--target-metrics", f"127.0.0.1:{metrics_port}"]
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *arguments], capture_output=True, text=True, timeout=300
+        )
+    finally:
+        gateway.stop()
+    assert result.returncode == 0, result.stderr
+    figures = {row["server"]: row for row in json.loads(out.read_text())["figures"]}
+    for name in ("gateway", "gateway 1/2"):
+        assert {row["stage"] for row in figures[name]["stages"]} >= {"validate", "history", "evaluate", "record"}
+        assert 0 < figures[name]["inside"]["logins"] <= figures[name]["requests"]
+        assert figures[name]["cpu_ms_per_request"] is None  # another process's CPU is not this bench's to read
+    assert figures["echo"]["stages"] == [] and figures["echo"]["inside"] is None
+    assert "gateway stages under load" in result.stdout and "CheckLogin inside the gateway" in result.stdout
