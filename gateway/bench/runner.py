@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import httpx
+
 from gateway.bench.curve import render_curve, share_label
 from gateway.bench.delivery import BESIDE_WARMUP_SECONDS, DeliveryFigures, measure_delivery, render_delivery
 from gateway.bench.evaluation import EvaluationFigures, measure_evaluation, render_evaluation
@@ -19,6 +21,7 @@ from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import error_codes, percentile, progress
 from gateway.bench.stages import (
+    GatewayReadings,
     InsideGateway,
     StageFigures,
     VerdictMix,
@@ -158,12 +161,13 @@ def _measure(measured: _Measured, settings: BenchSettings, share: float | None =
     if server is not None or metrics:
         time.sleep(max(0.0, start_wall + settings.warmup_seconds - time.time()))
         cpu_before = server.cpu_seconds() if server is not None else None
-        before = read_gateway(metrics)
+        before = _read_or_warn(name, metrics)
         time.sleep(max(0.0, start_wall + settings.warmup_seconds + settings.seconds - time.time()))
         cpu_after = server.cpu_seconds() if server is not None else None
-        after = read_gateway(metrics)
-        stages, hit_share = stage_figures(before.stages, after.stages), app_hit_share(before, after)
-        mix, inside = verdict_mix(before, after), inside_gateway(before, after)
+        after = _read_or_warn(name, metrics) if before is not None else None
+        if before is not None and after is not None:
+            stages, hit_share = stage_figures(before.stages, after.stages), app_hit_share(before, after)
+            mix, inside = verdict_mix(before, after), inside_gateway(before, after)
     load = LoadResult.combined(fleet.results())
     latencies, requests, errors = load.latencies, load.requests, load.errors
     cpu = None
@@ -188,6 +192,15 @@ def _measure(measured: _Measured, settings: BenchSettings, share: float | None =
     )
     progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
     return figures
+
+
+def _read_or_warn(name: str, metrics: tuple[str, ...]) -> GatewayReadings | None:
+    """The gateway's figures; None, said on stderr, when its /metrics stopped answering during the run."""
+    try:
+        return read_gateway(metrics)
+    except httpx.HTTPError as error:
+        progress(f"{name}: cannot read the gateway's /metrics ({error}); its own figures are left out of this run")
+        return None
 
 
 @dataclass(frozen=True)

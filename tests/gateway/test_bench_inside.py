@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import start_http_server
 
 from gateway.bench.processes import free_port
+from gateway.bench.runner import _read_or_warn
 from gateway.bench.stages import (
     INSIDE_BOUNDS_MS,
     InsideGateway,
@@ -69,3 +70,9 @@ def test_an_idle_window_has_no_figure_and_the_line_names_both_runs(served: tuple
 def test_the_bounds_read_are_edges_of_the_gateways_histogram() -> None:
     """Between two edges the histogram cannot tell: a bound off its edges would be a guess."""
     assert all(bound / 1000 in LATENCY_BUCKETS for bound in INSIDE_BOUNDS_MS)
+
+
+def test_metrics_gone_during_a_run_leave_the_figures_out_and_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    gone = metrics_url(f"127.0.0.1:{free_port()}")  # the gateway's /metrics stopped answering
+    assert _read_or_warn("gateway 1/2", (gone,)) is None
+    assert "gateway 1/2: cannot read the gateway's /metrics (" in capsys.readouterr().err
