@@ -84,10 +84,6 @@ class ServerProcess:
     # Where the gateway's workers serve /metrics (empty: not read).
     metrics_ports: tuple[int, ...] = ()
 
-    @property
-    def metrics_urls(self) -> tuple[str, ...]:
-        return tuple(f"http://127.0.0.1:{port}/metrics" for port in self.metrics_ports)
-
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of the server and its workers (Linux /proc)."""
         return sum(_cpu_seconds(pid) for pid in _process_tree(self.process.pid))

@@ -27,6 +27,7 @@ from gateway.bench.stages import (
     VerdictMix,
     app_hit_share,
     inside_gateway,
+    metrics_url,
     read_gateway,
     render_inside,
     render_stages,
@@ -255,7 +256,8 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         progress(f"starting mtsg serve with {where}, {settings.workers} worker(s)")
         gateway = start_gateway(Path(data_dir), env=replay_limits(), workers=settings.workers)
         try:
-            measured = _measure_runs(_Measured("gateway", gateway.target, gateway, gateway.metrics_urls), settings)
+            metrics = tuple(metrics_url(f"127.0.0.1:{port}") for port in gateway.metrics_ports)
+            measured = _measure_runs(_Measured("gateway", gateway.target, gateway, metrics), settings)
         finally:
             gateway.stop()
         delivery = (

@@ -22,11 +22,12 @@ from gateway.metrics import LATENCY_BUCKETS, Metrics
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[Metrics, int]]:
+def served() -> Iterator[tuple[Metrics, str]]:
+    """A gateway's metrics, served for real; the second item is their /metrics URL."""
     metrics, port = Metrics.create(), free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
     try:
-        yield metrics, port
+        yield metrics, metrics_url(f"127.0.0.1:{port}")
     finally:
         server.shutdown()
         thread.join(timeout=5)
@@ -37,25 +38,25 @@ def _answer(metrics: Metrics, method: str, code: str, seconds: float, times: int
         metrics.rpc_duration.labels(method=method, code=code).observe(seconds)
 
 
-def test_only_the_windows_check_login_calls_count_whatever_their_code(served: tuple[Metrics, int]) -> None:
-    metrics, port = served
+def test_only_the_windows_check_login_calls_count_whatever_their_code(served: tuple[Metrics, str]) -> None:
+    metrics, url = served
     _answer(metrics, CHECK_LOGIN, "OK", 0.050, 500)  # before the window: slow, and left out
-    before = read_gateway([metrics_url(f"127.0.0.1:{port}")])
+    before = read_gateway([url])
     _answer(metrics, CHECK_LOGIN, "OK", 0.002, 150)
     _answer(metrics, CHECK_LOGIN, "OK", 0.008, 40)
     _answer(metrics, CHECK_LOGIN, "INVALID_ARGUMENT", 0.0004, 8)
     _answer(metrics, CHECK_LOGIN, "OK", 0.030, 2)
     _answer(metrics, REPORT_PHONE_CHANGE, "OK", 0.900, 1000)  # another method: not a login
-    inside = inside_gateway(before, read_gateway([metrics_url(f"127.0.0.1:{port}")]))
+    inside = inside_gateway(before, read_gateway([url]))
     assert inside == InsideGateway(200, ((5.0, 158 / 200), (10.0, 198 / 200)))
     assert inside.share_within(10.0) == 0.99 and inside.share_within(7.0) is None
 
 
-def test_an_idle_window_has_no_figure_and_the_line_names_both_runs(served: tuple[Metrics, int]) -> None:
-    metrics, port = served
+def test_an_idle_window_has_no_figure_and_the_line_names_both_runs(served: tuple[Metrics, str]) -> None:
+    metrics, url = served
     _answer(metrics, CHECK_LOGIN, "OK", 0.003, 10)
-    idle = read_gateway([metrics_url(f"127.0.0.1:{port}")])
-    assert inside_gateway(idle, read_gateway([metrics_url(f"127.0.0.1:{port}")])) is None
+    idle = read_gateway([url])
+    assert inside_gateway(idle, read_gateway([url])) is None
     closed = InsideGateway(4_525, ((5.0, 0.938), (10.0, 0.9998)))
     half = InsideGateway(2_254, ((5.0, 0.793), (10.0, 0.992)))
     assert render_inside(closed, half) == (
