@@ -14,7 +14,9 @@ depths and measuring each with ``mtsg bench --quick --target`` (each beside its 
 The levels above ``full`` replace methods of the running gateway in this script's process only;
 nothing of them is in the product.  One process serves each level, so its calls a second are
 bounded by the event loop: ``1/rate`` is the loop time a call costs, and the step from one level
-to the next is what the added part costs.
+to the next is what the added part costs.  Every level but ``plain`` is ``mtsg serve``, so its
+own ``/metrics`` are read too (``--target-metrics``): the last column is the share of the half-rate
+logins the server itself answered within 10 ms, beside the p99 its clients saw.
 
 Usage:  python scripts/bench_ladder.py [--rounds N] [--levels plain,full,...]
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -35,6 +38,7 @@ from typing import Any
 
 from gateway.bench.processes import free_port, python_module
 from gateway.bench.runner import replay_limits
+from gateway.bench.stages import share_text
 
 LEVELS = ("plain", "interceptor", "validate", "no-store", "no-reads", "full")
 
@@ -115,15 +119,22 @@ def _take_out(level: str) -> None:
         setattr(owner, name, replacement)
 
 
-def serve(level: str, port: int) -> int:
-    """Serve ``level`` on ``port`` until terminated."""
+def serve(level: str, port: int, metrics_port: int) -> int:
+    """Serve ``level`` on ``port`` (its /metrics on ``metrics_port``, but for ``plain``) until terminated."""
     if level == "plain":
         _serve_plain(port)
         return 0
     _take_out(level)
     from gateway.cli import main
 
-    arguments = ["serve", "--insecure", "--listen", f"127.0.0.1:{port}", "--metrics-listen", "127.0.0.1:0"]
+    arguments = [
+        "serve",
+        "--insecure",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--metrics-listen",
+        f"127.0.0.1:{metrics_port}",
+    ]
     with tempfile.TemporaryDirectory(prefix=f"mtsg-ladder-{level}-") as data_dir:  # mtsg serve stops on SIGTERM
         return main([*arguments, "--data-dir", data_dir])
 
@@ -146,9 +157,21 @@ def _wait_until_serving(port: int, server: subprocess.Popen[bytes], timeout: flo
 
 def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
     """One bench run against ``level``: the calls a second of echo and of the level, and the level's half-rate p99."""
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     environment = {**os.environ, **replay_limits()}  # as the bench's own gateway runs
-    command = [sys.executable, "-P", __file__, "--serve", level, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-P",
+        __file__,
+        "--serve",
+        level,
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+    ]
+    # Every level but the bare server is mtsg serve: its own answer times are read beside the clients'.
+    read_metrics = ["--target-metrics", f"127.0.0.1:{metrics_port}"] if level != "plain" else []
     with tempfile.TemporaryDirectory(prefix="mtsg-ladder-") as scratch:
         log = Path(scratch) / "server.log"
         with log.open("wb") as stream:
@@ -157,7 +180,7 @@ def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
             _wait_until_serving(port, server)
             figures = Path(scratch) / "bench.json"
             bench = [*python_module("gateway.cli"), "bench", "--quick", "--deliveries", "0"]
-            bench += ["--target", f"127.0.0.1:{port}", "--json", str(figures), *bench_arguments]
+            bench += ["--target", f"127.0.0.1:{port}", *read_metrics, "--json", str(figures), *bench_arguments]
             subprocess.run(bench, env=environment, check=True, stdout=subprocess.DEVNULL)
             rows = {row["server"]: row for row in json.loads(figures.read_text())["figures"]}
         finally:
@@ -167,13 +190,20 @@ def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
         "echo": rows["echo"]["throughput_per_second"],
         "rate": rows["gateway"]["throughput_per_second"],
         "half_rate_p99_ms": rows["gateway 1/2"]["p99_ms"],
+        "half_rate_inside_10ms": _share_within(rows["gateway 1/2"]["inside"], 10.0),
         "errors": float(sum(rows["gateway"]["errors"].values())),
     }
 
 
+def _share_within(inside: dict[str, Any] | None, bound_ms: float) -> float:
+    """The share of a run's logins the server itself answered within ``bound_ms``; NaN when not read."""
+    return next((share for bound, share in inside["within"] if bound == bound_ms), math.nan) if inside else math.nan
+
+
 def _report(round_number: int, results: dict[str, dict[str, float]]) -> None:
     print(f"round {round_number}:")
-    header = ("req/s", 7), ("of echo", 8), ("1/rate ms", 10), ("step ms", 8), ("1/2 p99 ms", 11), ("errors", 7)
+    header = [("req/s", 7), ("of echo", 8), ("1/rate ms", 10), ("step ms", 8), ("1/2 p99 ms", 11)]
+    header += [("1/2 inside <10 ms", 18), ("errors", 7)]
     print(f"  {'level':<12}" + "".join(f" {name:>{width}}" for name, width in header))
     previous: float | None = None
     for level, figures in results.items():
@@ -182,10 +212,15 @@ def _report(round_number: int, results: dict[str, dict[str, float]]) -> None:
         share = figures["rate"] / figures["echo"] if figures["echo"] else 0.0
         print(
             f"  {level:<12} {figures['rate']:>7.0f} {share:>8.0%} {per_call:>10.3f} {step:>8}"
-            f" {figures['half_rate_p99_ms']:>11.2f} {figures['errors']:>7.0f}"
+            f" {figures['half_rate_p99_ms']:>11.2f} {_share_cell(figures['half_rate_inside_10ms']):>18}"
+            f" {figures['errors']:>7.0f}"
         )
         previous = per_call
     sys.stdout.flush()
+
+
+def _share_cell(share: float) -> str:
+    return "n/a" if math.isnan(share) else share_text(share)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,9 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--levels", default=",".join(LEVELS), help=f"comma-separated, of {', '.join(LEVELS)}")
     parser.add_argument("--serve", choices=LEVELS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--metrics-port", type=int, default=0, help=argparse.SUPPRESS)
     options, bench_arguments = parser.parse_known_args(argv)
     if options.serve:
-        return serve(options.serve, options.port)
+        return serve(options.serve, options.port, options.metrics_port)
     levels = [level.strip() for level in options.levels.split(",") if level.strip()]
     unknown = [level for level in levels if level not in LEVELS]
     if unknown or not levels or options.rounds < 1:
