@@ -38,7 +38,7 @@ from typing import Any
 
 from gateway.bench.processes import free_port, python_module
 from gateway.bench.runner import replay_limits
-from gateway.bench.stages import share_text
+from gateway.bench.stages import InsideGateway, share_cell
 
 LEVELS = ("plain", "interceptor", "validate", "no-store", "no-reads", "full")
 
@@ -196,8 +196,11 @@ def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
 
 
 def _share_within(inside: dict[str, Any] | None, bound_ms: float) -> float:
-    """The share of a run's logins the server itself answered within ``bound_ms``; NaN when not read."""
-    return next((share for bound, share in inside["within"] if bound == bound_ms), math.nan) if inside else math.nan
+    """The share of a run's logins the server itself answered within ``bound_ms`` (its JSON row); NaN when not read."""
+    if inside is None:
+        return math.nan
+    share = InsideGateway(inside["logins"], tuple(map(tuple, inside["within"]))).share_within(bound_ms)
+    return math.nan if share is None else share
 
 
 def _report(round_number: int, results: dict[str, dict[str, float]]) -> None:
@@ -210,17 +213,14 @@ def _report(round_number: int, results: dict[str, dict[str, float]]) -> None:
         per_call = 1000 / figures["rate"] if figures["rate"] else float("inf")
         step = f"{per_call - previous:+.3f}" if previous is not None else ""
         share = figures["rate"] / figures["echo"] if figures["echo"] else 0.0
+        inside = figures["half_rate_inside_10ms"]  # NaN: a level with no /metrics of its own
         print(
             f"  {level:<12} {figures['rate']:>7.0f} {share:>8.0%} {per_call:>10.3f} {step:>8}"
-            f" {figures['half_rate_p99_ms']:>11.2f} {_share_cell(figures['half_rate_inside_10ms']):>18}"
+            f" {figures['half_rate_p99_ms']:>11.2f} {share_cell(None if math.isnan(inside) else inside):>18}"
             f" {figures['errors']:>7.0f}"
         )
         previous = per_call
     sys.stdout.flush()
-
-
-def _share_cell(share: float) -> str:
-    return "n/a" if math.isnan(share) else share_text(share)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

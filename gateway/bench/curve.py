@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from gateway.bench.report import error_codes
-from gateway.bench.stages import share_text
+from gateway.bench.stages import share_cell
 
 if TYPE_CHECKING:
     from gateway.bench.runner import Figures
@@ -126,5 +126,4 @@ def render_curve(figures: Sequence[Figures], limit_ms: float) -> str:
 
 
 def _inside_cell(row: Figures | None, limit_ms: float) -> str:
-    share = row.inside.share_within(limit_ms) if row is not None and row.inside is not None else None
-    return "n/a" if share is None else share_text(share)
+    return share_cell(row.inside.share_within(limit_ms) if row is not None and row.inside is not None else None)

@@ -224,6 +224,11 @@ def render_stages(figures: tuple[StageFigures, ...], half_rate: tuple[StageFigur
     return "\n".join(lines)
 
 
+def share_cell(share: float | None) -> str:
+    """A share for a table's cell; "n/a" where it was not read."""
+    return "n/a" if share is None else share_text(share)
+
+
 def share_text(share: float) -> str:
     """One decimal, but never "100.0%" for a share short of all: that would claim every call."""
     return ">99.9%" if share < 1 and f"{share:.1%}" == "100.0%" else f"{share:.1%}"
