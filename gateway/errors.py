@@ -29,7 +29,10 @@ def _status(code: grpc.StatusCode, message: str, reason: str, *details: object) 
 
 
 async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> NoReturn:
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    """End the call with ``status``, keeping the trailing metadata already set (the request id to quote):
+    grpc replaces it with whatever metadata ``abort`` is given."""
+    kept = tuple(context.trailing_metadata() or ())
+    await context.abort(status.code, status.details, (*kept, *status.trailing_metadata))
     raise AssertionError("unreachable: context.abort raises")
 
 

@@ -7,8 +7,10 @@ import contextlib
 import grpc
 import httpx
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
 
 from gateway.client import MtsgClient
 from gateway.server import RunningGateway
@@ -73,6 +75,21 @@ async def test_request_id_from_the_caller_comes_back_in_trailers(gateway: Runnin
         anonymous = stub.CheckLogin(request(telemetry()))
         await anonymous
         assert len(dict(await anonymous.trailing_metadata())["x-request-id"]) == 32
+
+
+async def test_a_refused_login_keeps_its_request_id_beside_the_error_details(gateway: RunningGateway) -> None:
+    """The id to quote matters most on an error: the details grpc carries in trailers must not push it out."""
+    from gateway.generated.mtsg.v1 import threat_signal_service_pb2_grpc
+
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        stub = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel)
+        call = stub.CheckLogin(request(telemetry(customer_id="")), metadata=(("x-request-id", "trace-bad-1"),))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(refused.value.trailing_metadata())["x-request-id"] == "trace-bad-1"
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    assert status is not None and any(detail.Is(error_details_pb2.BadRequest.DESCRIPTOR) for detail in status.details)
 
 
 async def test_unknown_methods_stay_unimplemented_beside_the_kept_handlers(
