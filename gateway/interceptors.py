@@ -7,6 +7,10 @@ INTERNAL with the request id to quote, never a stack trace sent to the client.
 Guards (access control, the in-flight limit) run inside that frame, before the body
 is even decoded, so a refused call is logged and counted like any other and costs
 no parsing.
+
+Every call of the gateway passes through here, so the frame is a plain class and the
+guards plain coroutines: generator-based context managers stacked in an exit stack
+cost every call about 15 µs more of the event loop's time (issue 3).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import grpc
@@ -32,8 +36,11 @@ from gateway.validation import FieldViolation, InvalidRequestError
 log = structlog.get_logger(__name__)
 REQUEST_ID_KEY = "x-request-id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# Entered around each call with its method name; aborts the call to refuse it.
-Guard = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+# Run when an admitted call ends, however it ends.
+Release = Callable[[], None]
+# Awaited as each call starts, with its method name: aborts the call to refuse it, or admits
+# it and returns what to run when it ends (None when there is nothing to undo).
+Guard = Callable[[str, grpc.aio.ServicerContext], Awaitable[Release | None]]
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
@@ -60,6 +67,46 @@ async def _decoded(decode: Callable[[bytes], Any], body: bytes, context: grpc.ai
         await abort_with(context, invalid_argument(InvalidRequestError([violation]), "UNDECODABLE_REQUEST"))
 
 
+class _ObservedCall:
+    """Request id, guards, log line and metrics around one call; unexpected errors become INTERNAL."""
+
+    __slots__ = ("_bound", "_context", "_interceptor", "_method", "_releases", "_request_id", "_started")
+
+    def __init__(self, interceptor: ObservabilityInterceptor, method: str, context: grpc.aio.ServicerContext) -> None:
+        self._interceptor = interceptor
+        self._method = method
+        self._context = context
+        self._request_id = _request_id(context)
+        self._started = time.perf_counter()
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
+        self._bound = structlog.contextvars.bind_contextvars(request_id=self._request_id, method=method)
+        self._releases: list[Release] = []
+
+    async def __aenter__(self) -> None:
+        """Admitted by every guard in turn; a refusal aborts the call (and still ends it in ``__aexit__``)."""
+        try:
+            for guard in self._interceptor.guards:
+                release = await guard(self._method, self._context)
+                if release is not None:
+                    self._releases.append(release)
+        except BaseException as error:
+            await self.__aexit__(type(error), error, error.__traceback__)
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            for release in reversed(self._releases):
+                release()
+            if isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
+                log.error("unexpected error", request_id=self._request_id, exc_info=error)
+                await abort_with(self._context, internal(self._request_id))
+        finally:
+            self._interceptor.record(self._method, self._context, self._started, self._request_id)
+            structlog.contextvars.reset_contextvars(**self._bound)
+
+
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Wraps each method's handler once and keeps it: grpc asks for the handler at every call.
 
@@ -72,12 +119,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics, max_call_seconds: float, guards: Sequence[Guard] = ()) -> None:
         """``max_call_seconds`` bounds every call that answers once (streams run until the caller leaves)."""
         self._metrics = metrics
-        self._guards = tuple(guards)
+        self.guards = tuple(guards)
         self._max_call_seconds = max_call_seconds
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self._outcomes: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
-    def _record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
+    def record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
+        """The call's log line and metrics, once it has ended."""
         elapsed = time.perf_counter() - started
         code = _code_name(context)
         outcome = self._outcomes.get((method, code))
@@ -90,26 +138,6 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         duration.observe(elapsed)
         log.info("rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 3), request_id=request_id)
 
-    @asynccontextmanager
-    async def _observed(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        """Request id, log line and metrics around one call; unexpected errors become INTERNAL."""
-        request_id = _request_id(context)
-        started = time.perf_counter()
-        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-        with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
-            try:
-                async with AsyncExitStack() as guarded:
-                    for guard in self._guards:
-                        await guarded.enter_async_context(guard(method, context))
-                    yield
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                log.exception("unexpected error", request_id=request_id)
-                await abort_with(context, internal(request_id))
-            finally:
-                self._record(method, context, started, request_id)
-
     def _wrap_unary(
         self, method: str, behavior: Callable[..., Awaitable[Any]], decode: Callable[[bytes], Any] | None = None
     ) -> Callable[..., Awaitable[Any]]:
@@ -117,7 +145,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             """The server's own deadline bounds the call: a caller that set none (or a long one) cannot hold it."""
-            async with self._observed(method, context):
+            async with _ObservedCall(self, method, context):
                 try:
                     async with asyncio.timeout(seconds):
                         if decode is not None:
@@ -140,7 +168,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             return self._wrap_unary(method, behavior, decode)
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with self._observed(method, context):
+            async with _ObservedCall(self, method, context):
                 if decode is not None:
                     request = await _decoded(decode, request, context)
                 async for item in behavior(request, context):

@@ -13,8 +13,7 @@ Limits hold per gateway process: N replicas allow N times the rate.  docs/SECURI
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -83,11 +82,10 @@ class InFlightLimit:
         self._exempt = exempt
         self.in_flight = 0
 
-    @asynccontextmanager
-    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> Callable[[], None] | None:
+        """A guard of the interceptor: refuses the call when ``limit`` are in flight, else counts it until it ends."""
         if method in self._exempt or method.startswith("/grpc.health."):
-            yield
-            return
+            return None
         if self.in_flight >= self._limit:
             self._metrics.rate_limited.labels(limit="in_flight").inc()
             await abort_with(
@@ -97,7 +95,7 @@ class InFlightLimit:
                 ),
             )
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
+        return self._release
+
+    def _release(self) -> None:
+        self.in_flight -= 1

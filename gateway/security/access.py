@@ -10,8 +10,7 @@ trail records for admin changes.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import grpc
 import structlog
@@ -104,12 +103,11 @@ class AccessGuard:
         )
         raise AssertionError("unreachable: refused")
 
-    @asynccontextmanager
-    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> Callable[[], None] | None:
+        """A guard of the interceptor: refuses the call, or admits it with its caller known to the call."""
         service = _service(method)
         if service in OPEN_SERVICES:
-            yield
-            return
+            return None
         identity = INSECURE_IDENTITY if self._identities is None else await self._authenticate(context)
         role = SERVICE_ROLES.get(service)
         if role is not None and role not in identity.roles:
@@ -121,8 +119,10 @@ class AccessGuard:
                 "MISSING_ROLE",
             )
         token = _caller.set(identity)
-        try:
-            with structlog.contextvars.bound_contextvars(caller=identity.name):
-                yield
-        finally:
+        bound = structlog.contextvars.bind_contextvars(caller=identity.name)
+
+        def release() -> None:
+            structlog.contextvars.reset_contextvars(**bound)
             _caller.reset(token)
+
+        return release
