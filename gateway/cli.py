@@ -97,7 +97,7 @@ def _check(options: argparse.Namespace) -> int:
         run_plan,
         verdict_json,
     )
-    from gateway.client import field_violations
+    from gateway.client import field_violations, request_id_of
 
     try:
         text = example_text(options.example) if options.example else read_check_file(options.file)
@@ -117,6 +117,9 @@ def _check(options: argparse.Namespace) -> int:
             print(f"mtsg check: {error.code().name}: {error.details()}", file=sys.stderr)
             for field, description in field_violations(error):
                 print(f"  {field or '(request)'}: {description}", file=sys.stderr)
+            request_id = request_id_of(error)
+            if request_id is not None:
+                print(f"  request id: {request_id} (quote it to the gateway's operators)", file=sys.stderr)
         return 1
     print(verdict_json(response) if options.json else format_verdict(response))
     return 0

@@ -1,7 +1,7 @@
 """A small typed client for the gateway: the one place the CLI and the tests call it from.
 
 It wraps a grpc.aio channel; errors surface as ``grpc.aio.AioRpcError``, and
-``field_violations`` reads the BadRequest details out of one.
+``field_violations`` reads the BadRequest details out of one, ``request_id_of`` the id to quote.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from gateway.errors import REQUEST_ID_KEY
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2_grpc,
     command_feed_service_pb2_grpc,
@@ -105,3 +106,11 @@ def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
             detail.Unpack(bad_request)
             found.extend((violation.field, violation.description) for violation in bad_request.field_violations)
     return found
+
+
+def request_id_of(error: grpc.aio.AioRpcError) -> str | None:
+    """The id the gateway gave the failed call, to quote to its operators; None when no gateway answered."""
+    for key, value in error.trailing_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str):
+            return value
+    return None

@@ -16,6 +16,8 @@ from grpc_status import rpc_status
 from gateway.validation import FieldViolation, InvalidRequestError
 
 ERROR_DOMAIN = "mtsg.v1"
+# The call's id, sent back in the trailers of every answer, errors included: what a caller quotes to the operators.
+REQUEST_ID_KEY = "x-request-id"
 
 
 def _status(code: grpc.StatusCode, message: str, reason: str, *details: object) -> grpc.Status:

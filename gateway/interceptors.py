@@ -29,12 +29,11 @@ import structlog
 from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
-from gateway.errors import abort_with, internal, invalid_argument
+from gateway.errors import REQUEST_ID_KEY, abort_with, internal, invalid_argument
 from gateway.metrics import Metrics
 from gateway.validation import FieldViolation, InvalidRequestError
 
 log = structlog.get_logger(__name__)
-REQUEST_ID_KEY = "x-request-id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Run when an admitted call ends, however it ends.
 Release = Callable[[], None]

@@ -13,8 +13,8 @@ import grpc
 import pytest
 import structlog
 
-from gateway.errors import abort_with, failure
-from gateway.interceptors import REQUEST_ID_KEY, ObservabilityInterceptor
+from gateway.errors import REQUEST_ID_KEY, abort_with, failure
+from gateway.interceptors import ObservabilityInterceptor
 from gateway.metrics import Metrics
 from gateway.rate_limits import InFlightLimit
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -80,6 +81,7 @@ def test_check_reports_bad_files_and_server_errors_clearly(serve: ServeProcess, 
     assert "INVALID_ARGUMENT" in refused.stderr
     assert "telemetry.device_id: is required" in refused.stderr
     assert "telemetry.location.latitude" in refused.stderr
+    assert re.search(r"request id: [0-9a-f]{32} \(quote it", refused.stderr)  # the id the gateway logged it under
 
 
 def test_check_against_no_server_says_so() -> None:
