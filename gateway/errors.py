@@ -6,10 +6,12 @@ field; every error carries ``ErrorInfo`` with a stable reason for dashboards.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -18,6 +20,10 @@ from gateway.validation import FieldViolation, InvalidRequestError
 ERROR_DOMAIN = "mtsg.v1"
 # The call's id, sent back in the trailers of every answer, errors included: what a caller quotes to the operators.
 REQUEST_ID_KEY = "x-request-id"
+# Where grpc carries the google.rpc.Status of an error answer (grpcio-status writes it there).
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# A refused login can name hundreds of fields; the log line keeps the first few and the count.
+LOGGED_FIELDS = 10
 
 
 def _status(code: grpc.StatusCode, message: str, reason: str, *details: object) -> grpc.Status:
@@ -82,3 +88,30 @@ def internal(request_id: str) -> grpc.Status:
 def invalid_field(field: str, description: str, reason: str = "INVALID_REQUEST") -> grpc.Status:
     """INVALID_ARGUMENT naming one field."""
     return invalid_argument(InvalidRequestError([FieldViolation(field, description)]), reason)
+
+
+def refusal_summary(trailing_metadata: Sequence[tuple[str, str | bytes]] | None) -> dict[str, object]:
+    """What an error answer told its caller, for the call's log line: the ErrorInfo reason and the
+    paths of the fields it named.  Not their descriptions, which may quote the telemetry (never logged)."""
+    details = next((value for key, value in trailing_metadata or () if key == _STATUS_DETAILS_KEY), None)
+    if not isinstance(details, bytes):
+        return {}
+    try:
+        status = status_pb2.Status.FromString(details)
+    except DecodeError:
+        return {}
+    summary: dict[str, object] = {}
+    fields: list[str] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            summary["reason"] = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            fields.extend(violation.field for violation in bad_request.field_violations)
+    if fields:
+        summary["fields"] = fields[:LOGGED_FIELDS]
+        summary["field_count"] = len(fields)
+    return summary

@@ -29,7 +29,7 @@ import structlog
 from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
-from gateway.errors import REQUEST_ID_KEY, abort_with, internal, invalid_argument
+from gateway.errors import REQUEST_ID_KEY, abort_with, internal, invalid_argument, refusal_summary
 from gateway.metrics import Metrics
 from gateway.validation import FieldViolation, InvalidRequestError
 
@@ -124,7 +124,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self._outcomes: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
-        """The call's log line and metrics, once it has ended."""
+        """The call's log line and metrics, once it has ended; a refused call's line says why."""
         elapsed = time.perf_counter() - started
         code = _code_name(context)
         outcome = self._outcomes.get((method, code))
@@ -135,7 +135,10 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         calls, duration = outcome
         calls.inc()
         duration.observe(elapsed)
-        log.info("rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 3), request_id=request_id)
+        refusal = refusal_summary(context.trailing_metadata()) if code != "OK" else {}
+        log.info(
+            "rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 3), request_id=request_id, **refusal
+        )
 
     def _wrap_unary(
         self, method: str, behavior: Callable[..., Awaitable[Any]], decode: Callable[[bytes], Any] | None = None

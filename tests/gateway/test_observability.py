@@ -7,6 +7,7 @@ import contextlib
 import grpc
 import httpx
 import pytest
+import structlog.testing
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -90,6 +91,23 @@ async def test_a_refused_login_keeps_its_request_id_beside_the_error_details(gat
     assert dict(refused.value.trailing_metadata())["x-request-id"] == "trace-bad-1"
     status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
     assert status is not None and any(detail.Is(error_details_pb2.BadRequest.DESCRIPTOR) for detail in status.details)
+
+
+async def test_a_refused_calls_log_line_says_why_without_quoting_the_telemetry(client: MtsgClient) -> None:
+    """Operators read why calls are refused from the log: the reason and the fields, never the values sent."""
+    secret_hash = "not-a-hash-but-something-the-phone-sent"
+    apps = [app(f"com.example.app{index}", apk_sha256=secret_hash) for index in range(14)]
+    with structlog.testing.capture_logs() as logs:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.check_login(telemetry(installed_apps=apps))
+        await client.check_login(telemetry())
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    refused_line, answered_line = [line for line in logs if line["event"] == "rpc"]
+    assert refused_line["code"] == "INVALID_ARGUMENT" and refused_line["reason"] == "INVALID_TELEMETRY"
+    assert refused_line["fields"] == [f"telemetry.installed_apps[{index}].apk_sha256" for index in range(10)]
+    assert refused_line["field_count"] == 14
+    assert secret_hash not in str(logs)
+    assert answered_line["code"] == "OK" and "reason" not in answered_line and "fields" not in answered_line
 
 
 async def test_unknown_methods_stay_unimplemented_beside_the_kept_handlers(
