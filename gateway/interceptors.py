@@ -136,6 +136,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         calls.inc()
         duration.observe(elapsed)
         refusal = refusal_summary(context.trailing_metadata()) if code != "OK" else {}
+        if "reason" in refusal:  # our own constants, so the label stays a small set
+            self._metrics.rpc_refusals.labels(method=method, reason=refusal["reason"]).inc()
         log.info(
             "rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 3), request_id=request_id, **refusal
         )

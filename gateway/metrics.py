@@ -24,6 +24,7 @@ class Metrics:
     registry: CollectorRegistry
     rpc_requests: Counter
     rpc_duration: Histogram
+    rpc_refusals: Counter
     login_stage: Histogram
     verdicts: Counter
     commands_created: Counter
@@ -57,6 +58,12 @@ class Metrics:
                 "gRPC call latency, by method and status code",
                 ["method", "code"],
                 buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            rpc_refusals=Counter(
+                "mtsg_rpc_refusals",
+                "gRPC calls answered with an error, by method and the ErrorInfo reason the caller got",
+                ["method", "reason"],
                 registry=registry,
             ),
             login_stage=Histogram(

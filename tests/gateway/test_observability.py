@@ -59,6 +59,7 @@ async def test_metrics_count_calls_by_code_and_verdicts_by_action(client: MtsgCl
     method = "/mtsg.v1.ThreatSignalService/CheckLogin"
     assert f'mtsg_rpc_requests_total{{code="OK",method="{method}"}} 2.0' in text
     assert f'mtsg_rpc_requests_total{{code="INVALID_ARGUMENT",method="{method}"}} 1.0' in text
+    assert f'mtsg_rpc_refusals_total{{method="{method}",reason="INVALID_TELEMETRY"}} 1.0' in text
     assert 'mtsg_verdicts_total{action="ACTION_FREEZE"} 1.0' in text
     assert 'mtsg_verdicts_total{action="ACTION_ALLOW"} 1.0' in text
     assert f'mtsg_rpc_duration_seconds_count{{code="OK",method="{method}"}} 2.0' in text
