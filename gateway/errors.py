@@ -24,6 +24,22 @@ REQUEST_ID_KEY = "x-request-id"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # A refused login can name hundreds of fields; the log line keeps the first few and the count.
 LOGGED_FIELDS = 10
+# An error travels in the call's trailers, and clients refuse trailers past 8-16 KB (grpc's default
+# metadata limits): an error that quoted a caller's 100 KB entry id reached the caller as
+# RESOURCE_EXHAUSTED "received metadata size exceeds hard limit" instead of as itself.  So each
+# text an error carries is cut (UTF-8 bytes), and field violations are listed within a budget;
+# the ones past it are counted in the closing "N more problems were not listed".
+MAX_MESSAGE_BYTES = 512
+MAX_VIOLATION_TEXT_BYTES = 256
+VIOLATIONS_BUDGET_BYTES = 4096
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """``text`` within ``max_bytes`` of UTF-8, ending in an ellipsis when it was cut."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - 3].decode("utf-8", "ignore") + "…"
 
 
 def _status(code: grpc.StatusCode, message: str, reason: str, *details: object) -> grpc.Status:
@@ -32,7 +48,9 @@ def _status(code: grpc.StatusCode, message: str, reason: str, *details: object) 
         holder = any_pb2.Any()
         holder.Pack(detail)  # type: ignore[arg-type]
         packed.append(holder)
-    proto = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
+    proto = status_pb2.Status(
+        code=getattr(code_pb2, code.name), message=_cut(message, MAX_MESSAGE_BYTES), details=packed
+    )
     return rpc_status.to_status(proto)
 
 
@@ -45,21 +63,28 @@ async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> 
 
 
 def invalid_argument(error: InvalidRequestError, reason: str = "INVALID_REQUEST") -> grpc.Status:
-    violations = [
-        error_details_pb2.BadRequest.FieldViolation(field=violation.field, description=violation.description)
-        for violation in error.violations
-    ]
-    if error.omitted:
-        violations.append(
+    """INVALID_ARGUMENT with every violation that fits the budget, and a count of the rest."""
+    listed: list[error_details_pb2.BadRequest.FieldViolation] = []
+    used = 0
+    for violation in error.violations:
+        field = _cut(violation.field, MAX_VIOLATION_TEXT_BYTES)
+        description = _cut(violation.description, MAX_VIOLATION_TEXT_BYTES)
+        used += len(field.encode("utf-8")) + len(description.encode("utf-8"))
+        if used > VIOLATIONS_BUDGET_BYTES:
+            break
+        listed.append(error_details_pb2.BadRequest.FieldViolation(field=field, description=description))
+    unlisted = error.omitted + len(error.violations) - len(listed)
+    if unlisted:
+        listed.append(
             error_details_pb2.BadRequest.FieldViolation(
-                field="", description=f"{error.omitted} more problems were not listed"
+                field="", description=f"{unlisted} more problems were not listed"
             )
         )
     return _status(
         grpc.StatusCode.INVALID_ARGUMENT,
         str(error),
         reason,
-        error_details_pb2.BadRequest(field_violations=violations),
+        error_details_pb2.BadRequest(field_violations=listed),
     )
 
 

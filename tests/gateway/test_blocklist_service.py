@@ -19,7 +19,7 @@ from blocklists.bundle import (
     sign_manifest,
 )
 from blocklists.entry import make_indicator
-from gateway.client import MtsgClient, field_violations
+from gateway.client import MtsgClient, field_violations, request_id_of
 from gateway.generated.mtsg.v1 import blocklist_pb2, blocklist_service_pb2, common_pb2, telemetry_pb2
 from gateway.server import RunningGateway
 from tests.helpers import app, telemetry
@@ -116,6 +116,17 @@ async def test_revoke_needs_a_reason_and_an_existing_entry(client: MtsgClient) -
             blocklist_service_pb2.RevokeEntryRequest(entry_id="bl_missing", reason="x"), timeout=10
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_error_quoting_a_huge_id_still_reaches_the_caller_as_itself(client: MtsgClient) -> None:
+    """Errors travel in trailers that clients cap at 8-16 KB: the id is quoted cut, not whole."""
+    huge_id = "bl_" + "x" * 100_000
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await client.blocklist.GetEntry(blocklist_service_pb2.GetEntryRequest(entry_id=huge_id), timeout=10)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    details = missing.value.details() or ""
+    assert details.startswith("no entry bl_xxx") and details.endswith("…") and len(details.encode()) <= 512
+    assert request_id_of(missing.value)
 
 
 async def test_list_pages_and_filters(client: MtsgClient) -> None:

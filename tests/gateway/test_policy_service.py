@@ -114,6 +114,20 @@ async def test_a_bad_policy_is_refused_with_every_problem_and_nothing_changes(cl
     assert fine.valid and not fine.problems
 
 
+async def test_a_policy_quoting_a_huge_value_is_refused_with_its_problems_readable(client: MtsgClient) -> None:
+    """The problem quotes the unknown code; whole, it would overflow the trailers the error travels in."""
+    bad = CALL_STEPS_UP.replace('"ACTIVE_CALL"', '"' + "ACTIVE_CALL_" * 10_000 + '"')
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.policy.ApplyPolicy(policy_service_pb2.ApplyPolicyRequest(document=bad), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(refused.value)
+    assert [field for field, _ in violations] == ["document"]
+    (description,) = [description for _, description in violations]
+    assert description.startswith("scenarios[0].when.code: unknown finding code 'ACTIVE_CALL_ACTIVE_CALL_")
+    assert description.endswith("…")
+    assert len(description.encode()) <= 256
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
