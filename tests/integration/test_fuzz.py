@@ -1,8 +1,10 @@
 """Random and malformed messages to every RPC of a running `mtsg serve`: it never crashes, never answers
-INTERNAL or UNKNOWN to a client's mistake, and keeps serving.  The number of cases tried is printed."""
+INTERNAL or UNKNOWN to a client's mistake, never sends an error too large for the trailers it travels
+in, and keeps serving.  The number of cases tried is printed."""
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +21,8 @@ from gateway.server import SERVICE_NAMES
 from tests.integration.conftest import LoggedProcess, serve_command
 
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+# What a client's grpc says when the error's trailers are past its limit: the error itself is lost.
+OVERFLOWED_TRAILERS = "metadata size exceeds"
 EXAMPLES = 100
 tried: dict[str, int] = {}
 
@@ -30,8 +34,13 @@ def _methods() -> list[MethodDescriptor]:
 
 METHODS = {f"/{method.containing_service.full_name}/{method.name}": method for method in _methods()}
 
+# Now and then a huge string (5,000 to 40,000 repeats of a short one): errors that quote it must stay small.
+_HUGE_TEXT = st.builds(operator.mul, st.text(min_size=1, max_size=3), st.integers(5_000, 40_000))
+_TEXT = st.integers(0, 9).flatmap(lambda pick: _HUGE_TEXT if pick == 0 else st.text(max_size=80))
 _SCALARS: dict[int, st.SearchStrategy[Any]] = {
-    FieldDescriptor.TYPE_STRING: st.text(max_size=80),
+    FieldDescriptor.TYPE_STRING: st.integers(0, 9).flatmap(
+        lambda pick: _HUGE_TEXT if pick == 0 else st.text(max_size=80)
+    ),
     FieldDescriptor.TYPE_BYTES: st.binary(max_size=80),
     FieldDescriptor.TYPE_BOOL: st.booleans(),
     FieldDescriptor.TYPE_DOUBLE: st.floats(allow_nan=True, allow_infinity=True),
@@ -107,6 +116,7 @@ def fuzzed_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L
 
 
 def _call(channel: grpc.Channel, path: str, body: bytes) -> grpc.StatusCode:
+    """The call's status code; an error whose trailers overflowed the client fails the test here."""
     method = METHODS[path]
     identity = lambda data: data  # noqa: E731 - raw bytes both ways
     tried[path] = tried.get(path, 0) + 1
@@ -117,6 +127,7 @@ def _call(channel: grpc.Channel, path: str, body: bytes) -> grpc.StatusCode:
         else:
             channel.unary_unary(path, identity, identity)(body, timeout=10)
     except grpc.RpcError as error:
+        assert OVERFLOWED_TRAILERS not in (error.details() or ""), f"{path}: the error did not fit its trailers"  # type: ignore[attr-defined]
         return error.code()  # type: ignore[no-any-return]
     return grpc.StatusCode.OK
 
