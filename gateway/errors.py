@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from gateway.validation import FieldViolation, InvalidRequestError
+from gateway.validation import FieldViolation, InvalidRequestError, Violations
 
 ERROR_DOMAIN = "mtsg.v1"
 # The call's id, sent back in the trailers of every answer, errors included: what a caller quotes to the operators.
@@ -60,6 +60,12 @@ async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> 
     kept = tuple(context.trailing_metadata() or ())
     await context.abort(status.code, status.details, (*kept, *status.trailing_metadata))
     raise AssertionError("unreachable: context.abort raises")
+
+
+async def refuse_if_any(context: grpc.aio.ServicerContext, violations: Violations) -> None:
+    """End the call with INVALID_ARGUMENT when ``violations`` holds any; else return."""
+    if violations.found:
+        await abort_with(context, invalid_argument(InvalidRequestError(violations.found, violations.omitted)))
 
 
 def invalid_argument(error: InvalidRequestError, reason: str = "INVALID_REQUEST") -> grpc.Status:

@@ -161,6 +161,14 @@ class Violations:
             self.add(path, f"unknown enum value {value}")
 
 
+def control_characters(text: str) -> str | None:
+    """The problem with free text a person wrote (a reason, a comment) that holds control characters,
+    else None.  Line breaks may stay; a NUL, which PostgreSQL cannot store, and the rest may not."""
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return None
+    return "must not contain control characters (line breaks and tabs are fine)"
+
+
 def _clean_text(value: str, max_length: int) -> bool:
     """Empty, or short enough and printable without surrounding spaces: text ``Violations.text`` accepts."""
     return not value or (len(value) <= max_length and value.isprintable() and value == value.strip())

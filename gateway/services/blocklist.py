@@ -26,18 +26,20 @@ from gateway.blocklist_messages import (
     indicator_from_message,
     page_token,
 )
-from gateway.errors import abort_with, failure, invalid_argument, invalid_field, unavailable
+from gateway.errors import abort_with, failure, invalid_argument, invalid_field, refuse_if_any, unavailable
 from gateway.generated.mtsg.v1 import blocklist_service_pb2, blocklist_service_pb2_grpc
 from gateway.services.callers import caller_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
 from gateway.store.records import EntryQuery
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
-from gateway.validation import FieldViolation, InvalidRequestError
+from gateway.validation import FieldViolation, InvalidRequestError, Violations, control_characters
 
 log = structlog.get_logger(__name__)
 MAX_PAGE_SIZE = 1000
 MAX_REASON_LENGTH = 1000
+# Entry ids are "bl_" and 24 hex digits (blocklists.entry); the bound only keeps out what no id can be.
+MAX_ENTRY_ID_LENGTH = 128
 
 
 def _fingerprint(request: object) -> bytes:
@@ -89,15 +91,15 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
     async def RevokeEntry(
         self, request: blocklist_service_pb2.RevokeEntryRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.RevokeEntryResponse:
-        violations = []
-        if not request.entry_id:
-            violations.append(FieldViolation("entry_id", "is required"))
+        violations = Violations()
+        violations.text("entry_id", request.entry_id, max_length=MAX_ENTRY_ID_LENGTH, required=True)
         if not request.reason.strip():
-            violations.append(FieldViolation("reason", "is required: say why, for the audit trail"))
+            violations.add("reason", "is required: say why, for the audit trail")
         elif len(request.reason) > MAX_REASON_LENGTH:
-            violations.append(FieldViolation("reason", f"must be at most {MAX_REASON_LENGTH} characters"))
-        if violations:
-            await abort_with(context, invalid_argument(InvalidRequestError(violations)))
+            violations.add("reason", f"must be at most {MAX_REASON_LENGTH} characters")
+        elif problem := control_characters(request.reason):
+            violations.add("reason", problem)
+        await refuse_if_any(context, violations)
         try:
             entry = await self._store.blocklist.revoke_entry(
                 request.entry_id,
@@ -120,8 +122,9 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
     async def GetEntry(
         self, request: blocklist_service_pb2.GetEntryRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.GetEntryResponse:
-        if not request.entry_id:
-            await abort_with(context, invalid_field("entry_id", "is required"))
+        violations = Violations()
+        violations.text("entry_id", request.entry_id, max_length=MAX_ENTRY_ID_LENGTH, required=True)
+        await refuse_if_any(context, violations)
         entry = await self._store.blocklist.get_entry(request.entry_id)
         if entry is None:
             await abort_with(

@@ -26,7 +26,7 @@ from gateway.services.callers import caller_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import RequestIdReusedError
 from gateway.store.records import StoredPolicy
-from gateway.validation import FieldViolation, InvalidRequestError, Violations, request_id_or_none
+from gateway.validation import FieldViolation, InvalidRequestError, Violations, control_characters, request_id_or_none
 from signals.policy_document import PolicyError, policy_problems
 
 log = structlog.get_logger(__name__)
@@ -63,6 +63,8 @@ def _check_admin_fields(request_id: str, comment: str) -> None:
     request_id_or_none("request_id", request_id, violations)
     if len(comment) > MAX_COMMENT_LENGTH:
         violations.add("comment", f"must be at most {MAX_COMMENT_LENGTH} characters")
+    elif problem := control_characters(comment):
+        violations.add("comment", problem)
     violations.raise_if_any()
 
 

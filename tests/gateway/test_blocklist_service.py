@@ -118,15 +118,38 @@ async def test_revoke_needs_a_reason_and_an_existing_entry(client: MtsgClient) -
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_an_error_quoting_a_huge_id_still_reaches_the_caller_as_itself(client: MtsgClient) -> None:
-    """Errors travel in trailers that clients cap at 8-16 KB: the id is quoted cut, not whole."""
+async def test_text_postgresql_cannot_store_is_the_callers_mistake_on_every_backend(client: MtsgClient) -> None:
+    """A NUL in an id or a reason is refused as INVALID_ARGUMENT; PostgreSQL itself would fail the call."""
+    added = await client.blocklist.AddEntry(blocklist_service_pb2.AddEntryRequest(entry=evil_entry()), timeout=10)
+    entry_id = added.entry.entry_id
+    calls = {
+        "entry_id": client.blocklist.GetEntry(blocklist_service_pb2.GetEntryRequest(entry_id="bl_\x00"), timeout=10),
+        "reason": client.blocklist.RevokeEntry(
+            blocklist_service_pb2.RevokeEntryRequest(entry_id=entry_id, reason="feed says so\x00"), timeout=10
+        ),
+    }
+    for field, call in calls.items():
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [name for name, _ in field_violations(refused.value)] == [field]
+    still = await client.blocklist.GetEntry(blocklist_service_pb2.GetEntryRequest(entry_id=entry_id), timeout=10)
+    assert not still.entry.revoked
+    revoked = await client.blocklist.RevokeEntry(
+        blocklist_service_pb2.RevokeEntryRequest(entry_id=entry_id, reason="feed withdrew it\nticket SEC-12"),
+        timeout=10,
+    )
+    assert revoked.entry.revoked  # a line break in a reason is fine
+
+
+async def test_a_huge_id_is_refused_as_the_callers_mistake(client: MtsgClient) -> None:
+    """Not looked up, and not quoted back whole: errors travel in trailers that clients cap at 8-16 KB."""
     huge_id = "bl_" + "x" * 100_000
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
         await client.blocklist.GetEntry(blocklist_service_pb2.GetEntryRequest(entry_id=huge_id), timeout=10)
-    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    details = missing.value.details() or ""
-    assert details.startswith("no entry bl_xxx") and details.endswith("…") and len(details.encode()) <= 512
-    assert request_id_of(missing.value)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == [("entry_id", "must be at most 128 characters, got 100003")]
+    assert request_id_of(refused.value)
 
 
 async def test_list_pages_and_filters(client: MtsgClient) -> None:

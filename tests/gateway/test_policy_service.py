@@ -114,6 +114,17 @@ async def test_a_bad_policy_is_refused_with_every_problem_and_nothing_changes(cl
     assert fine.valid and not fine.problems
 
 
+async def test_a_comment_with_a_nul_is_refused_and_the_policy_stays(client: MtsgClient) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.policy.ApplyPolicy(
+            policy_service_pb2.ApplyPolicyRequest(document=CALL_STEPS_UP, comment="tighter\x00"), timeout=10
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in field_violations(refused.value)] == ["comment"]
+    current = await client.policy.GetPolicy(policy_service_pb2.GetPolicyRequest(), timeout=10)
+    assert current.policy.version == "1"
+
+
 async def test_a_policy_quoting_a_huge_value_is_refused_with_its_problems_readable(client: MtsgClient) -> None:
     """The problem quotes the unknown code; whole, it would overflow the trailers the error travels in."""
     bad = CALL_STEPS_UP.replace('"ACTIVE_CALL"', '"' + "ACTIVE_CALL_" * 10_000 + '"')

@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.server import SERVICE_NAMES
+from tests.conftest import BACKENDS
 from tests.integration.conftest import LoggedProcess, serve_command
+from tests.postgres import PostgresDatabases, run_aside
 
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 # What a client's grpc says when the error's trailers are past its limit: the error itself is lost.
@@ -97,21 +99,31 @@ def message_values(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[
     return build()
 
 
-@pytest.fixture(scope="module")
-def fuzzed_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoggedProcess, grpc.Channel]]:
-    data = tmp_path_factory.mktemp("fuzz")
-    process = LoggedProcess(
-        serve_command(str(data)),
-        data / "gateway.log",
-        dict(os.environ),
-        data,
-    )
+@pytest.fixture(scope="module", params=BACKENDS)
+def fuzzed_gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LoggedProcess, grpc.Channel]]:
+    """`mtsg serve` on each backend: PostgreSQL refuses some text SQLite stores (a NUL), so both are fuzzed."""
+    data = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    environment = dict(os.environ)
+    if request.param == "postgresql":
+        databases: PostgresDatabases = request.getfixturevalue("postgres")
+        urls: list[str] = []
+
+        async def create() -> None:
+            urls.append(await databases.create())
+
+        run_aside(create)
+        environment["MTSG_STORE_URL"] = urls[0]
+        environment["MTSG_PRIVACY_PHONE_HASH_KEY_FILE"] = str(data / "phone-hash.key")
+    process = LoggedProcess(serve_command(str(data)), data / "gateway.log", environment, data)
     target = f"127.0.0.1:{process.wait_for_log('serving')['port']}"
     with grpc.insecure_channel(target) as channel:
         yield process, channel
     process.stop()
     print(
-        f"\nfuzz: {sum(tried.values())} cases over {len(tried)} RPCs; none crashed the gateway or got INTERNAL/UNKNOWN"
+        f"\nfuzz ({request.param}): {sum(tried.values())} cases so far over {len(tried)} RPCs;"
+        " none crashed the gateway or got INTERNAL/UNKNOWN"
     )
 
 
