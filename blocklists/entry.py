@@ -170,10 +170,23 @@ def _digest(raw: str, length: int, field: str) -> str:
         raise InvalidIndicatorError(field, str(error)) from None
 
 
+CONTROL_CHARACTERS_PROBLEM = "must not contain control characters (line breaks and tabs are fine)"
+
+
+def without_control_characters(text: str) -> bool:
+    """True when ``text`` holds no control character but line breaks and tabs: what a person writes.
+
+    Feeds and callers are not trusted to send clean text, and PostgreSQL cannot even store a NUL.
+    """
+    return text.replace("\n", "").replace("\t", "").isprintable()
+
+
 def _text(raw: str, field: str) -> str:
     text = raw.strip()
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidIndicatorError(field, f"must be at most {MAX_TEXT_LENGTH} characters")
+    if not without_control_characters(text):
+        raise InvalidIndicatorError(field, CONTROL_CHARACTERS_PROBLEM)
     return text
 
 

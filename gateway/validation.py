@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from blocklists.entry import CONTROL_CHARACTERS_PROBLEM, without_control_characters
 from blocklists.hashes import (
     SHA1_HEX_LENGTH,
     SHA256_HEX_LENGTH,
@@ -162,11 +163,10 @@ class Violations:
 
 
 def control_characters(text: str) -> str | None:
-    """The problem with free text a person wrote (a reason, a comment) that holds control characters,
-    else None.  Line breaks may stay; a NUL, which PostgreSQL cannot store, and the rest may not."""
-    if text.replace("\n", "").replace("\t", "").isprintable():
+    """The problem with free text a person wrote (a reason, a comment), by the registry's own rule; else None."""
+    if without_control_characters(text):
         return None
-    return "must not contain control characters (line breaks and tabs are fine)"
+    return CONTROL_CHARACTERS_PROBLEM
 
 
 def _clean_text(value: str, max_length: int) -> bool:

@@ -38,6 +38,9 @@ def test_hashes_are_normalised_whatever_the_case_and_separators() -> None:
         ({"key_type": "apk_sha256", "value": SHA256, "valid_from": 20.0, "valid_until": 10.0}, "valid_until"),
         ({"key_type": "apk_sha256", "value": SHA256, "valid_from": float("nan")}, "valid_from"),
         ({"key_type": "apk_sha256", "value": SHA256, "family": "x" * 1001}, "family"),
+        ({"key_type": "apk_sha256", "value": SHA256, "family": "fam\x00ily"}, "family"),
+        ({"key_type": "apk_sha256", "value": SHA256, "source": "feed\x1b[31m"}, "source"),
+        ({"key_type": "apk_sha256", "value": SHA256, "revoke_reason": "gone\x7f"}, "revoke_reason"),
     ],
 )
 def test_bad_indicators_are_refused_naming_the_field(fields: dict[str, object], bad_field: str) -> None:
@@ -71,3 +74,10 @@ def test_validity_window_is_half_open(now: float, active: bool) -> None:
     )
     assert indicator.is_active(now) is active
     assert indicator.revoke("false positive").is_active(now) is False
+
+
+def test_line_breaks_and_tabs_are_fine_in_free_text() -> None:
+    indicator = make_indicator(
+        key_type="apk_sha256", value=SHA256, category="voice_phishing", revoke_reason="withdrawn\n\tSEC-12"
+    )
+    assert indicator.revoke_reason == "withdrawn\n\tSEC-12"

@@ -53,6 +53,7 @@ def test_csv_reads_minimal_and_full_rows() -> None:
         (f'key_type,value,category\napk_sha256,"{SHA256},spyware\n', "line", "CSV"),
         (f"key_type,value,category,confidence\napk_sha256,{SHA256},spyware,high\n", "line 2", "confidence"),
         (f"key_type,value,category,revoked\napk_sha256,{SHA256},spyware,maybe\n", "line 2", "revoked"),
+        (f"key_type,value,category,family\napk_sha256,{SHA256},spyware,fam\x00ily\n", "line 2", "control characters"),
     ],
 )
 def test_csv_errors_name_the_line(text: str, where: str, says: str) -> None:
