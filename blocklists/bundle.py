@@ -144,6 +144,8 @@ def decode_entry(line: bytes, number: int) -> Indicator:
         record = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FeedFormatError(location, f"not valid JSON: {error}") from None
+    except RecursionError:  # arrays or objects nested thousands deep: the decoder recurses
+        raise FeedFormatError(location, "not readable JSON: nested too deeply") from None
     if not isinstance(record, dict):
         raise FeedFormatError(location, "expected a JSON object")
     try:
@@ -222,7 +224,7 @@ def read_header(line: bytes) -> dict[str, Any]:
     """The header object of a bundle, signed or not; BundleError when line 1 is not one."""
     try:
         header = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BundleError("line 1 is not a bundle header (not JSON); is this an mtsg bundle?") from None
     if not isinstance(header, dict) or header.get("mtsg_bundle") != FORMAT_VERSION:
         raise BundleError(f"line 1 is not an mtsg bundle header of format {FORMAT_VERSION}")

@@ -66,6 +66,8 @@ def build_plan(text: str, *, now: float | None = None, run_id: str | None = None
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise CheckFileError(f"not valid JSON: {error}") from error
+    except RecursionError:
+        raise CheckFileError("not readable JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise CheckFileError("the top level must be a JSON object")
     document = _substitute(document, run_id or uuid.uuid4().hex[:12])

@@ -280,6 +280,8 @@ def _read_file(path: Path) -> dict[Key, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is not readable TOML: nested too deeply") from None
     values: dict[Key, Any] = {}
     sections = _sections()
     for section, table in document.items():

@@ -91,6 +91,8 @@ def open_feed(path: Path, feed_format: str, *, source: str, default_category: Ca
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise FeedFormatError(f"line {error.lineno}", f"not valid JSON: {error.msg}") from None
+    except RecursionError:
+        raise FeedFormatError("the file", "not readable JSON: nested too deeply") from None
     return FeedRead(
         read_stix(document, default_source=source, default_category=default_category, stats=stats), None, size, stats
     )

@@ -136,6 +136,8 @@ def read_case(path: Path, limits: Limits, now: float) -> PolicyCase:
         raise CaseError(f"{path}: {error}") from error
     except InvalidRequestError as error:
         raise CaseError(f"{path}: the login would be refused by CheckLogin: {error}") from error
+    except RecursionError:
+        raise CaseError(f"{path}: not readable JSON: nested too deeply") from None
 
 
 def read_cases(directory: Path, limits: Limits, now: float) -> list[PolicyCase]:

@@ -323,6 +323,8 @@ def read_policy(document: str, version: str) -> Policy:
         table = tomllib.loads(document)
     except tomllib.TOMLDecodeError as error:
         raise PolicyError([Problem("", f"not valid TOML: {error}")]) from error
+    except RecursionError:  # arrays or tables nested thousands deep: the parser recurses
+        raise PolicyError([Problem("", "not readable TOML: nested too deeply")]) from None
     reader.unknown_keys(table, _TOP_KEYS, "")
     name = reader.text(table, "name", "", required=False)
     reader.text(table, "description", "", required=False)

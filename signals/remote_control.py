@@ -69,6 +69,8 @@ def parse_catalog(text: str) -> RemoteControlCatalog:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise CatalogError(f"not valid TOML: {error}") from error
+    except RecursionError:
+        raise CatalogError("not readable TOML: nested too deeply") from None
     entries = document.get("app")
     if not isinstance(entries, list) or not entries:
         raise CatalogError("expected at least one [[app]] table")

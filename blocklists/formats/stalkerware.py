@@ -40,6 +40,8 @@ def read_ioc_yaml(text: str, stats: ReadStats | None = None) -> Iterator[Indicat
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise FeedFormatError("ioc.yaml", f"not valid YAML: {error}") from None
+    except RecursionError:  # sequences or mappings nested thousands deep: the composer recurses
+        raise FeedFormatError("ioc.yaml", "not readable YAML: nested too deeply") from None
     if not isinstance(document, list):
         raise FeedFormatError("ioc.yaml", "expected a list of apps at the top level")
     for number, app in enumerate(document, start=1):

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from blocklists.bundle import BundleError, decode_entry, read_header
 from blocklists.entry import Category, EntrySeverity, KeyType, make_indicator
 from blocklists.formats import FeedFormatError, ReadStats
 from blocklists.formats.csv_rows import read_csv, write_csv
@@ -252,3 +253,16 @@ def test_samples_csv_reads_apk_hashes_and_refuses_truncated_rows() -> None:
         list(read_samples_csv(csv_lines(text + f"{'ef' * 31},x\n")))
     with pytest.raises(FeedFormatError, match="line 3: value"):
         list(read_samples_csv(csv_lines(text[: text.rindex("\n", 0, -1)] + "\n" + "ef" * 20 + ",,,,X\n")))
+
+
+DEEP = 100_000  # far past any parser's recursion limit
+
+
+def test_feeds_nested_too_deeply_are_refused_as_feeds_not_crashes() -> None:
+    """A poisoned feed nested thousands deep is a bad feed, not a RecursionError out of the import."""
+    with pytest.raises(FeedFormatError, match="nested too deeply"):
+        list(read_ioc_yaml("[" * DEEP + "]" * DEEP))
+    with pytest.raises(FeedFormatError, match="nested too deeply"):
+        decode_entry(("[" * DEEP + "]" * DEEP).encode(), 2)
+    with pytest.raises(BundleError, match="not a bundle header"):
+        read_header(("[" * DEEP + "]" * DEEP).encode())

@@ -239,6 +239,7 @@ async def test_signed_bundles_apply_once_and_refuse_tampering_and_rollback(
         "fork": (signed_bundle(key, 2, entries[:1]), grpc.StatusCode.FAILED_PRECONDITION),
         "expired": (signed_bundle(key, 5, entries, expires_in=-1), grpc.StatusCode.FAILED_PRECONDITION),
         "empty": (b"", grpc.StatusCode.INVALID_ARGUMENT),
+        "nested too deeply": (b"[" * 100_000 + b"]" * 100_000 + b"\n", grpc.StatusCode.INVALID_ARGUMENT),
     }
     for name, (data, code) in failures.items():
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -114,6 +114,16 @@ async def test_a_bad_policy_is_refused_with_every_problem_and_nothing_changes(cl
     assert fine.valid and not fine.problems
 
 
+async def test_a_document_nested_too_deeply_is_refused_not_internal(client: MtsgClient) -> None:
+    deep = CALL_STEPS_UP + "\n[extra]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.policy.ApplyPolicy(policy_service_pb2.ApplyPolicyRequest(document=deep), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == [("document", "not readable TOML: nested too deeply")]
+    checked = await client.policy.ValidatePolicy(policy_service_pb2.ValidatePolicyRequest(document=deep), timeout=10)
+    assert not checked.valid
+
+
 async def test_a_comment_with_a_nul_is_refused_and_the_policy_stays(client: MtsgClient) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await client.policy.ApplyPolicy(

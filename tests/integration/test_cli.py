@@ -74,6 +74,10 @@ def test_check_reports_bad_files_and_server_errors_clearly(serve: ServeProcess, 
     truncated.write_text('{"telemetry": {"customer_id": "c1", "device_')
     cut = _check(serve.target, str(truncated))
     assert cut.returncode == 2 and "not valid JSON" in cut.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    nested = _check(serve.target, str(deep))
+    assert nested.returncode == 2 and "nested too deeply" in nested.stderr and "Traceback" not in nested.stderr
     invalid = tmp_path / "invalid.json"
     invalid.write_text('{"telemetry": {"customer_id": "c1", "device_id": "", "location": {"latitude": 123}}}')
     refused = _check(serve.target, str(invalid))

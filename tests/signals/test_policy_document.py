@@ -249,3 +249,9 @@ def test_ties_are_explained() -> None:
         "STEP_UP by scenario first, the most severe action among 3 fired scenarios; "
         "first, second all ask for STEP_UP and first is listed first."
     )
+
+
+def test_a_document_nested_too_deeply_is_a_problem_not_a_crash() -> None:
+    with pytest.raises(PolicyError) as caught:
+        read_policy("x = " + "[" * 100_000 + "]" * 100_000, "2")
+    assert [problem.message for problem in caught.value.problems] == ["not readable TOML: nested too deeply"]
