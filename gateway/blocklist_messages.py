@@ -93,7 +93,14 @@ def page_token(entry_id: str) -> str:
 
 
 def entry_id_from_token(token: str) -> str:
+    """The entry id a page token carries; a token that decodes to anything no entry id can be is refused."""
+    if not token:
+        return ""
+    refused = InvalidRequestError([FieldViolation("page_token", "is not a token this service returned")])
     try:
-        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode() if token else ""
+        entry_id = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidRequestError([FieldViolation("page_token", "is not a token this service returned")]) from None
+        raise refused from None
+    if not entry_id.isprintable():  # a NUL would even reach PostgreSQL's query and fail there
+        raise refused
+    return entry_id

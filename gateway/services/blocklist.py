@@ -15,6 +15,7 @@ import grpc
 import structlog
 
 from blocklists.bundle import BundleError, StaleBundleError, encode_entry, header_line
+from blocklists.entry import MAX_TEXT_LENGTH
 from blocklists.formats import FeedFormatError
 from gateway.blocklist_import import import_bundle
 from gateway.blocklist_messages import (
@@ -33,7 +34,7 @@ from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
 from gateway.store.records import EntryQuery
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
-from gateway.validation import FieldViolation, InvalidRequestError, Violations, control_characters
+from gateway.validation import InvalidRequestError, Violations, control_characters
 
 log = structlog.get_logger(__name__)
 MAX_PAGE_SIZE = 1000
@@ -135,19 +136,23 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
     async def ListEntries(
         self, request: blocklist_service_pb2.ListEntriesRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.ListEntriesResponse:
-        violations = []
+        violations = Violations()
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            violations.append(FieldViolation("page_size", f"must be 0 to {MAX_PAGE_SIZE}"))
+            violations.add("page_size", f"must be 0 to {MAX_PAGE_SIZE}")
         if request.category and request.category not in CATEGORY_OF:
-            violations.append(FieldViolation("category", "unknown category"))
+            violations.add("category", "unknown category")
         if request.key_type and request.key_type not in KEY_TYPE_OF:
-            violations.append(FieldViolation("key_type", "unknown key type"))
+            violations.add("key_type", "unknown key type")
+        # The filters reach the store's query: text it cannot hold (a NUL on PostgreSQL) is refused here.
+        violations.text("source", request.source, max_length=MAX_TEXT_LENGTH)
+        violations.text("text", request.text, max_length=MAX_TEXT_LENGTH)
+        after = ""
         try:
             after = entry_id_from_token(request.page_token)
         except InvalidRequestError as error:
-            violations.extend(error.violations)
-        if violations:
-            await abort_with(context, invalid_argument(InvalidRequestError(violations)))
+            for violation in error.violations:
+                violations.add(violation.field, violation.description)
+        await refuse_if_any(context, violations)
         query = EntryQuery(
             page_size=request.page_size or 100,
             after=after,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import time
 
@@ -140,6 +141,15 @@ async def test_text_postgresql_cannot_store_is_the_callers_mistake_on_every_back
         timeout=10,
     )
     assert revoked.entry.revoked  # a line break in a reason is fine
+
+
+async def test_list_filters_postgresql_cannot_hold_are_refused_naming_each(client: MtsgClient) -> None:
+    nul_token = base64.urlsafe_b64encode(b"bl_\x00").decode()
+    request = blocklist_service_pb2.ListEntriesRequest(source="kisa\x00", text="\x00", page_token=nul_token)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.blocklist.ListEntries(request, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in field_violations(refused.value)] == ["source", "text", "page_token"]
 
 
 async def test_a_huge_id_is_refused_as_the_callers_mistake(client: MtsgClient) -> None:
