@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from gateway.errors import REQUEST_ID_KEY
+from gateway.errors import REQUEST_ID_KEY, details_of
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2_grpc,
     command_feed_service_pb2_grpc,
@@ -99,13 +99,8 @@ def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     if status is None:
         return []
-    found: list[tuple[str, str]] = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            found.extend((violation.field, violation.description) for violation in bad_request.field_violations)
-    return found
+    bad_requests = details_of(status, error_details_pb2.BadRequest)
+    return [(violation.field, violation.description) for bad in bad_requests for violation in bad.field_violations]
 
 
 def request_id_of(error: grpc.aio.AioRpcError) -> str | None:

@@ -7,15 +7,17 @@ field; every error carries ``ErrorInfo`` with a stable reason for dashboards.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.validation import FieldViolation, InvalidRequestError, Violations
+
+Detail = TypeVar("Detail", bound=Message)
 
 ERROR_DOMAIN = "mtsg.v1"
 # The call's id, sent back in the trailers of every answer, errors included: what a caller quotes to the operators.
@@ -121,6 +123,17 @@ def invalid_field(field: str, description: str, reason: str = "INVALID_REQUEST")
     return invalid_argument(InvalidRequestError([FieldViolation(field, description)]), reason)
 
 
+def details_of(status: status_pb2.Status, kind: type[Detail]) -> list[Detail]:
+    """Every detail of type ``kind`` a google.rpc.Status carries, unpacked: read by the log line and the client."""
+    found = []
+    for detail in status.details:
+        if detail.Is(kind.DESCRIPTOR):
+            unpacked = kind()
+            detail.Unpack(unpacked)
+            found.append(unpacked)
+    return found
+
+
 def refusal_summary(trailing_metadata: Sequence[tuple[str, str | bytes]] | None) -> dict[str, object]:
     """What an error answer told its caller, for the call's log line: the ErrorInfo reason and the
     paths of the fields it named.  Not their descriptions, which may quote the telemetry (never logged)."""
@@ -132,16 +145,13 @@ def refusal_summary(trailing_metadata: Sequence[tuple[str, str | bytes]] | None)
     except DecodeError:
         return {}
     summary: dict[str, object] = {}
-    fields: list[str] = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            summary["reason"] = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            fields.extend(violation.field for violation in bad_request.field_violations)
+    for info in details_of(status, error_details_pb2.ErrorInfo):
+        summary["reason"] = info.reason
+    fields = [
+        violation.field
+        for bad in details_of(status, error_details_pb2.BadRequest)
+        for violation in bad.field_violations
+    ]
     if fields:
         summary["fields"] = fields[:LOGGED_FIELDS]
         summary["field_count"] = len(fields)

@@ -9,6 +9,7 @@ from gateway.errors import (
     MAX_MESSAGE_BYTES,
     MAX_VIOLATION_TEXT_BYTES,
     VIOLATIONS_BUDGET_BYTES,
+    details_of,
     failure,
     invalid_argument,
 )
@@ -17,13 +18,10 @@ from gateway.validation import FieldViolation, InvalidRequestError
 
 def _details(status: grpc.Status) -> tuple[bytes, list[tuple[str, str]]]:
     (blob,) = [value for key, value in status.trailing_metadata if key == "grpc-status-details-bin"]
-    found = []
-    for detail in status_pb2.Status.FromString(blob).details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            found = [(violation.field, violation.description) for violation in bad_request.field_violations]
-    return blob, found
+    bad_requests = details_of(status_pb2.Status.FromString(blob), error_details_pb2.BadRequest)
+    return blob, [
+        (violation.field, violation.description) for bad in bad_requests for violation in bad.field_violations
+    ]
 
 
 def test_long_violations_are_cut_and_listed_within_the_budget_with_the_rest_counted() -> None:
