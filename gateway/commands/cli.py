@@ -228,7 +228,7 @@ def _keys_generate(options: argparse.Namespace) -> int:
 
 
 def _core_receiver(options: argparse.Namespace) -> int:
-    from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger, ReceiverKeys
+    from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger, ReceiverKeys, checked_behaviour
     from gateway.logging_setup import configure_logging
 
     configure_logging("info")
@@ -242,7 +242,19 @@ def _core_receiver(options: argparse.Namespace) -> int:
         host, _, port = options.listen.rpartition(":")
         if not host or not (port.isascii() and port.isdigit()):
             raise CommandError(f"--listen: expected HOST:PORT, got {options.listen!r}")
-        behaviour = Behaviour(options.fail_status, options.fail_count, options.delay_seconds, options.retry_after)
+        try:
+            behaviour = Behaviour(
+                **checked_behaviour(
+                    {
+                        "fail_status": options.fail_status,
+                        "fail_count": options.fail_count,
+                        "delay_seconds": options.delay_seconds,
+                        "retry_after": options.retry_after,
+                    }
+                )
+            )
+        except ValueError as error:
+            raise CommandError("--" + str(error).replace("_", "-")) from None
         ledger = Ledger(options.data_dir / "receiver.sqlite3")
         server = CoreReceiver((host, int(port)), ledger, keys, behaviour, options.tolerance_seconds)
     except CommandError as error:

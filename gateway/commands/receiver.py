@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,72 @@ class Behaviour:
         if self.fail_count > 0:
             self.fail_count -= 1
         return self.fail_status
+
+
+# What ``POST /_control`` may change, with the JSON types each accepts (bool is an int in Python: refused).
+_CONTROL_FIELDS: dict[str, tuple[type, ...]] = {
+    "fail_status": (int,),
+    "fail_count": (int,),
+    "delay_seconds": (int, float),
+    "retry_after": (int, type(None)),
+}
+MAX_DELAY_SECONDS = 60.0
+
+
+def _json_document(body: bytes) -> Any:
+    """Parse ``body`` as JSON; every way it can fail is a ValueError, nesting too deep included."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def behaviour_changes(body: bytes) -> dict[str, Any]:
+    """The fields a control document sets, checked, so a typo cannot leave the receiver failing at its next request."""
+    changes = _json_document(body)
+    if not isinstance(changes, dict):
+        raise ValueError("expected a JSON object")
+    return checked_behaviour(changes)
+
+
+def checked_behaviour(changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` if every field is one of Behaviour's with a sane value; the command line's flags pass here too."""
+    for name, value in changes.items():
+        allowed = _CONTROL_FIELDS.get(name)
+        if allowed is None:
+            raise ValueError(f"unknown field {name!r}; known: {', '.join(_CONTROL_FIELDS)}")
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise ValueError(f"{name} has the wrong type: {type(value).__name__}")
+    status = changes.get("fail_status", 0)
+    if status and not 400 <= status <= 599:
+        raise ValueError("fail_status must be 0 or an HTTP error status (400-599)")
+    if not 0 <= changes.get("delay_seconds", 0) <= MAX_DELAY_SECONDS:
+        raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS:g}")
+    if changes.get("fail_count", 0) < -1:
+        raise ValueError("fail_count must be -1 (all) or more")
+    if (changes.get("retry_after") or 0) < 0:
+        raise ValueError("retry_after must be 0 or more")
+    return changes
+
+
+def signed_command(body: bytes, webhook_id: str) -> dict[str, Any]:
+    """The command in a signed body, checked to be one before the ledger takes it."""
+    document = _json_document(body)
+    command = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(command, dict):
+        raise ValueError("no data object")
+    if command.get("command_id") != webhook_id:
+        raise ValueError("data.command_id differs from webhook-id")
+    if not isinstance(command.get("customer_id"), str) or not _is_int64(command.get("sequence")):
+        raise ValueError("data needs a customer_id string and a sequence integer")
+    return command
+
+
+def _is_int64(value: object) -> bool:
+    """An int64 as the proto3 JSON mapping writes it: a decimal string (or, leniently, a JSON integer)."""
+    if isinstance(value, str):
+        return value.lstrip("-").isdigit() and value.isascii()
+    return type(value) is int
 
 
 @dataclass(frozen=True)
@@ -232,12 +298,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _control(self, body: bytes) -> None:
         try:
-            changes = json.loads(body)
-            with self.server.behaviour_lock:
-                self.server.behaviour = Behaviour(**{**asdict(self.server.behaviour), **changes})
-        except (ValueError, TypeError) as error:
+            changes = behaviour_changes(body)
+        except ValueError as error:
             self._answer(400, {"status": "refused", "reason": f"bad control document: {error}"})
             return
+        with self.server.behaviour_lock:
+            self.server.behaviour = replace(self.server.behaviour, **changes)
         self._answer(200, {"status": "ok", "behaviour": asdict(self.server.behaviour)})
 
     def _receive(self, body: bytes) -> None:
@@ -263,14 +329,11 @@ class _Handler(BaseHTTPRequestHandler):
                 now=now,
                 tolerance_seconds=self.server.tolerance_seconds,
             )
-            document = json.loads(body)
-            command = document["data"]
-            if command.get("command_id") != webhook_id:
-                raise ValueError("data.command_id differs from webhook-id")
+            command = signed_command(body, webhook_id)
         except WebhookVerificationError as error:
             self._refuse(webhook_id, 401, str(error), now)
             return
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+        except ValueError as error:
             self._refuse(webhook_id, 400, f"not a command: {error}", now)
             return
         if self.server.ledger.apply(webhook_id, command, body.decode(), now):

@@ -256,8 +256,59 @@ async def test_the_receiver_refuses_forged_stale_and_malformed_requests_and_appl
     assert [row["status"] for row in receiver.refused()] == [401, 401, 400]
 
 
-@pytest.mark.parametrize("document", [b"[]", b'{"fail_status": "x", "nope": 1}', b"not json"])
-async def test_bad_control_documents_are_refused(receiver: RunningReceiver, document: bytes) -> None:
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"[]",
+        b"not json",
+        b"",
+        b'{"nope": 1}',
+        b'{"fail_status": "x"}',
+        b'{"fail_status": true}',
+        b'{"fail_status": 200}',
+        b'{"delay_seconds": -1}',
+        b'{"delay_seconds": 1e9}',
+        b'{"fail_count": -2}',
+        b'{"retry_after": "soon"}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+async def test_bad_control_documents_are_refused_and_change_nothing(receiver: RunningReceiver, document: bytes) -> None:
+    control = receiver.url.replace("/commands", "/_control")
     async with httpx.AsyncClient() as http:
-        answer = await http.post(receiver.url.replace("/commands", "/_control"), content=document)
-    assert answer.status_code == 400
+        answer = await http.post(control, content=document)
+        after = await http.post(control, content=b"{}")
+    assert answer.status_code == 400 and "bad control document" in answer.json()["reason"]
+    assert after.json()["behaviour"] == {"fail_status": 0, "fail_count": 0, "delay_seconds": 0.0, "retry_after": None}
+
+
+async def test_a_control_document_changes_only_the_fields_it_names(receiver: RunningReceiver) -> None:
+    control = receiver.url.replace("/commands", "/_control")
+    async with httpx.AsyncClient() as http:
+        await http.post(control, json={"fail_status": 503, "fail_count": -1, "retry_after": 2})
+        answer = await http.post(control, json={"delay_seconds": 0.5})
+        failing = await http.post(receiver.url, content=b"{}")
+        await http.post(control, json={"fail_status": 0})
+    assert answer.json()["behaviour"] == {"fail_status": 503, "fail_count": -1, "delay_seconds": 0.5, "retry_after": 2}
+    assert failing.status_code == 503 and failing.headers["retry-after"] == "2"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1]",
+        b'{"data": [1]}',
+        b'{"data": {"command_id": "cmd_m", "customer_id": 7, "sequence": "1"}}',
+        b'{"data": {"command_id": "cmd_m", "customer_id": "c", "sequence": "one"}}',
+        b'{"data": {"command_id": "cmd_m", "customer_id": "c"}}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+async def test_a_signed_body_that_is_not_a_command_is_refused_not_dropped(
+    receiver: RunningReceiver, key_files: ReceiverKeyFiles, body: bytes
+) -> None:
+    signer = WebhookSigner(private_keys=(key_files.private_key,))
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(receiver.url, content=body, headers=signer.headers("cmd_m", int(time.time()), body))
+    assert answer.status_code == 400 and answer.json()["reason"].startswith("not a command:")
+    assert receiver.applied() == [] and [row["status"] for row in receiver.refused()] == [400]

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
@@ -158,3 +159,20 @@ def test_the_gateway_refuses_to_push_unsigned_or_with_a_bad_key(tmp_path: Path) 
 def test_the_receiver_needs_a_key_to_verify_with(tmp_path: Path) -> None:
     result = _mtsg("core-receiver", "--data-dir", str(tmp_path))
     assert result.returncode == 2 and "--hmac-secret-file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (["--fail-status", "200"], "--fail-status must be 0 or an HTTP error status"),
+        (["--delay-seconds", "-1"], "--delay-seconds must be between 0 and 60"),
+        (["--fail-count", "-5"], "--fail-count must be -1 (all) or more"),
+    ],
+)
+def test_the_receiver_refuses_flags_it_could_not_honour(
+    tmp_path: Path, keys: Path, flags: list[str], problem: str
+) -> None:
+    result = _mtsg(
+        "core-receiver", "--data-dir", str(tmp_path), "--hmac-secret-file", str(keys / "webhook-hmac.secret"), *flags
+    )
+    assert result.returncode == 2 and problem in result.stderr
