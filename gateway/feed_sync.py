@@ -5,6 +5,10 @@ Each feed URL is fetched with ``If-None-Match`` so an unchanged feed costs one
 (signature, digest, expiry, no rollback) before anything is stored.  A failure
 is recorded in the feed's status and retried with exponential backoff and
 jitter (never later than the normal interval); the registry keeps what it had.
+
+A feed that keeps failing leaves the registry stale while logins go on being answered, so the last
+success is also a metric (``mtsg_feed_last_success_timestamp_seconds``), seeded from the store at
+start so that a feed which has not worked for days shows its age after a restart too.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -23,6 +28,7 @@ import structlog
 from blocklists.bundle import BundleError
 from blocklists.formats import FeedFormatError
 from gateway.blocklist_import import import_bundle
+from gateway.metrics import Metrics
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import FeedStatus
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
@@ -30,6 +36,13 @@ from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
 log = structlog.get_logger(__name__)
 MAX_BUNDLE_BYTES = 512 << 20
 FIRST_RETRY_SECONDS = 5.0
+
+
+def feed_label(url: str) -> str:
+    """The feed's name in metrics: its URL without credentials, query or fragment, which may carry a token."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 class FeedFetchError(RuntimeError):
@@ -56,6 +69,7 @@ class FeedSync:
         timeout: float,
         trusted_keys_dir: Path,
         on_change: Callable[[], Awaitable[object]],
+        metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -64,6 +78,9 @@ class FeedSync:
         self._timeout = timeout
         self._trusted_keys_dir = trusted_keys_dir
         self._on_change = on_change
+        labels = {url: feed_label(url) for url in urls}
+        self._last_success = {url: metrics.feed_last_success.labels(feed=label) for url, label in labels.items()}
+        self._failures = {url: metrics.feed_sync_failures.labels(feed=label) for url, label in labels.items()}
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
@@ -109,10 +126,12 @@ class FeedSync:
                     log.info("feed bundle applied", url=feed.url, bundle_version=feed.bundle_version)
             feed.failures, feed.last_success_at = 0, attempted_at
             feed.next_attempt = attempted_at + self._interval
+            self._last_success[feed.url].set(attempted_at)
         except (FeedFetchError, BundleError, FeedFormatError, TrustedKeyError, StoreUnavailableError) as failure:
             error = str(failure)
             feed.etag = previous_etag  # fetch the rejected bundle again next time
             feed.failures += 1
+            self._failures[feed.url].inc()
             backoff = min(self._interval, FIRST_RETRY_SECONDS * 2 ** (feed.failures - 1))
             feed.next_attempt = attempted_at + backoff * random.uniform(0.5, 1.0)
             log.warning(
@@ -128,6 +147,13 @@ class FeedSync:
                 bundle_version=feed.bundle_version,
             )
         )
+
+    async def load_last_successes(self) -> None:
+        """Seed the last-success metric from the store, where every replica records its attempts."""
+        stored = {status.url: status.last_success_at for status in await self._store.blocklist.feed_statuses()}
+        for feed in self._feeds:
+            feed.last_success_at = stored.get(feed.url)
+            self._last_success[feed.url].set(feed.last_success_at or 0)
 
     async def sync_due(self, client: httpx.AsyncClient) -> None:
         now = self._clock()
@@ -147,6 +173,10 @@ class FeedSync:
         self._task = None
 
     async def _run(self) -> None:
+        try:
+            await self.load_last_successes()
+        except StoreUnavailableError as error:  # the first round's attempt records and reports again
+            log.warning("feed status unreadable at start", error=str(error))
         async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=True) as client:
             while True:
                 try:

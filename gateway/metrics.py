@@ -41,6 +41,8 @@ class Metrics:
     purged_rows: Counter
     app_cache_lookups: Counter
     app_cache_entries: Gauge
+    feed_last_success: Gauge
+    feed_sync_failures: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -145,6 +147,19 @@ class Metrics:
             app_cache_entries=Gauge(
                 "mtsg_app_cache_entries",
                 "Installed apps kept already checked (login.app_cache_entries)",
+                registry=registry,
+            ),
+            feed_last_success=Gauge(
+                "mtsg_feed_last_success_timestamp_seconds",
+                "When each followed feed was last fetched and verified (0: never), by feed (its URL without"
+                " credentials or query)",
+                ["feed"],
+                registry=registry,
+            ),
+            feed_sync_failures=Counter(
+                "mtsg_feed_sync_failures",
+                "Feed sync attempts that failed (fetch, signature, format, store), by feed",
+                ["feed"],
                 registry=registry,
             ),
         )

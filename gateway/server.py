@@ -343,6 +343,7 @@ async def start_gateway(
             timeout=config.blocklist.feed_timeout_seconds,
             trusted_keys_dir=config.trusted_keys_dir,
             on_change=refresher.refresh,
+            metrics=metrics,
             clock=clock,
         )
         feed_sync.start()

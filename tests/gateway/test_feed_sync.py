@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from blocklists.bundle import digest_entries, encode_entry, header_line, make_manifest, public_key_pem, sign_manifest
 from blocklists.entry import make_indicator
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
-from gateway.feed_sync import FeedSync
+from gateway.feed_sync import FeedSync, feed_label
 from gateway.knowledge import load_knowledge
+from gateway.metrics import Metrics
 from gateway.store import open_store
+from gateway.store.records import FeedStatus
 
 KEY = Ed25519PrivateKey.generate()
 APK = hashlib.sha256(b"feed apk").hexdigest()
@@ -94,6 +96,7 @@ async def test_feed_sync_applies_verified_bundles_and_records_failures(feed_serv
     holder = KnowledgeHolder(load_knowledge(""))
     refresher = BlocklistRefresher(store, holder, 0.1, 1000)
     clock = [1000.0]
+    metrics = Metrics.create()
     sync = FeedSync(
         store,
         (feed_server.url,),
@@ -101,8 +104,17 @@ async def test_feed_sync_applies_verified_bundles_and_records_failures(feed_serv
         timeout=5,
         trusted_keys_dir=keys,
         on_change=refresher.refresh,
+        metrics=metrics,
         clock=lambda: clock[0],
     )
+    labels = {"feed": feed_server.url}
+
+    def figures() -> tuple[float | None, float | None]:
+        return (
+            metrics.registry.get_sample_value("mtsg_feed_last_success_timestamp_seconds", labels),
+            metrics.registry.get_sample_value("mtsg_feed_sync_failures_total", labels),
+        )
+
     try:
         async with httpx.AsyncClient(timeout=5) as client:
             feed_server.body = bundle(1)
@@ -121,6 +133,7 @@ async def test_feed_sync_applies_verified_bundles_and_records_failures(feed_serv
             await sync.sync_due(client)
             (status,) = await store.blocklist.feed_statuses()
             assert "altered" in status.last_error and status.last_success_at == 1061.0
+            assert figures() == (1061.0, 1.0)  # the 304 was a success, the altered bundle a failure
             assert await store.blocklist.version() == 1
 
             asked = len(feed_server.requests)
@@ -133,16 +146,55 @@ async def test_feed_sync_applies_verified_bundles_and_records_failures(feed_serv
             await sync.sync_due(client)
             (status,) = await store.blocklist.feed_statuses()
             assert "HTTP 503" in status.last_error
+            assert figures() == (1061.0, 2.0)
 
             feed_server.status, feed_server.body = 200, bundle(3, "spyware")
             clock[0] += 60
             await sync.sync_due(client)
             (status,) = await store.blocklist.feed_statuses()
             assert (status.last_error, status.bundle_version) == ("", 3)
+            assert figures() == (clock[0], 2.0)
             (entry,) = [entry async for entry in store.blocklist.iter_entries(False)]
             assert entry.indicator.category.value == "spyware" and entry.created_by == f"feed {feed_server.url}"
     finally:
         await store.close()
+
+
+async def _nothing_changed() -> None:
+    """This test applies no bundle."""
+
+
+async def test_a_restarted_gateway_shows_each_feeds_last_success_from_the_store(tmp_path: Path) -> None:
+    store = await open_store("", tmp_path)
+    working, broken = "https://feeds.example/kisa.bundle", "https://feeds.example/other.bundle"
+    try:
+        await store.blocklist.record_feed_attempt(FeedStatus(working, 5000.0, 4000.0, "HTTP 503", "", 7))
+        await store.blocklist.record_feed_attempt(FeedStatus(broken, 5000.0, None, "HTTP 404", "", None))
+        metrics = Metrics.create()
+        sync = FeedSync(
+            store,
+            (working, broken, "https://feeds.example/new.bundle"),
+            interval=60,
+            timeout=5,
+            trusted_keys_dir=tmp_path,
+            on_change=_nothing_changed,
+            metrics=metrics,
+        )
+        await sync.load_last_successes()
+        seeded = [
+            metrics.registry.get_sample_value("mtsg_feed_last_success_timestamp_seconds", {"feed": url})
+            for url in (working, broken, "https://feeds.example/new.bundle")
+        ]
+        assert seeded == [4000.0, 0.0, 0.0]  # never worked reads as 0, so its age alerts at once
+    finally:
+        await store.close()
+
+
+def test_a_feeds_label_leaves_out_credentials_and_query() -> None:
+    assert feed_label("https://user:secret@feeds.example:8443/kisa.bundle?token=abc#x") == (
+        "https://feeds.example:8443/kisa.bundle"
+    )
+    assert feed_label("http://127.0.0.1/feed.bundle") == "http://127.0.0.1/feed.bundle"
 
 
 async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp_path: Path) -> None:
