@@ -43,6 +43,8 @@ class Metrics:
     app_cache_entries: Gauge
     feed_last_success: Gauge
     feed_sync_failures: Counter
+    blocklist_version: Gauge
+    policy_version: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -160,6 +162,16 @@ class Metrics:
                 "mtsg_feed_sync_failures",
                 "Feed sync attempts that failed (fetch, signature, format, store), by feed",
                 ["feed"],
+                registry=registry,
+            ),
+            blocklist_version=Gauge(
+                "mtsg_blocklist_version_in_force",
+                "The registry version this gateway's matcher holds (replicas catch up within the refresh interval)",
+                registry=registry,
+            ),
+            policy_version=Gauge(
+                "mtsg_policy_version_in_force",
+                "The detection policy version this gateway decides with (an older build keeps its last valid one)",
                 registry=registry,
             ),
         )

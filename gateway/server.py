@@ -245,6 +245,8 @@ async def start_gateway(
     metrics = Metrics.create()
     limits = Limits.of(config.limits, config.login.max_telemetry_age_seconds)
     metrics.insecure_mode.set(1 if config.auth.insecure else 0)
+    metrics.blocklist_version.set_function(lambda: holder.current.blocklist.version)
+    metrics.policy_version.set_function(lambda: policy_refresher.version)
     guard = AccessGuard((lambda: identities.value) if identities else None, metrics)
     in_flight = InFlightLimit(config.server.max_in_flight, metrics, frozenset({SUBSCRIBE_METHOD}))
     server = grpc.aio.server(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 import grpc
 import httpx
@@ -12,8 +13,11 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+from prometheus_client.parser import text_string_to_metric_families
 
+from blocklists.entry import Category, Indicator, KeyType
 from gateway.client import MtsgClient
+from gateway.knowledge import shipped_policy_document
 from gateway.server import RunningGateway
 from tests.helpers import app, request, telemetry
 
@@ -127,3 +131,27 @@ async def test_unknown_methods_stay_unimplemented_beside_the_kept_handlers(
     method = "/mtsg.v1.ThreatSignalService/CheckLogin"
     assert f'mtsg_rpc_requests_total{{code="OK",method="{method}"}} 4.0' in text
     assert "NoSuchService" not in text
+
+
+async def test_metrics_show_the_blocklist_and_policy_versions_in_force(gateway: RunningGateway) -> None:
+    """Replicas that disagree (one still on an old build's policy, one whose refresh fails) show it on /metrics."""
+
+    async def versions() -> tuple[float, float]:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics")).text
+        figures = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.endswith("_version_in_force")
+        }
+        return figures["mtsg_blocklist_version_in_force"], figures["mtsg_policy_version_in_force"]
+
+    assert await versions() == (0.0, 1.0)  # an empty registry, the shipped policy
+    indicator = Indicator(KeyType.PACKAGE_NAME, "com.metrics.version", Category.VOICE_PHISHING, source="test")
+    await gateway.store.blocklist.add_entry(indicator, "test", time.time())
+    document = shipped_policy_document().replace("Freeze on", "Versioned: freeze on", 1)
+    await gateway.store.policies.apply(document, actor="test", comment="", at=time.time())
+    await gateway.refresher.refresh()
+    await gateway.policy_refresher.refresh()
+    assert await versions() == (1.0, 2.0)
