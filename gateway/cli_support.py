@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.logging_setup import configure_logging
-from gateway.store import Store, open_store
+from gateway.store import Store, open_store, sqlite_path
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
 
@@ -63,8 +63,20 @@ def run_async(name: str, work: Callable[[], Coroutine[Any, Any, int]], expected:
         return 1
 
 
-async def with_store(config: Config, work: Callable[[Store], Awaitable[int]]) -> int:
+async def with_store(config: Config, work: Callable[[Store], Awaitable[int]], *, creates: bool = False) -> int:
+    """Open the installation's store for ``work``.
+
+    Only commands that seed an installation (``creates``: adding to the registry, applying a policy)
+    may make a new SQLite store. Any other, run with the wrong --data-dir or none, would create an
+    empty store and answer from it: "no commands", "valve closed", and the operator would believe it.
+    """
     configure_logging(config.logging.level)  # migrations log to stderr, keeping stdout for the answer
+    path = sqlite_path(config.store.url, config.data_dir)
+    if not creates and path is not None and not path.is_file():
+        raise CommandError(
+            f"no mtsg store at {path}: give the installation's --data-dir or --config"
+            " (`mtsg serve` or `mtsg migrate` makes a new one)"
+        )
     store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
     try:
         return await work(store)

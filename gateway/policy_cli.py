@@ -65,10 +65,15 @@ def _version_line(stored: StoredPolicy, in_force: bool) -> str:
 
 
 def _store_run(
-    name: str, options: argparse.Namespace, load: ConfigLoader, work: Callable[[Store], Awaitable[int]]
+    name: str,
+    options: argparse.Namespace,
+    load: ConfigLoader,
+    work: Callable[[Store], Awaitable[int]],
+    *,
+    creates: bool = False,
 ) -> int:
     def guarded() -> Coroutine[Any, Any, int]:
-        return with_store(load(options), work)
+        return with_store(load(options), work, creates=creates)
 
     try:
         return run_async(name, guarded, _EXPECTED)
@@ -133,7 +138,7 @@ def _apply(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"policy version {stored.version} is in force (sha256 {stored.document_sha256[:12]})")
         return 0
 
-    return _store_run("policy apply", options, load, work)
+    return _store_run("policy apply", options, load, work, creates=True)
 
 
 def _versions(options: argparse.Namespace, load: ConfigLoader) -> int:

@@ -129,7 +129,7 @@ def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(_entry_text(entry))
         return 0
 
-    return _run("blocklist add", lambda: with_store(load(options), work))
+    return _run("blocklist add", lambda: with_store(load(options), work, creates=True))
 
 
 def _blocklist_revoke(options: argparse.Namespace, load: ConfigLoader) -> int:
@@ -265,7 +265,7 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 0
 
-    return _run("blocklist import", lambda: with_store(config, work))
+    return _run("blocklist import", lambda: with_store(config, work, creates=True))
 
 
 def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:

@@ -137,8 +137,16 @@ async def open_database(url: str, data_dir: Path, pool_size: int = 10) -> Databa
         return await PostgresDatabase.open(url, pool_size)
     from gateway.store.sqlite_database import SQLiteDatabase
 
-    path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "mtsg.sqlite3"
+    path = sqlite_path(url, data_dir)
+    assert path is not None  # not PostgreSQL, so SQLite
     return await SQLiteDatabase.open(path)
+
+
+def sqlite_path(url: str, data_dir: Path) -> Path | None:
+    """The SQLite file ``url`` names ("" means the one in ``data_dir``), or None when it names PostgreSQL."""
+    if is_postgres_url(url):
+        return None
+    return Path(url.removeprefix("sqlite:///")) if url else data_dir / "mtsg.sqlite3"
 
 
 async def open_store(url: str, data_dir: Path, pool_size: int = 10) -> Store:

@@ -183,3 +183,56 @@ def test_serve_refuses_a_corrupt_database_and_leaves_it_alone(tmp_path: Path) ->
     assert result.returncode == 1
     assert "cannot use SQLite database" in result.stderr
     assert corrupt.read_bytes() == b"this is not a database" * 100
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["commands", "list"],
+        ["commands", "status"],
+        ["valve", "status"],
+        ["valve", "reset", "--reason", "drill"],
+        ["blocklist", "status"],
+        ["blocklist", "list"],
+        ["audit", "list"],
+        ["policy", "versions"],
+        ["verdicts", "list", "--customer", "c-1"],
+        ["purge", "--dry-run"],
+    ],
+    ids=" ".join,
+)
+def test_a_command_run_where_there_is_no_store_says_so_and_creates_none(tmp_path: Path, command: list[str]) -> None:
+    result = subprocess.run(
+        [*MTSG, *command, "--data-dir", str(tmp_path / "elsewhere")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"no mtsg store at {tmp_path / 'elsewhere' / 'mtsg.sqlite3'}" in result.stderr
+    assert not (tmp_path / "elsewhere" / "mtsg.sqlite3").exists()
+
+
+def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "new")]
+    added = subprocess.run(
+        [
+            *MTSG,
+            "blocklist",
+            "add",
+            "--key-type",
+            "package_name",
+            "--value",
+            "com.seeded.app",
+            "--category",
+            "voice_phishing",
+            *data,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run([*MTSG, "blocklist", "list", *data], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "com.seeded.app" in listed.stdout

@@ -43,6 +43,10 @@ def test_validate_apply_versions_rollback_and_show(tmp_path: Path) -> None:
     assert "scenarios[0].step_up_method: must be one of" in refused.stderr
     assert "scenarios[0].when.code: unknown finding code 'ACTIVE_CAL'" in refused.stderr
 
+    wrong_place = mtsg("policy", "show", *data, cwd=tmp_path)
+    assert wrong_place.returncode == 2 and "no mtsg store at" in wrong_place.stderr
+    assert not (tmp_path / "d" / "mtsg.sqlite3").exists()  # reading made no empty store to answer from
+    assert mtsg("migrate", *data, cwd=tmp_path).returncode == 0
     shown = mtsg("policy", "show", *data, cwd=tmp_path)
     assert shown.returncode == 2 and "no policy applied yet" in shown.stderr
     assert mtsg("policy", "apply", str(SHIPPED), "--comment", "start", *data, cwd=tmp_path).returncode == 0
