@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import datetime
 import getpass
+import math
 import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from blocklists.entry import CONTROL_CHARACTERS_PROBLEM, without_control_characters
 from gateway.config import Config
 from gateway.logging_setup import configure_logging
 from gateway.store import Store, open_store, sqlite_path
@@ -29,7 +31,47 @@ def actor(options: argparse.Namespace) -> str:
 
 
 def add_actor_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--actor", default="", help="who does this, for the audit trail (default cli:USER@HOST)")
+    parser.add_argument(
+        "--actor", default="", type=plain_text, help="who does this, for the audit trail (default cli:USER@HOST)"
+    )
+
+
+def positive_count(text: str) -> int:
+    """An argparse type for --limit and the like: a whole number of 1 or more (0 or -1 would mean "all" to SQL)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type for --hours and the like: a finite number above 0 (not nan, not inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def stated_reason(text: str) -> str:
+    """An argparse type for --reason: the audit trail needs words a person can read, not blanks or escapes."""
+    reason = plain_text(text)
+    if not reason:
+        raise argparse.ArgumentTypeError("must say why, in words (it goes into the audit trail)")
+    return reason
+
+
+def plain_text(text: str) -> str:
+    """An argparse type for text the audit trail keeps (--comment, --actor): no control characters, since an
+    escape sequence kept there would act on the terminal of whoever lists it later."""
+    if not without_control_characters(text):
+        raise argparse.ArgumentTypeError(CONTROL_CHARACTERS_PROBLEM)
+    return text.strip()
 
 
 def iso_time(stamp: float) -> str:

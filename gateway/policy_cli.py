@@ -17,7 +17,17 @@ from typing import Any
 from blocklists.formats import format_timestamp, parse_timestamp
 from blocklists.matcher import Matcher
 from gateway.check_command import format_verdict, verdict_json
-from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
+from gateway.cli_support import (
+    CommandError,
+    ConfigLoader,
+    actor,
+    add_actor_flag,
+    plain_text,
+    positive_count,
+    positive_number,
+    run_async,
+    with_store,
+)
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
 from gateway.knowledge import KnowledgeError, load_remote_control_catalog, shipped_policy_document
 from gateway.policy_admin import (
@@ -163,10 +173,6 @@ def _rollback(options: argparse.Namespace, load: ConfigLoader) -> int:
 
 
 def _shadow_report(options: argparse.Namespace, load: ConfigLoader) -> int:
-    if options.hours <= 0:
-        print("mtsg policy shadow-report: --hours must be positive", file=sys.stderr)
-        return 2
-
     async def work(store: Store) -> int:
         until = time.time()
         rows = await store.policies.shadow_report(until - options.hours * 3600, until)
@@ -271,8 +277,6 @@ def _period(options: argparse.Namespace) -> tuple[float | None, float | None]:
     """[since, until) from --hours or --since/--until (RFC 3339); CommandError for a bad or empty period."""
     if options.hours is not None and options.since:
         raise CommandError("give --hours or --since, not both")
-    if options.hours is not None and options.hours <= 0:
-        raise CommandError("--hours must be positive")
     try:
         since = parse_timestamp(options.since) if options.since else None
         until = parse_timestamp(options.until) if options.until else None
@@ -288,8 +292,6 @@ def _period(options: argparse.Namespace) -> tuple[float | None, float | None]:
 def _verdicts_list(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
         since, until = _period(options)
-        if options.limit < 1:
-            raise CommandError("--limit must be positive")
         rows = await store.list_verdicts(VerdictQuery(options.customer, since=since, until=until, limit=options.limit))
         for row in rows:
             response = threat_signal_service_pb2.CheckLoginResponse.FromString(row.response)
@@ -338,15 +340,15 @@ def add_policy_commands(commands: argparse._SubParsersAction, add_config_flags: 
         sub.add_parser("apply", help="validate a policy file and put it in force as a new version"), _apply
     )
     apply.add_argument("file", type=Path)
-    apply.add_argument("--comment", default="", help="why, for the version list and the audit trail")
+    apply.add_argument("--comment", default="", type=plain_text, help="why, for the version list and the audit trail")
     apply.add_argument("--request-id", default="", help="idempotency key: a retried apply makes no second version")
     add_actor_flag(apply)
     versions = with_config(sub.add_parser("versions", help="stored versions, newest first (* in force)"), _versions)
-    versions.add_argument("--limit", type=int, default=20)
+    versions.add_argument("--limit", type=positive_count, default=20)
     versions.add_argument("--before", type=int, default=0, metavar="VERSION", help="older than this version (paging)")
     rollback = with_config(sub.add_parser("rollback", help="bring an earlier version back as a new version"), _rollback)
     rollback.add_argument("version")
-    rollback.add_argument("--comment", default="", help="why")
+    rollback.add_argument("--comment", default="", type=plain_text, help="why")
     add_actor_flag(rollback)
     test = with_config(
         sub.add_parser("test", help="run a policy file over recorded login cases, before it goes live"), _test
@@ -355,7 +357,7 @@ def add_policy_commands(commands: argparse._SubParsersAction, add_config_flags: 
     test.add_argument("--cases", type=Path, required=True, help="directory of *.json cases (see docs/POLICY.md)")
     test.add_argument("--registry", action="store_true", help="match apps against the store's registry too")
     report = with_config(sub.add_parser("shadow-report", help="what shadow scenarios would have done"), _shadow_report)
-    report.add_argument("--hours", type=float, default=24.0, help="period to summarise (default 24)")
+    report.add_argument("--hours", type=positive_number, default=24.0, help="period to summarise (default 24)")
     sub.add_parser("codes", help="every finding code: category, severities, measures").set_defaults(run=_codes)
     sub.add_parser("default", help="print the policy shipped with mtsg").set_defaults(run=_default)
 
@@ -363,10 +365,10 @@ def add_policy_commands(commands: argparse._SubParsersAction, add_config_flags: 
     vsub = verdicts.add_subparsers(dest="verdicts_command", required=True, metavar="SUBCOMMAND")
     listing = with_config(vsub.add_parser("list", help="a customer's verdicts, newest first"), _verdicts_list)
     listing.add_argument("--customer", required=True)
-    listing.add_argument("--hours", type=float, help="only the last N hours")
+    listing.add_argument("--hours", type=positive_number, help="only the last N hours")
     listing.add_argument("--since", default="", help="from this time (RFC 3339, e.g. 2026-11-21T09:00:00Z)")
     listing.add_argument("--until", default="", help="before this time (RFC 3339)")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=positive_count, default=50)
     listing.add_argument("--reasons", action="store_true", help="print each verdict's summary too")
     one = with_config(vsub.add_parser("show", help="one verdict, as the app received it"), _verdicts_show)
     one.add_argument("verdict_id")

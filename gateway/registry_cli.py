@@ -39,7 +39,16 @@ from blocklists.formats import FeedFormatError, format_timestamp, parse_timestam
 from blocklists.formats.csv_rows import write_csv
 from blocklists.formats.stix import write_stix
 from gateway.blocklist_import import import_bundle, import_indicators, verify_bundle
-from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
+from gateway.cli_support import (
+    CommandError,
+    ConfigLoader,
+    actor,
+    add_actor_flag,
+    positive_count,
+    run_async,
+    stated_reason,
+    with_store,
+)
 from gateway.feed_files import FORMATS, FeedFileError, ProgressLine, detect_format, open_feed
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError
@@ -133,14 +142,8 @@ def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
 
 
 def _blocklist_revoke(options: argparse.Namespace, load: ConfigLoader) -> int:
-    if not options.reason.strip():
-        print("mtsg blocklist revoke: --reason must say why (it goes into the audit trail)", file=sys.stderr)
-        return 2
-
     async def work(store: Store) -> int:
-        entry = await store.blocklist.revoke_entry(
-            options.entry_id, options.reason.strip(), actor(options), time.time()
-        )
+        entry = await store.blocklist.revoke_entry(options.entry_id, options.reason, actor(options), time.time())
         print(_entry_text(entry))
         return 0
 
@@ -401,7 +404,7 @@ def add_registry_commands(
 
     revoke = store_command(group, "revoke", "revoke one indicator (kept for the audit trail)", _blocklist_revoke)
     revoke.add_argument("entry_id")
-    revoke.add_argument("--reason", required=True, help="why, in words (required)")
+    revoke.add_argument("--reason", required=True, type=stated_reason, help="why, in words (required)")
     add_actor_flag(revoke)
 
     get = store_command(group, "get", "show one indicator", _blocklist_get)
@@ -413,7 +416,7 @@ def add_registry_commands(
     listing.add_argument("--key-type", default="")
     listing.add_argument("--text", default="", help="substring of value, package name or family")
     listing.add_argument("--include-revoked", action="store_true")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument("--limit", type=positive_count, default=100, help="at most this many (default 100)")
     listing.add_argument("--after", default="", help="start after this entry id (paging)")
 
     store_command(group, "status", "version, counts by category and source, last import, feeds", _blocklist_status)
@@ -451,5 +454,5 @@ def add_registry_commands(
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
     audit_list = store_command(audit_commands, "list", "newest changes first", _audit_list)
     audit_list.add_argument("--target", default="", help="only changes to this entry id or import label")
-    audit_list.add_argument("--limit", type=int, default=50)
+    audit_list.add_argument("--limit", type=positive_count, default=50)
     audit_list.add_argument("--verbose", action="store_true", help="also print before and after")

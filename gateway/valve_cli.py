@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from gateway.cli_support import ConfigLoader, actor, add_actor_flag, iso_time, run_async, with_store
+from gateway.cli_support import ConfigLoader, actor, add_actor_flag, iso_time, run_async, stated_reason, with_store
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.guards import VALVE_WINDOW_SECONDS, ValveState
 
@@ -62,6 +62,8 @@ def add_valve_commands(commands: argparse._SubParsersAction, add_config_flags: A
     status.set_defaults(run=lambda options: _status(options, load))
     reset = sub.add_parser("reset", help="let FREEZE verdicts go out again, after checking the rules and feeds")
     add_config_flags(reset)
-    reset.add_argument("--reason", required=True, help="what was checked or fixed (kept in the audit trail)")
+    reset.add_argument(
+        "--reason", required=True, type=stated_reason, help="what was checked or fixed (kept in the audit trail)"
+    )
     add_actor_flag(reset)
     reset.set_defaults(run=lambda options: _reset(options, load))

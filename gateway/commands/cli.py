@@ -20,7 +20,16 @@ import structlog
 from google.protobuf import json_format
 
 from blocklists.formats import format_timestamp
-from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
+from gateway.cli_support import (
+    CommandError,
+    ConfigLoader,
+    actor,
+    add_actor_flag,
+    positive_count,
+    run_async,
+    stated_reason,
+    with_store,
+)
 from gateway.commands.building import CUSTOMER_ID, to_proto, unfreeze_command
 from gateway.commands.webhook_signing import (
     WebhookKeyError,
@@ -78,8 +87,6 @@ def _command_text(stored: StoredCommand) -> list[str]:
 
 def _commands_list(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
-        if options.limit < 1:
-            raise CommandError("--limit must be at least 1")
         query = CommandQuery(
             limit=options.limit, before=options.before, customer_id=options.customer, state=options.state or ""
         )
@@ -147,9 +154,7 @@ def _commands_unfreeze(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
         if not CUSTOMER_ID.fullmatch(options.customer_id):
             raise CommandError("CUSTOMER must be 1 to 128 letters, digits or . _ : @ -")
-        reason = options.reason.strip()
-        if not reason:
-            raise CommandError("--reason must say how the customer was verified")
+        reason = options.reason
         unknown = [scope for scope in options.scope if scope not in _SCOPES]
         if unknown:
             raise CommandError(f"unknown --scope {unknown[0]!r}; choose from {', '.join(_SCOPES)}")
@@ -299,7 +304,7 @@ def add_command_commands(
     listing = store_command("list", "newest commands first, with their delivery state", _commands_list)
     listing.add_argument("--state", choices=DELIVERY_STATES, help="only commands with a delivery in this state")
     listing.add_argument("--customer", default="", help="only this customer's commands")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--limit", type=positive_count, default=50, help="at most this many (default 50)")
     listing.add_argument("--before", type=int, default=0, metavar="CURSOR", help="older than this cursor (paging)")
 
     show = store_command("show", "one command, its deliveries and every attempt", _commands_show)
@@ -313,7 +318,9 @@ def add_command_commands(
 
     unfreeze = store_command("unfreeze", "lift a customer's freeze after verifying them", _commands_unfreeze)
     unfreeze.add_argument("customer_id", metavar="CUSTOMER")
-    unfreeze.add_argument("--reason", required=True, help="how the customer was verified (required)")
+    unfreeze.add_argument(
+        "--reason", required=True, type=stated_reason, help="how the customer was verified (required)"
+    )
     unfreeze.add_argument(
         "--scope", action="append", default=[], help=f"{', '.join(_SCOPES)} (repeatable; default all)"
     )

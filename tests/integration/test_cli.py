@@ -236,3 +236,30 @@ def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     listed = subprocess.run([*MTSG, "blocklist", "list", *data], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and "com.seeded.app" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        (["audit", "list", "--limit", "-1"], "argument --limit: expected a whole number of 1 or more, got '-1'"),
+        (["blocklist", "list", "--limit", "0"], "argument --limit: expected a whole number of 1 or more"),
+        (["commands", "list", "--limit", "ten"], "argument --limit: expected a whole number of 1 or more"),
+        (["policy", "versions", "--limit", "0"], "argument --limit: expected a whole number"),
+        (["verdicts", "list", "--customer", "c", "--hours", "nan"], "argument --hours: expected a number above 0"),
+        (["policy", "shadow-report", "--hours", "-2"], "argument --hours: expected a number above 0"),
+        (["valve", "reset", "--reason", "   "], "argument --reason: must say why"),
+        (["valve", "reset", "--reason", "ok\x1b[2J"], "argument --reason: must not contain control characters"),
+        (["blocklist", "revoke", "bl_x", "--reason", ""], "argument --reason: must say why"),
+        (["valve", "reset", "--reason", "ok", "--actor", "eve\x07"], "argument --actor: must not contain control"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_operators_arguments_are_checked_before_anything_is_done(
+    tmp_path: Path, command: list[str], problem: str
+) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert subprocess.run([*MTSG, "migrate", *data], capture_output=True, timeout=60).returncode == 0
+    result = subprocess.run([*MTSG, *command, *data], capture_output=True, text=True, timeout=60)
+    audit = subprocess.run([*MTSG, "audit", "list", *data], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and problem in result.stderr, result.stderr
+    assert audit.stdout == ""  # nothing was reset, revoked or recorded

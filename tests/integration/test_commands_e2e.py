@@ -126,7 +126,7 @@ async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
 
     for arguments, message in [
         (("commands", "unfreeze", "cust 7", "--reason", "x"), "CUSTOMER must be"),
-        (("commands", "unfreeze", "cust-7", "--reason", "  "), "--reason must say"),
+        (("commands", "unfreeze", "cust-7", "--reason", "  "), "argument --reason: must say why"),
         (("commands", "unfreeze", "cust-7", "--reason", "x", "--scope", "atm"), "unknown --scope"),
         (("commands", "show", "cmd_nope"), "no command cmd_nope"),
         (("commands", "redeliver", "cmd_nope"), "no command cmd_nope"),
