@@ -170,6 +170,15 @@ def _digest(raw: str, length: int, field: str) -> str:
         raise InvalidIndicatorError(field, str(error)) from None
 
 
+EXPIRED_PROBLEM = "is already past: the entry would never match (check the date)"
+
+
+def expired_by(indicator: Indicator, now: float) -> bool:
+    """True when ``indicator`` stopped being valid before ``now``: adding it by hand is a mistake (a wrong
+    year, say) that would otherwise look done while it never matches.  Imports keep such entries, for the record."""
+    return indicator.valid_until is not None and indicator.valid_until <= now
+
+
 CONTROL_CHARACTERS_PROBLEM = "must not contain control characters (line breaks and tabs are fine)"
 
 

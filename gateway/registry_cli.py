@@ -34,7 +34,15 @@ from blocklists.bundle import (
     read_header,
     sign_manifest,
 )
-from blocklists.entry import Category, Entry, InvalidIndicatorError, make_indicator, parse_category
+from blocklists.entry import (
+    EXPIRED_PROBLEM,
+    Category,
+    Entry,
+    InvalidIndicatorError,
+    expired_by,
+    make_indicator,
+    parse_category,
+)
 from blocklists.formats import FeedFormatError, format_timestamp, parse_timestamp
 from blocklists.formats.csv_rows import write_csv
 from blocklists.formats.stix import write_stix
@@ -134,7 +142,10 @@ def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
             confidence=options.confidence,
             valid_until=valid_until,
         )
-        entry = await store.blocklist.add_entry(indicator, actor(options), time.time())
+        now = time.time()
+        if expired_by(indicator, now):
+            raise CommandError(f"--valid-until {EXPIRED_PROBLEM}")
+        entry = await store.blocklist.add_entry(indicator, actor(options), now)
         print(_entry_text(entry))
         return 0
 

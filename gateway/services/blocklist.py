@@ -15,7 +15,7 @@ import grpc
 import structlog
 
 from blocklists.bundle import BundleError, StaleBundleError, encode_entry, header_line
-from blocklists.entry import MAX_TEXT_LENGTH
+from blocklists.entry import EXPIRED_PROBLEM, MAX_TEXT_LENGTH, expired_by
 from blocklists.formats import FeedFormatError
 from gateway.blocklist_import import import_bundle
 from gateway.blocklist_messages import (
@@ -75,9 +75,12 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             indicator = indicator_from_message(request.entry)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, "INVALID_ENTRY"))
+        now = self._clock()
+        if expired_by(indicator, now):
+            await abort_with(context, invalid_field("entry.valid_until", EXPIRED_PROBLEM, "INVALID_ENTRY"))
         try:
             entry = await self._store.blocklist.add_entry(
-                indicator, caller_actor(context), self._clock(), request.request_id, _fingerprint(request)
+                indicator, caller_actor(context), now, request.request_id, _fingerprint(request)
             )
         except EntryExistsError as error:
             await abort_with(context, failure(grpc.StatusCode.ALREADY_EXISTS, str(error), "ENTRY_EXISTS"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blocklists.entry import Category, EntrySeverity, InvalidIndicatorError, KeyType, make_indicator
+from blocklists.entry import Category, EntrySeverity, InvalidIndicatorError, KeyType, expired_by, make_indicator
 
 SHA256 = "a" * 64
 SHA1 = "b" * 40
@@ -81,3 +81,11 @@ def test_line_breaks_and_tabs_are_fine_in_free_text() -> None:
         key_type="apk_sha256", value=SHA256, category="voice_phishing", revoke_reason="withdrawn\n\tSEC-12"
     )
     assert indicator.revoke_reason == "withdrawn\n\tSEC-12"
+
+
+def test_an_entry_expired_by_now_is_told_apart_from_one_still_valid() -> None:
+    forever = make_indicator(key_type="package_name", value="com.a", category="spyware")
+    until = make_indicator(key_type="package_name", value="com.a", category="spyware", valid_until=2000.0)
+    assert not expired_by(forever, 10**10)
+    assert not expired_by(until, 1999.0)
+    assert expired_by(until, 2000.0) and expired_by(until, 2001.0)

@@ -10,6 +10,7 @@ import time
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from blocklists.bundle import (
     digest_entries,
@@ -95,6 +96,7 @@ async def test_add_is_idempotent_by_request_id_and_refuses_active_duplicates(cli
         ({"source": "x" * 5000}, "entry.source"),
         ({"revoked": True}, "entry.revoked"),
         ({"key_type": blocklist_pb2.BLOCKLIST_KEY_TYPE_PACKAGE_AND_CERT}, "entry.package_name"),
+        ({"valid_until": Timestamp(seconds=int(time.time()) - 60)}, "entry.valid_until"),
     ],
 )
 async def test_bad_entries_get_field_violations_and_change_nothing(

@@ -263,3 +263,17 @@ def test_operators_arguments_are_checked_before_anything_is_done(
     audit = subprocess.run([*MTSG, "audit", "list", *data], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and problem in result.stderr, result.stderr
     assert audit.stdout == ""  # nothing was reset, revoked or recorded
+
+
+def test_adding_an_entry_that_already_expired_is_refused(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    entry = ["--key-type", "package_name", "--value", "com.old.one", "--category", "spyware"]
+    result = subprocess.run(
+        [*MTSG, "blocklist", "add", *entry, "--valid-until", "2001-01-01T00:00:00Z", *data],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "--valid-until is already past" in result.stderr
+    listed = subprocess.run([*MTSG, "blocklist", "list", *data], capture_output=True, text=True, timeout=60)
+    assert "com.old.one" not in listed.stdout
