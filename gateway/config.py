@@ -9,6 +9,7 @@ a bank's config must not silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -245,6 +246,10 @@ def _field_types(section_type: type) -> dict[str, type]:
     return {f.name: types[str(f.type)] for f in dataclasses.fields(section_type)}
 
 
+# gRPC holds message size limits in a C int.
+MAX_GRPC_MESSAGE_BYTES = 2**31 - 1
+# The largest number a float setting takes: about 31 years in seconds.
+MAX_NUMBER_SETTING = 1e9
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -257,6 +262,18 @@ def _text_to_bool(name: str, origin: str, text: str) -> bool:
 
 
 def _coerce(key: Key, value: Any, wanted: type, origin: str) -> Any:
+    coerced = _coerce_type(key, value, wanted, origin)
+    # float() takes "nan" and "inf", and so does TOML; every comparison with nan is False, so it would
+    # pass the range checks below and reach asyncio as an interval or a timeout.  Past about 1e11 s a
+    # socket timeout overflows the platform's time_t, so seconds are capped well below that.
+    if wanted is float and not (math.isfinite(coerced) and abs(coerced) <= MAX_NUMBER_SETTING):
+        raise ConfigError(
+            f"{'.'.join(key)} ({origin}): expected a finite number up to {MAX_NUMBER_SETTING:,.0f}, got {value!r}"
+        )
+    return coerced
+
+
+def _coerce_type(key: Key, value: Any, wanted: type, origin: str) -> Any:
     name = ".".join(key)
     # Environment variables and flags are text by nature; a TOML file has real types and must use them.
     if isinstance(value, str) and wanted is bool and not origin.startswith("file "):
@@ -363,6 +380,11 @@ def _validate(config: Config) -> None:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name}: must be positive, got {value}")
+    if config.server.max_message_bytes > MAX_GRPC_MESSAGE_BYTES:
+        raise ConfigError(
+            f"server.max_message_bytes: gRPC takes at most {MAX_GRPC_MESSAGE_BYTES:,},"
+            f" got {config.server.max_message_bytes:,}"
+        )
     for name, number in (
         ("limits.max_clock_skew_seconds", config.limits.max_clock_skew_seconds),
         ("server.shutdown_drain_seconds", config.server.shutdown_drain_seconds),

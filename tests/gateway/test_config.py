@@ -68,6 +68,11 @@ def test_config_show_never_prints_the_database_password() -> None:
         ("[commands]\nlease_seconds = 5.0\nrequest_timeout_seconds = 5.0\n", {}, "must exceed"),
         ("[commands]\nmax_attempts = 0\n", {}, "commands.max_attempts: must be positive"),
         ("", {"MTSG_LOGIN_APP_CACHE_ENTRIES": "-1"}, "login.app_cache_entries: must not be negative"),
+        ("[blocklist]\nfeed_interval_seconds = nan\n", {}, "blocklist.feed_interval_seconds .*finite number"),
+        ("[server]\nshutdown_grace_seconds = inf\n", {}, "server.shutdown_grace_seconds .*finite number"),
+        ("", {"MTSG_LOGIN_STORE_TIMEOUT_SECONDS": "nan"}, "login.store_timeout_seconds .*finite number"),
+        ("", {"MTSG_COMMANDS_REQUEST_TIMEOUT_SECONDS": "1e12"}, "finite number up to 1,000,000,000"),
+        ("[server]\nmax_message_bytes = 100_000_000_000\n", {}, "gRPC takes at most 2,147,483,647"),
     ],
 )
 def test_mistakes_are_refused_with_the_key_named(
