@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -101,6 +102,9 @@ class _Reader:
         kinds = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds):
             self.problem(where, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+            return None
+        if not math.isfinite(value):  # TOML has nan and inf; a bound of inf says nothing, nan never compares
+            self.problem(where, f"must be a finite number, got {value!r}")
             return None
         if not low <= value <= high:
             self.problem(where, f"must be from {low:g} to {high:g}, got {value!r}")

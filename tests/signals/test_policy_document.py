@@ -129,6 +129,15 @@ def test_a_minimal_policy_reads() -> None:
             "scenarios[0].when.at_least.distance_km: is not a measure of ACTIVE_CALL",
         ),
         (
+            scenario('{ code = "UNUSUAL_LOCATION", at_most = { distance_km = inf } }'),
+            "scenarios[0].when.at_most.distance_km: must be a finite number, got inf",
+        ),
+        (
+            scenario('{ code = "UNUSUAL_LOCATION", at_least = { distance_km = nan } }'),
+            "scenarios[0].when.at_least.distance_km: must be a finite number, got nan",
+        ),
+        ("[detectors]\nunusual_location_km = inf\n" + scenario('{ code = "ACTIVE_CALL" }'), "must be a finite number"),
+        (
             scenario('{ code = "ACTIVE_CALL", min_severity = "urgent" }'),
             "scenarios[0].when.min_severity: must be one of critical, high, info, low, medium",
         ),
