@@ -45,6 +45,7 @@ class Metrics:
     feed_sync_failures: Counter
     blocklist_version: Gauge
     policy_version: Gauge
+    tls_expiry: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -172,6 +173,11 @@ class Metrics:
             policy_version=Gauge(
                 "mtsg_policy_version_in_force",
                 "The detection policy version this gateway decides with (an older build keeps its last valid one)",
+                registry=registry,
+            ),
+            tls_expiry=Gauge(
+                "mtsg_tls_certificate_expiry_timestamp_seconds",
+                "When the gRPC port's certificate expires, in seconds since the epoch (0 without TLS)",
                 registry=registry,
             ),
         )

@@ -247,6 +247,8 @@ async def start_gateway(
     metrics.insecure_mode.set(1 if config.auth.insecure else 0)
     metrics.blocklist_version.set_function(lambda: holder.current.blocklist.version)
     metrics.policy_version.set_function(lambda: policy_refresher.version)
+    if tls is not None:
+        metrics.tls_expiry.set_function(lambda: tls.expires_at)
     guard = AccessGuard((lambda: identities.value) if identities else None, metrics)
     in_flight = InFlightLimit(config.server.max_in_flight, metrics, frozenset({SUBSCRIBE_METHOD}))
     server = grpc.aio.server(

@@ -59,7 +59,9 @@ class TestAuthority:
         self.cert = directory / f"{name.replace(' ', '-')}.pem"
         self.cert.write_bytes(self._certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, common_name: str, *, dns_names: tuple[str, ...] = (), client: bool = False) -> IssuedFiles:
+    def issue(
+        self, common_name: str, *, dns_names: tuple[str, ...] = (), client: bool = False, days: float = 1.0
+    ) -> IssuedFiles:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
@@ -70,7 +72,7 @@ class TestAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if dns_names:
@@ -85,6 +87,6 @@ class TestAuthority:
         files.key.write_bytes(_pem_key(key))
         return files
 
-    def server(self, common_name: str = "gateway") -> IssuedFiles:
+    def server(self, common_name: str = "gateway", days: float = 1.0) -> IssuedFiles:
         """A server certificate valid for localhost and 127.0.0.1 (the name tests connect to)."""
-        return self.issue(common_name, dns_names=("localhost",))
+        return self.issue(common_name, dns_names=("localhost",), days=days)

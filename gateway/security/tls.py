@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import structlog
+from cryptography import x509
 
 from gateway.config import ServerConfig
 from gateway.security.file_watch import WatchedFiles
@@ -57,11 +58,28 @@ def _pem(path: Path, marker: bytes) -> bytes:
     return data
 
 
-def _certificate_configuration(files: TlsFiles) -> grpc.ServerCertificateConfiguration:
+@dataclass(frozen=True)
+class _Served:
+    configuration: grpc.ServerCertificateConfiguration
+    # The served certificate's notAfter (seconds since the epoch): renewals that stall show on /metrics.
+    expires_at: float
+
+
+def _expiry(chain: bytes, path: Path) -> float:
+    """When the first certificate of the chain, the server's own, stops being valid."""
+    try:
+        certificate = x509.load_pem_x509_certificate(chain)
+    except ValueError as error:
+        raise TlsFileError(f"{path} holds no readable certificate: {error}") from None
+    return certificate.not_valid_after_utc.timestamp()
+
+
+def _certificate_configuration(files: TlsFiles) -> _Served:
     key = _pem(files.key, b"PRIVATE KEY-----")
     chain = _pem(files.cert, b"CERTIFICATE-----")
     client_ca = _pem(files.client_ca, b"CERTIFICATE-----") if files.client_ca else None
-    return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=client_ca)
+    configuration = grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=client_ca)
+    return _Served(configuration, _expiry(chain, files.cert))
 
 
 class ReloadingServerCredentials:
@@ -72,17 +90,24 @@ class ReloadingServerCredentials:
         self._watched = WatchedFiles(files.paths, lambda: _certificate_configuration(files), "TLS certificate")
         self._served = self._watched.value
         self.credentials = grpc.dynamic_ssl_server_credentials(
-            self._served, self._next_configuration, require_client_authentication=files.client_ca is not None
+            self._served.configuration,
+            self._next_configuration,
+            require_client_authentication=files.client_ca is not None,
         )
 
     @property
     def reloads(self) -> int:
         return self._watched.reloads
 
+    @property
+    def expires_at(self) -> float:
+        """When the certificate in the files (served from the next handshake on) expires, in epoch seconds."""
+        return self._watched.value.expires_at
+
     def _next_configuration(self) -> grpc.ServerCertificateConfiguration | None:
         """Called by grpc before each handshake: a new configuration, or None to keep the current one."""
-        configuration = self._watched.value
-        if configuration is self._served:
+        served = self._watched.value
+        if served is self._served:
             return None
-        self._served = configuration
-        return configuration
+        self._served = served
+        return served.configuration

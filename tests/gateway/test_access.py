@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,8 +220,11 @@ async def test_a_new_token_and_a_renewed_certificate_take_effect_without_a_resta
         else:
             pytest.fail("the token added to the identities file was never admitted")
 
+    expiry = "mtsg_tls_certificate_expiry_timestamp_seconds"
+    first_expiry = secured.running.metrics.registry.get_sample_value(expiry)
+    assert first_expiry is not None and 0 < first_expiry - time.time() <= 86400  # the one-day certificate
     renewed_authority = TestAuthority(tmp_path / "renewed", "renewed CA")
-    renewed = renewed_authority.server("gateway-renewed")
+    renewed = renewed_authority.server("gateway-renewed", days=90)
     tls = secured.running.config.server
     shutil.copy(renewed.key, tls.tls_key_file)
     shutil.copy(renewed.cert, tls.tls_cert_file)
@@ -229,6 +233,8 @@ async def test_a_new_token_and_a_renewed_certificate_take_effect_without_a_resta
     async with secured.client(token=token, ca=renewed_authority.cert) as client:
         assert await _code(check_login, client) == grpc.StatusCode.OK
     assert secured.running.tls is not None and secured.running.tls.reloads == 1
+    renewed_expiry = secured.running.metrics.registry.get_sample_value(expiry)
+    assert renewed_expiry is not None and 89 * 86400 < renewed_expiry - time.time() <= 90 * 86400
 
 
 async def test_a_broken_identities_file_keeps_the_previous_one(secured: SecuredGateway) -> None:
