@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.store.database import redact
+from gateway.urls import without_secrets
 
 ENV_PREFIX = "MTSG_"
 
@@ -228,6 +229,8 @@ def _urls(text: str) -> tuple[str, ...]:
 
 Key = tuple[str, str]
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+# Settings holding URLs that may carry a token or credentials: `config show` prints them without.
+_URL_LISTS = {("blocklist", "feed_urls"), ("commands", "endpoint_urls")}
 
 
 @dataclass(frozen=True)
@@ -494,6 +497,8 @@ def render_config(loaded: LoadedConfig) -> str:
             value = getattr(section_value, name)
             if (section, name) == ("store", "url"):
                 value = redact(value)  # a DSN may carry the database password
+            elif (section, name) in _URL_LISTS and value:
+                value = " ".join(without_secrets(url) for url in _urls(value))  # a feed's token, say
             lines.append(f"{name} = {_toml_value(value)}  # {loaded.sources[(section, name)]}")
         lines.append("")
     return "\n".join(lines)

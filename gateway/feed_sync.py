@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -32,17 +31,11 @@ from gateway.metrics import Metrics
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import FeedStatus
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
+from gateway.urls import without_secrets
 
 log = structlog.get_logger(__name__)
 MAX_BUNDLE_BYTES = 512 << 20
 FIRST_RETRY_SECONDS = 5.0
-
-
-def feed_label(url: str) -> str:
-    """The feed's name in metrics: its URL without credentials, query or fragment, which may carry a token."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 class FeedFetchError(RuntimeError):
@@ -52,6 +45,7 @@ class FeedFetchError(RuntimeError):
 @dataclass
 class _FeedState:
     url: str
+    shown_as: str  # the URL without the secrets it may carry: for logs, errors, metrics and the audit trail
     etag: str = ""
     failures: int = 0
     next_attempt: float = 0.0
@@ -73,14 +67,13 @@ class FeedSync:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._feeds = [_FeedState(url) for url in urls]
+        self._feeds = [_FeedState(url, without_secrets(url)) for url in urls]
         self._interval = interval
         self._timeout = timeout
         self._trusted_keys_dir = trusted_keys_dir
         self._on_change = on_change
-        labels = {url: feed_label(url) for url in urls}
-        self._last_success = {url: metrics.feed_last_success.labels(feed=label) for url, label in labels.items()}
-        self._failures = {url: metrics.feed_sync_failures.labels(feed=label) for url, label in labels.items()}
+        self._last_success = {feed.url: metrics.feed_last_success.labels(feed=feed.shown_as) for feed in self._feeds}
+        self._failures = {feed.url: metrics.feed_sync_failures.labels(feed=feed.shown_as) for feed in self._feeds}
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
@@ -92,7 +85,7 @@ class FeedSync:
                 if response.status_code == 304:
                     return None
                 if response.status_code != 200:
-                    raise FeedFetchError(f"HTTP {response.status_code} from {feed.url}")
+                    raise FeedFetchError(f"HTTP {response.status_code} from {feed.shown_as}")
                 chunks, size = [], 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
@@ -102,7 +95,8 @@ class FeedSync:
                 feed.etag = response.headers.get("ETag", "")
                 return b"".join(chunks)
         except httpx.HTTPError as error:
-            raise FeedFetchError(f"cannot fetch {feed.url}: {type(error).__name__}: {error}") from None
+            detail = str(error).replace(feed.url, feed.shown_as)
+            raise FeedFetchError(f"cannot fetch {feed.shown_as}: {type(error).__name__}: {detail}") from None
 
     async def sync_feed(self, client: httpx.AsyncClient, feed: _FeedState) -> None:
         """One attempt: fetch, verify, apply; the outcome goes to the store's feed status either way."""
@@ -117,13 +111,13 @@ class FeedSync:
                     self._store,
                     lambda: iter(lines),
                     load_trusted_keys(self._trusted_keys_dir),
-                    actor=f"feed {feed.url}",
+                    actor=f"feed {feed.shown_as}",
                     now=attempted_at,
                 )
                 feed.bundle_version = outcome.manifest.bundle_version
                 if outcome.summary is not None:
                     await self._on_change()
-                    log.info("feed bundle applied", url=feed.url, bundle_version=feed.bundle_version)
+                    log.info("feed bundle applied", url=feed.shown_as, bundle_version=feed.bundle_version)
             feed.failures, feed.last_success_at = 0, attempted_at
             feed.next_attempt = attempted_at + self._interval
             self._last_success[feed.url].set(attempted_at)
@@ -135,7 +129,7 @@ class FeedSync:
             backoff = min(self._interval, FIRST_RETRY_SECONDS * 2 ** (feed.failures - 1))
             feed.next_attempt = attempted_at + backoff * random.uniform(0.5, 1.0)
             log.warning(
-                "feed sync failed", url=feed.url, error=error, retry_in=round(feed.next_attempt - attempted_at, 1)
+                "feed sync failed", url=feed.shown_as, error=error, retry_in=round(feed.next_attempt - attempted_at, 1)
             )
         await self._store.blocklist.record_feed_attempt(
             FeedStatus(

@@ -62,6 +62,7 @@ from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError
 from gateway.store.records import EntryQuery, ImportSummary
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
+from gateway.urls import without_secrets
 
 _EXPECTED = (
     BundleError,
@@ -212,7 +213,7 @@ def _blocklist_status(options: argparse.Namespace, load: ConfigLoader) -> int:
             print("feeds:")
         for feed in feeds:
             success = format_timestamp(feed.last_success_at) if feed.last_success_at else "never"
-            print(f"  {feed.url}: last success {success}, bundle version {feed.bundle_version or '-'}")
+            print(f"  {without_secrets(feed.url)}: last success {success}, bundle version {feed.bundle_version or '-'}")
             if feed.last_error:
                 print(f"    last error ({format_timestamp(feed.last_attempt_at)}): {feed.last_error}")
         return 0

@@ -34,6 +34,7 @@ from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
 from gateway.store.records import EntryQuery
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
+from gateway.urls import without_secrets
 from gateway.validation import InvalidRequestError, Violations, control_characters
 
 log = structlog.get_logger(__name__)
@@ -246,7 +247,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             response.last_import_at.FromNanoseconds(round(status.last_import_at * 1e9))
         for feed in await self._store.blocklist.feed_statuses():
             state = response.feeds.add(
-                url=feed.url, last_error=feed.last_error, bundle_version=feed.bundle_version or 0
+                url=without_secrets(feed.url), last_error=feed.last_error, bundle_version=feed.bundle_version or 0
             )
             state.last_attempt_at.FromNanoseconds(round(feed.last_attempt_at * 1e9))
             if feed.last_success_at is not None:

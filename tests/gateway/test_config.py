@@ -46,6 +46,15 @@ def test_config_show_never_prints_the_database_password() -> None:
     assert "s3cret-pw" not in shown
 
 
+def test_config_show_never_prints_a_feeds_token_or_credentials() -> None:
+    feeds = "https://reader:pw-1@feeds.example/kisa.bundle?token=tok-2, https://feeds.example/other.bundle"
+    loaded = load_config(environ={"MTSG_BLOCKLIST_FEED_URLS": feeds})
+    shown = render_config(loaded)
+    assert loaded.config.feed_urls[0] == "https://reader:pw-1@feeds.example/kisa.bundle?token=tok-2"
+    assert 'feed_urls = "https://feeds.example/kisa.bundle https://feeds.example/other.bundle"' in shown
+    assert "pw-1" not in shown and "tok-2" not in shown
+
+
 @pytest.mark.parametrize(
     ("text", "environ", "problem"),
     [

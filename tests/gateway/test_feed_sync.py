@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from blocklists.bundle import digest_entries, encode_entry, header_line, make_manifest, public_key_pem, sign_manifest
 from blocklists.entry import make_indicator
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
-from gateway.feed_sync import FeedSync, feed_label
+from gateway.feed_sync import FIRST_RETRY_SECONDS, FeedSync
 from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
+from gateway.server import RunningGateway
 from gateway.store import open_store
 from gateway.store.records import FeedStatus
 
@@ -53,7 +54,7 @@ class FeedServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                feed.requests.append(dict(self.headers))
+                feed.requests.append({**self.headers, "path": self.path})
                 etag = '"' + hashlib.sha256(feed.body).hexdigest()[:16] + '"'
                 if feed.status != 200:
                     self.send_response(feed.status)
@@ -190,13 +191,6 @@ async def test_a_restarted_gateway_shows_each_feeds_last_success_from_the_store(
         await store.close()
 
 
-def test_a_feeds_label_leaves_out_credentials_and_query() -> None:
-    assert feed_label("https://user:secret@feeds.example:8443/kisa.bundle?token=abc#x") == (
-        "https://feeds.example:8443/kisa.bundle"
-    )
-    assert feed_label("http://127.0.0.1/feed.bundle") == "http://127.0.0.1/feed.bundle"
-
-
 async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp_path: Path) -> None:
     from gateway.client import MtsgClient
     from gateway.generated.mtsg.v1 import common_pb2
@@ -218,3 +212,47 @@ async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp
                 await asyncio.sleep(0.1)
     finally:
         await running.stop(grace=1.0)
+
+
+async def test_a_feeds_token_is_sent_to_the_feed_and_shown_nowhere(feed_server: FeedServer, tmp_path: Path) -> None:
+    """Logs, the feed's status, the audit trail and /metrics name the feed without its credentials or token."""
+    import httpx
+    import structlog.testing
+
+    from gateway.client import MtsgClient
+    from gateway.generated.mtsg.v1 import blocklist_service_pb2
+    from gateway.server import start_gateway
+    from tests.helpers import gateway_config
+
+    secret = "S3CRET-feed-token"
+    url = feed_server.url.replace("http://", f"http://reader:{secret}@") + f"?token={secret}"
+    data = tmp_path / "data"
+    (data / "trusted-keys").mkdir(parents=True)
+    (data / "trusted-keys" / "feed.pub").write_bytes(public_key_pem(KEY.public_key()))
+    feed_server.status = 503
+    config = gateway_config(tmp_path, metrics=True, blocklist__feed_urls=url)
+    with structlog.testing.capture_logs() as logs:
+        running = await start_gateway(config)
+        try:
+            await eventually_status(running, "HTTP 503")
+            feed_server.status, feed_server.body = 200, bundle(1)
+            await asyncio.sleep(FIRST_RETRY_SECONDS + 1)  # the retry after the 503
+            async with MtsgClient(running.target) as client:
+                status = await client.blocklist.GetStatus(blocklist_service_pb2.GetStatusRequest(), timeout=10)
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"http://127.0.0.1:{running.metrics_port}/metrics")).text
+            audit = await running.store.blocklist.audit_list(10)
+        finally:
+            await running.stop(grace=1.0)
+    assert status.version == "1" and status.feeds[0].url == feed_server.url
+    assert feed_server.requests[-1]["path"].endswith(f"?token={secret}")  # the feed itself got the token
+    shown = [str(logs), str(status), metrics, " ".join(f"{record.actor} {record.detail}" for record in audit)]
+    assert [text for text in shown if secret in text] == []
+    assert any(record.actor == f"feed {feed_server.url}" for record in audit)
+
+
+async def eventually_status(running: RunningGateway, error: str) -> None:
+    deadline = time.monotonic() + 10
+    while not any(error in status.last_error for status in await running.store.blocklist.feed_statuses()):
+        assert time.monotonic() < deadline, f"no feed status with {error!r}"
+        await asyncio.sleep(0.1)
