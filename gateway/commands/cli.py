@@ -20,16 +20,8 @@ import structlog
 from google.protobuf import json_format
 
 from blocklists.formats import format_timestamp
-from gateway.cli_support import (
-    CommandError,
-    ConfigLoader,
-    actor,
-    add_actor_flag,
-    positive_count,
-    run_async,
-    stated_reason,
-    with_store,
-)
+from gateway import cli_support
+from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
 from gateway.commands.building import CUSTOMER_ID, to_proto, unfreeze_command
 from gateway.commands.webhook_signing import (
     WebhookKeyError,
@@ -304,7 +296,7 @@ def add_command_commands(
     listing = store_command("list", "newest commands first, with their delivery state", _commands_list)
     listing.add_argument("--state", choices=DELIVERY_STATES, help="only commands with a delivery in this state")
     listing.add_argument("--customer", default="", help="only this customer's commands")
-    listing.add_argument("--limit", type=positive_count, default=50, help="at most this many (default 50)")
+    listing.add_argument("--limit", type=cli_support.positive_count, default=50, help="at most this many (default 50)")
     listing.add_argument("--before", type=int, default=0, metavar="CURSOR", help="older than this cursor (paging)")
 
     show = store_command("show", "one command, its deliveries and every attempt", _commands_show)
@@ -319,7 +311,7 @@ def add_command_commands(
     unfreeze = store_command("unfreeze", "lift a customer's freeze after verifying them", _commands_unfreeze)
     unfreeze.add_argument("customer_id", metavar="CUSTOMER")
     unfreeze.add_argument(
-        "--reason", required=True, type=stated_reason, help="how the customer was verified (required)"
+        "--reason", required=True, type=cli_support.stated_reason, help="how the customer was verified (required)"
     )
     unfreeze.add_argument(
         "--scope", action="append", default=[], help=f"{', '.join(_SCOPES)} (repeatable; default all)"
