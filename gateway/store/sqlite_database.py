@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -96,6 +97,18 @@ class _InTransaction(_Statements):
         await self._executemany(sql, rows)
 
 
+def _create_private(path: Path) -> None:
+    """Make a missing database file (and its directory) readable by this user only.
+
+    The store holds customers' verdicts, devices and hashed phone numbers; under the usual umask a
+    file SQLite creates is world-readable.  SQLite gives the -wal and -shm files the database file's
+    permissions, so they follow.  An existing file keeps the permissions its owner chose.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SQLiteDatabase(_Statements):
     backend = "sqlite"
 
@@ -124,7 +137,7 @@ class SQLiteDatabase(_Statements):
             )
         async with contextlib.AsyncExitStack() as opened:  # closes what was opened if a later step fails
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(path)
                 connection = await aiosqlite.connect(path, isolation_level=None)
             except (OSError, sqlite3.Error) as error:
                 raise StoreUnavailableError(f"cannot open SQLite database {path}: {error}") from error
