@@ -18,6 +18,7 @@ from blocklists.bundle import Manifest, check_entries, check_freshness, decode_e
 from blocklists.bundle import verify_signatures as verify_bundle_signatures
 from blocklists.entry import Indicator
 from gateway.store import Store
+from gateway.store.errors import BundleAppliedMeanwhileError
 from gateway.store.records import BundleRecord, ImportSummary
 
 BATCH_SIZE = 10_000
@@ -86,13 +87,16 @@ async def import_bundle(
         return BundleOutcome(manifest, signer, None)
     lines = open_lines()
     next(lines)
-    summary = await import_indicators(
-        store,
-        (decode_entry(line, number) for number, line in enumerate(lines, start=2)),
-        actor=actor,
-        label=f"bundle {manifest.publisher} v{manifest.bundle_version}",
-        now=now,
-        bundle=BundleRecord(manifest.publisher, manifest.bundle_version, manifest.entries_sha256, signer),
-        progress=progress,
-    )
+    try:
+        summary = await import_indicators(
+            store,
+            (decode_entry(line, number) for number, line in enumerate(lines, start=2)),
+            actor=actor,
+            label=f"bundle {manifest.publisher} v{manifest.bundle_version}",
+            now=now,
+            bundle=BundleRecord(manifest.publisher, manifest.bundle_version, manifest.entries_sha256, signer),
+            progress=progress,
+        )
+    except BundleAppliedMeanwhileError:  # replicas following one feed race to apply each new version
+        return BundleOutcome(manifest, signer, None)
     return BundleOutcome(manifest, signer, summary)

@@ -37,3 +37,11 @@ class NonceReusedError(ValueError):
     def __init__(self, device_id: str) -> None:
         super().__init__("this nonce was already used by this device; every login needs a fresh nonce")
         self.device_id = device_id
+
+
+class BundleAppliedMeanwhileError(Exception):
+    """This very bundle (same publisher, version and contents) was applied by another gateway while this one
+    imported it: nothing is left to do, and nothing went wrong (every replica follows the same feed)."""
+
+    def __init__(self, publisher: str, bundle_version: int) -> None:
+        super().__init__(f"bundle version {bundle_version} of {publisher} was applied by another gateway meanwhile")

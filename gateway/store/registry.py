@@ -22,7 +22,7 @@ from blocklists.entry import Category, Entry, EntrySeverity, Indicator, KeyType
 from blocklists.matcher import Matcher
 from gateway.store.audit import earlier_request, insert_audit, remember_request
 from gateway.store.database import Connection, Database
-from gateway.store.errors import EntryExistsError, EntryNotFoundError
+from gateway.store.errors import BundleAppliedMeanwhileError, EntryExistsError, EntryNotFoundError
 from gateway.store.records import (
     AuditRecord,
     BlocklistStatus,
@@ -353,6 +353,8 @@ class BlocklistStore:
     ) -> ImportSummary:
         if bundle is not None:
             previous = await self.applied_bundle(bundle.publisher, tx)
+            if previous == AppliedBundle(bundle.bundle_version, bundle.entries_sha256):
+                raise BundleAppliedMeanwhileError(bundle.publisher, bundle.bundle_version)
             if previous is not None and previous.bundle_version >= bundle.bundle_version:
                 raise BundleError(
                     f"bundle version {previous.bundle_version} of {bundle.publisher} was applied meanwhile;"

@@ -16,13 +16,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists.bundle import digest_entries, encode_entry, header_line, make_manifest, public_key_pem, sign_manifest
 from blocklists.entry import make_indicator
+from gateway.blocklist_import import import_bundle
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.feed_sync import FIRST_RETRY_SECONDS, FeedSync
 from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
 from gateway.server import RunningGateway
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store.records import FeedStatus
+from gateway.trusted_keys import load_trusted_keys
 
 KEY = Ed25519PrivateKey.generate()
 APK = hashlib.sha256(b"feed apk").hexdigest()
@@ -256,3 +258,17 @@ async def eventually_status(running: RunningGateway, error: str) -> None:
     while not any(error in status.last_error for status in await running.store.blocklist.feed_statuses()):
         assert time.monotonic() < deadline, f"no feed status with {error!r}"
         await asyncio.sleep(0.1)
+
+
+async def test_gateways_racing_to_apply_one_bundle_all_succeed(store: Store, tmp_path: Path) -> None:
+    """Every replica (and every worker) follows the same feed: the ones that lose the race to apply a new
+    version have nothing left to do, which is no failure to record, count or retry."""
+    lines = bundle(1).splitlines(keepends=True)
+    (tmp_path / "feed.pub").write_bytes(public_key_pem(KEY.public_key()))
+    trusted = load_trusted_keys(tmp_path)
+    outcomes = await asyncio.gather(
+        *(import_bundle(store, lambda: iter(lines), trusted, actor=f"replica {n}", now=time.time()) for n in range(3))
+    )
+    applied = [outcome for outcome in outcomes if outcome.summary is not None]
+    assert len(applied) == 1 and applied[0].summary is not None and applied[0].summary.added == 1
+    assert await store.blocklist.version() == 1
