@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,10 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+# Set while this task has a transaction open on the shared connection: its own reads run in it.
+_IN_OWN_TRANSACTION: ContextVar[bool] = ContextVar("mtsg_sqlite_in_own_transaction", default=False)
+
+
 class SQLiteDatabase(_Statements):
     backend = "sqlite"
 
@@ -161,6 +166,17 @@ class SQLiteDatabase(_Statements):
         """Claims already run under the one writer's lock."""
         return ""
 
+    async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        """A read on the shared connection waits while another task has a transaction open on it.
+
+        Run inside that transaction, it would see the transaction's rows before they were
+        committed, and keep them if it then rolled back: the blocklist refresher built its
+        matcher from an import's merge before the merge committed.
+        """
+        if not _IN_OWN_TRANSACTION.get():
+            await self._write_lock.wait_for_local_writers()
+        return await super().fetch(sql, parameters)
+
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         async with self._write_lock:
             return await self._execute(sql, parameters)
@@ -180,6 +196,16 @@ class SQLiteDatabase(_Statements):
         else can start a transaction on the connection meanwhile.
         """
         await self._write_lock.acquire()
+        own = _IN_OWN_TRANSACTION.set(True)
+        try:
+            async with self._begun() as statements:
+                yield statements
+        finally:
+            _IN_OWN_TRANSACTION.reset(own)
+
+    @asynccontextmanager
+    async def _begun(self) -> AsyncIterator[Connection]:
+        """BEGIN IMMEDIATE .. COMMIT, the write lock held already; releases it (or hands it to the clean-up)."""
         begin = asyncio.ensure_future(self._db.execute("BEGIN IMMEDIATE"))
         try:
             await asyncio.shield(begin)

@@ -66,6 +66,11 @@ class WriteLock:
     def locked(self) -> bool:
         return self._local.locked()
 
+    async def wait_for_local_writers(self) -> None:
+        """Return once no coroutine of this process holds the lock (other processes are not waited for)."""
+        async with self._local:
+            pass
+
     async def __aenter__(self) -> None:
         await self.acquire()
 

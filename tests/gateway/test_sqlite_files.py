@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -37,3 +39,33 @@ async def test_an_existing_store_keeps_the_permissions_its_owner_chose(tmp_path:
     reopened = await open_store("", tmp_path)
     await reopened.close()
     assert _mode(tmp_path / "mtsg.sqlite3") == 0o640
+
+
+async def test_a_read_never_sees_another_tasks_uncommitted_transaction(tmp_path: Path) -> None:
+    """The blocklist refresher once read an import's merge before it committed: had the merge then
+    rolled back, the matcher would have kept entries (and a version) the registry never had."""
+    store = await open_store("", tmp_path)
+    database = store.blocklist._db  # the shared connection every non-login read and admin write uses
+    writing, read_started = asyncio.Event(), asyncio.Event()
+
+    async def write_then_roll_back() -> None:
+        with contextlib.suppress(RuntimeError):
+            async with database.transaction() as tx:
+                await tx.execute("UPDATE blocklist_state SET version = 99")
+                assert (await tx.fetchone("SELECT version FROM blocklist_state")) == (99,)  # its own reads see it
+                writing.set()
+                await read_started.wait()
+                await asyncio.sleep(0.05)  # the read is waiting now, if it waits
+                raise RuntimeError("the merge failed")
+
+    async def read() -> int:
+        await writing.wait()
+        reading = asyncio.ensure_future(store.blocklist.version())
+        read_started.set()
+        return await reading
+
+    try:
+        _, seen = await asyncio.gather(write_then_roll_back(), read())
+        assert seen == 0 and await store.blocklist.version() == 0
+    finally:
+        await store.close()
