@@ -9,6 +9,8 @@ then to import, so nothing from an altered bundle is ever staged.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from blocklists.bundle import Manifest, check_entries, check_freshness, decode_entry, digest_entries, parse_header
 from blocklists.bundle import verify_signatures as verify_bundle_signatures
 from blocklists.entry import Indicator
+from gateway.background import yielding
 from gateway.store import Store
 from gateway.store.errors import BundleAppliedMeanwhileError
 from gateway.store.records import BundleRecord, ImportSummary
@@ -35,22 +38,26 @@ async def import_indicators(
     bundle: BundleRecord | None = None,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Stage every indicator, then merge; any exception from ``indicators`` aborts with nothing applied."""
+    """Stage every indicator, then merge; any exception from ``indicators`` aborts with nothing applied.
+
+    ``indicators`` is read in a worker thread, a batch at a time: parsing and checking a feed of
+    hundreds of thousands of entries is seconds of CPU, which on the event loop of a serving gateway
+    (a followed feed, an ImportBundle call) would hold every login for as long.
+    """
+    pending = yielding(indicators)  # consumed in a worker thread, a batch at a time
     async with store.blocklist.importing(actor=actor, label=label, now=now, bundle=bundle) as session:
-        batch: list[Indicator] = []
-        for indicator in indicators:
-            batch.append(indicator)
-            if len(batch) >= BATCH_SIZE:
-                await session.stage(batch)
-                batch = []
-                if progress is not None:
-                    progress(session.received)
-        if batch:
+        while batch := await asyncio.to_thread(_next_batch, pending):
             await session.stage(batch)
+            if progress is not None and len(batch) == BATCH_SIZE:
+                progress(session.received)
     if progress is not None:
         progress(session.received)
     assert session.summary is not None  # set by the merge when the block exits cleanly
     return session.summary
+
+
+def _next_batch(indicators: Iterator[Indicator]) -> list[Indicator]:
+    return list(itertools.islice(indicators, BATCH_SIZE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +89,7 @@ async def import_bundle(
     progress: Progress | None = None,
 ) -> BundleOutcome:
     """Verify completely, check it is newer than what this publisher gave us before, then import."""
-    manifest, signer = verify_bundle(open_lines, trusted)
+    manifest, signer = await asyncio.to_thread(verify_bundle, open_lines, trusted)  # a digest of every line
     if not check_freshness(manifest, await store.blocklist.applied_bundle(manifest.publisher), now):
         return BundleOutcome(manifest, signer, None)
     lines = open_lines()

@@ -16,13 +16,23 @@ import time
 
 import structlog
 
+from blocklists.entry import Indicator
 from blocklists.matcher import Matcher
 from gateway.periodic import cancel, every
 from gateway.store import Store
+from gateway.store.registry import OFF_LOOP_ENTRIES
 from gateway.wakeup import Wakeup
 from signals.evaluate import Knowledge
 
 log = structlog.get_logger(__name__)
+
+
+async def _with_changes(matcher: Matcher, changes: list[Indicator], version: int) -> Matcher:
+    """``matcher`` with ``changes`` laid over it; the overlay's index is rebuilt whole, so a large one is
+    built in a worker thread rather than on the loop that answers logins."""
+    if matcher.overlay_size + len(changes) > OFF_LOOP_ENTRIES:
+        return await asyncio.to_thread(matcher.with_changes, changes, version)
+    return matcher.with_changes(changes, version)
 
 
 class KnowledgeHolder:
@@ -49,7 +59,7 @@ class BlocklistRefresher:
         async with self._lock:
             version, changes = await self._store.blocklist.changes_since(matcher.version)
             if changes:
-                matcher = matcher.with_changes(changes, version)
+                matcher = await _with_changes(matcher, changes, version)
             self._swap(matcher)
         log.info(
             "blocklist loaded",
@@ -62,14 +72,24 @@ class BlocklistRefresher:
         self._holder.current = dataclasses.replace(self._holder.current, blocklist=matcher)
 
     async def refresh(self) -> bool:
-        """Apply what changed since the matcher's version; True when something did."""
+        """Apply what changed since the matcher's version; True when something did.
+
+        More changes than ``rebuild_threshold`` (a large import) are not laid over the matcher: that
+        would read and index them all, only for the overlay to be rebuilt into the base at once. The
+        base is rebuilt with them instead, and this returns when the new matcher is in force.
+        """
         async with self._lock:
             current = self._holder.current.blocklist
-            version, changes = await self._store.blocklist.changes_since(current.version)
+            version, changes = await self._store.blocklist.changes_since(current.version, self._rebuild_threshold)
             if version == current.version:
                 return False
-            matcher = current.with_changes(changes, version)
-            self._swap(matcher)
+            if changes is not None:
+                matcher = await _with_changes(current, changes, version)
+                self._swap(matcher)
+        if changes is None:
+            if self._holder.current.blocklist.version < version:  # else a rebuild caught up meanwhile
+                await self._rebuild_now()
+            return True
         log.info("blocklist updated", version=version, changed=len(changes), overlay=matcher.overlay_size)
         return True
 
@@ -86,10 +106,19 @@ class BlocklistRefresher:
 
     def _rebuild_if_large(self) -> None:
         """Rebuild in its own task: small changes keep flowing in while a large base is built."""
-        if self._holder.current.blocklist.overlay_size <= self._rebuild_threshold:
-            return
+        if self._holder.current.blocklist.overlay_size > self._rebuild_threshold:
+            self._start_rebuild()
+
+    def _start_rebuild(self) -> asyncio.Task[None]:
+        """The rebuild under way, or a new one: never two at once."""
         if self._rebuild is None or self._rebuild.done():
             self._rebuild = asyncio.create_task(self.load(), name="blocklist-rebuild")
+        return self._rebuild
+
+    async def _rebuild_now(self) -> None:
+        """Rebuild (or join the rebuild under way) and wait for it; shielded, so a caller that gives up
+        does not cancel the rebuild every other caller relies on."""
+        await asyncio.shield(self._start_rebuild())
 
     async def _round(self) -> None:
         await self.refresh()

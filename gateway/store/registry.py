@@ -20,6 +20,7 @@ from typing import Any
 from blocklists.bundle import AppliedBundle, BundleError
 from blocklists.entry import Category, Entry, EntrySeverity, Indicator, KeyType
 from blocklists.matcher import Matcher
+from gateway.background import yielding
 from gateway.store.audit import earlier_request, insert_audit, remember_request
 from gateway.store.database import Connection, Database
 from gateway.store.errors import BundleAppliedMeanwhileError, EntryExistsError, EntryNotFoundError
@@ -61,6 +62,9 @@ _STAGE_ENTRY = (
 REGISTRY_LOCK = "blocklist"
 # Rows per round trip while a matcher is built from a snapshot.
 _MATCHER_PAGE = 20_000
+# Beyond this many entries, turning rows into indicators or indexing them is milliseconds of CPU:
+# it goes to a worker thread, so that a large import does not hold the event loop and its logins.
+OFF_LOOP_ENTRIES = 2_000
 
 
 def _indicator_row(indicator: Indicator) -> tuple[Any, ...]:
@@ -99,6 +103,10 @@ def _indicator(row: Sequence[Any]) -> Indicator:
         revoked=bool(row[12]),
         revoke_reason=row[13],
     )
+
+
+def _indicators(rows: Sequence[Sequence[Any]]) -> list[Indicator]:
+    return [_indicator(row) for row in yielding(rows)]
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -153,10 +161,11 @@ class BlocklistStore:
                         return
                     after = rows[-1][0]
 
-            return await asyncio.to_thread(Matcher.build, indicators(), version)
+            return await asyncio.to_thread(Matcher.build, yielding(indicators()), version)
 
-    async def changes_since(self, version: int) -> tuple[int, list[Indicator]]:
-        """(current version, indicators changed after ``version`` up to it).
+    async def changes_since(self, version: int, at_most: int | None = None) -> tuple[int, list[Indicator] | None]:
+        """(current version, indicators changed after ``version`` up to it), or (current version, None) when
+        more than ``at_most`` changed: then a rebuild from a snapshot is cheaper than reading them here.
 
         Two statements without a transaction: a row changed again meanwhile carries
         a newer change_seq and is picked up by the next call, never lost.
@@ -164,8 +173,16 @@ class BlocklistStore:
         current = await self.version()
         if current <= version:
             return current, []
-        rows = await self._db.fetch(f"{_SELECT_ENTRY} WHERE change_seq > ? AND change_seq <= ?", (version, current))
-        return current, [_indicator(row) for row in rows]
+        query = f"{_SELECT_ENTRY} WHERE change_seq > ? AND change_seq <= ?"
+        if at_most is not None:
+            rows = await self._db.fetch(f"{query} LIMIT ?", (version, current, at_most + 1))
+            if len(rows) > at_most:
+                return current, None
+        else:
+            rows = await self._db.fetch(query, (version, current))
+        if len(rows) > OFF_LOOP_ENTRIES:
+            return current, await asyncio.to_thread(_indicators, rows)
+        return current, _indicators(rows)
 
     # --- admin reads -------------------------------------------------------------------------
 
@@ -446,7 +463,7 @@ class BlocklistImport:
 
     async def stage(self, indicators: Sequence[Indicator]) -> None:
         """Add a batch; a later row with the same entry_id replaces an earlier one (the feed's last word wins)."""
-        await self._db.executemany(_STAGE_ENTRY, _rows(indicators))
+        await self._db.executemany(_STAGE_ENTRY, yielding(_rows(indicators)))  # on SQLite, read on its thread
         self.received += len(indicators)
 
 
