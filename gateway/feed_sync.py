@@ -49,7 +49,6 @@ class _FeedState:
     etag: str = ""
     failures: int = 0
     next_attempt: float = 0.0
-    last_success_at: float | None = None
     bundle_version: int | None = None
 
 
@@ -118,7 +117,7 @@ class FeedSync:
                 if outcome.summary is not None:
                     await self._on_change()
                     log.info("feed bundle applied", url=feed.shown_as, bundle_version=feed.bundle_version)
-            feed.failures, feed.last_success_at = 0, attempted_at
+            feed.failures = 0
             feed.next_attempt = attempted_at + self._interval
             self._last_success[feed.url].set(attempted_at)
         except (FeedFetchError, BundleError, FeedFormatError, TrustedKeyError, StoreUnavailableError) as failure:
@@ -146,8 +145,7 @@ class FeedSync:
         """Seed the last-success metric from the store, where every replica records its attempts."""
         stored = {status.url: status.last_success_at for status in await self._store.blocklist.feed_statuses()}
         for feed in self._feeds:
-            feed.last_success_at = stored.get(feed.url)
-            self._last_success[feed.url].set(feed.last_success_at or 0)
+            self._last_success[feed.url].set(stored.get(feed.url) or 0)
 
     async def sync_due(self, client: httpx.AsyncClient) -> None:
         now = self._clock()
