@@ -16,6 +16,9 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 Item = TypeVar("Item")
+# Beyond this many registry entries, turning rows into indicators or indexing them is milliseconds
+# of CPU: it goes to a worker thread, so that a large import does not hold the loop and its logins.
+OFF_LOOP_ENTRIES = 2_000
 # About a tenth of a millisecond of parsing or indexing between hand-overs.
 ITEMS_BETWEEN_YIELDS = 16
 

@@ -18,9 +18,9 @@ import structlog
 
 from blocklists.entry import Indicator
 from blocklists.matcher import Matcher
+from gateway.background import OFF_LOOP_ENTRIES
 from gateway.periodic import cancel, every
 from gateway.store import Store
-from gateway.store.registry import OFF_LOOP_ENTRIES
 from gateway.wakeup import Wakeup
 from signals.evaluate import Knowledge
 

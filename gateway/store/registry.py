@@ -20,7 +20,7 @@ from typing import Any
 from blocklists.bundle import AppliedBundle, BundleError
 from blocklists.entry import Category, Entry, EntrySeverity, Indicator, KeyType
 from blocklists.matcher import Matcher
-from gateway.background import yielding
+from gateway.background import OFF_LOOP_ENTRIES, yielding
 from gateway.store.audit import earlier_request, insert_audit, remember_request
 from gateway.store.database import Connection, Database
 from gateway.store.errors import BundleAppliedMeanwhileError, EntryExistsError, EntryNotFoundError
@@ -62,9 +62,6 @@ _STAGE_ENTRY = (
 REGISTRY_LOCK = "blocklist"
 # Rows per round trip while a matcher is built from a snapshot.
 _MATCHER_PAGE = 20_000
-# Beyond this many entries, turning rows into indicators or indexing them is milliseconds of CPU:
-# it goes to a worker thread, so that a large import does not hold the event loop and its logins.
-OFF_LOOP_ENTRIES = 2_000
 
 
 def _indicator_row(indicator: Indicator) -> tuple[Any, ...]:
