@@ -206,7 +206,7 @@ async def start_gateway(
     # port would silently share the traffic.  Only the workers of one supervisor share a port.
     port_sharing = ("grpc.so_reuseport", 1 if reuse_port else 0)
     tls, identities = _load_transport(config)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
     knowledge = load_knowledge(config.signals.remote_control_apps_file)
     signer = WebhookSigner.from_files(
         Path(config.commands.hmac_secret_file) if config.commands.hmac_secret_file else None,

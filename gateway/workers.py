@@ -94,7 +94,7 @@ async def _prepare_store(config: Config) -> int:
 
 def prepare_shared_state(config: Config) -> None:
     """What every worker would otherwise do at once on a fresh data dir: migrate, make the key ring."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
     load_or_create_keys(config.phone_hash_key_path)
     asyncio.run(_prepare_store(config))
     _await_other_threads(_THREAD_EXIT_SECONDS)

@@ -8,7 +8,9 @@ import os
 import stat
 from pathlib import Path
 
+from gateway.server import start_gateway
 from gateway.store import open_store
+from tests.helpers import gateway_config
 
 
 def _mode(path: Path) -> int:
@@ -69,3 +71,15 @@ async def test_a_read_never_sees_another_tasks_uncommitted_transaction(tmp_path:
         assert seen == 0 and await store.blocklist.version() == 0
     finally:
         await store.close()
+
+
+async def test_a_gateway_started_on_a_new_data_directory_makes_it_its_owners_alone(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        running = await start_gateway(gateway_config(tmp_path))
+        await running.stop(grace=0.5)
+    finally:
+        os.umask(previous)
+    data = tmp_path / "data"
+    assert _mode(data) == 0o700
+    assert {path.name: _mode(path) for path in data.iterdir() if path.is_file() and _mode(path) & 0o077} == {}
