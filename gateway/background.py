@@ -19,8 +19,10 @@ Item = TypeVar("Item")
 # Beyond this many registry entries, turning rows into indicators or indexing them is milliseconds
 # of CPU: it goes to a worker thread, so that a large import does not hold the loop and its logins.
 OFF_LOOP_ENTRIES = 2_000
-# About a tenth of a millisecond of parsing or indexing between hand-overs.
-ITEMS_BETWEEN_YIELDS = 16
+# Half a millisecond to a millisecond of parsing or indexing between hand-overs.  Every 16 items held
+# logins no better during a feed apply and slowed a plain `mtsg blocklist import` by a third
+# (BENCHMARKS.md, session 21).
+ITEMS_BETWEEN_YIELDS = 64
 
 
 def yielding(items: Iterable[Item], every: int = ITEMS_BETWEEN_YIELDS) -> Iterator[Item]:
