@@ -129,6 +129,7 @@ class SQLiteDatabase(_Statements):
         self.path = path
         self._write_lock = write_lock
         self._clean_ups: set[asyncio.Task[None]] = set()
+        self._session_lock = asyncio.Lock()
         # One-step units (gateway.store.one_step) on the loop: the writes' COMMIT alone goes to a thread.
         self._writes = writes
         self._reads = reads
@@ -280,8 +281,14 @@ class SQLiteDatabase(_Statements):
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Connection]:
-        """The one connection: TEMP tables live on it, and each write on it takes the write lock."""
-        yield self
+        """The one connection: TEMP tables live on it, and each write on it takes the write lock.
+
+        Every session gets the same connection, so the same TEMP tables: two at once (a feed sync
+        and an ImportBundle call, say) emptied each other's staged rows, and an import could merge
+        nothing and still record its bundle as applied.  One session at a time.
+        """
+        async with self._session_lock:
+            yield self
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Connection]:

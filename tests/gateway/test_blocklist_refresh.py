@@ -48,3 +48,16 @@ async def test_yielding_passes_every_item_in_order_on_the_loop_and_in_a_thread()
     items = list(range(100))
     assert list(yielding(items, every=7)) == items
     assert await asyncio.to_thread(lambda: list(yielding(items, every=7))) == items
+
+
+async def test_imports_at_the_same_time_each_apply_all_of_theirs(store: Store) -> None:
+    """On SQLite every import stages into the one connection's TEMP table: two at once emptied each
+    other's staged rows, and one could merge nothing yet report success."""
+    first = [_package(f"com.first.app{number}") for number in range(25_000)]
+    second = [_package(f"com.second.app{number}") for number in range(25_000)]
+    summaries = await asyncio.gather(
+        import_indicators(store, first, actor="feed a", label="a", now=time.time()),
+        import_indicators(store, second, actor="feed b", label="b", now=time.time()),
+    )
+    assert [summary.added for summary in summaries] == [25_000, 25_000]
+    assert (await store.blocklist.status(time.time())).active_count == 50_000
