@@ -146,20 +146,19 @@ def _commands_unfreeze(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
         if not CUSTOMER_ID.fullmatch(options.customer_id):
             raise CommandError("CUSTOMER must be 1 to 128 letters, digits or . _ : @ -")
-        reason = options.reason
         unknown = [scope for scope in options.scope if scope not in _SCOPES]
         if unknown:
             raise CommandError(f"unknown --scope {unknown[0]!r}; choose from {', '.join(_SCOPES)}")
         who = actor(options)
         command = unfreeze_command(
             options.customer_id,
-            reason,
+            options.reason,
             [_SCOPES[scope] for scope in options.scope],
             who,
             time.time(),
             config.command_endpoints,
         )
-        stored = await store.commands.issue(command, detail=reason)
+        stored = await store.commands.issue(command, detail=options.reason)
         print("\n".join(_command_text(stored)))
         return 0
 
