@@ -62,6 +62,7 @@ from gateway.services.policy import PolicyService
 from gateway.services.threat_signal import LoginSettings, LoginThrottle, ThreatSignalService
 from gateway.services.threat_signal import add_to_server as add_threat_signal_service
 from gateway.store import Store, StoreUnavailableError, is_postgres_url, open_store
+from gateway.urls import without_secrets
 from gateway.validation import Limits
 from gateway.wakeup import Wakeup
 
@@ -395,7 +396,7 @@ async def start_gateway(
         remote_control_apps=len(knowledge.remote_control.by_package),
         blocklist_version=holder.current.blocklist.version,
         blocklist_entries=holder.current.blocklist.size,
-        command_endpoints=list(config.command_endpoints),
+        command_endpoints=[without_secrets(url) for url in config.command_endpoints],
         tls=tls is not None,
         client_certificates_required=bool(config.server.tls_client_ca_file),
         authentication="off (insecure)" if config.auth.insecure else config.auth.identities_file,

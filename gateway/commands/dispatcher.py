@@ -5,6 +5,9 @@ crash between the two only means the lease runs out and the command is sent
 again, with the same webhook-id, which the receiver deduplicates.  Deliveries
 run concurrently across customers; the store never hands out a customer's next
 command while an earlier one is still pending, which keeps per-customer order.
+
+Logs and metric labels name an endpoint without its user, password or query: core
+banking may take a token there, and logs and metrics travel further than the config.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from gateway.commands.webhook_signing import WebhookSigner
 from gateway.metrics import Metrics
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import DeliveryAttempt, DueDelivery
+from gateway.urls import without_secrets
 from gateway.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
@@ -121,8 +125,13 @@ class CommandDispatcher:
 
     async def _report_backlog(self) -> None:
         backlog = await self._store.commands.backlog()
+        # Two endpoints may differ only in what is hidden; their shown name then carries both backlogs.
+        shown: dict[str, int] = {}
         for endpoint in self._endpoints:
-            self._metrics.command_backlog.labels(endpoint=endpoint).set(backlog.get(endpoint, 0))
+            name = without_secrets(endpoint)
+            shown[name] = shown.get(name, 0) + backlog.get(endpoint, 0)
+        for name, waiting in shown.items():
+            self._metrics.command_backlog.labels(endpoint=name).set(waiting)
 
     async def _deliver(self, delivery: DueDelivery) -> None:
         command = delivery.command
@@ -149,12 +158,13 @@ class CommandDispatcher:
         if not await self._store.commands.record_attempt(command.cursor, attempt, self.owner):
             log.warning("lease expired before the outcome was recorded", command_id=command.command_id)
             return
-        self._metrics.delivery_attempts.labels(endpoint=delivery.endpoint, outcome=attempt.outcome).inc()
-        self._log(delivery, attempt)
+        shown = without_secrets(delivery.endpoint)
+        self._metrics.delivery_attempts.labels(endpoint=shown, outcome=attempt.outcome).inc()
+        self._log(delivery, attempt, shown)
         if attempt.outcome == "delivered":
-            self._metrics.delivery_latency.labels(endpoint=delivery.endpoint).observe(finished - command.created_at)
+            self._metrics.delivery_latency.labels(endpoint=shown).observe(finished - command.created_at)
         elif attempt.outcome == "dead":
-            self._metrics.dead_letters.labels(endpoint=delivery.endpoint).inc()
+            self._metrics.dead_letters.labels(endpoint=shown).inc()
 
     def _outcome(
         self,
@@ -178,10 +188,10 @@ class CommandDispatcher:
             outcome, next_at = "retry", finished + self._settings.retry.delay(attempt, retry_after)
         return DeliveryAttempt(endpoint, attempt, started, duration_ms, status, outcome, error, next_at)
 
-    def _log(self, delivery: DueDelivery, attempt: DeliveryAttempt) -> None:
+    def _log(self, delivery: DueDelivery, attempt: DeliveryAttempt, shown_endpoint: str) -> None:
         fields = {
             "command_id": delivery.command.command_id,
-            "endpoint": delivery.endpoint,
+            "endpoint": shown_endpoint,
             "attempt": attempt.attempt,
             "status": attempt.status,
             "duration_ms": round(attempt.duration_ms, 1),

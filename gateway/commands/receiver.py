@@ -261,7 +261,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, document: dict[str, Any], headers: Sequence[tuple[str, str]] = ()) -> None:
         # Logged before writing: if the sender is gone, the outcome (say, "applied") is still on record.
-        log.info("request", method=self.command, path=self.path, status=status, outcome=document.get("status"))
+        # The path only: a sender may put a token in the query, and a log must not keep it.
+        path = self.path.partition("?")[0]
+        log.info("request", method=self.command, path=path, status=status, outcome=document.get("status"))
         body = json.dumps(document).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog.testing
+from prometheus_client import generate_latest
 
 from gateway.client import MtsgClient
 from gateway.commands.webhook_signing import WebhookSigner
@@ -312,3 +314,40 @@ async def test_a_signed_body_that_is_not_a_command_is_refused_not_dropped(
         answer = await http.post(receiver.url, content=body, headers=signer.headers("cmd_m", int(time.time()), body))
     assert answer.status_code == 400 and answer.json()["reason"].startswith("not a command:")
     assert receiver.applied() == [] and [row["status"] for row in receiver.refused()] == [400]
+
+
+async def test_logs_and_metrics_name_an_endpoint_without_its_credentials_or_token(
+    tmp_path: Path, key_files: ReceiverKeyFiles, receiver: RunningReceiver, store_url: str
+) -> None:
+    secret_url = receiver.url.replace("http://", "http://core:pa55word@") + "?token=s3cret-token"
+    receiver.behave(fail_status=503, fail_count=1)
+    with structlog.testing.capture_logs() as logs:
+        gateway = await start_gateway(push_config(tmp_path, key_files, secret_url, store_url))
+        try:
+            async with MtsgClient(gateway.target) as client:
+                await client.check_login(freezing_login("cust-push-secret"))
+            applied = await eventually(receiver.applied, what="delivery through the secret-bearing URL")
+            assert await eventually(lambda: _settled_attempts(gateway, applied[0]["webhook_id"])) == [
+                "retry",
+                "delivered",
+            ]
+            await eventually(
+                lambda: gateway.metrics.registry.get_sample_value(
+                    "mtsg_command_delivery_latency_seconds_count", {"endpoint": receiver.url}
+                ),
+                what="latency sample under the shown name",
+            )
+            exposition = generate_latest(gateway.metrics.registry).decode()
+        finally:
+            await gateway.stop(grace=1.0)
+    shown = [entry.get("endpoint") for entry in logs if "endpoint" in entry]
+    assert shown.count(receiver.url) >= 2  # the retry and the delivery
+    assert receiver.url in next(entry for entry in logs if entry["event"] == "serving")["command_endpoints"]
+    everything = repr(logs) + exposition
+    assert "pa55word" not in everything and "s3cret-token" not in everything
+    assert (
+        gateway.metrics.registry.get_sample_value(
+            "mtsg_command_delivery_attempts_total", {"endpoint": receiver.url, "outcome": "retry"}
+        )
+        == 1
+    )
