@@ -222,6 +222,8 @@ def header_line(manifest: Manifest | None, signatures: Sequence[Signature]) -> b
 
 def read_header(line: bytes) -> dict[str, Any]:
     """The header object of a bundle, signed or not; BundleError when line 1 is not one."""
+    if not line.strip():  # an empty download or file is a common mistake; say so rather than "not JSON"
+        raise BundleError("the bundle is empty: line 1, its header, is missing or blank")
     try:
         header = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

@@ -78,6 +78,8 @@ class FeedRead:
 def open_feed(path: Path, feed_format: str, *, source: str, default_category: Category | None) -> FeedRead:
     """Open ``path`` for streaming (bundles are handled separately: they are verified first)."""
     size = path.stat().st_size
+    if size == 0:  # each reader would blame line 1; the cause is usually a failed download or export
+        raise FeedFileError(f"{path.name} is empty (0 bytes): nothing to import")
     if feed_format in ("csv", "stalkerware-samples"):
         counter = ByteCounter(path.open("rb"))
         lines = _text_lines(counter)

@@ -266,3 +266,10 @@ def test_feeds_nested_too_deeply_are_refused_as_feeds_not_crashes() -> None:
         decode_entry(("[" * DEEP + "]" * DEEP).encode(), 2)
     with pytest.raises(BundleError, match="not a bundle header"):
         read_header(("[" * DEEP + "]" * DEEP).encode())
+
+
+@pytest.mark.parametrize("line", [b"", b"\n", b"  \r\n"])
+def test_an_empty_bundle_is_called_empty(line: bytes) -> None:
+    """An empty download or file: the operator is told so, not that line 1 is not JSON."""
+    with pytest.raises(BundleError, match="the bundle is empty"):
+        read_header(line)
