@@ -1,0 +1,85 @@
+"""Every `mtsg …` command the README and the docs show exists, with the flags they give it.
+
+Commands and flags get renamed; docs are read by the operator at 3 a.m. who types what
+they say.  A synopsis (``[--limit N]``, ``add|revoke``) is checked too: its command path
+and every ``--flag`` it names must be ones the CLI accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import build_parser
+
+ROOT = Path(__file__).parents[1]
+DOCUMENTS = sorted(
+    [ROOT / "README.md", ROOT / "BENCHMARKS.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "deploy").rglob("*.md")]
+)
+# `mtsg` as a command word: at a line's start, after a shell operator or a path, or opening inline code.
+_MENTION = re.compile(r"(?:^|`|[\s;&|(]|/)mtsg((?:\s+[^\s`#;&|>]+)*)")
+_WORD = re.compile(r"[a-z][a-z0-9-]*")
+_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def _mentions() -> Iterator[tuple[str, str]]:
+    for document in DOCUMENTS:
+        in_code = False
+        for number, line in enumerate(document.read_text().splitlines(), start=1):
+            if line.startswith("```"):
+                in_code = not in_code
+                continue
+            spans = [line] if in_code else re.findall(r"`([^`]*\bmtsg\b[^`]*)`", line)
+            for span in spans:
+                for match in _MENTION.finditer(span):
+                    if match.group(1).strip():
+                        yield f"{document.relative_to(ROOT)}:{number}", match.group(1)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def _problem(parser: argparse.ArgumentParser, words: str) -> str | None:
+    """What is wrong with ``mtsg <words>``, or None.  ``a|b`` names alternatives, each checked."""
+    path = ["mtsg"]
+    for word in words.split():
+        choices = _subcommands(parser)
+        alternatives = word.split("|")
+        if not choices or not all(_WORD.fullmatch(alternative) for alternative in alternatives):
+            break
+        missing = [alternative for alternative in alternatives if alternative not in choices]
+        if missing:
+            return f"{' '.join(path)} has no subcommand {', '.join(missing)} (it has {', '.join(sorted(choices))})"
+        if len(alternatives) > 1:
+            return None
+        parser = choices[word]
+        path.append(word)
+    unknown = [flag for flag in _FLAG.findall(words) if flag not in _flags(parser)]
+    if unknown:
+        return f"{' '.join(path)} takes no {', '.join(unknown)}"
+    return None
+
+
+MENTIONS = list(_mentions())
+
+
+def test_the_docs_show_many_commands() -> None:
+    assert len(MENTIONS) >= 150
+
+
+@pytest.mark.parametrize(("where", "words"), MENTIONS, ids=[where for where, _ in MENTIONS])
+def test_a_documented_command_and_its_flags_exist(where: str, words: str) -> None:
+    problem = _problem(build_parser(), words)
+    assert problem is None, f"{where}: mtsg{words}: {problem}"
