@@ -1,13 +1,15 @@
-"""Every `mtsg …` command the README and the docs show exists, with the flags they give it.
+"""Every `mtsg …` command, flag and configuration setting the README and the docs name exists.
 
-Commands and flags get renamed; docs are read by the operator at 3 a.m. who types what
-they say.  A synopsis (``[--limit N]``, ``add|revoke``) is checked too: its command path
-and every ``--flag`` it names must be ones the CLI accepts.
+Commands, flags and settings get renamed; docs are read by the operator at 3 a.m. who types
+what they say.  A synopsis (``[--limit N]``, ``add|revoke``) is checked too: its command path
+and every ``--flag`` it names must be ones the CLI accepts.  A setting is checked in both of
+its spellings: ``section.name`` and ``MTSG_SECTION_NAME``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import build_parser
+from gateway.config import ENV_PREFIX, Config, env_variable
 
 ROOT = Path(__file__).parents[1]
 DOCUMENTS = sorted(
@@ -83,3 +86,38 @@ def test_the_docs_show_many_commands() -> None:
 def test_a_documented_command_and_its_flags_exist(where: str, words: str) -> None:
     problem = _problem(build_parser(), words)
     assert problem is None, f"{where}: mtsg{words}: {problem}"
+
+
+# Variables mtsg reads that are not settings: the CLI's bearer token, the test suite's PostgreSQL.
+_OTHER_VARIABLES = {"MTSG_TOKEN", "MTSG_TEST_POSTGRES_URL"}
+
+
+def _settings() -> set[tuple[str, str]]:
+    defaults = Config()
+    return {
+        (section.name, setting.name)
+        for section in dataclasses.fields(defaults)
+        for setting in dataclasses.fields(getattr(defaults, section.name))
+    }
+
+
+def _setting_mentions() -> Iterator[tuple[str, str]]:
+    sections = {section for section, _ in _settings()}
+    dotted = re.compile(rf"(?<![\w./-])(?:{'|'.join(sections)})\.[a-z_]+\b")
+    variable = re.compile(rf"\b{ENV_PREFIX}[A-Z0-9_]+\b(?!\*)")
+    for document in DOCUMENTS:
+        for number, line in enumerate(document.read_text().splitlines(), start=1):
+            for match in (*dotted.finditer(line), *variable.finditer(line)):
+                yield f"{document.relative_to(ROOT)}:{number}", match.group(0)
+
+
+SETTINGS = list(_setting_mentions())
+
+
+def test_every_setting_the_docs_name_exists() -> None:
+    settings = _settings()
+    known = {f"{section}.{name}" for section, name in settings}
+    known |= {env_variable(section, name) for section, name in settings} | _OTHER_VARIABLES
+    assert len(SETTINGS) >= 100
+    unknown = [f"{where}: {setting}" for where, setting in SETTINGS if setting not in known]
+    assert unknown == []
