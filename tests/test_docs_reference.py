@@ -1,4 +1,4 @@
-"""Every `mtsg …` command, flag and configuration setting the README and the docs name exists.
+"""Every `mtsg …` command, flag, configuration setting and metric the README and the docs name exists.
 
 Commands, flags and settings get renamed; docs are read by the operator at 3 a.m. who types
 what they say.  A synopsis (``[--limit N]``, ``add|revoke``) is checked too: its command path
@@ -18,6 +18,7 @@ import pytest
 
 from gateway.cli import build_parser
 from gateway.config import ENV_PREFIX, Config, env_variable
+from gateway.metrics import Metrics
 
 ROOT = Path(__file__).parents[1]
 DOCUMENTS = sorted(
@@ -120,4 +121,24 @@ def test_every_setting_the_docs_name_exists() -> None:
     known |= {env_variable(section, name) for section, name in settings} | _OTHER_VARIABLES
     assert len(SETTINGS) >= 100
     unknown = [f"{where}: {setting}" for where, setting in SETTINGS if setting not in known]
+    assert unknown == []
+
+
+# Names in the docs that look like metrics and are not: a database, a NOTIFY channel, a bundle's header key.
+_NOT_METRICS = {"mtsg_bench", "mtsg_changes", "mtsg_bundle"}
+_SERIES = {"counter": ("", "_total"), "gauge": ("",), "histogram": ("", "_bucket", "_sum", "_count")}
+
+
+def test_every_metric_the_docs_and_alerts_name_exists() -> None:
+    families = Metrics.create().registry.collect()
+    exported = {family.name + suffix for family in families for suffix in _SERIES[family.type]}
+    files = [*DOCUMENTS, *(path for path in (ROOT / "deploy").rglob("*.yaml"))]
+    named = [
+        (f"{path.relative_to(ROOT)}:{number}", match)
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        for match in re.findall(r"\bmtsg_[a-z0-9_]+", line)
+    ]
+    assert len(named) >= 60
+    unknown = [f"{where}: {name}" for where, name in named if name not in exported | _NOT_METRICS]
     assert unknown == []
