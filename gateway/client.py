@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from gateway.errors import REQUEST_ID_KEY, details_of
+from gateway.errors import ERROR_DOMAIN, REQUEST_ID_KEY, details_of
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2_grpc,
     command_feed_service_pb2_grpc,
@@ -101,6 +101,19 @@ def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
         return []
     bad_requests = details_of(status, error_details_pb2.BadRequest)
     return [(violation.field, violation.description) for bad in bad_requests for violation in bad.field_violations]
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str | None:
+    """The error's ErrorInfo reason ("NONCE_REUSED"): what to branch on, listed in proto/mtsg/v1/error_reason.proto.
+
+    None when the error has none: it came from grpc itself (a deadline the client set, a
+    connection that failed), not from the gateway.
+    """
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return None
+    infos = details_of(status, error_details_pb2.ErrorInfo)
+    return infos[0].reason if infos and infos[0].domain == ERROR_DOMAIN else None
 
 
 def request_id_of(error: grpc.aio.AioRpcError) -> str | None:

@@ -1,7 +1,9 @@
 """Turning failures into gRPC statuses with google.rpc details (AIP-193).
 
 Client mistakes carry ``BadRequest`` field violations so an SDK can point at the
-field; every error carries ``ErrorInfo`` with a stable reason for dashboards.
+field; every error carries ``ErrorInfo`` with a stable reason a client can branch on.
+The reasons are the ``ErrorReason`` enum of the contract (proto/mtsg/v1/error_reason.proto),
+so each one a client may meet is documented where the SDK's users read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_INTERNAL,
+    ERROR_REASON_INVALID_REQUEST,
+    ERROR_REASON_STORE_UNAVAILABLE,
+    ErrorReason,
+)
 from gateway.validation import FieldViolation, InvalidRequestError, Violations
 
 Detail = TypeVar("Detail", bound=Message)
@@ -44,9 +52,14 @@ def _cut(text: str, max_bytes: int) -> str:
     return encoded[: max_bytes - 3].decode("utf-8", "ignore") + "…"
 
 
-def _status(code: grpc.StatusCode, message: str, reason: str, *details: object) -> grpc.Status:
+def reason_name(reason: ErrorReason) -> str:
+    """What ErrorInfo.reason says for ``reason``: the enum value's name without its prefix."""
+    return ErrorReason.Name(reason).removeprefix("ERROR_REASON_")
+
+
+def _status(code: grpc.StatusCode, message: str, reason: ErrorReason, *details: object) -> grpc.Status:
     packed = []
-    for detail in (*details, error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)):
+    for detail in (*details, error_details_pb2.ErrorInfo(reason=reason_name(reason), domain=ERROR_DOMAIN)):
         holder = any_pb2.Any()
         holder.Pack(detail)  # type: ignore[arg-type]
         packed.append(holder)
@@ -70,7 +83,7 @@ async def refuse_if_any(context: grpc.aio.ServicerContext, violations: Violation
         await abort_with(context, invalid_argument(InvalidRequestError(violations.found, violations.omitted)))
 
 
-def invalid_argument(error: InvalidRequestError, reason: str = "INVALID_REQUEST") -> grpc.Status:
+def invalid_argument(error: InvalidRequestError, reason: ErrorReason = ERROR_REASON_INVALID_REQUEST) -> grpc.Status:
     """INVALID_ARGUMENT with every violation that fits the budget, and a count of the rest."""
     listed: list[error_details_pb2.BadRequest.FieldViolation] = []
     used = 0
@@ -96,29 +109,31 @@ def invalid_argument(error: InvalidRequestError, reason: str = "INVALID_REQUEST"
     )
 
 
-def failure(code: grpc.StatusCode, message: str, reason: str) -> grpc.Status:
+def failure(code: grpc.StatusCode, message: str, reason: ErrorReason) -> grpc.Status:
     """Any other canonical status, with ErrorInfo (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ...)."""
     return _status(code, message, reason)
 
 
-def resource_exhausted(message: str, reason: str, retry_after_seconds: float) -> grpc.Status:
+def resource_exhausted(message: str, reason: ErrorReason, retry_after_seconds: float) -> grpc.Status:
     """RESOURCE_EXHAUSTED with RetryInfo: the client learns when trying again can succeed."""
     delay = duration_pb2.Duration()
     delay.FromNanoseconds(max(1_000_000, int(retry_after_seconds * 1e9)))
     return _status(grpc.StatusCode.RESOURCE_EXHAUSTED, message, reason, error_details_pb2.RetryInfo(retry_delay=delay))
 
 
-def unavailable(message: str, reason: str = "STORE_UNAVAILABLE") -> grpc.Status:
-    return _status(grpc.StatusCode.UNAVAILABLE, message, reason)
+def unavailable(message: str) -> grpc.Status:
+    return _status(grpc.StatusCode.UNAVAILABLE, message, ERROR_REASON_STORE_UNAVAILABLE)
 
 
 def internal(request_id: str) -> grpc.Status:
     return _status(
-        grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id} to the operators", "INTERNAL"
+        grpc.StatusCode.INTERNAL,
+        f"internal error; quote request id {request_id} to the operators",
+        ERROR_REASON_INTERNAL,
     )
 
 
-def invalid_field(field: str, description: str, reason: str = "INVALID_REQUEST") -> grpc.Status:
+def invalid_field(field: str, description: str, reason: ErrorReason = ERROR_REASON_INVALID_REQUEST) -> grpc.Status:
     """INVALID_ARGUMENT naming one field."""
     return invalid_argument(InvalidRequestError([FieldViolation(field, description)]), reason)
 

@@ -29,7 +29,11 @@ import structlog
 from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
-from gateway.errors import REQUEST_ID_KEY, abort_with, internal, invalid_argument, refusal_summary
+from gateway.errors import REQUEST_ID_KEY, abort_with, failure, internal, invalid_argument, refusal_summary
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_SERVER_DEADLINE,
+    ERROR_REASON_UNDECODABLE_REQUEST,
+)
 from gateway.metrics import Metrics
 from gateway.validation import FieldViolation, InvalidRequestError
 
@@ -63,7 +67,7 @@ async def _decoded(decode: Callable[[bytes], Any], body: bytes, context: grpc.ai
         return decode(body)
     except DecodeError:
         violation = FieldViolation("", "the request body is not a valid protobuf message of the method's type")
-        await abort_with(context, invalid_argument(InvalidRequestError([violation]), "UNDECODABLE_REQUEST"))
+        await abort_with(context, invalid_argument(InvalidRequestError([violation]), ERROR_REASON_UNDECODABLE_REQUEST))
 
 
 class _ObservedCall:
@@ -156,10 +160,12 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                             request = await _decoded(decode, request, context)
                         return await behavior(request, context)
                 except TimeoutError:
-                    await context.abort(
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                    message = (
                         f"the call ran past the server's limit of {seconds:g} s (server.max_call_seconds); nothing"
-                        " of it was committed unless a retry with the same request_id says so",
+                        " of it was committed unless a retry with the same request_id says so"
+                    )
+                    await abort_with(
+                        context, failure(grpc.StatusCode.DEADLINE_EXCEEDED, message, ERROR_REASON_SERVER_DEADLINE)
                     )
 
         return handle

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import grpc
 
 from gateway.errors import abort_with, resource_exhausted
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_TOO_MANY_CALLS,
+)
 from gateway.metrics import Metrics
 
 # Buckets are forgotten once full (idle); the sweep runs when this many keys are held.
@@ -91,7 +94,9 @@ class InFlightLimit:
             await abort_with(
                 context,
                 resource_exhausted(
-                    f"the gateway is handling {self._limit} calls already; retry shortly", "TOO_MANY_CALLS", 0.05
+                    f"the gateway is handling {self._limit} calls already; retry shortly",
+                    ERROR_REASON_TOO_MANY_CALLS,
+                    0.05,
                 ),
             )
         self.in_flight += 1

@@ -15,7 +15,14 @@ from collections.abc import Callable
 import grpc
 import structlog
 
-from gateway.errors import abort_with, failure
+from gateway.errors import abort_with, failure, reason_name
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_INVALID_TOKEN,
+    ERROR_REASON_MISSING_ROLE,
+    ERROR_REASON_NO_CREDENTIALS,
+    ERROR_REASON_UNKNOWN_CERTIFICATE,
+    ErrorReason,
+)
 from gateway.metrics import Metrics
 from gateway.security.identities import ROLES, Identity, IdentityBook
 
@@ -64,10 +71,11 @@ class AccessGuard:
         self._metrics = metrics
 
     async def _refuse(
-        self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str
+        self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: ErrorReason
     ) -> None:
-        self._metrics.auth_rejections.labels(reason=reason.lower()).inc()
-        log.warning("call refused", reason=reason, peer=context.peer(), detail=message)
+        name = reason_name(reason)
+        self._metrics.auth_rejections.labels(reason=name.lower()).inc()
+        log.warning("call refused", reason=name, peer=context.peer(), detail=message)
         await abort_with(context, failure(code, message, reason))
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> Identity:
@@ -78,7 +86,10 @@ class AccessGuard:
             identity = book.by_token(token) if token else None
             if identity is None:
                 await self._refuse(
-                    context, grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid", "INVALID_TOKEN"
+                    context,
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "the bearer token is not valid",
+                    ERROR_REASON_INVALID_TOKEN,
                 )
             assert identity is not None
             return identity
@@ -91,7 +102,7 @@ class AccessGuard:
                     context,
                     grpc.StatusCode.UNAUTHENTICATED,
                     f"the client certificate ({subject}) names no identity of this gateway",
-                    "UNKNOWN_CERTIFICATE",
+                    ERROR_REASON_UNKNOWN_CERTIFICATE,
                 )
             assert identity is not None
             return identity
@@ -99,7 +110,7 @@ class AccessGuard:
             context,
             grpc.StatusCode.UNAUTHENTICATED,
             "no credentials: send 'authorization: Bearer <token>' metadata or a client certificate",
-            "NO_CREDENTIALS",
+            ERROR_REASON_NO_CREDENTIALS,
         )
         raise AssertionError("unreachable: refused")
 
@@ -116,7 +127,7 @@ class AccessGuard:
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{identity.name} may not call {service}: it needs the role {role!r}"
                 f" (has {', '.join(sorted(identity.roles))})",
-                "MISSING_ROLE",
+                ERROR_REASON_MISSING_ROLE,
             )
         token = _caller.set(identity)
         bound = structlog.contextvars.bind_contextvars(caller=identity.name)

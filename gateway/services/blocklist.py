@@ -29,6 +29,16 @@ from gateway.blocklist_messages import (
 )
 from gateway.errors import abort_with, failure, invalid_argument, invalid_field, refuse_if_any, unavailable
 from gateway.generated.mtsg.v1 import blocklist_service_pb2, blocklist_service_pb2_grpc
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_ENTRY_EXISTS,
+    ERROR_REASON_ENTRY_NOT_FOUND,
+    ERROR_REASON_EXPORT_TOO_LARGE,
+    ERROR_REASON_INVALID_BUNDLE,
+    ERROR_REASON_INVALID_ENTRY,
+    ERROR_REASON_REQUEST_ID_REUSED,
+    ERROR_REASON_STALE_BUNDLE,
+    ERROR_REASON_TRUSTED_KEYS,
+)
 from gateway.services.callers import caller_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
@@ -75,18 +85,18 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
         try:
             indicator = indicator_from_message(request.entry)
         except InvalidRequestError as error:
-            await abort_with(context, invalid_argument(error, "INVALID_ENTRY"))
+            await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_ENTRY))
         now = self._clock()
         if expired_by(indicator, now):
-            await abort_with(context, invalid_field("entry.valid_until", EXPIRED_PROBLEM, "INVALID_ENTRY"))
+            await abort_with(context, invalid_field("entry.valid_until", EXPIRED_PROBLEM, ERROR_REASON_INVALID_ENTRY))
         try:
             entry = await self._store.blocklist.add_entry(
                 indicator, caller_actor(context), now, request.request_id, _fingerprint(request)
             )
         except EntryExistsError as error:
-            await abort_with(context, failure(grpc.StatusCode.ALREADY_EXISTS, str(error), "ENTRY_EXISTS"))
+            await abort_with(context, failure(grpc.StatusCode.ALREADY_EXISTS, str(error), ERROR_REASON_ENTRY_EXISTS))
         except RequestIdReusedError as error:
-            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
+            await abort_with(context, invalid_field("request_id", str(error), ERROR_REASON_REQUEST_ID_REUSED))
         except StoreUnavailableError:
             await abort_with(context, unavailable("the registry is unavailable; retry with the same request_id"))
         await self._applied()
@@ -115,9 +125,9 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
                 _fingerprint(request),
             )
         except EntryNotFoundError as error:
-            await abort_with(context, failure(grpc.StatusCode.NOT_FOUND, str(error), "ENTRY_NOT_FOUND"))
+            await abort_with(context, failure(grpc.StatusCode.NOT_FOUND, str(error), ERROR_REASON_ENTRY_NOT_FOUND))
         except RequestIdReusedError as error:
-            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
+            await abort_with(context, invalid_field("request_id", str(error), ERROR_REASON_REQUEST_ID_REUSED))
         except StoreUnavailableError:
             await abort_with(context, unavailable("the registry is unavailable; retry with the same request_id"))
         await self._applied()
@@ -133,7 +143,8 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
         entry = await self._store.blocklist.get_entry(request.entry_id)
         if entry is None:
             await abort_with(
-                context, failure(grpc.StatusCode.NOT_FOUND, f"no entry {request.entry_id}", "ENTRY_NOT_FOUND")
+                context,
+                failure(grpc.StatusCode.NOT_FOUND, f"no entry {request.entry_id}", ERROR_REASON_ENTRY_NOT_FOUND),
             )
         return blocklist_service_pb2.GetEntryResponse(entry=entry_message(entry))
 
@@ -186,12 +197,16 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
                 now=self._clock(),
             )
         except StaleBundleError as error:
-            await abort_with(context, failure(grpc.StatusCode.FAILED_PRECONDITION, str(error), "STALE_BUNDLE"))
+            await abort_with(
+                context, failure(grpc.StatusCode.FAILED_PRECONDITION, str(error), ERROR_REASON_STALE_BUNDLE)
+            )
         except (BundleError, FeedFormatError) as error:
-            await abort_with(context, invalid_field("bundle", str(error), "INVALID_BUNDLE"))
+            await abort_with(context, invalid_field("bundle", str(error), ERROR_REASON_INVALID_BUNDLE))
         except TrustedKeyError as error:
             log.error("trusted keys unusable", error=str(error))
-            await abort_with(context, failure(grpc.StatusCode.FAILED_PRECONDITION, str(error), "TRUSTED_KEYS"))
+            await abort_with(
+                context, failure(grpc.StatusCode.FAILED_PRECONDITION, str(error), ERROR_REASON_TRUSTED_KEYS)
+            )
         except StoreUnavailableError:
             await abort_with(context, unavailable("the registry is unavailable; send the bundle again"))
         summary = outcome.summary
@@ -224,7 +239,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
                     failure(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         "the registry is larger than one gRPC message; use `mtsg blocklist export` on the host",
-                        "EXPORT_TOO_LARGE",
+                        ERROR_REASON_EXPORT_TOO_LARGE,
                     ),
                 )
             parts.append(line)

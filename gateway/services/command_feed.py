@@ -18,6 +18,9 @@ import structlog
 from gateway.commands.building import to_proto
 from gateway.errors import abort_with, invalid_argument, unavailable
 from gateway.generated.mtsg.v1 import command_feed_service_pb2, command_feed_service_pb2_grpc
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_INVALID_CURSOR,
+)
 from gateway.store import Store, StoreUnavailableError
 from gateway.validation import FieldViolation, InvalidRequestError
 from gateway.wakeup import Wakeup
@@ -46,7 +49,7 @@ async def _check(
                 )
             )
     if violations:
-        await abort_with(context, invalid_argument(InvalidRequestError(violations), "INVALID_CURSOR"))
+        await abort_with(context, invalid_argument(InvalidRequestError(violations), ERROR_REASON_INVALID_CURSOR))
 
 
 class CommandFeedService(command_feed_service_pb2_grpc.CommandFeedServiceServicer):
@@ -82,7 +85,9 @@ class CommandFeedService(command_feed_service_pb2_grpc.CommandFeedServiceService
             await _check(self._store, context, request.consumer_id, request.cursor, "cursor")
             if request.cursor == 0:
                 violation = FieldViolation("cursor", "required: the cursor of the last command applied")
-                await abort_with(context, invalid_argument(InvalidRequestError([violation]), "INVALID_CURSOR"))
+                await abort_with(
+                    context, invalid_argument(InvalidRequestError([violation]), ERROR_REASON_INVALID_CURSOR)
+                )
             position = await self._store.commands.acknowledge(request.consumer_id, request.cursor, self._clock())
         except StoreUnavailableError as error:
             log.error("store unavailable", error=str(error))

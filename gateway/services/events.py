@@ -9,6 +9,9 @@ import structlog
 
 from gateway.errors import abort_with, invalid_argument, unavailable
 from gateway.generated.mtsg.v1 import event_service_pb2, event_service_pb2_grpc
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_INVALID_EVENT,
+)
 from gateway.phone_hash import PhoneNumberHasher
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import PhoneChangeRecord
@@ -31,7 +34,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         try:
             changes = parse_phone_changes(request, self._limits, now)
         except InvalidRequestError as error:
-            await abort_with(context, invalid_argument(error, "INVALID_EVENT"))
+            await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_EVENT))
         records = [
             PhoneChangeRecord(
                 event_id=change.event_id,

@@ -15,6 +15,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.errors import abort_with, failure, invalid_argument, invalid_field, unavailable
 from gateway.generated.mtsg.v1 import policy_service_pb2, policy_service_pb2_grpc
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_INVALID_POLICY,
+    ERROR_REASON_POLICY_VERSION_NOT_FOUND,
+    ERROR_REASON_REQUEST_ID_REUSED,
+)
 from gateway.policy_admin import (
     MAX_DOCUMENT_BYTES,
     PolicyVersionNotFoundError,
@@ -50,12 +55,12 @@ def policy_message(stored: StoredPolicy, *, with_document: bool = True) -> polic
 
 
 def _not_found(error: PolicyVersionNotFoundError) -> grpc.Status:
-    return failure(grpc.StatusCode.NOT_FOUND, str(error), "POLICY_VERSION_NOT_FOUND")
+    return failure(grpc.StatusCode.NOT_FOUND, str(error), ERROR_REASON_POLICY_VERSION_NOT_FOUND)
 
 
 def _problems_status(error: PolicyError) -> grpc.Status:
     violations = [FieldViolation("document", str(problem)) for problem in error.problems]
-    return invalid_argument(InvalidRequestError(violations), "INVALID_POLICY")
+    return invalid_argument(InvalidRequestError(violations), ERROR_REASON_INVALID_POLICY)
 
 
 def _check_admin_fields(request_id: str, comment: str) -> None:
@@ -90,7 +95,7 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         except PolicyError as error:
             await abort_with(context, _problems_status(error))
         except RequestIdReusedError as error:
-            await abort_with(context, invalid_field("request_id", str(error), "REQUEST_ID_REUSED"))
+            await abort_with(context, invalid_field("request_id", str(error), ERROR_REASON_REQUEST_ID_REUSED))
         except StoreUnavailableError:
             await abort_with(context, unavailable("the policy store is unavailable; retry with the same request_id"))
         try:
@@ -119,7 +124,7 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         try:
             _check_document(request.document)
         except InvalidRequestError as error:
-            await abort_with(context, invalid_argument(error, "INVALID_POLICY"))
+            await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_POLICY))
         problems = policy_problems(request.document)
         return policy_service_pb2.ValidatePolicyResponse(
             valid=not problems,
@@ -133,7 +138,7 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
             _check_admin_fields(request.request_id, request.comment)
             _check_document(request.document)
         except InvalidRequestError as error:
-            await abort_with(context, invalid_argument(error, "INVALID_POLICY"))
+            await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_POLICY))
         stored = await self._write(
             context,
             apply_policy(

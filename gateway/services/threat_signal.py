@@ -23,6 +23,13 @@ from gateway.checked_apps import CheckedApps
 from gateway.commands.building import command_for_verdict
 from gateway.errors import abort_with, invalid_argument, resource_exhausted, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
+from gateway.generated.mtsg.v1.error_reason_pb2 import (
+    ERROR_REASON_CUSTOMER_RATE_LIMITED,
+    ERROR_REASON_DEVICE_RATE_LIMITED,
+    ERROR_REASON_INVALID_TELEMETRY,
+    ERROR_REASON_NONCE_REUSED,
+    ERROR_REASON_REQUEST_ID_REUSED,
+)
 from gateway.login_wire import decode_check_login
 from gateway.metrics import LOGIN_STAGES, Metrics
 from gateway.privacy import pseudonym
@@ -134,7 +141,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         try:
             request_id, telemetry = parse_check_login(request, self._settings.limits, now, self._checked_apps)
         except InvalidRequestError as error:
-            await abort_with(context, invalid_argument(error, "INVALID_TELEMETRY"))
+            await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_TELEMETRY))
         self._stage["validate"].observe(time.perf_counter() - started)
         await self._admit(telemetry, context)
         fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
@@ -150,7 +157,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             violation = FieldViolation(
                 "telemetry.nonce", "was already used by this device: a replayed login is not evaluated again"
             )
-            await abort_with(context, invalid_argument(InvalidRequestError([violation]), "NONCE_REUSED"))
+            await abort_with(context, invalid_argument(InvalidRequestError([violation]), ERROR_REASON_NONCE_REUSED))
 
     async def _check(
         self,
@@ -229,9 +236,9 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
     async def _admit(self, telemetry: LoginTelemetry, context: grpc.aio.ServicerContext) -> None:
         """Take a token from the device's and the customer's bucket, or refuse with when to retry."""
         devices, customers = self._throttle.devices, self._throttle.customers
-        for limit, buckets, key in (
-            ("device", devices, telemetry.device_id),
-            ("customer", customers, telemetry.customer_id),
+        for limit, buckets, key, reason in (
+            ("device", devices, telemetry.device_id, ERROR_REASON_DEVICE_RATE_LIMITED),
+            ("customer", customers, telemetry.customer_id, ERROR_REASON_CUSTOMER_RATE_LIMITED),
         ):
             wait = buckets.wait_for(key)
             if wait > 0:
@@ -240,7 +247,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
                     context,
                     resource_exhausted(
                         f"too many logins from this {limit}; retry in {wait:.1f} s",
-                        f"{limit.upper()}_RATE_LIMITED",
+                        reason,
                         wait,
                     ),
                 )
@@ -300,7 +307,9 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
     ) -> threat_signal_service_pb2.CheckLoginResponse:
         if earlier.request_fingerprint != fingerprint:
             violation = FieldViolation("request_id", "was already used for a different request; use a new request_id")
-            await abort_with(context, invalid_argument(InvalidRequestError([violation]), "REQUEST_ID_REUSED"))
+            await abort_with(
+                context, invalid_argument(InvalidRequestError([violation]), ERROR_REASON_REQUEST_ID_REUSED)
+            )
         return threat_signal_service_pb2.CheckLoginResponse.FromString(earlier.response)
 
 

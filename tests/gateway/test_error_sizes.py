@@ -13,6 +13,7 @@ from gateway.errors import (
     failure,
     invalid_argument,
 )
+from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_ENTRY_NOT_FOUND
 from gateway.validation import FieldViolation, InvalidRequestError
 
 
@@ -44,7 +45,7 @@ def test_short_violations_are_all_listed_untouched() -> None:
 
 
 def test_a_long_message_is_cut_on_a_character_boundary() -> None:
-    status = failure(grpc.StatusCode.NOT_FOUND, "no entry " + "가" * 10_000, "ENTRY_NOT_FOUND")
+    status = failure(grpc.StatusCode.NOT_FOUND, "no entry " + "가" * 10_000, ERROR_REASON_ENTRY_NOT_FOUND)
     assert len(status.details.encode("utf-8")) <= MAX_MESSAGE_BYTES
     assert status.details.startswith("no entry 가가") and status.details.endswith("…")
     assert "\ufffd" not in status.details

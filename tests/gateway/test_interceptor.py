@@ -14,6 +14,7 @@ import pytest
 import structlog
 
 from gateway.errors import REQUEST_ID_KEY, abort_with, failure
+from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_MISSING_ROLE
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.metrics import Metrics
 from gateway.rate_limits import InFlightLimit
@@ -37,7 +38,9 @@ async def _answer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
 
 async def _refuse_when_asked(method: str, context: grpc.aio.ServicerContext) -> Callable[[], None] | None:
     if dict(context.invocation_metadata() or ()).get("refuse") == "yes":
-        await abort_with(context, failure(grpc.StatusCode.PERMISSION_DENIED, "refused by the test guard", "REFUSED"))
+        await abort_with(
+            context, failure(grpc.StatusCode.PERMISSION_DENIED, "refused by the test guard", ERROR_REASON_MISSING_ROLE)
+        )
     return None
 
 

@@ -16,7 +16,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway.client import MtsgClient, field_violations
+from gateway.client import MtsgClient, error_reason, field_violations, request_id_of
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server import RunningGateway, start_gateway
 from tests.helpers import again, app, freezing_login, gateway_config, package_entry_request, request, telemetry
@@ -54,6 +54,7 @@ async def test_a_replayed_nonce_is_refused_and_not_evaluated_again(guarded: Runn
         with pytest.raises(grpc.aio.AioRpcError) as replayed:
             await client.check_login(login, request_id="replayed")
         assert replayed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_reason(replayed.value) == "NONCE_REUSED"
         assert field_violations(replayed.value)[0][0] == "telemetry.nonce"
         with pytest.raises(grpc.aio.AioRpcError):
             await client.check_login(login)  # without a request_id, the same
@@ -93,6 +94,7 @@ async def test_a_flooding_device_is_throttled_with_a_retry_hint_and_others_are_n
         with pytest.raises(grpc.aio.AioRpcError) as throttled:
             await client.check_login(again(login))
         assert throttled.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_reason(throttled.value) == "DEVICE_RATE_LIMITED"
         assert 0 < _retry_delay(throttled.value) <= 2.0  # 30 a minute: one token every 2 s
         other = await client.check_login(telemetry())
         assert other.action == common_pb2.ACTION_ALLOW
@@ -148,6 +150,7 @@ async def test_a_locked_store_gets_the_fail_mode_within_the_deadline_and_the_lim
             with pytest.raises(grpc.aio.AioRpcError) as shed:
                 await client.check_login(telemetry())
             assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_reason(shed.value) == "TOO_MANY_CALLS"
             answer = await first
             assert time.monotonic() - started < 1.5
             assert answer.action == common_pb2.ACTION_STEP_UP and answer.reasons[0].code == "STORE_UNAVAILABLE"
@@ -212,6 +215,7 @@ async def test_a_call_without_a_deadline_is_cut_by_the_servers_own(tmp_path: Pat
                 await client.blocklist.AddEntry(package_entry_request("com.slow.fake", "Slow"), timeout=None)
             assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert "server.max_call_seconds" in (cut.value.details() or "")
+            assert error_reason(cut.value) == "SERVER_DEADLINE" and request_id_of(cut.value)
             assert time.monotonic() - started < 2.0
             blocker.rollback()
             added = await client.blocklist.AddEntry(package_entry_request("com.slow.fake", "Slow"), timeout=None)

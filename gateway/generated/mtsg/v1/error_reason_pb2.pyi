@@ -1,0 +1,62 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_REQUEST: _ClassVar[ErrorReason]
+    ERROR_REASON_UNDECODABLE_REQUEST: _ClassVar[ErrorReason]
+    ERROR_REASON_REQUEST_ID_REUSED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_TELEMETRY: _ClassVar[ErrorReason]
+    ERROR_REASON_NONCE_REUSED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_EVENT: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_ENTRY: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_BUNDLE: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_POLICY: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_CURSOR: _ClassVar[ErrorReason]
+    ERROR_REASON_ENTRY_EXISTS: _ClassVar[ErrorReason]
+    ERROR_REASON_ENTRY_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_POLICY_VERSION_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_STALE_BUNDLE: _ClassVar[ErrorReason]
+    ERROR_REASON_TRUSTED_KEYS: _ClassVar[ErrorReason]
+    ERROR_REASON_DEVICE_RATE_LIMITED: _ClassVar[ErrorReason]
+    ERROR_REASON_CUSTOMER_RATE_LIMITED: _ClassVar[ErrorReason]
+    ERROR_REASON_TOO_MANY_CALLS: _ClassVar[ErrorReason]
+    ERROR_REASON_EXPORT_TOO_LARGE: _ClassVar[ErrorReason]
+    ERROR_REASON_STORE_UNAVAILABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_SERVER_DEADLINE: _ClassVar[ErrorReason]
+    ERROR_REASON_NO_CREDENTIALS: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_TOKEN: _ClassVar[ErrorReason]
+    ERROR_REASON_UNKNOWN_CERTIFICATE: _ClassVar[ErrorReason]
+    ERROR_REASON_MISSING_ROLE: _ClassVar[ErrorReason]
+    ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+ERROR_REASON_UNSPECIFIED: ErrorReason
+ERROR_REASON_INVALID_REQUEST: ErrorReason
+ERROR_REASON_UNDECODABLE_REQUEST: ErrorReason
+ERROR_REASON_REQUEST_ID_REUSED: ErrorReason
+ERROR_REASON_INVALID_TELEMETRY: ErrorReason
+ERROR_REASON_NONCE_REUSED: ErrorReason
+ERROR_REASON_INVALID_EVENT: ErrorReason
+ERROR_REASON_INVALID_ENTRY: ErrorReason
+ERROR_REASON_INVALID_BUNDLE: ErrorReason
+ERROR_REASON_INVALID_POLICY: ErrorReason
+ERROR_REASON_INVALID_CURSOR: ErrorReason
+ERROR_REASON_ENTRY_EXISTS: ErrorReason
+ERROR_REASON_ENTRY_NOT_FOUND: ErrorReason
+ERROR_REASON_POLICY_VERSION_NOT_FOUND: ErrorReason
+ERROR_REASON_STALE_BUNDLE: ErrorReason
+ERROR_REASON_TRUSTED_KEYS: ErrorReason
+ERROR_REASON_DEVICE_RATE_LIMITED: ErrorReason
+ERROR_REASON_CUSTOMER_RATE_LIMITED: ErrorReason
+ERROR_REASON_TOO_MANY_CALLS: ErrorReason
+ERROR_REASON_EXPORT_TOO_LARGE: ErrorReason
+ERROR_REASON_STORE_UNAVAILABLE: ErrorReason
+ERROR_REASON_SERVER_DEADLINE: ErrorReason
+ERROR_REASON_NO_CREDENTIALS: ErrorReason
+ERROR_REASON_INVALID_TOKEN: ErrorReason
+ERROR_REASON_UNKNOWN_CERTIFICATE: ErrorReason
+ERROR_REASON_MISSING_ROLE: ErrorReason
+ERROR_REASON_INTERNAL: ErrorReason
