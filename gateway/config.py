@@ -145,6 +145,9 @@ class CommandsConfig:
     poll_interval_seconds: float = 0.5
     # Deliveries in flight at once (never two of one customer to one endpoint).
     concurrency: int = 16
+    # CommandFeedService streams one gateway process serves at once; more are refused.  Each
+    # polls the store, so a consumer that leaks streams must not be able to slow down logins.
+    max_streams: int = 64
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,7 @@ def _validate(config: Config) -> None:
         "commands.lease_seconds": config.commands.lease_seconds,
         "commands.poll_interval_seconds": config.commands.poll_interval_seconds,
         "commands.concurrency": config.commands.concurrency,
+        "commands.max_streams": config.commands.max_streams,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 import grpc
 
 from gateway.errors import abort_with, resource_exhausted
-from gateway.generated.mtsg.v1.error_reason_pb2 import (
-    ERROR_REASON_TOO_MANY_CALLS,
-)
+from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_TOO_MANY_CALLS, ErrorReason
 from gateway.metrics import Metrics
 
 # Buckets are forgotten once full (idle); the sweep runs when this many keys are held.
@@ -72,31 +70,51 @@ class TokenBuckets:
             del self._buckets[key]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """How a concurrency limit says no: the ``limit`` label it counts under, the reason, and when to retry."""
+
+    label: str
+    reason: ErrorReason
+    message: str  # formatted with {limit}
+    retry_after_seconds: float
+
+
+CALLS_REFUSAL = Refusal(
+    "in_flight", ERROR_REASON_TOO_MANY_CALLS, "the gateway is handling {limit} calls already; retry shortly", 0.05
+)
+
+
+def answers_once(exempt: frozenset[str]) -> Callable[[str], bool]:
+    """Which methods the calls limit counts: not long-lived streams, which would hold slots for hours,
+    and not health checks, which must be answered even when the gateway is saturated."""
+    return lambda method: method not in exempt and not method.startswith("/grpc.health.")
+
+
 class InFlightLimit:
-    """A guard for the interceptor: at most ``limit`` calls at once; the rest get RESOURCE_EXHAUSTED.
+    """A guard for the interceptor: at most ``limit`` of the calls it ``counts`` at once; the rest are refused
+    with RESOURCE_EXHAUSTED at once."""
 
-    Long-lived streams (the command feed) and health checks are not counted: they would hold
-    slots for hours, and a probe must be answered even when the gateway is saturated.
-    """
-
-    def __init__(self, limit: int, metrics: Metrics, exempt: frozenset[str]) -> None:
+    def __init__(
+        self, limit: int, metrics: Metrics, counts: Callable[[str], bool], refusal: Refusal = CALLS_REFUSAL
+    ) -> None:
         self._limit = limit
         self._metrics = metrics
-        self._exempt = exempt
+        self._counts = counts
+        self._refusal = refusal
         self.in_flight = 0
 
     async def admit(self, method: str, context: grpc.aio.ServicerContext) -> Callable[[], None] | None:
         """A guard of the interceptor: refuses the call when ``limit`` are in flight, else counts it until it ends."""
-        if method in self._exempt or method.startswith("/grpc.health."):
+        if not self._counts(method):
             return None
         if self.in_flight >= self._limit:
-            self._metrics.rate_limited.labels(limit="in_flight").inc()
+            refusal = self._refusal
+            self._metrics.rate_limited.labels(limit=refusal.label).inc()
             await abort_with(
                 context,
                 resource_exhausted(
-                    f"the gateway is handling {self._limit} calls already; retry shortly",
-                    ERROR_REASON_TOO_MANY_CALLS,
-                    0.05,
+                    refusal.message.format(limit=self._limit), refusal.reason, refusal.retry_after_seconds
                 ),
             )
         self.in_flight += 1

@@ -42,13 +42,14 @@ from gateway.generated.mtsg.v1 import (
     policy_service_pb2_grpc,
     threat_signal_service_pb2,
 )
+from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_TOO_MANY_STREAMS
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import KnowledgeError, load_knowledge
 from gateway.metrics import Metrics
 from gateway.phone_hash import PhoneHashKeyError, load_or_create_keys
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.privacy import use_pseudonym_key
-from gateway.rate_limits import InFlightLimit, TokenBuckets
+from gateway.rate_limits import InFlightLimit, Refusal, TokenBuckets, answers_once
 from gateway.registration import add_rarely_called
 from gateway.retention_job import RetentionJob, retention_policy
 from gateway.security.access import AccessGuard
@@ -77,8 +78,15 @@ SERVICE_NAMES = (
 )
 
 
-# The command stream lives for hours: it is not counted against server.max_in_flight.
+# The command stream lives for hours: it is not counted against server.max_in_flight, but against
+# commands.max_streams.
 SUBSCRIBE_METHOD = f"/{SERVICE_NAMES[3]}/Subscribe"
+STREAMS_REFUSAL = Refusal(
+    "command_streams",
+    ERROR_REASON_TOO_MANY_STREAMS,
+    "this gateway serves {limit} command streams already (commands.max_streams); close the ones no longer read",
+    5.0,
+)
 
 
 # What stops a gateway from starting, told to the operator in one line instead of a traceback.
@@ -251,11 +259,13 @@ async def start_gateway(
     if tls is not None:
         metrics.tls_expiry.set_function(lambda: tls.expires_at)
     guard = AccessGuard((lambda: identities.value) if identities else None, metrics)
-    in_flight = InFlightLimit(config.server.max_in_flight, metrics, frozenset({SUBSCRIBE_METHOD}))
+    in_flight = InFlightLimit(config.server.max_in_flight, metrics, answers_once(frozenset({SUBSCRIBE_METHOD})))
+    streams = InFlightLimit(
+        config.commands.max_streams, metrics, lambda method: method == SUBSCRIBE_METHOD, STREAMS_REFUSAL
+    )
+    guards = (guard.admit, in_flight.admit, streams.admit)
     server = grpc.aio.server(
-        interceptors=[
-            ObservabilityInterceptor(metrics, config.server.max_call_seconds, guards=(guard.admit, in_flight.admit))
-        ],
+        interceptors=[ObservabilityInterceptor(metrics, config.server.max_call_seconds, guards=guards)],
         options=[
             ("grpc.max_receive_message_length", config.server.max_message_bytes),
             ("grpc.max_send_message_length", config.server.max_message_bytes),

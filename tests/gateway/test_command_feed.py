@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import pytest
 
-from gateway.client import MtsgClient, field_violations
+from gateway.client import MtsgClient, error_reason, field_violations
 from gateway.generated.mtsg.v1 import command_feed_service_pb2
-from gateway.server import RunningGateway
-from tests.helpers import freezing_login
+from gateway.server import RunningGateway, start_gateway
+from tests.gateway.conftest import eventually
+from tests.helpers import freezing_login, gateway_config, telemetry
 
 
 async def _take(client: MtsgClient, count: int, consumer_id: str = "core", after: int = 0) -> list:  # type: ignore[type-arg]
@@ -91,3 +93,41 @@ async def test_bad_acks_are_refused_and_change_nothing(client: MtsgClient, curso
     assert any(message in description for _, description in field_violations(raised.value))
     ack = await client.commands.Ack(command_feed_service_pb2.AckRequest(consumer_id="core", cursor=1), timeout=5)
     assert ack.acknowledged_cursor == 1
+
+
+async def test_streams_past_the_limit_are_refused_and_a_closed_one_frees_its_slot(
+    tmp_path: Path, store_url: str
+) -> None:
+    running = await start_gateway(gateway_config(tmp_path, store_url, metrics=True, commands__max_streams="2"))
+    held: list[grpc.aio.UnaryStreamCall] = []  # type: ignore[type-arg]
+    try:
+        async with MtsgClient(running.target) as client:
+            await client.check_login(freezing_login())
+            for consumer in ("core-a", "core-b"):  # each admitted: it has received the one command
+                call = client.commands.Subscribe(command_feed_service_pb2.SubscribeRequest(consumer_id=consumer))
+                assert (await call.read()).command.cursor == 1
+                held.append(call)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await _take(client, 1, consumer_id="core-c")
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_reason(refused.value) == "TOO_MANY_STREAMS"
+            assert "commands.max_streams" in (refused.value.details() or "")
+            assert (await client.check_login(telemetry())).action  # logins are not counted against streams
+            held.pop().cancel()
+            (command,) = await eventually(lambda: _take_or_refused(client, "core-c"), what="a freed slot")
+            assert command.cursor == 1
+        assert running.metrics.rate_limited.labels(limit="command_streams")._value.get() >= 1
+    finally:
+        for call in held:
+            call.cancel()
+        await running.stop(grace=1.0)
+
+
+async def _take_or_refused(client: MtsgClient, consumer_id: str) -> list | None:  # type: ignore[type-arg]
+    """The first command of a new stream, or None while the gateway still counts a cancelled one."""
+    try:
+        return await _take(client, 1, consumer_id=consumer_id)
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise
+        return None

@@ -17,7 +17,7 @@ from gateway.errors import REQUEST_ID_KEY, abort_with, failure
 from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_MISSING_ROLE
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.metrics import Metrics
-from gateway.rate_limits import InFlightLimit
+from gateway.rate_limits import InFlightLimit, answers_once
 
 SERVICE = "test.Probe"
 EXPLODE, STREAM, ANSWER = f"/{SERVICE}/Explode", f"/{SERVICE}/Stream", f"/{SERVICE}/Answer"
@@ -55,7 +55,7 @@ class _Served:
 @pytest.fixture
 async def served() -> AsyncIterator[_Served]:
     metrics = Metrics.create()
-    in_flight = InFlightLimit(10, metrics, frozenset())
+    in_flight = InFlightLimit(10, metrics, answers_once(frozenset()))
     interceptor = ObservabilityInterceptor(metrics, 5.0, guards=(in_flight.admit, _refuse_when_asked))
     server = grpc.aio.server(interceptors=[interceptor])
     handlers = {
