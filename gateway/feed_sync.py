@@ -77,7 +77,21 @@ class FeedSync:
         self._task: asyncio.Task[None] | None = None
 
     async def _fetch(self, client: httpx.AsyncClient, feed: _FeedState) -> bytes | None:
-        """The bundle bytes, or None when the server says nothing changed (304)."""
+        """The bundle bytes, or None when the server says nothing changed (304).
+
+        The timeout bounds the whole fetch, not only each read: a link that stalls, or a server
+        that sends a byte at a time, would otherwise hold this feed, and every feed after it,
+        for as long as it likes.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._download(client, feed)
+        except TimeoutError:
+            raise FeedFetchError(
+                f"fetching {feed.shown_as} took longer than {self._timeout:g} s (blocklist.feed_timeout_seconds)"
+            ) from None
+
+    async def _download(self, client: httpx.AsyncClient, feed: _FeedState) -> bytes | None:
         headers = {"If-None-Match": feed.etag} if feed.etag else {}
         try:
             async with client.stream("GET", feed.url, headers=headers) as response:

@@ -46,11 +46,16 @@ def bundle(version: int, category: str = "voice_phishing") -> bytes:
 
 
 class FeedServer:
-    """Serves ``body`` with an ETag; ``status`` overrides the answer; records what it was asked."""
+    """Serves ``body`` with an ETag; ``status`` overrides the answer; records what it was asked.
+
+    ``drip_seconds`` set, the body leaves a byte at a time, that long apart: a stalled link or
+    a hostile server that never lets a read time out.
+    """
 
     def __init__(self) -> None:
         self.body = b""
         self.status = 200
+        self.drip_seconds = 0.0
         self.requests: list[dict[str, str]] = []
         feed = self
 
@@ -69,7 +74,13 @@ class FeedServer:
                     self.send_header("ETag", etag)
                     self.send_header("Content-Length", str(len(feed.body)))
                     self.end_headers()
-                    self.wfile.write(feed.body)
+                    if not feed.drip_seconds:
+                        self.wfile.write(feed.body)
+                        return
+                    for index in range(len(feed.body)):
+                        self.wfile.write(feed.body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(feed.drip_seconds)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -272,3 +283,30 @@ async def test_gateways_racing_to_apply_one_bundle_all_succeed(store: Store, tmp
     applied = [outcome for outcome in outcomes if outcome.summary is not None]
     assert len(applied) == 1 and applied[0].summary is not None and applied[0].summary.added == 1
     assert await store.blocklist.version() == 1
+
+
+async def test_a_feed_that_drips_is_cut_at_the_fetch_timeout(feed_server: FeedServer, tmp_path: Path) -> None:
+    """feed_timeout_seconds bounds the whole fetch: a byte every 0.1 s never trips a per-read timeout."""
+    feed_server.body = bundle(1)
+    feed_server.drip_seconds = 0.1
+    store = await open_store("", tmp_path)
+    sync = FeedSync(
+        store,
+        (feed_server.url,),
+        interval=60,
+        timeout=1.0,
+        trusted_keys_dir=tmp_path,
+        on_change=_nothing_changed,
+        metrics=Metrics.create(),
+    )
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            started = time.monotonic()
+            await sync.sync_due(client)
+            assert time.monotonic() - started < 3.0
+        (status,) = await store.blocklist.feed_statuses()
+        assert "took longer than 1 s" in status.last_error and "blocklist.feed_timeout_seconds" in status.last_error
+        assert await store.blocklist.version() == 0
+    finally:
+        feed_server.drip_seconds = 0.0  # let the server's thread finish its answer at once
+        await store.close()
