@@ -8,6 +8,10 @@ command while an earlier one is still pending, which keeps per-customer order.
 
 Logs and metric labels name an endpoint without its user, password or query: core
 banking may take a token there, and logs and metrics travel further than the config.
+
+``commands.request_timeout_seconds`` bounds a whole attempt, answer included: httpx's own
+timeouts bound each read, so an endpoint sending a byte at a time could hold a delivery slot
+for as long as it liked.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from gateway.wakeup import Wakeup
 log = structlog.get_logger(__name__)
 
 _RETRY_AFTER_STATUSES = (429, 503)
+# Of an endpoint's answer body, only the start is read (and kept, in a failed attempt's error):
+# a receiver, or whatever answers in its place, must not make the gateway hold gigabytes.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -145,14 +152,26 @@ class CommandDispatcher:
         }
         status: int | None = None
         retry_after: float | None = None
+        answer = bytearray()
+        error = ""
+        limit = self._settings.request_timeout_seconds
         try:
-            response = await self._client.post(delivery.endpoint, content=body, headers=headers)
-            status = response.status_code
-            error = "" if response.is_success else f"HTTP {status}: {response.text[:200]}"
-            if status in _RETRY_AFTER_STATUSES:
-                retry_after = parse_retry_after(response.headers.get("retry-after"), started)
+            async with asyncio.timeout(limit):
+                async with self._client.stream("POST", delivery.endpoint, content=body, headers=headers) as response:
+                    status = response.status_code
+                    if status in _RETRY_AFTER_STATUSES:
+                        retry_after = parse_retry_after(response.headers.get("retry-after"), started)
+                    async for chunk in response.aiter_bytes():
+                        answer += chunk
+                        if len(answer) >= MAX_ANSWER_BYTES:
+                            break
+        except TimeoutError:
+            error = f"no complete answer within {limit:g} s (commands.request_timeout_seconds)"
         except httpx.HTTPError as failure:
             error = f"{type(failure).__name__}: {failure}"[:300]
+        if status is not None:  # the status decides, even when the body never finished arriving
+            text = answer[:200].decode("utf-8", "replace")
+            error = "" if 200 <= status < 300 else f"HTTP {status}: {text}"
         finished = self._clock()
         attempt = self._outcome(delivery.endpoint, attempt_number, started, finished, status, error, retry_after)
         if not await self._store.commands.record_attempt(command.cursor, attempt, self.owner):

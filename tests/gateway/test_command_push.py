@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -351,3 +353,71 @@ async def test_logs_and_metrics_name_an_endpoint_without_its_credentials_or_toke
         )
         == 1
     )
+
+
+class DrippingEndpoint:
+    """Answers every POST with ``status`` and then a body that never ends, a byte every 50 ms:
+    a stalled link, or a hostile endpoint, that never lets a single read time out."""
+
+    def __init__(self, status: int) -> None:
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.send_response(status)
+                self.send_header("content-length", str(10**9))
+                self.end_headers()
+                deadline = time.monotonic() + 30
+                try:
+                    while time.monotonic() < deadline and not endpoint.closing:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:  # the gateway gave up on this answer and closed the connection
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.closing = False
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/commands"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.closing = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(200, "delivered"), (500, "retry")])
+async def test_an_endpoint_that_never_finishes_its_answer_is_cut_at_the_request_timeout(
+    tmp_path: Path, key_files: ReceiverKeyFiles, store_url: str, status: int, outcome: str
+) -> None:
+    """The status decides the attempt; the endless body is read only so far, and never past the timeout."""
+    endpoint = DrippingEndpoint(status)
+    config = push_config(tmp_path, key_files, endpoint.url, store_url, request_timeout_seconds="1", max_attempts="2")
+    gateway = await start_gateway(config)
+    try:
+        async with MtsgClient(gateway.target) as client:
+            verdict = await client.check_login(freezing_login("cust-push-drip"))
+        command_id = "cmd_" + verdict.verdict_id.removeprefix("v_")
+        stored = await gateway.store.commands.get(command_id)
+        assert stored is not None
+        attempts = await eventually(
+            lambda: gateway.store.commands.attempts(stored.cursor), timeout=5, what="the first attempt recorded"
+        )
+        first = attempts[0]
+        assert (first.outcome, first.status) == (outcome, status)
+        assert first.duration_ms < 1500
+        assert first.error == (
+            "" if status == 200 else "HTTP 500: " + "x" * len(first.error.removeprefix("HTTP 500: "))
+        )
+    finally:
+        await gateway.stop(grace=1.0)
+        endpoint.close()
