@@ -119,7 +119,9 @@ async def with_store(config: Config, work: Callable[[Store], Awaitable[int]], *,
             f"no mtsg store at {path}: give the installation's --data-dir or --config"
             " (`mtsg serve` or `mtsg migrate` makes a new one)"
         )
-    store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
+    store = await open_store(
+        config.store.url, config.data_dir, config.store.pool_size, config.store.statement_timeout_seconds
+    )
     try:
         return await work(store)
     finally:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.store import DEFAULT_STATEMENT_TIMEOUT
 from gateway.store.database import redact
 from gateway.urls import without_secrets
 
@@ -63,6 +64,9 @@ class StoreConfig:
     url: str = ""
     # PostgreSQL connections per gateway process (docs/POSTGRESQL.md sizes it).
     pool_size: int = 10
+    # The longest one PostgreSQL statement may run before it fails as "store unavailable" and its
+    # connection is replaced.  Bulk work (an import's merge, a migration) is not cut at this.
+    statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -356,6 +360,7 @@ def _validate(config: Config) -> None:
     positive = {
         "server.max_message_bytes": config.server.max_message_bytes,
         "store.pool_size": config.store.pool_size,
+        "store.statement_timeout_seconds": config.store.statement_timeout_seconds,
         "server.max_in_flight": config.server.max_in_flight,
         "server.max_call_seconds": config.server.max_call_seconds,
         "server.workers": config.server.workers,

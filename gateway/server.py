@@ -229,7 +229,9 @@ async def start_gateway(
         )
     hasher = load_or_create_keys(config.phone_hash_key_path).current
     use_pseudonym_key(hasher.key)
-    store = await open_store(config.store.url, config.data_dir, config.store.pool_size)
+    store = await open_store(
+        config.store.url, config.data_dir, config.store.pool_size, config.store.statement_timeout_seconds
+    )
     holder = KnowledgeHolder(knowledge)
     refresher = BlocklistRefresher(
         store, holder, config.blocklist.refresh_interval_seconds, config.blocklist.rebuild_threshold

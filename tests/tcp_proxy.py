@@ -2,7 +2,9 @@
 
 ``cut`` resets every connection and refuses new ones (the database host went away);
 ``stall`` keeps connections open but forwards nothing (a black-holed network, the worst
-case: nothing fails, everything waits); ``restore`` lets traffic flow again.
+case: nothing fails, everything waits); ``restore`` lets traffic flow again.  ``strand``
+black-holes the connections open now, for good, while new ones flow: a failover that moved
+the database's address, leaving the old connections to a host that will never answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ class FaultyProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._refusing = False
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._stranded: set[asyncio.StreamWriter] = set()
+        self._closed = asyncio.Event()
         self.port = 0
 
     async def start(self) -> None:
@@ -26,6 +31,7 @@ class FaultyProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        self._closed.set()
         self.cut()
         if self._server is not None:
             self._server.close()
@@ -41,6 +47,13 @@ class FaultyProxy:
     def stall(self) -> None:
         self._flowing.clear()
 
+    def strand(self) -> None:
+        """The database side of each open connection goes (its sessions end, as on a dead host); the
+        gateway's side stays open and silent."""
+        self._stranded |= self._clients
+        for writer in list(self._writers - self._clients):
+            writer.transport.abort()
+
     def restore(self) -> None:
         self._refusing = False
         self._flowing.set()
@@ -55,6 +68,7 @@ class FaultyProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, upstream_writer}
+        self._clients.add(writer)
         await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -65,5 +79,7 @@ class FaultyProxy:
                     break
                 writer.write(data)
                 await writer.drain()
+            if writer in self._stranded:
+                await self._closed.wait()  # until the test ends: the gateway hears neither an answer nor a reset
         writer.transport.abort()
         self._writers.discard(writer)

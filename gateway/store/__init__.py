@@ -125,16 +125,25 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+# store.statement_timeout_seconds: how long one PostgreSQL statement may run (bulk work excepted).
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+
+
 def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
-async def open_database(url: str, data_dir: Path, pool_size: int = 10) -> Database:
-    """Connect to the backend named by ``url`` ("" means SQLite in ``data_dir``), without migrating."""
+async def open_database(
+    url: str, data_dir: Path, pool_size: int = 10, statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+) -> Database:
+    """Connect to the backend named by ``url`` ("" means SQLite in ``data_dir``), without migrating.
+
+    ``pool_size`` and ``statement_timeout`` are PostgreSQL's: SQLite has one connection on this host.
+    """
     if is_postgres_url(url):
         from gateway.store.postgres_database import PostgresDatabase
 
-        return await PostgresDatabase.open(url, pool_size)
+        return await PostgresDatabase.open(url, pool_size, statement_timeout)
     from gateway.store.sqlite_database import SQLiteDatabase
 
     path = sqlite_path(url, data_dir)
@@ -149,11 +158,13 @@ def sqlite_path(url: str, data_dir: Path) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url else data_dir / "mtsg.sqlite3"
 
 
-async def open_store(url: str, data_dir: Path, pool_size: int = 10) -> Store:
+async def open_store(
+    url: str, data_dir: Path, pool_size: int = 10, statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+) -> Store:
     """Open the backend named by ``url``, migrated to the latest schema."""
     from gateway.store.sql_store import SQLStore
 
-    db = await open_database(url, data_dir, pool_size)
+    db = await open_database(url, data_dir, pool_size, statement_timeout)
     try:
         await db.migrate()
     except BaseException:

@@ -8,6 +8,12 @@ claiming (``FOR UPDATE SKIP LOCKED``).  A committed change is announced with
 NOTIFY; a listener on its own connection passes it on, and after a lost
 connection it reports every topic as changed, because what was sent meanwhile
 is gone.  Polling in the refreshers stays the safety net.
+
+Every statement is cut at ``store.statement_timeout_seconds`` (asyncpg's command timeout):
+without it, a connection that hears nothing back (a failover that moved the database's
+address, a black-holed network) held whatever waited on it, the command push included,
+until the kernel gave up on the connection many minutes later.  Bulk work on a session (an
+import's merge) and migrations may run longer: their statements get ``BULK_STATEMENT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio
 _LISTENER_HEARTBEAT_SECONDS = 2.0
 _RECONNECT_MAX_SECONDS = 5.0
 _ACQUIRE_TIMEOUT_SECONDS = 10.0
+# An import's merge of a million rows, or a migration building an index, is not cut at the usual bound.
+BULK_STATEMENT_SECONDS = 3600.0
+# Giving a connection back resets it (a few statements); a connection that cannot be reset in this long is closed.
+_RELEASE_TIMEOUT_SECONDS = 5.0
 
 
 @lru_cache(maxsize=512)
@@ -59,14 +69,16 @@ def _unavailable(error: BaseException) -> StoreUnavailableError:
 
 
 class _Statements:
-    """Statements on a pool or on one held connection."""
+    """Statements on a pool or on one held connection; ``timeout`` None: the pool's statement timeout."""
 
-    def __init__(self, target: asyncpg.Pool | asyncpg.Connection) -> None:
+    def __init__(self, target: asyncpg.Pool | asyncpg.Connection, timeout: float | None = None) -> None:
         self._target = target
+        self._timeout = timeout
 
     async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
         try:
-            return [tuple(record) for record in await self._target.fetch(_sql(sql), *parameters)]
+            records = await self._target.fetch(_sql(sql), *parameters, timeout=self._timeout)
+            return [tuple(record) for record in records]
         except DRIVER_ERRORS as error:
             raise _unavailable(error) from error
 
@@ -76,7 +88,7 @@ class _Statements:
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         try:
-            return changed_rows(await self._target.execute(_sql(sql), *parameters))
+            return changed_rows(await self._target.execute(_sql(sql), *parameters, timeout=self._timeout))
         except DRIVER_ERRORS as error:
             raise _unavailable(error) from error
 
@@ -85,7 +97,7 @@ class _Statements:
         if not batch:
             return
         try:
-            await self._target.executemany(_sql(sql), batch)
+            await self._target.executemany(_sql(sql), batch, timeout=self._timeout)
         except DRIVER_ERRORS as error:
             raise _unavailable(error) from error
 
@@ -105,7 +117,7 @@ class _Statements:
     async def run_script(self, script: str) -> None:
         """Several statements as written (a migration): no placeholders to number."""
         try:
-            await self._target.execute(script)
+            await self._target.execute(script, timeout=self._timeout)
         except DRIVER_ERRORS as error:
             raise _unavailable(error) from error
 
@@ -120,9 +132,11 @@ class PostgresDatabase(_Statements):
         self._listener: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, dsn: str, pool_size: int = 10) -> PostgresDatabase:
+    async def open(cls, dsn: str, pool_size: int, statement_timeout: float) -> PostgresDatabase:
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, timeout=10)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=pool_size, timeout=10, command_timeout=statement_timeout
+            )
         except DRIVER_ERRORS as error:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL at {redact(dsn)}: {error}") from error
         return cls(pool, dsn)
@@ -143,12 +157,20 @@ class PostgresDatabase(_Statements):
             raise _unavailable(error) from error
         try:
             yield acquired
+        except (asyncio.CancelledError, TimeoutError):
+            # The caller gave up mid-statement (a login's store budget, a shutdown).  The pool would
+            # cancel the statement and wait for the server to confirm, which on a silent network
+            # (a failover that left this connection talking to nobody) never comes: the caller would
+            # hang past its budget.  A new connection costs milliseconds; this one is dropped.
+            acquired.terminate()
+            raise
         finally:
             with contextlib.suppress(*DRIVER_ERRORS):
-                await self._pool.release(acquired)
+                await self._pool.release(acquired, timeout=_RELEASE_TIMEOUT_SECONDS)
 
     @asynccontextmanager
     async def _in_transaction(self, connection: Connection | None, **options: Any) -> AsyncIterator[_Statements]:
+        timeout = connection._timeout if isinstance(connection, _Statements) else None  # a session's bulk bound
         async with self._held(connection) as held:
             transaction = held.transaction(**options)
             try:
@@ -156,7 +178,7 @@ class PostgresDatabase(_Statements):
             except DRIVER_ERRORS as error:
                 raise _unavailable(error) from error
             try:
-                yield _Statements(held)
+                yield _Statements(held, timeout)
             except BaseException:
                 with contextlib.suppress(*DRIVER_ERRORS):
                     await transaction.rollback()
@@ -180,13 +202,14 @@ class PostgresDatabase(_Statements):
 
     async def run_reads(self, unit: Unit[Result]) -> Result:
         """One pooled connection for all of ``unit``'s reads (read committed: each sees the latest commits)."""
-        async with self.session() as held:
-            return await unit(held)
+        async with self._held(None) as held:
+            return await unit(_Statements(held))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Connection]:
+        """A held connection for bulk work: its statements may run up to ``BULK_STATEMENT_SECONDS``."""
         async with self._held(None) as held:
-            yield _Statements(held)
+            yield _Statements(held, BULK_STATEMENT_SECONDS)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Connection]:
@@ -241,7 +264,7 @@ class PostgresDatabase(_Statements):
         replicas starting together wait for the first one and then find nothing left to do."""
         done: list[str] = []
         async with self._held(None) as held:
-            statements = _Statements(held)
+            statements = _Statements(held, BULK_STATEMENT_SECONDS)
             await statements.execute("SELECT pg_advisory_lock(?)", (lock_key("migrate"),))
             try:
                 await statements.execute(

@@ -10,6 +10,7 @@ restart, and every command committed before, during and after is in the database
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,11 +21,13 @@ import pytest
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.server import RunningGateway, start_gateway
+from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config
 from tests.helpers import freezing_login, gateway_config, telemetry
 from tests.postgres import PostgresDatabases
 from tests.tcp_proxy import FaultyProxy
 
 STORE_TIMEOUT = 1.0
+STATEMENT_TIMEOUT = 2.0
 
 
 @pytest.fixture
@@ -105,3 +108,41 @@ async def test_logins_are_answered_in_time_while_postgresql_is_gone_and_it_heals
     # Exactly the two real FREEZE verdicts made commands; fail-mode answers stored nothing.
     assert await _count(database, "commands") == 2
     assert await _count(database, "verdicts") == 2
+
+
+async def test_after_a_failover_strands_every_open_connection_the_gateway_recovers_on_new_ones(
+    tmp_path: Path,
+    database: str,
+    proxy: FaultyProxy,
+    key_files: ReceiverKeyFiles,
+    receiver: RunningReceiver,
+) -> None:
+    """The old connections hear nothing, ever (no answer, no reset); new ones reach the database.
+
+    Logins, the push of commands and the registry's refresh must each come back on their own,
+    not after the minutes a kernel takes to give up on a silent connection.
+    """
+    through_proxy = database.replace(":5432/", f":{proxy.port}/")
+    config = push_config(tmp_path, key_files, receiver.url, through_proxy)
+    store = dataclasses.replace(config.store, pool_size=3, statement_timeout_seconds=STATEMENT_TIMEOUT)
+    config = dataclasses.replace(config, store=store)
+    config = dataclasses.replace(config, login=dataclasses.replace(config.login, store_timeout_seconds=STORE_TIMEOUT))
+    gateway = await start_gateway(config)
+    try:
+        async with MtsgClient(gateway.target, timeout=10) as client:
+            assert (await client.check_login(freezing_login("cust-strand-1"))).action == common_pb2.ACTION_FREEZE
+            await eventually(lambda: len(receiver.applied()) == 1, what="the first command pushed")
+            proxy.strand()
+            started = time.monotonic()
+            answer = None
+            while time.monotonic() - started < 30:
+                answer = await client.check_login(freezing_login("cust-strand-2"))
+                if not _is_fail_mode(answer):
+                    break
+                await asyncio.sleep(0.2)
+            assert answer is not None and answer.action == common_pb2.ACTION_FREEZE, answer
+            print(f"logins back after {time.monotonic() - started:.1f} s")
+            await eventually(lambda: len(receiver.applied()) == 2, timeout=30, what="the command after the failover")
+            print(f"push back after {time.monotonic() - started:.1f} s")
+    finally:
+        await gateway.stop(grace=1.0)
