@@ -174,7 +174,18 @@ class CommandDispatcher:
             error = "" if 200 <= status < 300 else f"HTTP {status}: {text}"
         finished = self._clock()
         attempt = self._outcome(delivery.endpoint, attempt_number, started, finished, status, error, retry_after)
-        if not await self._store.commands.record_attempt(command.cursor, attempt, self.owner):
+        try:
+            recorded = await self._store.commands.record_attempt(command.cursor, attempt, self.owner)
+        except StoreUnavailableError as failure:
+            log.error(
+                "outbox unavailable: the attempt's outcome is not recorded; the command is sent again when"
+                " its lease runs out",
+                command_id=command.command_id,
+                outcome=attempt.outcome,
+                error=str(failure),
+            )
+            return
+        if not recorded:
             log.warning("lease expired before the outcome was recorded", command_id=command.command_id)
             return
         shown = without_secrets(delivery.endpoint)

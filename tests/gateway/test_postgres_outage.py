@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog.testing
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
@@ -146,3 +147,43 @@ async def test_after_a_failover_strands_every_open_connection_the_gateway_recove
             print(f"push back after {time.monotonic() - started:.1f} s")
     finally:
         await gateway.stop(grace=1.0)
+
+
+async def test_a_delivery_whose_outcome_cannot_be_recorded_is_sent_again_after_its_lease(
+    tmp_path: Path,
+    database: str,
+    proxy: FaultyProxy,
+    key_files: ReceiverKeyFiles,
+    receiver: RunningReceiver,
+) -> None:
+    """The database goes while core banking is answering: the outcome is lost, the command is not."""
+    through_proxy = database.replace(":5432/", f":{proxy.port}/")
+    gateway = await start_gateway(push_config(tmp_path, key_files, receiver.url, through_proxy))
+    receiver.behave(delay_seconds=1.0)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with MtsgClient(gateway.target, timeout=10) as client:
+                verdict = await client.check_login(freezing_login("cust-unrecorded"))
+            await eventually(lambda: len(receiver.applied()) == 1, what="the push reaching core banking")
+            proxy.cut()  # while the receiver is still answering that push
+            await asyncio.sleep(1.5)
+            proxy.restore()
+            receiver.behave()
+            command_id = "cmd_" + verdict.verdict_id.removeprefix("v_")
+            stored = await gateway.store.commands.get(command_id)
+            assert stored is not None
+            outcomes = await eventually(
+                lambda: _delivered(gateway, stored.cursor), timeout=20, what="the resend after the lease"
+            )
+        lost = [entry for entry in logs if "is not recorded" in entry["event"]]
+        assert [entry["command_id"] for entry in lost] == [command_id]
+        assert not [entry for entry in logs if entry["event"] == "delivery failed unexpectedly"]
+        assert outcomes[-1] == "delivered"
+        assert [entry["webhook_id"] for entry in receiver.applied()] == [command_id]  # applied once
+    finally:
+        await gateway.stop(grace=1.0)
+
+
+async def _delivered(gateway: RunningGateway, cursor: int) -> list[str] | None:
+    outcomes = [attempt.outcome for attempt in await gateway.store.commands.attempts(cursor)]
+    return outcomes if outcomes and outcomes[-1] == "delivered" else None
