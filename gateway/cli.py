@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from gateway.cli_support import positive_number
 from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
 from gateway.security.client_credentials import ClientCredentials, ClientCredentialsError
 
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("file", nargs="?", type=Path, help="JSON file with a CheckLoginRequest or an envelope")
     source.add_argument("--example", choices=EXAMPLES, help="one of the examples shipped with mtsg")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON (proto JSON mapping)")
-    check.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+    check.add_argument("--timeout", type=positive_number, default=10.0, help="seconds per call (default 10)")
     check.set_defaults(run=_check)
 
     health = commands.add_parser("health", help="ask a gateway's health service; exit 0 only when SERVING")
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--service", default="", help="a service name, e.g. mtsg.v1.ThreatSignalService (default: overall)"
     )
-    health.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    health.add_argument("--timeout", type=positive_number, default=5.0, help="seconds (default 5)")
     health.set_defaults(run=_health)
 
     bench = commands.add_parser("bench", help="measure the gateway against a bare gRPC echo server")

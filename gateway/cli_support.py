@@ -66,6 +66,14 @@ def stated_reason(text: str) -> str:
     return reason
 
 
+def given_name(text: str) -> str:
+    """An argparse type for a name or id that must be there (--name, --customer): an empty one names nobody."""
+    name = plain_text(text)
+    if not name:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return name
+
+
 def plain_text(text: str) -> str:
     """An argparse type for text the audit trail keeps (--comment, --actor): no control characters, since an
     escape sequence kept there would act on the terminal of whoever lists it later."""

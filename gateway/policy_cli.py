@@ -22,6 +22,7 @@ from gateway.cli_support import (
     ConfigLoader,
     actor,
     add_actor_flag,
+    given_name,
     plain_text,
     positive_count,
     positive_number,
@@ -345,7 +346,9 @@ def add_policy_commands(commands: argparse._SubParsersAction, add_config_flags: 
     add_actor_flag(apply)
     versions = with_config(sub.add_parser("versions", help="stored versions, newest first (* in force)"), _versions)
     versions.add_argument("--limit", type=positive_count, default=20)
-    versions.add_argument("--before", type=int, default=0, metavar="VERSION", help="older than this version (paging)")
+    versions.add_argument(
+        "--before", type=positive_count, default=0, metavar="VERSION", help="older than this version (paging)"
+    )
     rollback = with_config(sub.add_parser("rollback", help="bring an earlier version back as a new version"), _rollback)
     rollback.add_argument("version")
     rollback.add_argument("--comment", default="", type=plain_text, help="why")
@@ -364,7 +367,7 @@ def add_policy_commands(commands: argparse._SubParsersAction, add_config_flags: 
     verdicts = commands.add_parser("verdicts", help="verdicts by customer and time")
     vsub = verdicts.add_subparsers(dest="verdicts_command", required=True, metavar="SUBCOMMAND")
     listing = with_config(vsub.add_parser("list", help="a customer's verdicts, newest first"), _verdicts_list)
-    listing.add_argument("--customer", required=True)
+    listing.add_argument("--customer", required=True, type=given_name)
     listing.add_argument("--hours", type=positive_number, help="only the last N hours")
     listing.add_argument("--since", default="", help="from this time (RFC 3339, e.g. 2026-11-21T09:00:00Z)")
     listing.add_argument("--until", default="", help="before this time (RFC 3339)")

@@ -294,9 +294,11 @@ def add_command_commands(
 
     listing = store_command("list", "newest commands first, with their delivery state", _commands_list)
     listing.add_argument("--state", choices=DELIVERY_STATES, help="only commands with a delivery in this state")
-    listing.add_argument("--customer", default="", help="only this customer's commands")
+    listing.add_argument("--customer", default="", type=cli_support.given_name, help="only this customer's commands")
     listing.add_argument("--limit", type=cli_support.positive_count, default=50, help="at most this many (default 50)")
-    listing.add_argument("--before", type=int, default=0, metavar="CURSOR", help="older than this cursor (paging)")
+    listing.add_argument(
+        "--before", type=cli_support.positive_count, default=0, metavar="CURSOR", help="older than this cursor (paging)"
+    )
 
     show = store_command("show", "one command, its deliveries and every attempt", _commands_show)
     show.add_argument("command_id")

@@ -251,6 +251,13 @@ def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
         (["valve", "reset", "--reason", "ok\x1b[2J"], "argument --reason: must not contain control characters"),
         (["blocklist", "revoke", "bl_x", "--reason", ""], "argument --reason: must say why"),
         (["valve", "reset", "--reason", "ok", "--actor", "eve\x07"], "argument --actor: must not contain control"),
+        (["commands", "list", "--before", "-5"], "argument --before: expected a whole number of 1 or more"),
+        (["policy", "versions", "--before", "0"], "argument --before: expected a whole number of 1 or more"),
+        (["verdicts", "list", "--customer", ""], "argument --customer: must not be empty"),
+        (["commands", "list", "--customer", " "], "argument --customer: must not be empty"),
+        (["auth", "token", "--name", "", "--role", "app"], "argument --name: must not be empty"),
+        (["check", "--example", "clean-login", "--timeout", "-1"], "argument --timeout: expected a number above 0"),
+        (["health", "--timeout", "nan"], "argument --timeout: expected a number above 0"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",
 )
