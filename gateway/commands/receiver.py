@@ -228,6 +228,9 @@ class Ledger:
         self._db.close()
 
 
+DEFAULT_IDLE_SECONDS = 30.0
+
+
 class CoreReceiver(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -239,8 +242,12 @@ class CoreReceiver(ThreadingHTTPServer):
         behaviour: Behaviour,
         tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
         clock: Callable[[], float] = time.time,
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
     ) -> None:
         super().__init__(address, _Handler)
+        # A connection silent this long (a sender that stopped mid-request, or an idle keep-alive) is closed:
+        # each holds a thread, and without a bound a few stalled senders would hold them all.
+        self.idle_seconds = idle_seconds
         # What "now" is when checking a signature's timestamp (a test shares the gateway's shifted clock).
         self.clock = clock
         self.ledger = ledger
@@ -253,6 +260,11 @@ class CoreReceiver(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: CoreReceiver
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.idle_seconds)
+
     # Headers and body leave in two writes; with Nagle on, the second waits for the client's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,7 @@ import structlog.testing
 from prometheus_client import generate_latest
 
 from gateway.client import MtsgClient
+from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger
 from gateway.commands.webhook_signing import WebhookSigner
 from gateway.config import CommandsConfig
 from gateway.generated.mtsg.v1 import common_pb2
@@ -421,3 +423,20 @@ async def test_an_endpoint_that_never_finishes_its_answer_is_cut_at_the_request_
     finally:
         await gateway.stop(grace=1.0)
         endpoint.close()
+
+
+def test_the_receiver_closes_a_connection_that_stops_mid_request(tmp_path: Path, key_files: ReceiverKeyFiles) -> None:
+    """A sender that goes quiet halfway through its headers must not hold a receiver thread for good."""
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    server = CoreReceiver(("127.0.0.1", 0), ledger, key_files.keys, Behaviour(), idle_seconds=0.5)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as stalled:
+            stalled.sendall(b"POST /commands HTTP/1.1\r\nhost: core\r\n")  # and never the rest
+            started = time.monotonic()
+            assert stalled.recv(1024) == b""  # closed by the receiver, not by our own 5 s timeout
+            assert time.monotonic() - started < 3.0
+    finally:
+        server.shutdown()
+        server.server_close()
+        ledger.close()
