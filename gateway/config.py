@@ -152,6 +152,11 @@ class CommandsConfig:
     # CommandFeedService streams one gateway process serves at once; more are refused.  Each
     # polls the store, so a consumer that leaks streams must not be able to slow down logins.
     max_streams: int = 64
+    # TLS towards the endpoints: a PEM CA bundle to trust instead of the public CAs (the bank's own
+    # PKI), and a client certificate and key for endpoints that ask for one (mTLS).  Read at start.
+    ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -429,6 +434,8 @@ def _validate_commands(commands: CommandsConfig, endpoints: tuple[str, ...]) -> 
             "commands.endpoint_urls is set but no signing key is: set commands.hmac_secret_file and/or"
             " commands.ed25519_key_file (mtsg commands keys generate makes them); unsigned commands are never sent"
         )
+    if bool(commands.client_cert_file) != bool(commands.client_key_file):
+        raise ConfigError("commands.client_cert_file and commands.client_key_file go together: set both or neither")
     if commands.lease_seconds <= commands.request_timeout_seconds:
         raise ConfigError(
             f"commands.lease_seconds ({commands.lease_seconds:g}) must exceed commands.request_timeout_seconds"

@@ -27,6 +27,7 @@ from prometheus_client import start_http_server
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
+from gateway.commands.endpoint_tls import EndpointTLSError, endpoint_tls
 from gateway.commands.retry import RetryPolicy
 from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
 from gateway.config import Config, ConfigError, require_transport_choice, split_listen
@@ -97,6 +98,7 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
     PolicyFileError,
     StoreUnavailableError,
     WebhookKeyError,
+    EndpointTLSError,
     IdentitiesError,
     TlsFileError,
 )
@@ -221,6 +223,8 @@ async def start_gateway(
         Path(config.commands.hmac_secret_file) if config.commands.hmac_secret_file else None,
         Path(config.commands.ed25519_key_file) if config.commands.ed25519_key_file else None,
     )
+    commands = config.commands
+    endpoint_context = endpoint_tls(commands.ca_file, commands.client_cert_file, commands.client_key_file)
     if is_postgres_url(config.store.url) and not config.privacy.phone_hash_key_file:
         # A key made up in each replica's data dir would hash one number differently per replica.
         raise ConfigError(
@@ -367,7 +371,14 @@ async def start_gateway(
     dispatcher = None
     if config.command_endpoints:
         dispatcher = CommandDispatcher(
-            store, config.command_endpoints, signer, _dispatch_settings(config), metrics, wakeup, clock
+            store,
+            config.command_endpoints,
+            signer,
+            _dispatch_settings(config),
+            metrics,
+            wakeup,
+            clock,
+            endpoint_context,
         )
         dispatcher.start()
     retention = None

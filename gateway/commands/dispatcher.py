@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class CommandDispatcher:
         metrics: Metrics,
         wakeup: Wakeup,
         clock: Callable[[], float] = time.time,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._store = store
         self._endpoints = tuple(endpoints)
@@ -71,7 +73,9 @@ class CommandDispatcher:
         self._clock = clock
         # Leases name their holder, so an outcome reported after the lease ran out is not recorded twice.
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(4).hex()}"
-        self._client = httpx.AsyncClient(timeout=settings.request_timeout_seconds, follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            timeout=settings.request_timeout_seconds, follow_redirects=False, verify=tls if tls is not None else True
+        )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -168,7 +172,8 @@ class CommandDispatcher:
         except TimeoutError:
             error = f"no complete answer within {limit:g} s (commands.request_timeout_seconds)"
         except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:300]
+            # Some say nothing (an endpoint that refused the TLS handshake closes without a word).
+            error = f"{type(failure).__name__}: {str(failure) or 'the endpoint closed the connection'}"[:300]
         if status is not None:  # the status decides, even when the body never finished arriving
             text = answer[:200].decode("utf-8", "replace")
             error = "" if 200 <= status < 300 else f"HTTP {status}: {text}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,12 +17,14 @@ import structlog.testing
 from prometheus_client import generate_latest
 
 from gateway.client import MtsgClient
+from gateway.commands.endpoint_tls import EndpointTLSError
 from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger
 from gateway.commands.webhook_signing import WebhookSigner
-from gateway.config import CommandsConfig
+from gateway.config import CommandsConfig, ConfigError
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server import RunningGateway, start_gateway
 from gateway.store.records import CommandQuery
+from tests.certificates import TestAuthority
 from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config
 from tests.helpers import freezing_login, telemetry
 
@@ -440,3 +444,82 @@ def test_the_receiver_closes_a_connection_that_stops_mid_request(tmp_path: Path,
         server.shutdown()
         server.server_close()
         ledger.close()
+
+
+class TLSEndpoint:
+    """The reference receiver behind TLS on the bank's own PKI, asking the gateway for a client certificate."""
+
+    def __init__(self, tmp_path: Path, key_files: ReceiverKeyFiles) -> None:
+        self.authority = TestAuthority(tmp_path / "pki", name="bank internal CA")
+        served = self.authority.server("core-banking")
+        self.client = self.authority.issue("mtsg-gateway", client=True)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.authority.cert))
+        context.load_cert_chain(served.cert, served.key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        self.ledger = Ledger(tmp_path / "tls-ledger.sqlite3")
+        self.server = CoreReceiver(("127.0.0.1", 0), self.ledger, key_files.keys, Behaviour())
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://localhost:{self.server.server_address[1]}/commands"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def applied(self) -> list[dict[str, object]]:
+        return self.ledger.snapshot()["applied"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.ledger.close()
+
+
+@pytest.mark.parametrize("presented", ["ca and client certificate", "ca only", "neither"])
+async def test_commands_reach_an_endpoint_on_the_banks_own_pki_only_with_its_ca_and_a_client_certificate(
+    tmp_path: Path, key_files: ReceiverKeyFiles, store_url: str, presented: str
+) -> None:
+    endpoint = TLSEndpoint(tmp_path, key_files)
+    tls: dict[str, str] = {}
+    if presented != "neither":
+        tls["ca_file"] = str(endpoint.authority.cert)
+    if presented == "ca and client certificate":
+        tls |= {"client_cert_file": str(endpoint.client.cert), "client_key_file": str(endpoint.client.key)}
+    gateway = await start_gateway(push_config(tmp_path, key_files, endpoint.url, store_url, **tls))
+    try:
+        async with MtsgClient(gateway.target) as client:
+            verdict = await client.check_login(freezing_login("cust-push-pki"))
+        stored = await gateway.store.commands.get("cmd_" + verdict.verdict_id.removeprefix("v_"))
+        assert stored is not None
+        attempts = await eventually(lambda: gateway.store.commands.attempts(stored.cursor), what="an attempt")
+        if presented == "ca and client certificate":
+            await eventually(lambda: len(endpoint.applied()) == 1, what="the command over mTLS")
+        else:  # the gateway does not trust the endpoint, or the endpoint does not admit the gateway
+            assert (attempts[0].outcome, attempts[0].status) == ("retry", None)
+            if presented == "neither":  # the gateway trusts the public CAs only
+                assert "CERTIFICATE_VERIFY_FAILED" in attempts[0].error, attempts[0].error
+            else:  # TLS 1.3: the endpoint refuses the missing client certificate after the handshake
+                assert attempts[0].error.startswith(("ReadError: ", "ConnectError: ")), attempts[0].error
+                assert not attempts[0].error.endswith(": ")  # something said after the name
+            assert endpoint.applied() == []
+    finally:
+        await gateway.stop(grace=1.0)
+        endpoint.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"ca_file": "{tmp}/missing.pem"}, "commands.ca_file {tmp}/missing.pem: not a readable PEM CA bundle"),
+        ({"ca_file": "{tmp}/garbage.pem"}, "commands.ca_file {tmp}/garbage.pem: not a readable PEM CA bundle"),
+        (
+            {"client_cert_file": "{tmp}/garbage.pem", "client_key_file": "{tmp}/garbage.pem"},
+            "not a PEM certificate and its private key",
+        ),
+        ({"client_cert_file": "{tmp}/garbage.pem"}, "client_cert_file and commands.client_key_file go together"),
+    ],
+)
+async def test_unusable_tls_files_for_the_push_stop_the_start_with_a_message_naming_them(
+    tmp_path: Path, key_files: ReceiverKeyFiles, settings: dict[str, str], problem: str
+) -> None:
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    named = {key: value.format(tmp=tmp_path) for key, value in settings.items()}
+    with pytest.raises((EndpointTLSError, ConfigError), match=re.escape(problem.format(tmp=tmp_path))):
+        gateway = await start_gateway(push_config(tmp_path, key_files, "https://core.bank.internal/commands", **named))
+        await gateway.stop(grace=1.0)
