@@ -127,6 +127,8 @@ class BlocklistConfig:
     feed_urls: str = ""
     feed_interval_seconds: float = 300.0
     feed_timeout_seconds: float = 30.0
+    # A PEM CA bundle the feed fetch trusts instead of the public CAs (a feed on the bank's own PKI).
+    feed_ca_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -64,8 +65,10 @@ class FeedSync:
         on_change: Callable[[], Awaitable[object]],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._store = store
+        self._tls = tls
         self._feeds = [_FeedState(url, without_secrets(url)) for url in urls]
         self._interval = interval
         self._timeout = timeout
@@ -183,7 +186,8 @@ class FeedSync:
             await self.load_last_successes()
         except StoreUnavailableError as error:  # the first round's attempt records and reports again
             log.warning("feed status unreadable at start", error=str(error))
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=True) as client:
+        verify = self._tls if self._tls is not None else True
+        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=True, verify=verify) as client:
             while True:
                 try:
                     await self.sync_due(client)

@@ -27,7 +27,6 @@ from prometheus_client import start_http_server
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
-from gateway.commands.endpoint_tls import EndpointTLSError, endpoint_tls
 from gateway.commands.retry import RetryPolicy
 from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
 from gateway.config import Config, ConfigError, require_transport_choice, split_listen
@@ -64,6 +63,7 @@ from gateway.services.policy import PolicyService
 from gateway.services.threat_signal import LoginSettings, LoginThrottle, ThreatSignalService
 from gateway.services.threat_signal import add_to_server as add_threat_signal_service
 from gateway.store import Store, StoreUnavailableError, is_postgres_url, open_store
+from gateway.tls_client import ClientTLSError, client_tls
 from gateway.urls import without_secrets
 from gateway.validation import Limits
 from gateway.wakeup import Wakeup
@@ -98,7 +98,7 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
     PolicyFileError,
     StoreUnavailableError,
     WebhookKeyError,
-    EndpointTLSError,
+    ClientTLSError,
     IdentitiesError,
     TlsFileError,
 )
@@ -224,7 +224,10 @@ async def start_gateway(
         Path(config.commands.ed25519_key_file) if config.commands.ed25519_key_file else None,
     )
     commands = config.commands
-    endpoint_context = endpoint_tls(commands.ca_file, commands.client_cert_file, commands.client_key_file)
+    endpoint_context = client_tls(
+        commands.ca_file, commands.client_cert_file, commands.client_key_file, settings="commands."
+    )
+    feed_context = client_tls(config.blocklist.feed_ca_file, settings="blocklist.feed_")
     if is_postgres_url(config.store.url) and not config.privacy.phone_hash_key_file:
         # A key made up in each replica's data dir would hash one number differently per replica.
         raise ConfigError(
@@ -366,6 +369,7 @@ async def start_gateway(
             on_change=refresher.refresh,
             metrics=metrics,
             clock=clock,
+            tls=feed_context,
         )
         feed_sync.start()
     dispatcher = None

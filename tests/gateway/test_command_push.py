@@ -17,13 +17,13 @@ import structlog.testing
 from prometheus_client import generate_latest
 
 from gateway.client import MtsgClient
-from gateway.commands.endpoint_tls import EndpointTLSError
 from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger
 from gateway.commands.webhook_signing import WebhookSigner
 from gateway.config import CommandsConfig, ConfigError
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server import RunningGateway, start_gateway
 from gateway.store.records import CommandQuery
+from gateway.tls_client import ClientTLSError
 from tests.certificates import TestAuthority
 from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config
 from tests.helpers import freezing_login, telemetry
@@ -520,6 +520,6 @@ async def test_unusable_tls_files_for_the_push_stop_the_start_with_a_message_nam
 ) -> None:
     (tmp_path / "garbage.pem").write_text("not a certificate\n")
     named = {key: value.format(tmp=tmp_path) for key, value in settings.items()}
-    with pytest.raises((EndpointTLSError, ConfigError), match=re.escape(problem.format(tmp=tmp_path))):
+    with pytest.raises((ClientTLSError, ConfigError), match=re.escape(problem.format(tmp=tmp_path))):
         gateway = await start_gateway(push_config(tmp_path, key_files, "https://core.bank.internal/commands", **named))
         await gateway.stop(grace=1.0)

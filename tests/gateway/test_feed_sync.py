@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -21,10 +23,13 @@ from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.feed_sync import FIRST_RETRY_SECONDS, FeedSync
 from gateway.knowledge import load_knowledge
 from gateway.metrics import Metrics
-from gateway.server import RunningGateway
+from gateway.server import RunningGateway, start_gateway
 from gateway.store import Store, open_store
 from gateway.store.records import FeedStatus
+from gateway.tls_client import ClientTLSError
 from gateway.trusted_keys import load_trusted_keys
+from tests.certificates import TestAuthority
+from tests.helpers import gateway_config
 
 KEY = Ed25519PrivateKey.generate()
 APK = hashlib.sha256(b"feed apk").hexdigest()
@@ -207,8 +212,7 @@ async def test_a_restarted_gateway_shows_each_feeds_last_success_from_the_store(
 async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp_path: Path) -> None:
     from gateway.client import MtsgClient
     from gateway.generated.mtsg.v1 import common_pb2
-    from gateway.server import start_gateway
-    from tests.helpers import again, app, gateway_config, telemetry
+    from tests.helpers import again, app, telemetry
 
     feed_server.body = bundle(1)
     data = tmp_path / "data"
@@ -234,8 +238,6 @@ async def test_a_feeds_token_is_sent_to_the_feed_and_shown_nowhere(feed_server: 
 
     from gateway.client import MtsgClient
     from gateway.generated.mtsg.v1 import blocklist_service_pb2
-    from gateway.server import start_gateway
-    from tests.helpers import gateway_config
 
     secret = "S3CRET-feed-token"
     url = feed_server.url.replace("http://", f"http://reader:{secret}@") + f"?token={secret}"
@@ -310,3 +312,43 @@ async def test_a_feed_that_drips_is_cut_at_the_fetch_timeout(feed_server: FeedSe
     finally:
         feed_server.drip_seconds = 0.0  # let the server's thread finish its answer at once
         await store.close()
+
+
+@pytest.mark.parametrize("trusts_the_bank_ca", [True, False])
+async def test_a_feed_on_the_banks_own_pki_is_followed_with_its_ca(
+    feed_server: FeedServer, tmp_path: Path, trusts_the_bank_ca: bool
+) -> None:
+    authority = TestAuthority(tmp_path / "pki", name="bank internal CA")
+    served = authority.server("feeds")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(served.cert, served.key)
+    feed_server.server.socket = context.wrap_socket(feed_server.server.socket, server_side=True)
+    feed_server.body = bundle(1)
+    data = tmp_path / "data"
+    (data / "trusted-keys").mkdir(parents=True)
+    (data / "trusted-keys" / "feed.pub").write_bytes(public_key_pem(KEY.public_key()))
+    url = feed_server.url.replace("http://127.0.0.1", "https://localhost")
+    ca_file = str(authority.cert) if trusts_the_bank_ca else ""  # empty: the public CAs
+    running = await start_gateway(gateway_config(tmp_path, blocklist__feed_urls=url, blocklist__feed_ca_file=ca_file))
+    try:
+        if trusts_the_bank_ca:
+            deadline = time.monotonic() + 10
+            while await running.store.blocklist.version() != 1:
+                assert time.monotonic() < deadline, await running.store.blocklist.feed_statuses()
+                await asyncio.sleep(0.1)
+        else:  # the public CAs do not vouch for the bank's feed server
+            await eventually_status(running, "CERTIFICATE_VERIFY_FAILED")
+            assert await running.store.blocklist.version() == 0
+    finally:
+        await running.stop(grace=1.0)
+
+
+async def test_an_unusable_feed_ca_file_stops_the_start_naming_it(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    config = gateway_config(
+        tmp_path, blocklist__feed_urls="https://feeds.bank.internal/x.bundle", blocklist__feed_ca_file=str(garbage)
+    )
+    with pytest.raises(ClientTLSError, match=re.escape(f"blocklist.feed_ca_file {garbage}: not a readable PEM CA")):
+        running = await start_gateway(config)
+        await running.stop(grace=1.0)
