@@ -80,7 +80,10 @@ def _command_text(stored: StoredCommand) -> list[str]:
 def _commands_list(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
         query = CommandQuery(
-            limit=options.limit, before=options.before, customer_id=options.customer, state=options.state or ""
+            limit=options.limit,
+            before=options.before,
+            customer_id=options.customer or "",
+            state=options.state or "",
         )
         rows = await store.commands.overview(query)
         for overview in rows:
@@ -294,7 +297,7 @@ def add_command_commands(
 
     listing = store_command("list", "newest commands first, with their delivery state", _commands_list)
     listing.add_argument("--state", choices=DELIVERY_STATES, help="only commands with a delivery in this state")
-    listing.add_argument("--customer", default="", type=cli_support.given_name, help="only this customer's commands")
+    listing.add_argument("--customer", type=cli_support.given_name, help="only this customer's commands")
     listing.add_argument("--limit", type=cli_support.positive_count, default=50, help="at most this many (default 50)")
     listing.add_argument(
         "--before", type=cli_support.positive_count, default=0, metavar="CURSOR", help="older than this cursor (paging)"
