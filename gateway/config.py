@@ -45,6 +45,11 @@ class ServerConfig:
     # The longest any call that answers once may run, whatever deadline the caller set (or none):
     # DEADLINE_EXCEEDED past it.  CheckLogin answers much sooner (login.store_timeout_seconds).
     max_call_seconds: float = 30.0
+    # A client connection older than this is asked to reconnect (HTTP/2 GOAWAY; calls in flight get
+    # max_call_seconds to finish): behind a plain Kubernetes Service, long-lived gRPC connections
+    # would otherwise stay on the replicas that existed when they opened, and new ones get no load.
+    # 0: connections live for ever.
+    max_connection_age_seconds: float = 300.0
     # Gateway processes on this port (SO_REUSEPORT), each a whole gateway on the shared store:
     # one Python process uses one core.  Worker i serves metrics on metrics_listen's port + i.
     workers: int = 1
@@ -408,6 +413,7 @@ def _validate(config: Config) -> None:
         ("limits.max_clock_skew_seconds", config.limits.max_clock_skew_seconds),
         ("server.shutdown_drain_seconds", config.server.shutdown_drain_seconds),
         ("server.shutdown_grace_seconds", config.server.shutdown_grace_seconds),
+        ("server.max_connection_age_seconds", config.server.max_connection_age_seconds),
         ("login.app_cache_entries", config.login.app_cache_entries),
         *((f"retention.{f.name}", getattr(config.retention, f.name)) for f in dataclasses.fields(RetentionConfig)),
     ):

@@ -29,7 +29,7 @@ from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
 from gateway.commands.retry import RetryPolicy
 from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
-from gateway.config import Config, ConfigError, require_transport_choice, split_listen
+from gateway.config import Config, ConfigError, ServerConfig, require_transport_choice, split_listen
 from gateway.feed_sync import FeedSync
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
@@ -175,6 +175,16 @@ def _dispatch_settings(config: Config) -> DispatchSettings:
     )
 
 
+def _connection_age(server: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC options that make clients reconnect now and then, so new replicas get their share of the load."""
+    if not server.max_connection_age_seconds:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", max(1, round(server.max_connection_age_seconds * 1000))),
+        ("grpc.max_connection_age_grace_ms", round(server.max_call_seconds * 1000)),
+    ]
+
+
 def _is_loopback(listen: str) -> bool:
     host, _ = split_listen(listen)
     return host in ("127.0.0.1", "::1", "localhost")
@@ -279,6 +289,7 @@ async def start_gateway(
             ("grpc.max_receive_message_length", config.server.max_message_bytes),
             ("grpc.max_send_message_length", config.server.max_message_bytes),
             port_sharing,
+            *_connection_age(config.server),
         ],
     )
     add_threat_signal_service(
