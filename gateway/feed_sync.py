@@ -65,10 +65,10 @@ class FeedSync:
         on_change: Callable[[], Awaitable[object]],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
-        tls: ssl.SSLContext | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._store = store
-        self._tls = tls
+        self._verify = verify
         self._feeds = [_FeedState(url, without_secrets(url)) for url in urls]
         self._interval = interval
         self._timeout = timeout
@@ -186,8 +186,7 @@ class FeedSync:
             await self.load_last_successes()
         except StoreUnavailableError as error:  # the first round's attempt records and reports again
             log.warning("feed status unreadable at start", error=str(error))
-        verify = self._tls if self._tls is not None else True
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=True, verify=verify) as client:
+        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=True, verify=self._verify) as client:
             while True:
                 try:
                     await self.sync_due(client)

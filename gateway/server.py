@@ -380,7 +380,7 @@ async def start_gateway(
             on_change=refresher.refresh,
             metrics=metrics,
             clock=clock,
-            tls=feed_context,
+            verify=feed_context,
         )
         feed_sync.start()
     dispatcher = None

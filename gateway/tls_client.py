@@ -16,14 +16,15 @@ class ClientTLSError(ValueError):
     """A CA bundle or client certificate cannot be used; the message names the setting and the file."""
 
 
-def client_tls(ca_file: str, cert_file: str = "", key_file: str = "", *, settings: str) -> ssl.SSLContext | None:
-    """The TLS context to connect with, or None for httpx's own (public CAs, no client certificate).
+def client_tls(ca_file: str, cert_file: str = "", key_file: str = "", *, settings: str) -> ssl.SSLContext | bool:
+    """What httpx's ``verify`` takes: the TLS context to connect with, or True for httpx's own (public CAs,
+    no client certificate).
 
     ``settings`` prefixes the names in messages: "commands." names ``commands.ca_file``,
     ``commands.client_cert_file`` and ``commands.client_key_file``.
     """
     if not (ca_file or cert_file):
-        return None
+        return True
     try:
         context = ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as error:

@@ -62,7 +62,7 @@ class CommandDispatcher:
         metrics: Metrics,
         wakeup: Wakeup,
         clock: Callable[[], float] = time.time,
-        tls: ssl.SSLContext | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._store = store
         self._endpoints = tuple(endpoints)
@@ -74,7 +74,7 @@ class CommandDispatcher:
         # Leases name their holder, so an outcome reported after the lease ran out is not recorded twice.
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(4).hex()}"
         self._client = httpx.AsyncClient(
-            timeout=settings.request_timeout_seconds, follow_redirects=False, verify=tls if tls is not None else True
+            timeout=settings.request_timeout_seconds, follow_redirects=False, verify=verify
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None

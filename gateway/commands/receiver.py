@@ -260,13 +260,12 @@ class CoreReceiver(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: CoreReceiver
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle on, the second waits for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.idle_seconds)
-
-    # Headers and body leave in two writes; with Nagle on, the second waits for the client's delayed ACK (~40 ms).
-    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: every request is logged once, as JSON, by ``_answer``."""

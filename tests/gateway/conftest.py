@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,12 +34,22 @@ class ReceiverKeyFiles:
 
 
 class RunningReceiver:
-    """The reference receiver served from a thread; ``stop`` and ``start`` simulate an outage on one port."""
+    """The reference receiver served from a thread; ``stop`` and ``start`` simulate an outage on one port.
 
-    def __init__(self, ledger_path: Path, keys: ReceiverKeys, clock: Callable[[], float] = time.time) -> None:
+    With ``tls``, it serves HTTPS on ``localhost`` (the name its test certificates carry).
+    """
+
+    def __init__(
+        self,
+        ledger_path: Path,
+        keys: ReceiverKeys,
+        clock: Callable[[], float] = time.time,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.ledger = Ledger(ledger_path)
         self.keys = keys
         self.clock = clock
+        self.tls = tls
         self.port = 0
         self._server: CoreReceiver | None = None
         self._thread: threading.Thread | None = None
@@ -46,10 +57,14 @@ class RunningReceiver:
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/commands"
         return f"http://127.0.0.1:{self.port}/commands"
 
     def start(self) -> None:
         self._server = CoreReceiver(("127.0.0.1", self.port), self.ledger, self.keys, Behaviour(), clock=self.clock)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

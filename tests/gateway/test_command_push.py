@@ -446,7 +446,7 @@ def test_the_receiver_closes_a_connection_that_stops_mid_request(tmp_path: Path,
         ledger.close()
 
 
-class TLSEndpoint:
+class TLSEndpoint(RunningReceiver):
     """The reference receiver behind TLS on the bank's own PKI, asking the gateway for a client certificate."""
 
     def __init__(self, tmp_path: Path, key_files: ReceiverKeyFiles) -> None:
@@ -456,18 +456,10 @@ class TLSEndpoint:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.authority.cert))
         context.load_cert_chain(served.cert, served.key)
         context.verify_mode = ssl.CERT_REQUIRED
-        self.ledger = Ledger(tmp_path / "tls-ledger.sqlite3")
-        self.server = CoreReceiver(("127.0.0.1", 0), self.ledger, key_files.keys, Behaviour())
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://localhost:{self.server.server_address[1]}/commands"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def applied(self) -> list[dict[str, object]]:
-        return self.ledger.snapshot()["applied"]
+        super().__init__(tmp_path / "tls-ledger.sqlite3", key_files.keys, tls=context)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stop()
         self.ledger.close()
 
 
