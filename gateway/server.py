@@ -185,6 +185,20 @@ def _connection_age(server: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
+# How much of a request grpc takes off the connection before the handler asks for it: a fixed
+# 256 KiB window per call instead of grpc's bandwidth-delay probing.  Probing let each caller's
+# streams grow windows of megabytes, so a thousand unauthenticated 4 MB calls, refused before
+# their bodies were read, still had the gateway hold 1.7 GB; with the fixed window it held 70 MB.
+# A login (70-90 KB with 150-300 apps) still arrives in one round trip; only a request larger than
+# the window (a big ImportBundle) waits one more for the window to open.
+_STREAM_WINDOW_BYTES = 256 * 1024
+_FLOW_CONTROL = (("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES))
+# The plain-text health port answers anyone who reaches it, and a health check names one service:
+# larger requests are refused before they are read (grpc's 4 MB default let a flood of them hold
+# 870 MB there).
+_HEALTH_MESSAGE_BYTES = 4096
+
+
 def _is_loopback(listen: str) -> bool:
     host, _ = split_listen(listen)
     return host in ("127.0.0.1", "::1", "localhost")
@@ -290,6 +304,7 @@ async def start_gateway(
             ("grpc.max_send_message_length", config.server.max_message_bytes),
             port_sharing,
             *_connection_age(config.server),
+            *_FLOW_CONTROL,
         ],
     )
     add_threat_signal_service(
@@ -349,7 +364,9 @@ async def start_gateway(
         raise OSError(f"cannot listen on {config.server.listen}: {error}") from error
     health_server, health_port = None, None
     if config.server.health_listen:
-        health_server = grpc.aio.server(options=[port_sharing])
+        health_server = grpc.aio.server(
+            options=[port_sharing, ("grpc.max_receive_message_length", _HEALTH_MESSAGE_BYTES), *_FLOW_CONTROL]
+        )
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
         try:
             health_port = health_server.add_insecure_port(config.server.health_listen)

@@ -5,6 +5,7 @@
 case: nothing fails, everything waits); ``restore`` lets traffic flow again.  ``strand``
 black-holes the connections open now, for good, while new ones flow: a failover that moved
 the database's address, leaving the old connections to a host that will never answer.
+``sent_upstream`` counts the bytes the clients' side has forwarded so far: what the server was given.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class FaultyProxy:
         self._stranded: set[asyncio.StreamWriter] = set()
         self._closed = asyncio.Event()
         self.port = 0
+        self.sent_upstream = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -78,6 +80,8 @@ class FaultyProxy:
                 if writer.transport.is_closing():
                     break
                 writer.write(data)
+                if writer not in self._clients:
+                    self.sent_upstream += len(data)
                 await writer.drain()
             if writer in self._stranded:
                 await self._closed.wait()  # until the test ends: the gateway hears neither an answer nor a reset
