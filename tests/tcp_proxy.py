@@ -5,7 +5,8 @@
 case: nothing fails, everything waits); ``restore`` lets traffic flow again.  ``strand``
 black-holes the connections open now, for good, while new ones flow: a failover that moved
 the database's address, leaving the old connections to a host that will never answer.
-``sent_upstream`` counts the bytes the clients' side has forwarded so far: what the server was given.
+``sent_upstream`` counts the bytes the clients' side has forwarded so far: what the server was given;
+``stall_after`` stalls once the clients have sent so many more.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class FaultyProxy:
         self._closed = asyncio.Event()
         self.port = 0
         self.sent_upstream = 0
+        self._stall_at: int | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -56,6 +58,23 @@ class FaultyProxy:
         for writer in list(self._writers - self._clients):
             writer.transport.abort()
 
+    def stall_after(self, more: int) -> None:
+        """Forward the clients' next ``more`` bytes, then stall: a caller whose request stops halfway."""
+        self._stall_at = self.sent_upstream + more
+
+    async def _upstream_share(self, data: bytes, writer: asyncio.StreamWriter) -> bytes:
+        """Counts what goes to the server; at the ``stall_after`` mark, sends what fits and waits."""
+        if self._stall_at is not None and self.sent_upstream + len(data) > self._stall_at:
+            fits = max(self._stall_at - self.sent_upstream, 0)
+            writer.write(data[:fits])
+            self.sent_upstream += fits
+            data = data[fits:]
+            self._stall_at = None
+            self.stall()
+            await self._flowing.wait()
+        self.sent_upstream += len(data)
+        return data
+
     def restore(self) -> None:
         self._refusing = False
         self._flowing.set()
@@ -79,9 +98,9 @@ class FaultyProxy:
                 await self._flowing.wait()
                 if writer.transport.is_closing():
                     break
-                writer.write(data)
                 if writer not in self._clients:
-                    self.sent_upstream += len(data)
+                    data = await self._upstream_share(data, writer)
+                writer.write(data)
                 await writer.drain()
             if writer in self._stranded:
                 await self._closed.wait()  # until the test ends: the gateway hears neither an answer nor a reset

@@ -10,6 +10,7 @@ an admitted one its whole body.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from gateway.client import error_reason
 from gateway.security.identities import new_token, token_stanza
 from gateway.server import RunningGateway, start_gateway
-from tests.helpers import gateway_config
+from tests.helpers import gateway_config, request, telemetry
 from tests.tcp_proxy import FaultyProxy
 
 CHECK_LOGIN = "/mtsg.v1.ThreatSignalService/CheckLogin"
@@ -97,6 +98,46 @@ async def test_the_open_health_port_refuses_large_requests_unread(tmp_path: Path
         errors = await _send(proxy.port, HEALTH_CHECK, BODY, CALLS)
         assert {error.code() for error in errors} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
         assert proxy.sent_upstream < CALLS * 512 * 1024, proxy.sent_upstream
+    finally:
+        await proxy.close()
+        await running.stop(grace=1.0)
+
+
+async def _refused(check: grpc.aio.UnaryUnaryMultiCallable) -> bool:
+    """A fresh login (a replayed nonce would be refused for that): False when it is answered."""
+    try:
+        await check(request(telemetry()).SerializeToString(), timeout=5)
+    except grpc.aio.AioRpcError as error:
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        return True
+    return False
+
+
+async def test_a_stalled_request_holds_its_in_flight_place_only_until_the_server_deadline(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, server__max_in_flight="1", server__max_call_seconds="2")
+    running = await start_gateway(config)
+    proxy = FaultyProxy("127.0.0.1", running.port)
+    await proxy.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{proxy.port}") as slow_channel,
+            grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+        ):
+            check = channel.unary_unary(CHECK_LOGIN)
+            proxy.stall_after(100_000)  # the call begins, and its request stops arriving
+            stalled = asyncio.ensure_future(slow_channel.unary_unary(CHECK_LOGIN)(BODY, timeout=30))
+            started = time.monotonic()
+            while proxy.sent_upstream < 100_000:  # its headers are with the gateway before anyone else's
+                await asyncio.sleep(0.01)
+            while not await _refused(check):  # until the gateway has admitted the stalled call
+                assert time.monotonic() - started < 1.5, "the stalled call never took the one place"
+                await asyncio.sleep(0.05)
+            # Its answer cannot reach it through the stalled proxy; the place it held is free again
+            # once the gateway cut it at server.max_call_seconds.
+            while await _refused(check):
+                assert time.monotonic() - started < 5, "the stalled call kept its place past the server deadline"
+                await asyncio.sleep(0.1)
+            stalled.cancel()
     finally:
         await proxy.close()
         await running.stop(grace=1.0)
