@@ -50,6 +50,11 @@ class ServerConfig:
     # would otherwise stay on the replicas that existed when they opened, and new ones get no load.
     # 0: connections live for ever.
     max_connection_age_seconds: float = 300.0
+    # A connection with a call open (a command stream, most often) is pinged after this long
+    # without a word from its peer, and dropped when the ping goes unanswered (for as long again,
+    # at most 20 s): a consumer whose host died or whose firewall forgot the connection would
+    # otherwise hold its stream until the connection's maximum age, or for ever.  0: no pings.
+    keepalive_seconds: float = 60.0
     # Gateway processes on this port (SO_REUSEPORT), each a whole gateway on the shared store:
     # one Python process uses one core.  Worker i serves metrics on metrics_listen's port + i.
     workers: int = 1
@@ -414,6 +419,7 @@ def _validate(config: Config) -> None:
         ("server.shutdown_drain_seconds", config.server.shutdown_drain_seconds),
         ("server.shutdown_grace_seconds", config.server.shutdown_grace_seconds),
         ("server.max_connection_age_seconds", config.server.max_connection_age_seconds),
+        ("server.keepalive_seconds", config.server.keepalive_seconds),
         ("login.app_cache_entries", config.login.app_cache_entries),
         *((f"retention.{f.name}", getattr(config.retention, f.name)) for f in dataclasses.fields(RetentionConfig)),
     ):

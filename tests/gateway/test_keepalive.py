@@ -1,0 +1,72 @@
+"""server.keepalive_seconds: a command stream whose consumer went silent is found out and ends.
+
+Core banking's consumer can vanish without a word: its host dies, or a firewall drops the
+connection's state. Nothing then tells the gateway, whose stream would sit waiting to write and
+hold one of the ``commands.max_streams`` places until the connection's maximum age, or for ever
+when connections have none. The gateway pings such connections and drops those that do not
+answer. The proxy here plays the silent network: it forwards nothing more, and resets nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+
+from gateway.client import MtsgClient
+from gateway.generated.mtsg.v1 import command_feed_service_pb2
+from gateway.server import start_gateway
+from tests.helpers import freezing_login, gateway_config
+from tests.tcp_proxy import FaultyProxy
+
+
+async def _first_command(client: MtsgClient, consumer_id: str) -> int | None:
+    """The cursor of a new stream's first command, or None while the one place is held."""
+    call = client.commands.Subscribe(command_feed_service_pb2.SubscribeRequest(consumer_id=consumer_id))
+    try:
+        return int((await call.read()).command.cursor)
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise
+        return None
+    finally:
+        call.cancel()
+
+
+async def _freed_within(client: MtsgClient, seconds: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if await _first_command(client, "core-b") == 1:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize(("keepalive", "freed"), [("0.5", True), ("0", False)])
+async def test_a_silent_consumer_loses_its_stream_and_frees_its_place(
+    tmp_path: Path, keepalive: str, freed: bool
+) -> None:
+    config = gateway_config(
+        tmp_path,
+        commands__max_streams="1",
+        server__max_connection_age_seconds="0",
+        server__keepalive_seconds=keepalive,
+    )
+    running = await start_gateway(config)
+    proxy = FaultyProxy("127.0.0.1", running.port)
+    await proxy.start()
+    try:
+        async with MtsgClient(running.target) as client, MtsgClient(f"127.0.0.1:{proxy.port}") as far:
+            await client.check_login(freezing_login())
+            stream = far.commands.Subscribe(command_feed_service_pb2.SubscribeRequest(consumer_id="core-a"))
+            assert (await stream.read()).command.cursor == 1
+            await asyncio.sleep(1.6)  # idle through several pings, which a healthy consumer answers
+            proxy.stall()
+            assert await _first_command(client, "core-b") is None  # the silent stream holds the place
+            assert await _freed_within(client, 5.0) is freed
+            stream.cancel()
+    finally:
+        await proxy.close()
+        await running.stop(grace=1.0)
