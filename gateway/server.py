@@ -193,13 +193,19 @@ def _keepalive(server: ServerConfig) -> list[tuple[str, int]]:
     """gRPC options that ping a silent peer while it has a call open, and drop it if it does not answer."""
     if not server.keepalive_seconds:
         return []
+    interval_ms = max(1, round(server.keepalive_seconds * 1000))
     timeout_ms = max(1, round(min(server.keepalive_seconds, _KEEPALIVE_TIMEOUT_SECONDS) * 1000))
     return [
-        ("grpc.keepalive_time_ms", max(1, round(server.keepalive_seconds * 1000))),
+        ("grpc.keepalive_time_ms", interval_ms),
         ("grpc.keepalive_timeout_ms", timeout_ms),
         # What grpc 1.85 enforces is the ping's own timeout: with keepalive_timeout_ms alone, a peer
         # that stopped answering kept its connection for over 40 s of 0.5 s pings.
         ("grpc.http2.ping_timeout_ms", timeout_ms),
+        # A consumer may ping as often (twice as often, so that jitter never counts against it) to
+        # find out a gateway that vanished: grpc's default refuses pings more often than every
+        # 5 minutes on a connection that sends no data, an idle stream, and cut such a consumer off
+        # with "Too many pings".
+        ("grpc.http2.min_ping_interval_without_data_ms", interval_ms // 2),
     ]
 
 

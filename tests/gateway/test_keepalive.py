@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from gateway.client import MtsgClient
-from gateway.generated.mtsg.v1 import command_feed_service_pb2
+from gateway.generated.mtsg.v1 import command_feed_service_pb2, command_feed_service_pb2_grpc
 from gateway.server import start_gateway
 from tests.helpers import freezing_login, gateway_config
 from tests.tcp_proxy import FaultyProxy
@@ -69,4 +69,37 @@ async def test_a_silent_consumer_loses_its_stream_and_frees_its_place(
             stream.cancel()
     finally:
         await proxy.close()
+        await running.stop(grace=1.0)
+
+
+@pytest.mark.parametrize(("keepalive", "stays_open"), [("0.5", True), ("0", False)])
+async def test_a_consumer_may_ping_as_often_as_the_gateway_does(
+    tmp_path: Path, keepalive: str, stays_open: bool
+) -> None:
+    """A consumer that pings to find out a vanished gateway is not taken for a flood of pings.
+
+    grpc's own server refuses pings more often than every 5 minutes on a connection that sends no
+    data, and an idle command stream sends none; a gateway that pings accepts what it sends.
+    """
+    config = gateway_config(tmp_path, server__max_connection_age_seconds="0", server__keepalive_seconds=keepalive)
+    running = await start_gateway(config)
+    pinging = [
+        ("grpc.keepalive_time_ms", 500),
+        ("grpc.keepalive_timeout_ms", 500),
+        ("grpc.http2.max_pings_without_data", 0),  # a grpc client stops after two pings otherwise
+    ]
+    try:
+        async with grpc.aio.insecure_channel(running.target, options=pinging) as channel:
+            stub = command_feed_service_pb2_grpc.CommandFeedServiceStub(channel)
+            stream = stub.Subscribe(command_feed_service_pb2.SubscribeRequest(consumer_id="core"))
+            reading = asyncio.ensure_future(stream.read())
+            done, _ = await asyncio.wait({reading}, timeout=8.0)  # grpc's default cut it off within 3.5-4.5 s
+            if stays_open:
+                assert not done, reading.exception() if reading.done() else None
+            else:
+                error = reading.exception()
+                assert isinstance(error, grpc.aio.AioRpcError)
+                assert error.details() == "Too many pings"
+            stream.cancel()
+    finally:
         await running.stop(grace=1.0)
