@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +92,20 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
 class LoggedProcess:
     """A real process whose JSON log goes to a file (a pipe nobody drains would block a chatty gateway)."""
 
-    def __init__(self, arguments: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> None:
+    def __init__(
+        self,
+        arguments: list[str],
+        log_path: Path,
+        env: dict[str, str],
+        cwd: Path,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        """``preexec`` runs in the child before the program starts (to set its resource limits, say)."""
         self.log_path = log_path
         self._log = log_path.open("a")
-        self.process = subprocess.Popen(arguments, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        self.process = subprocess.Popen(
+            arguments, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=preexec
+        )
 
     def wait_for_log(self, message: str, timeout: float = 30, after: int = 0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
