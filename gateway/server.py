@@ -29,7 +29,7 @@ from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
 from gateway.commands.retry import RetryPolicy
 from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
-from gateway.config import Config, ConfigError, ServerConfig, require_transport_choice, split_listen
+from gateway.config import Config, ConfigError, require_transport_choice, split_listen
 from gateway.feed_sync import FeedSync
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
@@ -43,6 +43,7 @@ from gateway.generated.mtsg.v1 import (
     threat_signal_service_pb2,
 )
 from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_TOO_MANY_STREAMS
+from gateway.grpc_options import gateway_options, health_options
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import KnowledgeError, load_knowledge
 from gateway.metrics import Metrics
@@ -175,54 +176,6 @@ def _dispatch_settings(config: Config) -> DispatchSettings:
     )
 
 
-def _connection_age(server: ServerConfig) -> list[tuple[str, int]]:
-    """gRPC options that make clients reconnect now and then, so new replicas get their share of the load."""
-    if not server.max_connection_age_seconds:
-        return []
-    return [
-        ("grpc.max_connection_age_ms", max(1, round(server.max_connection_age_seconds * 1000))),
-        ("grpc.max_connection_age_grace_ms", round(server.max_call_seconds * 1000)),
-    ]
-
-
-# The longest an unanswered keepalive ping is waited for.
-_KEEPALIVE_TIMEOUT_SECONDS = 20.0
-
-
-def _keepalive(server: ServerConfig) -> list[tuple[str, int]]:
-    """gRPC options that ping a silent peer while it has a call open, and drop it if it does not answer."""
-    if not server.keepalive_seconds:
-        return []
-    interval_ms = max(1, round(server.keepalive_seconds * 1000))
-    timeout_ms = max(1, round(min(server.keepalive_seconds, _KEEPALIVE_TIMEOUT_SECONDS) * 1000))
-    return [
-        ("grpc.keepalive_time_ms", interval_ms),
-        ("grpc.keepalive_timeout_ms", timeout_ms),
-        # What grpc 1.85 enforces is the ping's own timeout: with keepalive_timeout_ms alone, a peer
-        # that stopped answering kept its connection for over 40 s of 0.5 s pings.
-        ("grpc.http2.ping_timeout_ms", timeout_ms),
-        # A consumer may ping as often (twice as often, so that jitter never counts against it) to
-        # find out a gateway that vanished: grpc's default refuses pings more often than every
-        # 5 minutes on a connection that sends no data, an idle stream, and cut such a consumer off
-        # with "Too many pings".
-        ("grpc.http2.min_ping_interval_without_data_ms", interval_ms // 2),
-    ]
-
-
-# How much of a request grpc takes off the connection before the handler asks for it: a fixed
-# 256 KiB window per call instead of grpc's bandwidth-delay probing.  Probing let each caller's
-# streams grow windows of megabytes, so a thousand unauthenticated 4 MB calls, refused before
-# their bodies were read, still had the gateway hold 1.7 GB; with the fixed window it held 70 MB.
-# A login (70-90 KB with 150-300 apps) still arrives in one round trip; only a request larger than
-# the window (a big ImportBundle) waits one more for the window to open.
-_STREAM_WINDOW_BYTES = 256 * 1024
-_FLOW_CONTROL = (("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES))
-# The plain-text health port answers anyone who reaches it, and a health check names one service:
-# larger requests are refused before they are read (grpc's 4 MB default let a flood of them hold
-# 870 MB there).
-_HEALTH_MESSAGE_BYTES = 4096
-
-
 def _is_loopback(listen: str) -> bool:
     host, _ = split_listen(listen)
     return host in ("127.0.0.1", "::1", "localhost")
@@ -261,9 +214,6 @@ async def start_gateway(
 
     ``reuse_port``: one of ``mtsg serve --workers``' processes, sharing its ports with the others.
     """
-    # grpc turns SO_REUSEPORT on by default: a second gateway started by mistake on the same
-    # port would silently share the traffic.  Only the workers of one supervisor share a port.
-    port_sharing = ("grpc.so_reuseport", 1 if reuse_port else 0)
     tls, identities = _load_transport(config)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
     knowledge = load_knowledge(config.signals.remote_control_apps_file)
@@ -323,14 +273,7 @@ async def start_gateway(
     guards = (guard.admit, in_flight.admit, streams.admit)
     server = grpc.aio.server(
         interceptors=[ObservabilityInterceptor(metrics, config.server.max_call_seconds, guards=guards)],
-        options=[
-            ("grpc.max_receive_message_length", config.server.max_message_bytes),
-            ("grpc.max_send_message_length", config.server.max_message_bytes),
-            port_sharing,
-            *_connection_age(config.server),
-            *_keepalive(config.server),
-            *_FLOW_CONTROL,
-        ],
+        options=gateway_options(config.server, reuse_port),
     )
     add_threat_signal_service(
         ThreatSignalService(
@@ -389,9 +332,7 @@ async def start_gateway(
         raise OSError(f"cannot listen on {config.server.listen}: {error}") from error
     health_server, health_port = None, None
     if config.server.health_listen:
-        health_server = grpc.aio.server(
-            options=[port_sharing, ("grpc.max_receive_message_length", _HEALTH_MESSAGE_BYTES), *_FLOW_CONTROL]
-        )
+        health_server = grpc.aio.server(options=health_options(reuse_port))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
         try:
             health_port = health_server.add_insecure_port(config.server.health_listen)
