@@ -55,6 +55,11 @@ class ServerConfig:
     # at most 20 s): a consumer whose host died or whose firewall forgot the connection would
     # otherwise hold its stream until the connection's maximum age, or for ever.  0: no pings.
     keepalive_seconds: float = 60.0
+    # How much of its callers' requests the gateway takes off one connection before its handlers
+    # ask for them (the HTTP/2 window).  Larger: many calls at once on one connection over a long
+    # round trip go faster; smaller: a flood of refused requests can push in less (each connection
+    # at most this much).  docs/SECURITY.md gives the figures.
+    flow_control_window_bytes: int = 1024 * 1024
     # Gateway processes on this port (SO_REUSEPORT), each a whole gateway on the shared store:
     # one Python process uses one core.  Worker i serves metrics on metrics_listen's port + i.
     workers: int = 1
@@ -275,6 +280,7 @@ def _field_types(section_type: type) -> dict[str, type]:
 
 # gRPC holds message size limits in a C int.
 MAX_GRPC_MESSAGE_BYTES = 2**31 - 1
+MIN_WINDOW_BYTES = 65_535  # HTTP/2's initial window; less would stall every request
 # The largest number a float setting takes: about 31 years in seconds.
 MAX_NUMBER_SETTING = 1e9
 _TRUE = ("true", "yes", "on", "1")
@@ -409,6 +415,12 @@ def _validate(config: Config) -> None:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name}: must be positive, got {value}")
+    window = config.server.flow_control_window_bytes
+    if not MIN_WINDOW_BYTES <= window <= MAX_GRPC_MESSAGE_BYTES:
+        raise ConfigError(
+            f"server.flow_control_window_bytes: HTTP/2 takes {MIN_WINDOW_BYTES:,} to {MAX_GRPC_MESSAGE_BYTES:,},"
+            f" got {window:,}"
+        )
     if config.server.max_message_bytes > MAX_GRPC_MESSAGE_BYTES:
         raise ConfigError(
             f"server.max_message_bytes: gRPC takes at most {MAX_GRPC_MESSAGE_BYTES:,},"

@@ -19,13 +19,17 @@ def gateway_options(server: ServerConfig, reuse_port: bool) -> list[GrpcOption]:
         _port_sharing(reuse_port),
         *_connection_age(server),
         *_keepalive(server),
-        *_FLOW_CONTROL,
+        *_flow_control(server.flow_control_window_bytes),
     ]
 
 
 def health_options(reuse_port: bool) -> list[GrpcOption]:
     """Options of the plain-text health port (``server.health_listen``)."""
-    return [_port_sharing(reuse_port), ("grpc.max_receive_message_length", _HEALTH_MESSAGE_BYTES), *_FLOW_CONTROL]
+    return [
+        _port_sharing(reuse_port),
+        ("grpc.max_receive_message_length", _HEALTH_MESSAGE_BYTES),
+        *_flow_control(_HEALTH_WINDOW_BYTES),
+    ]
 
 
 def _port_sharing(reuse_port: bool) -> GrpcOption:
@@ -68,15 +72,15 @@ def _keepalive(server: ServerConfig) -> list[GrpcOption]:
     ]
 
 
-# How much of a request grpc takes off the connection before the handler asks for it: a fixed
-# 256 KiB window per call instead of grpc's bandwidth-delay probing.  Probing let each caller's
-# streams grow windows of megabytes, so a thousand unauthenticated 4 MB calls, refused before
-# their bodies were read, still had the gateway hold 1.7 GB; with the fixed window it held 70 MB.
-# A login (70-90 KB with 150-300 apps) still arrives in one round trip; only a request larger than
-# the window (a big ImportBundle) waits one more for the window to open.
-_STREAM_WINDOW_BYTES = 256 * 1024
-_FLOW_CONTROL = (("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES))
+def _flow_control(window_bytes: int) -> list[GrpcOption]:
+    """A fixed window instead of grpc's bandwidth-delay probing, which let the windows grow by
+    megabytes per call: a thousand unauthenticated 4 MB calls, refused before their bodies were
+    read, still had the gateway hold 1.7 GB (figures for fixed windows in docs/SECURITY.md)."""
+    return [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window_bytes)]
+
+
 # The plain-text health port answers anyone who reaches it, and a health check names one service:
-# larger requests are refused before they are read (grpc's 4 MB default let a flood of them hold
-# 870 MB there).
+# larger requests are refused, and a small window keeps what a flood of them can push in small
+# (grpc's defaults let such a flood hold 870 MB there).
 _HEALTH_MESSAGE_BYTES = 4096
+_HEALTH_WINDOW_BYTES = 64 * 1024

@@ -82,6 +82,8 @@ def test_config_show_never_prints_a_feeds_token_or_credentials() -> None:
         ("", {"MTSG_LOGIN_STORE_TIMEOUT_SECONDS": "nan"}, "login.store_timeout_seconds .*finite number"),
         ("", {"MTSG_COMMANDS_REQUEST_TIMEOUT_SECONDS": "1e12"}, "finite number up to 1,000,000,000"),
         ("[server]\nmax_message_bytes = 100_000_000_000\n", {}, "gRPC takes at most 2,147,483,647"),
+        ("", {"MTSG_SERVER_FLOW_CONTROL_WINDOW_BYTES": "1000"}, "flow_control_window_bytes: HTTP/2 takes 65,535"),
+        ("[server]\nflow_control_window_bytes = 3_000_000_000\n", {}, "to 2,147,483,647, got 3,000,000,000"),
     ],
 )
 def test_mistakes_are_refused_with_the_key_named(

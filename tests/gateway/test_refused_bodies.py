@@ -3,8 +3,8 @@
 Anyone who can reach the port can send requests of up to ``server.max_message_bytes``. grpc reads
 a unary request whole before the handler runs, so a flood of large unauthenticated calls once had
 the gateway hold gigabytes before refusing each one. Here a proxy in front of a real gateway counts
-the bytes the callers got across: a refused call gets across no more than its flow-control window,
-an admitted one its whole body.
+the bytes the callers got across: a refused call gets across no more than the gateway's flow-control
+window, an admitted one its whole body.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from gateway.client import error_reason
+from gateway.config import ServerConfig
 from gateway.security.identities import new_token, token_stanza
 from gateway.server import RunningGateway, start_gateway
 from tests.helpers import gateway_config, request, telemetry
@@ -26,7 +27,12 @@ from tests.tcp_proxy import FaultyProxy
 
 CHECK_LOGIN = "/mtsg.v1.ThreatSignalService/CheckLogin"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-BODY = b"\x0a" + b"\xff" * (4_000_000 - 1)  # within server.max_message_bytes, and not a valid request
+# Requests far larger than the gateway's window, within the server.max_message_bytes set
+# below, and not valid requests.
+BODY = b"\x0a" + b"\xff" * (16_000_000 - 1)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SMALLER_BODY = BODY[:4_000_000]  # within the default server.max_message_bytes
+WINDOW = ServerConfig().flow_control_window_bytes
 CALLS = 8
 
 
@@ -42,7 +48,12 @@ async def guarded(tmp_path: Path) -> AsyncIterator[Guarded]:
     token = new_token()
     identities = tmp_path / "identities.toml"
     identities.write_text(token_stanza("bank-app", ["app"], token))
-    config = gateway_config(tmp_path, auth__insecure="false", auth__identities_file=str(identities))
+    config = gateway_config(
+        tmp_path,
+        auth__insecure="false",
+        auth__identities_file=str(identities),
+        server__max_message_bytes=str(MAX_MESSAGE_BYTES),
+    )
     running = await start_gateway(config)
     proxy = FaultyProxy("127.0.0.1", running.port)
     await proxy.start()
@@ -68,8 +79,8 @@ async def _send(port: int, method: str, body: bytes, calls: int, token: str = ""
 async def test_an_unauthenticated_call_is_refused_before_its_body_is_read(guarded: Guarded) -> None:
     errors = await _send(guarded.proxy.port, CHECK_LOGIN, BODY, CALLS)
     assert {error.code() for error in errors} == {grpc.StatusCode.UNAUTHENTICATED}
-    # Before: all 32 MB were taken in.  Each refused call may fill its window (256 KiB) at most.
-    assert guarded.proxy.sent_upstream < CALLS * 512 * 1024, guarded.proxy.sent_upstream
+    # Before, all 128 MB were taken in.  Now a refused call gets no more than its window across.
+    assert guarded.proxy.sent_upstream < CALLS * WINDOW + 1024 * 1024, guarded.proxy.sent_upstream
 
 
 async def test_an_admitted_call_is_read_whole_and_a_body_that_is_not_protobuf_is_named(guarded: Guarded) -> None:
@@ -95,9 +106,9 @@ async def test_the_open_health_port_refuses_large_requests_unread(tmp_path: Path
     proxy = FaultyProxy("127.0.0.1", running.health_port)
     await proxy.start()
     try:
-        errors = await _send(proxy.port, HEALTH_CHECK, BODY, CALLS)
+        errors = await _send(proxy.port, HEALTH_CHECK, SMALLER_BODY, CALLS)
         assert {error.code() for error in errors} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
-        assert proxy.sent_upstream < CALLS * 512 * 1024, proxy.sent_upstream
+        assert proxy.sent_upstream < len(SMALLER_BODY), proxy.sent_upstream  # before: all 32 MB
     finally:
         await proxy.close()
         await running.stop(grace=1.0)
@@ -125,7 +136,7 @@ async def test_a_stalled_request_holds_its_in_flight_place_only_until_the_server
         ):
             check = channel.unary_unary(CHECK_LOGIN)
             proxy.stall_after(100_000)  # the call begins, and its request stops arriving
-            stalled = asyncio.ensure_future(slow_channel.unary_unary(CHECK_LOGIN)(BODY, timeout=30))
+            stalled = asyncio.ensure_future(slow_channel.unary_unary(CHECK_LOGIN)(SMALLER_BODY, timeout=30))
             started = time.monotonic()
             while proxy.sent_upstream < 100_000:  # its headers are with the gateway before anyone else's
                 await asyncio.sleep(0.01)
