@@ -59,7 +59,7 @@ class ServerConfig:
     # ask for them (the HTTP/2 window).  Larger: many calls at once on one connection over a long
     # round trip go faster; smaller: a flood of refused requests can push in less (each connection
     # at most this much).  docs/SECURITY.md gives the figures.
-    flow_control_window_bytes: int = 1024 * 1024
+    flow_control_window_bytes: int = 4 * 1024 * 1024
     # Gateway processes on this port (SO_REUSEPORT), each a whole gateway on the shared store:
     # one Python process uses one core.  Worker i serves metrics on metrics_listen's port + i.
     workers: int = 1
