@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from gateway.client import MtsgClient
 from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger, ReceiverKeys
 from gateway.commands.webhook_signing import (
     generate_hmac_secret,
@@ -21,6 +23,7 @@ from gateway.commands.webhook_signing import (
     parse_private_key,
     parse_public_key,
 )
+from gateway.generated.mtsg.v1 import command_feed_service_pb2
 from gateway.server import RunningGateway, start_gateway
 from tests.helpers import gateway_config
 
@@ -149,3 +152,30 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s")
         await asyncio.sleep(0.02)
+
+
+async def take_commands(client: MtsgClient, count: int, consumer_id: str = "core", after: int = 0) -> list:  # type: ignore[type-arg]
+    """The first ``count`` commands of a fresh subscription; the stream is closed after."""
+    call = client.commands.Subscribe(
+        command_feed_service_pb2.SubscribeRequest(consumer_id=consumer_id, after_cursor=after)
+    )
+    received = []
+    try:
+        async with asyncio.timeout(10):
+            async for response in call:
+                received.append(response.command)
+                if len(received) == count:
+                    break
+    finally:
+        call.cancel()
+    return received
+
+
+async def take_or_refused(client: MtsgClient, consumer_id: str) -> list | None:  # type: ignore[type-arg]
+    """The first command of a new stream, or None while every stream place is held."""
+    try:
+        return await take_commands(client, 1, consumer_id=consumer_id)
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise
+        return None

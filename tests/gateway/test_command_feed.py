@@ -11,46 +11,29 @@ import pytest
 from gateway.client import MtsgClient, error_reason, field_violations
 from gateway.generated.mtsg.v1 import command_feed_service_pb2
 from gateway.server import RunningGateway, start_gateway
-from tests.gateway.conftest import eventually
+from tests.gateway.conftest import eventually, take_commands, take_or_refused
 from tests.helpers import freezing_login, gateway_config, telemetry
-
-
-async def _take(client: MtsgClient, count: int, consumer_id: str = "core", after: int = 0) -> list:  # type: ignore[type-arg]
-    """The first ``count`` commands of a fresh subscription; the stream is closed after."""
-    call = client.commands.Subscribe(
-        command_feed_service_pb2.SubscribeRequest(consumer_id=consumer_id, after_cursor=after)
-    )
-    received = []
-    try:
-        async with asyncio.timeout(10):
-            async for response in call:
-                received.append(response.command)
-                if len(received) == count:
-                    break
-    finally:
-        call.cancel()
-    return received
 
 
 async def test_the_stream_delivers_in_order_and_a_reconnect_resumes_after_the_ack(
     gateway: RunningGateway, client: MtsgClient
 ) -> None:
     verdicts = [await client.check_login(freezing_login()) for _ in range(3)]
-    first = await _take(client, 2)
+    first = await take_commands(client, 2)
     assert [command.verdict_id for command in first] == [verdict.verdict_id for verdict in verdicts[:2]]
     assert [command.cursor for command in first] == [1, 2]
     assert first[0].type == command_feed_service_pb2.COMMAND_TYPE_FREEZE_ACCOUNT
     ack = await client.commands.Ack(command_feed_service_pb2.AckRequest(consumer_id="core", cursor=1), timeout=5)
     assert ack.acknowledged_cursor == 1
-    resumed = await _take(client, 2)
+    resumed = await take_commands(client, 2)
     assert [command.cursor for command in resumed] == [2, 3]
     # Another consumer has its own position; an explicit cursor overrides the stored one.
-    assert [command.cursor for command in await _take(client, 1, consumer_id="fds")] == [1]
-    assert [command.cursor for command in await _take(client, 1, after=2)] == [3]
+    assert [command.cursor for command in await take_commands(client, 1, consumer_id="fds")] == [1]
+    assert [command.cursor for command in await take_commands(client, 1, after=2)] == [3]
 
 
 async def test_a_subscriber_that_caught_up_receives_new_commands_as_they_are_written(client: MtsgClient) -> None:
-    waiting = asyncio.create_task(_take(client, 1, consumer_id="live"))
+    waiting = asyncio.create_task(take_commands(client, 1, consumer_id="live"))
     await asyncio.sleep(0.3)
     verdict = await client.check_login(freezing_login())
     received = await waiting
@@ -79,7 +62,7 @@ async def test_bad_subscriptions_are_refused_naming_the_field(
     client: MtsgClient, consumer_id: str, cursor: int, field: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await _take(client, 1, consumer_id=consumer_id, after=cursor)
+        await take_commands(client, 1, consumer_id=consumer_id, after=cursor)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in [name for name, _ in field_violations(raised.value)]
 
@@ -108,26 +91,16 @@ async def test_streams_past_the_limit_are_refused_and_a_closed_one_frees_its_slo
                 assert (await call.read()).command.cursor == 1
                 held.append(call)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await _take(client, 1, consumer_id="core-c")
+                await take_commands(client, 1, consumer_id="core-c")
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert error_reason(refused.value) == "TOO_MANY_STREAMS"
             assert "commands.max_streams" in (refused.value.details() or "")
             assert (await client.check_login(telemetry())).action  # logins are not counted against streams
             held.pop().cancel()
-            (command,) = await eventually(lambda: _take_or_refused(client, "core-c"), what="a freed slot")
+            (command,) = await eventually(lambda: take_or_refused(client, "core-c"), what="a freed slot")
             assert command.cursor == 1
         assert running.metrics.rate_limited.labels(limit="command_streams")._value.get() >= 1
     finally:
         for call in held:
             call.cancel()
         await running.stop(grace=1.0)
-
-
-async def _take_or_refused(client: MtsgClient, consumer_id: str) -> list | None:  # type: ignore[type-arg]
-    """The first command of a new stream, or None while the gateway still counts a cancelled one."""
-    try:
-        return await _take(client, 1, consumer_id=consumer_id)
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise
-        return None

@@ -18,27 +18,17 @@ import pytest
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import command_feed_service_pb2, command_feed_service_pb2_grpc
 from gateway.server import start_gateway
+from tests.gateway.conftest import take_or_refused
 from tests.helpers import freezing_login, gateway_config
 from tests.tcp_proxy import FaultyProxy
-
-
-async def _first_command(client: MtsgClient, consumer_id: str) -> int | None:
-    """The cursor of a new stream's first command, or None while the one place is held."""
-    call = client.commands.Subscribe(command_feed_service_pb2.SubscribeRequest(consumer_id=consumer_id))
-    try:
-        return int((await call.read()).command.cursor)
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise
-        return None
-    finally:
-        call.cancel()
 
 
 async def _freed_within(client: MtsgClient, seconds: float) -> bool:
     deadline = asyncio.get_running_loop().time() + seconds
     while asyncio.get_running_loop().time() < deadline:
-        if await _first_command(client, "core-b") == 1:
+        taken = await take_or_refused(client, "core-b")
+        if taken is not None:
+            assert [command.cursor for command in taken] == [1]
             return True
         await asyncio.sleep(0.1)
     return False
@@ -64,7 +54,7 @@ async def test_a_silent_consumer_loses_its_stream_and_frees_its_place(
             assert (await stream.read()).command.cursor == 1
             await asyncio.sleep(1.6)  # idle through several pings, which a healthy consumer answers
             proxy.stall()
-            assert await _first_command(client, "core-b") is None  # the silent stream holds the place
+            assert await take_or_refused(client, "core-b") is None  # the silent stream holds the place
             assert await _freed_within(client, 5.0) is freed
             stream.cancel()
     finally:
