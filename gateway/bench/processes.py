@@ -167,7 +167,7 @@ def _start(arguments: list[str], data_dir: Path, message: str, env: dict[str, st
 
 def start_receiver(data_dir: Path, hmac_secret_file: Path) -> ServerProcess:
     """``mtsg core-receiver`` on a free port, verifying with ``hmac_secret_file``."""
-    arguments = ["core-receiver", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
+    arguments = ["core-receiver", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--test-controls"]
     return _start([*arguments, "--hmac-secret-file", str(hmac_secret_file)], data_dir, "receiver listening")
 
 

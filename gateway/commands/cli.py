@@ -255,7 +255,9 @@ def _core_receiver(options: argparse.Namespace) -> int:
         except ValueError as error:
             raise CommandError("--" + str(error).replace("_", "-")) from None
         ledger = Ledger(options.data_dir / "receiver.sqlite3")
-        server = CoreReceiver((host, int(port)), ledger, keys, behaviour, options.tolerance_seconds)
+        server = CoreReceiver(
+            (host, int(port)), ledger, keys, behaviour, options.tolerance_seconds, test_controls=options.test_controls
+        )
     except CommandError as error:
         print(f"mtsg core-receiver: {error}", file=sys.stderr)
         return 2
@@ -344,4 +346,9 @@ def add_command_commands(
     receiver.add_argument("--fail-count", type=int, default=0, help="for this many requests (-1: all)")
     receiver.add_argument("--delay-seconds", type=float, default=0.0, help="wait this long before answering")
     receiver.add_argument("--retry-after", type=int, help="Retry-After seconds on failing 429/503 answers")
+    receiver.add_argument(
+        "--test-controls",
+        action="store_true",
+        help="serve POST /_control and GET /_applied (unauthenticated: for a test bench only)",
+    )
     receiver.set_defaults(run=_core_receiver)

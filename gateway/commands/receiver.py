@@ -2,7 +2,9 @@
 
 ``mtsg core-receiver`` runs it.  For every POST it
 
-1. refuses bodies over 1 MiB (413);
+1. refuses a body it cannot measure before reading it: over 1 MiB (413), a
+   Content-Length that is not one decimal number (400), Transfer-Encoding instead of
+   a Content-Length (411);
 2. verifies the Standard Webhooks headers: a signature by a known key and a
    timestamp within five minutes of now (401 otherwise);
 3. checks the body is a command whose id is the webhook-id (400 otherwise);
@@ -12,9 +14,10 @@
    matters: an error would make the gateway retry it until it is dead-lettered.
 
 Only after the ledger commit does it answer 200, so a command it acknowledged is
-never lost.  For tests and drills it can be told to fail or be slow, by flags or
-at run time with ``POST /_control``; ``GET /_applied`` shows the ledger.  The
-control endpoints are for a test bench: bind the receiver to localhost.
+never lost.  For tests and drills it can be told to fail or be slow, by flags or,
+when started with ``--test-controls``, at run time with ``POST /_control``; then
+``GET /_applied`` shows the ledger too.  Those two endpoints are off by default:
+they answer anyone who can reach the port, and the ledger names frozen customers.
 """
 
 from __future__ import annotations
@@ -126,6 +129,34 @@ def checked_behaviour(changes: dict[str, Any]) -> dict[str, Any]:
     if (changes.get("retry_after") or 0) < 0:
         raise ValueError("retry_after must be 0 or more")
     return changes
+
+
+class UnmeasurableBody(ValueError):
+    """A request whose body length the receiver will not guess at; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def declared_length(content_lengths: Sequence[str], transfer_encoding: str | None) -> int:
+    """The body's length from the request's Content-Length headers, checked before a byte of it is read.
+
+    ``rfile.read`` takes a negative length as "until the sender closes", so a "-1" would let one
+    sender stream memory away; two differing lengths are how request smuggling starts; a chunked
+    body read as empty would leave its chunks to be parsed as the next request.
+    """
+    if transfer_encoding is not None:
+        raise UnmeasurableBody(411, "send the body with a Content-Length; Transfer-Encoding is not accepted")
+    values = {value.strip() for value in content_lengths}
+    if len(values) > 1:
+        raise UnmeasurableBody(400, "conflicting Content-Length headers")
+    text = values.pop() if values else "0"
+    if not (text.isascii() and text.isdigit()):
+        raise UnmeasurableBody(400, "Content-Length is not a decimal number of bytes")
+    if int(text) > MAX_BODY_BYTES:
+        raise UnmeasurableBody(413, f"body over {MAX_BODY_BYTES} bytes")
+    return int(text)
 
 
 def signed_command(body: bytes, webhook_id: str) -> dict[str, Any]:
@@ -243,6 +274,7 @@ class CoreReceiver(ThreadingHTTPServer):
         tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
         clock: Callable[[], float] = time.time,
         idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        test_controls: bool = False,
     ) -> None:
         super().__init__(address, _Handler)
         # A connection silent this long (a sender that stopped mid-request, or an idle keep-alive) is closed:
@@ -255,6 +287,8 @@ class CoreReceiver(ThreadingHTTPServer):
         self.behaviour = behaviour
         self.behaviour_lock = threading.Lock()
         self.tolerance_seconds = tolerance_seconds
+        # ``POST /_control`` and ``GET /_applied``: only on a test bench, since neither asks who is calling.
+        self.test_controls = test_controls
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -272,28 +306,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, document: dict[str, Any], headers: Sequence[tuple[str, str]] = ()) -> None:
         # Logged before writing: if the sender is gone, the outcome (say, "applied") is still on record.
-        # The path only: a sender may put a token in the query, and a log must not keep it.
-        path = self.path.partition("?")[0]
-        log.info("request", method=self.command, path=path, status=status, outcome=document.get("status"))
+        log.info("request", method=self.command, path=self._path(), status=status, outcome=document.get("status"))
         body = json.dumps(document).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         for name, value in headers:
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The sender left before its answer; what was done is logged above and, if applied, in the ledger.
+            self.close_connection = True
 
     def _read_body(self) -> bytes | None:
-        length = int(self.headers.get("content-length") or 0)
-        if length > MAX_BODY_BYTES:
+        """The whole body, or None once the request was refused or its sender went away mid-body."""
+        try:
+            length = declared_length(self.headers.get_all("content-length", []), self.headers.get("transfer-encoding"))
+        except UnmeasurableBody as refusal:
+            # What follows the headers cannot be framed, so the connection cannot carry another request.
             self.close_connection = True
-            self._answer(413, {"status": "refused", "reason": f"body over {MAX_BODY_BYTES} bytes"})
+            self._answer(refusal.status, {"status": "refused", "reason": str(refusal)})
             return None
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            body = b""
+        if len(body) < length:
+            self.close_connection = True
+            log.info("request", method=self.command, path=self._path(), outcome="sender gone mid-body")
+            return None
+        return body
+
+    def _path(self) -> str:
+        """The path only: a sender may put a token in the query, and a log must not keep it."""
+        return self.path.partition("?")[0]
 
     def do_GET(self) -> None:
-        if self.path == "/_applied":
+        if self.path == "/_applied" and self.server.test_controls:
             self._answer(200, {"status": "ok", **self.server.ledger.snapshot()})
         elif self.path == "/_health":
             self._answer(200, {"status": "ok"})
@@ -305,7 +356,10 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         if self.path == "/_control":
-            self._control(body)
+            if self.server.test_controls:
+                self._control(body)
+            else:
+                self._answer(404, {"status": "not found", "reason": "start the receiver with --test-controls"})
         else:
             self._receive(body)
 

@@ -48,8 +48,10 @@ class RunningReceiver:
         keys: ReceiverKeys,
         clock: Callable[[], float] = time.time,
         tls: ssl.SSLContext | None = None,
+        test_controls: bool = True,
     ) -> None:
         self.ledger = Ledger(ledger_path)
+        self.test_controls = test_controls
         self.keys = keys
         self.clock = clock
         self.tls = tls
@@ -65,7 +67,11 @@ class RunningReceiver:
         return f"http://127.0.0.1:{self.port}/commands"
 
     def start(self) -> None:
-        self._server = CoreReceiver(("127.0.0.1", self.port), self.ledger, self.keys, Behaviour(), clock=self.clock)
+        address = ("127.0.0.1", self.port)
+        behaviour = Behaviour()
+        self._server = CoreReceiver(
+            address, self.ledger, self.keys, behaviour, clock=self.clock, test_controls=self.test_controls
+        )
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]

@@ -157,6 +157,7 @@ def receiver(tmp_path: Path, keys: Path) -> Iterator[tuple[LoggedProcess, str]]:
             "503",
             "--fail-count",
             "-1",
+            "--test-controls",
         ],
         tmp_path / "receiver.log",
         dict(os.environ),
