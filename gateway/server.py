@@ -47,6 +47,7 @@ from gateway.grpc_options import gateway_options, health_options
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import KnowledgeError, load_knowledge
 from gateway.metrics import Metrics
+from gateway.periodic import cancel
 from gateway.phone_hash import PhoneHashKeyError, load_or_create_keys
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.privacy import use_pseudonym_key
@@ -435,6 +436,14 @@ async def _reload_policy_file(running: RunningGateway) -> None:
     log.info("SIGHUP: policy file re-read", changed=applied, version=running.knowledge.current.policy.version)
 
 
+async def _reload_on_hangup(running: RunningGateway, hangup: asyncio.Event) -> None:
+    """One reload at a time: hangups that come while one runs are folded into the next."""
+    while True:
+        await hangup.wait()
+        hangup.clear()
+        await _reload_policy_file(running)
+
+
 # A young generation this large is collected every few logins instead of several times in one.
 YOUNG_GENERATION_OBJECTS = 10_000
 
@@ -458,21 +467,19 @@ async def run_gateway(
 
     ``on_serving`` is told once the port answers (a worker tells its supervisor).
     """
+    loop = asyncio.get_running_loop()
+    # Caught from before the start: SIGHUP's default action ends the process (a `systemctl reload`
+    # while the registry loads would stop the gateway), and a reload asked for then is done once it serves.
+    hangup = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, hangup.set)
     running = await start_gateway(config, reuse_port=reuse_port)
     settle_the_heap()
-    if on_serving is not None:
-        on_serving()
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    reloads: set[asyncio.Task[None]] = set()
-
-    def on_hangup() -> None:
-        task = loop.create_task(_reload_policy_file(running))
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    reloading = loop.create_task(_reload_on_hangup(running, hangup), name="policy-file-reload")
+    if on_serving is not None:
+        on_serving()
     await stopping.wait()
+    await cancel(reloading)
     await running.stop(config.server.shutdown_grace_seconds, config.server.shutdown_drain_seconds)

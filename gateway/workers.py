@@ -128,6 +128,7 @@ def _run_worker(config: Config, index: int, started: Queue[int], supervisor: int
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)  # run_gateway installs its own on its loop
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the supervisor's; run_gateway installs its own
     _stop_with_supervisor(supervisor)
     configure_logging(config.logging.level, worker=index)
     try:
@@ -145,7 +146,7 @@ class _Worker:
 
 
 class Supervisor:
-    """Forks the workers, replaces one that dies, and passes SIGTERM/SIGINT on to all."""
+    """Forks the workers, replaces one that dies, passes SIGTERM/SIGINT on to all and SIGHUP to one."""
 
     def __init__(self, config: Config, count: int) -> None:
         self._config = config
@@ -158,6 +159,7 @@ class Supervisor:
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)
         for index in range(self._count):
             self._fork(index)
         try:
@@ -176,6 +178,20 @@ class Supervisor:
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        """``systemctl reload``: one serving worker re-reads the policy file and stores a changed one.
+
+        The others take the new version from the store at their next policy refresh, as they take
+        one applied through the API; every worker re-reading the file would race to store it twice.
+        A worker still starting reads the file as it starts.
+        """
+        for worker in self._workers.values():
+            if worker.serving and worker.process.is_alive() and worker.process.pid is not None:
+                os.kill(worker.process.pid, signal.SIGHUP)
+                log.info("SIGHUP passed on", worker=worker.index)
+                return
+        log.warning("SIGHUP while no worker serves yet; each reads the policy file as it starts")
 
     def _fork(self, index: int) -> None:
         process = self._context.Process(

@@ -12,6 +12,7 @@ from gateway.server import RunningGateway, start_gateway
 from gateway.store import Store, open_store
 from tests.helpers import gateway_config
 from tests.postgres import PostgresDatabases, run_aside, start_databases
+from tests.tcp_proxy import FaultyProxy
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -30,6 +31,15 @@ async def postgres_url(postgres: PostgresDatabases) -> AsyncIterator[str]:
     url = await postgres.create()
     yield url
     await postgres.drop(url)
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[FaultyProxy]:
+    """A proxy in front of the local PostgreSQL server, for a test to break (``in_front_of`` gives the URL)."""
+    running = FaultyProxy("127.0.0.1", 5432)
+    await running.start()
+    yield running
+    await running.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -30,6 +30,12 @@ class FaultyProxy:
         self.sent_upstream = 0
         self._stall_at: int | None = None
 
+    def in_front_of(self, database_url: str) -> str:
+        """``database_url`` (on the upstream's port) by way of this proxy."""
+        through = database_url.replace(f":{self._upstream[1]}/", f":{self.port}/")
+        assert through != database_url
+        return through
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]

@@ -32,14 +32,6 @@ STATEMENT_TIMEOUT = 2.0
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[FaultyProxy]:
-    running = FaultyProxy("127.0.0.1", 5432)
-    await running.start()
-    yield running
-    await running.close()
-
-
-@pytest.fixture
 async def database(postgres: PostgresDatabases) -> AsyncIterator[str]:
     url = await postgres.create()
     yield url
@@ -48,20 +40,13 @@ async def database(postgres: PostgresDatabases) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def gateway(tmp_path: Path, database: str, proxy: FaultyProxy) -> AsyncIterator[RunningGateway]:
-    through_proxy = _through(proxy, database)
+    through_proxy = proxy.in_front_of(database)
     config = gateway_config(
         tmp_path, through_proxy, login__store_timeout_seconds=str(STORE_TIMEOUT), store__pool_size="3"
     )
     running = await start_gateway(config)
     yield running
     await running.stop(grace=1.0)
-
-
-def _through(proxy: FaultyProxy, database: str) -> str:
-    """The database's URL by way of the proxy the test breaks."""
-    through_proxy = database.replace(":5432/", f":{proxy.port}/")
-    assert through_proxy != database
-    return through_proxy
 
 
 async def _timed_login(
@@ -129,7 +114,7 @@ async def test_after_a_failover_strands_every_open_connection_the_gateway_recove
     Logins and the push of commands must each come back on their own, within a few statement
     timeouts, not after the minutes a kernel takes to give up on a silent connection.
     """
-    through_proxy = _through(proxy, database)
+    through_proxy = proxy.in_front_of(database)
     config = push_config(tmp_path, key_files, receiver.url, through_proxy)
     config = dataclasses.replace(
         config,
@@ -165,7 +150,7 @@ async def test_a_delivery_whose_outcome_cannot_be_recorded_is_sent_again_after_i
     receiver: RunningReceiver,
 ) -> None:
     """The database goes while core banking is answering: the outcome is lost, the command is not."""
-    through_proxy = _through(proxy, database)
+    through_proxy = proxy.in_front_of(database)
     gateway = await start_gateway(push_config(tmp_path, key_files, receiver.url, through_proxy))
     receiver.behave(delay_seconds=2.0)  # core banking takes 2 s to apply and answer
     try:

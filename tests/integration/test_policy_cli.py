@@ -11,10 +11,15 @@ from pathlib import Path
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import telemetry
-from tests.integration.conftest import MTSG, ServeProcess, serve_command
+from tests.integration.conftest import MTSG, LoggedProcess, ServeProcess, serve_command
+from tests.tcp_proxy import FaultyProxy
 
 CASES = Path(__file__).parent / "policy_cases"
 SHIPPED = Path(__file__).parents[2] / "signals" / "data" / "default_policy.toml"
+INSECURE_WARNING = (
+    "INSECURE MODE: no TLS and no authentication; any caller may check logins, edit blocklists and policy"
+    " and read commands. Never run a bank's traffic like this (auth.insecure, docs/SECURITY.md)"
+)
 CALL_STEPS_UP = """
 [[scenarios]]
 id = "any-call"
@@ -124,6 +129,43 @@ def test_sighup_applies_the_policy_file_and_keeps_the_running_one_when_it_is_bad
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+async def test_a_sighup_while_the_gateway_starts_neither_stops_it_nor_is_lost(
+    tmp_path: Path, postgres_url: str, proxy: FaultyProxy
+) -> None:
+    """A `systemctl reload` can come while a large registry loads; SIGHUP's default action ends a process.
+
+    The store answers nothing until the test lets it, so the signal surely lands during the start.
+    """
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(SHIPPED.read_text())
+    proxy.stall()
+    env = {
+        **os.environ,
+        "MTSG_STORE_URL": proxy.in_front_of(postgres_url),
+        "MTSG_PRIVACY_PHONE_HASH_KEY_FILE": str(tmp_path / "phone-hash.key"),
+        "MTSG_SIGNALS_POLICY_FILE": str(policy_file),
+    }
+    serve = LoggedProcess(serve_command(tmp_path / "d"), tmp_path / "serve.log", env, tmp_path)
+    try:
+        await asyncio.to_thread(serve.wait_for_log, INSECURE_WARNING)
+        serve.process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert serve.process.poll() is None, serve.log_path.read_text()
+        proxy.restore()
+        serving = await asyncio.to_thread(serve.wait_for_log, "serving")
+        reread = await asyncio.to_thread(serve.wait_for_log, "SIGHUP: policy file re-read")
+        assert serving["policy_version"] == reread["version"] == "1" and reread["changed"] is False
+        assert _position(serve, "serving") < _position(serve, "SIGHUP: policy file re-read")
+    finally:
+        serve.stop()
+
+
+def _position(process: LoggedProcess, message: str) -> int:
+    """The line number of the first log line with ``message``."""
+    lines = process.log_path.read_text().splitlines()
+    return next(number for number, line in enumerate(lines) if f'"message": "{message}"' in line)
 
 
 def test_a_bad_policy_file_stops_the_start_with_the_problems(tmp_path: Path) -> None:

@@ -30,6 +30,15 @@ from tests.helpers import app, freezing_login, phone_change, request, telemetry
 from tests.integration.conftest import MTSG, LoggedProcess, run_mtsg
 
 CONNECTIONS = 16  # all 16 landing on one of two workers: 1 in 32,768
+SHIPPED_POLICY = Path(__file__).parents[2] / "signals" / "data" / "default_policy.toml"
+CALLS_STEP_UP = """
+[[scenarios]]
+id = "any-call"
+description = "Any active call asks for an OTP."
+action = "step_up"
+step_up_method = "otp"
+when = { code = "ACTIVE_CALL" }
+"""
 
 
 def _free_port_pair() -> int:
@@ -50,6 +59,7 @@ def _free_port_pair() -> int:
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[tuple[LoggedProcess, str, int]]:
     metrics_port = _free_port_pair()
+    (tmp_path / "policy.toml").write_text(SHIPPED_POLICY.read_text())  # the same document: version 1 stays
     process = LoggedProcess(
         [
             *MTSG,
@@ -65,7 +75,11 @@ def workers(tmp_path: Path) -> Iterator[tuple[LoggedProcess, str, int]]:
             str(tmp_path / "d"),
         ],
         tmp_path / "serve.log",
-        env={**os.environ, "MTSG_SERVER_SHUTDOWN_DRAIN_SECONDS": "0.5"},
+        env={
+            **os.environ,
+            "MTSG_SERVER_SHUTDOWN_DRAIN_SECONDS": "0.5",
+            "MTSG_SIGNALS_POLICY_FILE": str(tmp_path / "policy.toml"),
+        },
         cwd=tmp_path,
     )
     try:
@@ -162,6 +176,48 @@ def test_a_dead_worker_is_replaced(workers: tuple[LoggedProcess, str, int]) -> N
     finally:
         for channel in channels:
             channel.close()
+
+
+def test_sighup_to_the_supervisor_brings_a_changed_policy_file_to_every_worker(
+    workers: tuple[LoggedProcess, str, int], tmp_path: Path
+) -> None:
+    """`systemctl reload` signals the supervisor alone; before, its default action stopped the gateway."""
+    process, target, _ = workers
+    (tmp_path / "policy.toml").write_text(CALLS_STEP_UP)
+    lines_before = process.log_lines()
+    process.process.send_signal(signal.SIGHUP)
+    passed_on = process.wait_for_log("SIGHUP passed on", after=lines_before)
+    reread = process.wait_for_log("SIGHUP: policy file re-read", after=lines_before)
+    assert (reread["worker"], reread["changed"], reread["version"]) == (passed_on["worker"], True, "2")
+    deadline = time.monotonic() + 30
+    while len(_workers_with_policy(process, "2", lines_before)) < 2:  # the other one, from the store
+        assert time.monotonic() < deadline, process.log_path.read_text()[-3000:]
+        time.sleep(0.1)
+
+    channels = _channels(target)
+    try:
+        call = {"active_call": True, "caller_in_contacts": True}
+        answers = [
+            threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel).CheckLogin(
+                request(telemetry(call=call)), timeout=10
+            )
+            for channel in channels
+        ]
+    finally:
+        for channel in channels:
+            channel.close()
+    assert {(answer.action, answer.policy_version) for answer in answers} == {(common_pb2.ACTION_STEP_UP, "2")}
+    assert process.process.poll() is None
+    assert _rows(tmp_path / "d" / "mtsg.sqlite3", "SELECT COUNT(*) FROM policy_versions") == 2
+
+
+def _workers_with_policy(process: LoggedProcess, version: str, after: int) -> set[int]:
+    entries = map(json.loads, process.log_path.read_text().splitlines()[after:])
+    return {
+        entry["worker"]
+        for entry in entries
+        if entry.get("message") == "policy in force" and str(entry.get("version")) == version
+    }
 
 
 def test_bad_worker_counts_and_taken_ports_are_refused(tmp_path: Path) -> None:
