@@ -155,6 +155,7 @@ class Supervisor:
         self._started: Queue[int] = self._context.Queue()
         self._workers: dict[int, _Worker] = {}
         self._stopping = False
+        self._hangup_pending = False
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -184,14 +185,20 @@ class Supervisor:
 
         The others take the new version from the store at their next policy refresh, as they take
         one applied through the API; every worker re-reading the file would race to store it twice.
-        A worker still starting reads the file as it starts.
+        Before any worker serves, the first to serve is told: it may have read the file already.
         """
+        self._hangup_pending = True
+        self._pass_on_hangup()
+
+    def _pass_on_hangup(self) -> None:
+        if not self._hangup_pending:
+            return
         for worker in self._workers.values():
             if worker.serving and worker.process.is_alive() and worker.process.pid is not None:
                 os.kill(worker.process.pid, signal.SIGHUP)
+                self._hangup_pending = False
                 log.info("SIGHUP passed on", worker=worker.index)
                 return
-        log.warning("SIGHUP while no worker serves yet; each reads the policy file as it starts")
 
     def _fork(self, index: int) -> None:
         process = self._context.Process(
@@ -210,6 +217,7 @@ class Supervisor:
             while True:
                 self._workers[index].serving = True
                 index = self._started.get_nowait()
+        self._pass_on_hangup()
 
     def _wait_until_serving(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
@@ -258,6 +266,9 @@ class Supervisor:
 
 def serve_workers(config: Config) -> int:
     """Run ``config.server.workers`` gateways on one port until SIGTERM/SIGINT; the exit status."""
+    # Until the supervisor's own handler: no worker has read the policy file yet, so a reload now
+    # has nothing to do, and SIGHUP's default action would end the start (a migration can take minutes).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     prepare_shared_state(config)
     with contextlib.ExitStack() as held:
         listen = held.enter_context(reserved_port(config.server.listen))

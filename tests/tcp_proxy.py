@@ -5,7 +5,8 @@
 case: nothing fails, everything waits); ``restore`` lets traffic flow again.  ``strand``
 black-holes the connections open now, for good, while new ones flow: a failover that moved
 the database's address, leaving the old connections to a host that will never answer.
-``sent_upstream`` counts the bytes the clients' side has forwarded so far: what the server was given;
+``accepted`` counts the connections clients opened; ``sent_upstream`` the bytes the clients' side has
+forwarded so far: what the server was given;
 ``stall_after`` stalls once the clients have sent so many more.
 """
 
@@ -27,6 +28,7 @@ class FaultyProxy:
         self._stranded: set[asyncio.StreamWriter] = set()
         self._closed = asyncio.Event()
         self.port = 0
+        self.accepted = 0
         self.sent_upstream = 0
         self._stall_at: int | None = None
 
@@ -86,6 +88,7 @@ class FaultyProxy:
         self._flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if self._refusing:
             writer.transport.abort()
             return
