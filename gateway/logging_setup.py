@@ -2,14 +2,45 @@
 
 Context bound per call (request id, method) is merged into every line, so one
 login can be followed across modules.  Telemetry itself is never logged.
+A line that cannot be written is dropped and counted (``mtsg_log_lines_dropped_total``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from typing import ClassVar, TextIO
 
 import structlog
+
+
+class LossTolerantStream:
+    """stderr as the log's destination, where a failed write drops the line instead of raising.
+
+    Whatever reads the log (a pipe to a shipper, journald, a file on a disk that can fill) may go
+    away while the gateway runs.  A write raising then would fail the login that logged, and every
+    login after it: with the reader of ``mtsg serve | shipper`` gone, every CheckLogin answered
+    UNKNOWN (BrokenPipeError).  The decisions are in the store; a lost log line is counted instead.
+    """
+
+    # For the whole process: every gateway in it writes to the same stderr.
+    dropped_lines: ClassVar[int] = 0
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            LossTolerantStream.dropped_lines += 1
+            return 0
+
+    def flush(self) -> None:
+        # A failure here was counted by write, or its line goes out with the next flush that succeeds.
+        with contextlib.suppress(OSError):
+            self._stream.flush()
 
 
 def configure_logging(level: str = "info", *, worker: int | None = None) -> None:
@@ -27,8 +58,9 @@ def configure_logging(level: str = "info", *, worker: int | None = None) -> None
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         # One write per line: the workers of `mtsg serve --workers` share stderr, and print()'s
-        # separate write of the newline let their lines run into each other.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        # separate write of the newline let their lines run into each other.  WriteLogger calls only
+        # write and flush, which is all LossTolerantStream has of TextIO.
+        logger_factory=structlog.WriteLoggerFactory(file=LossTolerantStream(sys.stderr)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -6,9 +6,14 @@ several gateways in one process and keeps what /metrics shows exactly ours.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.logging_setup import LossTolerantStream
 
 # Login checks are expected in single-digit milliseconds; the buckets resolve that range finely.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -17,6 +22,17 @@ STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, *LATENCY_BUCKETS)
 # CheckLogin's stages: checking the request, reading the history, the brain, writing the verdict
 # (record) or the verdict with its outbox command (record_command).
 LOGIN_STAGES = ("validate", "history", "evaluate", "record", "record_command")
+
+
+class _DroppedLogLines(Collector):
+    """Read at each scrape from the log stream, which counts before any Metrics exists."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "mtsg_log_lines_dropped",
+            "Log lines that could not be written (the log's reader gone, its disk full) and were dropped",
+            value=LossTolerantStream.dropped_lines,
+        )
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class Metrics:
     @classmethod
     def create(cls) -> Metrics:
         registry = CollectorRegistry()
+        registry.register(_DroppedLogLines())
         return cls(
             registry=registry,
             rpc_requests=Counter(
