@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -337,7 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     try:
-        return int(options.run(options))
+        status = int(options.run(options))
+        sys.stdout.flush()  # here, where a reader that went away is caught, rather than at exit
+        return status
+    except BrokenPipeError:
+        # The reader of the output left (`mtsg verdicts list | head`): stop quietly, as a command ended
+        # by SIGPIPE would, and give Python's own flush at exit somewhere to write the rest.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except ConfigError as error:
         print(f"mtsg: configuration error: {error}", file=sys.stderr)
         return 2

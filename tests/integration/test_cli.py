@@ -284,3 +284,17 @@ def test_adding_an_entry_that_already_expired_is_refused(tmp_path: Path) -> None
     assert result.returncode == 2 and "--valid-until is already past" in result.stderr
     listed = subprocess.run([*MTSG, "blocklist", "list", *data], capture_output=True, text=True, timeout=60)
     assert "com.old.one" not in listed.stdout
+
+
+@pytest.mark.parametrize("arguments", [["policy", "codes"], ["config", "show"]])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path: Path, arguments: list[str]) -> None:
+    """`mtsg policy codes | head -1`: before, a BrokenPipeError traceback on stderr."""
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the first write, so every write fails: no race with the pipe's buffer
+    try:
+        result = subprocess.run(
+            [*MTSG, *arguments], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path
+        )
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (1, "")
