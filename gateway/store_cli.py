@@ -40,11 +40,12 @@ def _migrate(options: argparse.Namespace, load: ConfigLoader) -> int:
             applied = await db.migrate(lambda name: _say(f"applying {name} …"))
             after = await db.schema_version()
             took = time.monotonic() - started
-            print(
-                f"applied {len(applied)} migration(s) in {took:.2f} s; schema version {after}"
-                if applied
-                else "up to date"
-            )
+            if applied:
+                print(f"applied {len(applied)} migration(s) in {took:.2f} s; schema version {after}")
+            elif after > before:
+                print(f"up to date: another process migrated it to schema version {after} meanwhile")
+            else:
+                print("up to date")
             return 0
         finally:
             await db.close()

@@ -310,34 +310,48 @@ class SQLiteDatabase(_Statements):
         """Nothing to listen to: other processes (the CLI) are seen by the refreshers' polling."""
 
     async def migrate(self, progress: Callable[[str], None] | None = None) -> list[str]:
-        await self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        applied = {row[0] for row in await self.fetch("SELECT version FROM schema_migrations")}
-        done: list[str] = []
-        for migration in load_migrations("sqlite"):
-            if migration.version in applied:
-                continue
-            log.info("applying schema migration", version=migration.version, name=migration.name, db=str(self.path))
-            if progress is not None:
-                progress(f"{migration.version:04d}_{migration.name}")
-            script = (
-                "BEGIN IMMEDIATE;\n"
-                f"{migration.sql}\n"
-                "INSERT INTO schema_migrations (version, name, applied_at) "
-                f"VALUES ({migration.version}, '{migration.name}', {time.time()});\n"
-                "COMMIT;"
+        """Apply the missing migrations, reading which are missing under the write lock that applies them.
+
+        Read outside it, two processes migrating one file at once (an operator's ``mtsg migrate``
+        beside a starting ``mtsg serve``) both found a version missing, and the second failed on
+        the tables the first had just made ("table commands already exists").
+        """
+        async with self._write_lock:
+            await self._execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)",
+                (),
             )
-            async with self._write_lock:
-                try:
-                    await self._db.executescript(script)
-                except sqlite3.Error as error:
-                    if self._db.in_transaction:
-                        await self._db.rollback()
-                    raise StoreUnavailableError(f"migration {migration.version:04d} failed: {error}") from error
-            done.append(f"{migration.version:04d}_{migration.name}")
+            # The plain read: this class's own waits for local writers, and this is one.
+            applied = {row[0] for row in await super().fetch("SELECT version FROM schema_migrations")}
+            done: list[str] = []
+            for migration in load_migrations("sqlite"):
+                if migration.version in applied:
+                    continue
+                log.info(
+                    "applying schema migration", version=migration.version, name=migration.name, db=str(self.path)
+                )
+                if progress is not None:
+                    progress(f"{migration.version:04d}_{migration.name}")
+                await self._apply(migration.version, migration.name, migration.sql)
+                done.append(f"{migration.version:04d}_{migration.name}")
         return done
+
+    async def _apply(self, version: int, name: str, sql: str) -> None:
+        """One migration and its row in schema_migrations, in one transaction; the write lock is held."""
+        script = (
+            "BEGIN IMMEDIATE;\n"
+            f"{sql}\n"
+            "INSERT INTO schema_migrations (version, name, applied_at) "
+            f"VALUES ({version}, '{name}', {time.time()});\n"
+            "COMMIT;"
+        )
+        try:
+            await self._db.executescript(script)
+        except sqlite3.Error as error:
+            if self._db.in_transaction:
+                await self._db.rollback()
+            raise StoreUnavailableError(f"migration {version:04d} failed: {error}") from error
 
     async def columns(self, table: str) -> list[str]:
         return [row[0] for row in await self.fetch("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))]

@@ -9,7 +9,8 @@ import stat
 from pathlib import Path
 
 from gateway.server import start_gateway
-from gateway.store import open_store
+from gateway.store import open_database, open_store
+from gateway.store.migrate import load_migrations
 from tests.helpers import gateway_config
 
 
@@ -83,3 +84,17 @@ async def test_a_gateway_started_on_a_new_data_directory_makes_it_its_owners_alo
     data = tmp_path / "data"
     assert _mode(data) == 0o700
     assert {path.name: _mode(path) for path in data.iterdir() if path.is_file() and _mode(path) & 0o077} == {}
+
+
+async def test_two_migrations_of_one_new_file_at_once_apply_each_version_once(tmp_path: Path) -> None:
+    """Two openers, each with its own lock file handle, as two processes have: one migrates, the other finds it done."""
+    first, second = await open_database("", tmp_path, 1), await open_database("", tmp_path, 1)
+    try:
+        applied = await asyncio.gather(first.migrate(), second.migrate())
+        shipped = [f"{m.version:04d}_{m.name}" for m in load_migrations("sqlite")]
+        assert sorted(applied, key=len) == [[], shipped]
+        versions = await first.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [row[0] for row in versions] == [m.version for m in load_migrations("sqlite")]
+    finally:
+        await first.close()
+        await second.close()

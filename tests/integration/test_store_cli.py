@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
@@ -98,6 +99,33 @@ async def test_migrate_reports_applies_and_is_idempotent(tmp_path: Path, postgre
             await connection.close()
     finally:
         await postgres.drop(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_migrations_started_together_apply_each_version_once(
+    tmp_path: Path, postgres: PostgresDatabases, backend: str
+) -> None:
+    """An operator's `mtsg migrate` beside a starting gateway's, say; on SQLite two of four used to fail."""
+    url = await postgres.create(migrated=False) if backend == "postgresql" else ""
+    where = ["--url", url] if url else ["--data-dir", str(tmp_path / "d")]
+    try:
+        runs = [
+            subprocess.Popen(
+                [*MTSG, "migrate", *where], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+            )
+            for _ in range(4)
+        ]
+        results = [(*run.communicate(timeout=120), run.returncode) for run in runs]
+        assert [status for _, _, status in results] == [0] * 4, [error for _, error, _ in results]
+        outputs = [output.splitlines()[-1] for output, _, _ in results]
+        shipped = len(load_migrations(backend))
+        assert sorted(line.split(" migration(s)")[0] for line in outputs if line.startswith("applied")) == [
+            f"applied {shipped}"
+        ]
+        assert all(line.startswith("up to date") for line in outputs if not line.startswith("applied"))
+    finally:
+        if url:
+            await postgres.drop(url)
 
 
 def test_store_commands_refuse_bad_input_with_a_clear_message(tmp_path: Path) -> None:
