@@ -23,7 +23,6 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
-from prometheus_client import start_http_server
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
@@ -47,6 +46,7 @@ from gateway.grpc_options import gateway_options, health_options
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import KnowledgeError, load_knowledge
 from gateway.metrics import Metrics
+from gateway.metrics_http import serve_metrics
 from gateway.periodic import cancel
 from gateway.phone_hash import PhoneHashKeyError, load_or_create_keys
 from gateway.policy_refresh import PolicyFileError, PolicyRefresher
@@ -344,7 +344,7 @@ async def start_gateway(
     if config.server.metrics_listen:
         host, metrics_port = split_listen(config.server.metrics_listen)
         try:
-            metrics_http = start_http_server(metrics_port, addr=host, registry=metrics.registry)
+            metrics_http = serve_metrics(host, metrics_port, metrics.registry)
         except OSError as error:
             await store.close()
             raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
