@@ -328,9 +328,7 @@ class SQLiteDatabase(_Statements):
             for migration in load_migrations("sqlite"):
                 if migration.version in applied:
                     continue
-                log.info(
-                    "applying schema migration", version=migration.version, name=migration.name, db=str(self.path)
-                )
+                log.info("applying schema migration", version=migration.version, name=migration.name, db=str(self.path))
                 if progress is not None:
                     progress(f"{migration.version:04d}_{migration.name}")
                 await self._apply(migration.version, migration.name, migration.sql)
