@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.cli_support import CommandError, ConfigLoader, run_async, table_progress
 from gateway.logging_setup import configure_logging
-from gateway.store import StoreUnavailableError, open_database
+from gateway.store import StoreUnavailableError, newer_migrations, open_database
 from gateway.store.copy import CopyError, TableCopy, copy_store
 from gateway.store.database import redact
 from gateway.store.migrate import load_migrations
@@ -33,6 +33,13 @@ def _migrate(options: argparse.Namespace, load: ConfigLoader) -> int:
             where = redact(url) if url else str(config.data_dir / "mtsg.sqlite3")
             print(f"{db.backend} {where}: schema version {before}, this mtsg ships {len(shipped)}")
             pending = [f"{m.version:04d}_{m.name}" for m in shipped if m.version > before]
+            unknown = await newer_migrations(db) if before > len(shipped) else []
+            if unknown:
+                print(
+                    f"newer than this mtsg: a later release applied {', '.join(unknown)}; nothing to apply."
+                    " Run that release, or check that its release notes let this one run on them."
+                )
+                return 4 if options.status else 0
             if options.status:
                 print("up to date" if not pending else f"pending: {', '.join(pending)}")
                 return 0 if not pending else 3

@@ -11,9 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import structlog
+
 from gateway.store.database import ChangeListener, Database
 from gateway.store.errors import StoreUnavailableError
 from gateway.store.guards import GuardStore
+from gateway.store.migrate import load_migrations
 from gateway.store.outbox import CommandStore
 from gateway.store.policies import PolicyStore
 from gateway.store.records import (
@@ -161,13 +164,33 @@ def sqlite_path(url: str, data_dir: Path) -> Path | None:
 async def open_store(
     url: str, data_dir: Path, pool_size: int = 10, statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
 ) -> Store:
-    """Open the backend named by ``url``, migrated to the latest schema."""
+    """Open the backend named by ``url``, migrated to the latest schema.
+
+    A store a later release migrated further is opened too, with an error in the log: refusing
+    it would block rolling a deployment back, and whether this release runs on those migrations
+    is for that release's notes to say.  But nobody should find out from failing logins.
+    """
     from gateway.store.sql_store import SQLStore
 
     db = await open_database(url, data_dir, pool_size, statement_timeout)
     try:
         await db.migrate()
+        unknown = await newer_migrations(db)
     except BaseException:
         await db.close()
         raise
+    if unknown:
+        structlog.get_logger(__name__).error(
+            "the store's schema is newer than this mtsg: a later release migrated it; run that release,"
+            " or check that its release notes let this one run on those migrations",
+            unknown_migrations=unknown,
+            shipped_schema_version=len(load_migrations(db.backend)),
+        )
     return SQLStore(db)
+
+
+async def newer_migrations(db: Database) -> list[str]:
+    """Migrations recorded in the store that this build does not ship (``NNNN_name``): a later release's."""
+    latest = len(load_migrations(db.backend))
+    rows = await db.fetch("SELECT version, name FROM schema_migrations WHERE version > ? ORDER BY version", (latest,))
+    return [f"{version:04d}_{name}" for version, name in rows]

@@ -74,7 +74,12 @@ async def table_checksum(db: Database, table: str, columns: Sequence[str]) -> tu
 async def _check_source(source: Database) -> None:
     latest = len(load_migrations(source.backend))
     version = await source.schema_version()
-    if version != latest:
+    if version > latest:
+        raise CopyError(
+            f"the source is at schema version {version}, newer than this mtsg's {latest}: copy it with the release"
+            " that migrated it, which knows every table and column it has"
+        )
+    if version < latest:
         raise CopyError(
             f"the source is at schema version {version}, this mtsg at {latest}: run `mtsg migrate` on it first"
         )

@@ -10,6 +10,7 @@ continue the feed after the copied ones.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
 from gateway.knowledge import shipped_policy_document
 from gateway.server import start_gateway
+from gateway.store import open_database
 from gateway.store.migrate import load_migrations
 from tests.helpers import app, freezing_login, gateway_config, package_entry_request, phone_change, telemetry
-from tests.integration.conftest import MTSG
+from tests.integration.conftest import MTSG, LoggedProcess, serve_command
 from tests.postgres import PostgresDatabases
 
 EVIL_PACKAGE = "com.copy.fake.bank"
@@ -123,6 +125,53 @@ async def test_migrations_started_together_apply_each_version_once(
             f"applied {shipped}"
         ]
         assert all(line.startswith("up to date") for line in outputs if not line.startswith("applied"))
+    finally:
+        if url:
+            await postgres.drop(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_store_a_later_release_migrated_is_reported_not_called_up_to_date(
+    tmp_path: Path, postgres: PostgresDatabases, backend: str
+) -> None:
+    """Rolling back to this release after a later one migrated: before, "up to date" and silence at start."""
+    url = await postgres.create() if backend == "postgresql" else ""
+    where = ["--url", url] if url else ["--data-dir", str(tmp_path / "d")]
+    latest = len(load_migrations(backend))
+    try:
+        assert mtsg("migrate", *where, cwd=tmp_path).returncode == 0
+        db = await open_database(url, tmp_path / "d", 1)
+        try:
+            await db.execute("INSERT INTO schema_migrations VALUES (?, 'later_release', 0)", (latest + 1,))
+        finally:
+            await db.close()
+        later = f"{latest + 1:04d}_later_release"
+
+        status = mtsg("migrate", *where, "--status", cwd=tmp_path)
+        migrate = mtsg("migrate", *where, cwd=tmp_path)
+        assert status.returncode == 4 and f"a later release applied {later}" in status.stdout
+        assert migrate.returncode == 0 and f"a later release applied {later}" in migrate.stdout
+        assert "up to date" not in status.stdout + migrate.stdout
+
+        env = {**os.environ, "MTSG_STORE_URL": url, "MTSG_PRIVACY_PHONE_HASH_KEY_FILE": str(tmp_path / "phone.key")}
+        serve = LoggedProcess(serve_command(tmp_path / "d"), tmp_path / "serve.log", env, tmp_path)
+        try:
+            serve.wait_for_log("serving")  # it still serves: a rollback must not be blocked
+            newer = [line for line in serve.log_path.read_text().splitlines() if "schema is newer" in line]
+            assert len(newer) == 1 and later in newer[0] and '"level": "error"' in newer[0]
+        finally:
+            serve.stop()
+        if backend == "sqlite":
+            copy = mtsg(
+                "store",
+                "copy",
+                "--from",
+                f"sqlite:///{tmp_path / 'd' / 'mtsg.sqlite3'}",
+                "--to",
+                f"sqlite:///{tmp_path / 'copy.db'}",
+                cwd=tmp_path,
+            )
+            assert copy.returncode != 0 and "newer than this mtsg's" in copy.stderr
     finally:
         if url:
             await postgres.drop(url)
