@@ -48,6 +48,7 @@ class Metrics:
     delivery_latency: Histogram
     dead_letters: Counter
     command_backlog: Gauge
+    command_stranded: Gauge
     auth_rejections: Counter
     rate_limited: Counter
     insecure_mode: Gauge
@@ -121,6 +122,13 @@ class Metrics:
             command_backlog=Gauge(
                 "mtsg_command_backlog",
                 "Deliveries waiting to be sent (pending, including retries), by endpoint",
+                ["endpoint"],
+                registry=registry,
+            ),
+            command_stranded=Gauge(
+                "mtsg_command_stranded_deliveries",
+                "Deliveries pending for an endpoint no longer in commands.endpoint_urls: nothing sends them"
+                " until `mtsg commands move-endpoint` hands them to a configured one",
                 ["endpoint"],
                 registry=registry,
             ),

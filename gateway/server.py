@@ -13,7 +13,7 @@ import asyncio
 import gc
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Thread
@@ -367,6 +367,7 @@ async def start_gateway(
             verify=feed_context,
         )
         feed_sync.start()
+    await _report_stranded_deliveries(store, config.command_endpoints)
     dispatcher = None
     if config.command_endpoints:
         dispatcher = CommandDispatcher(
@@ -424,6 +425,25 @@ async def start_gateway(
         authentication="off (insecure)" if config.auth.insecure else config.auth.identities_file,
     )
     return running
+
+
+async def _report_stranded_deliveries(store: Store, endpoints: Sequence[str]) -> None:
+    """Say at start when deliveries wait for an endpoint taken out of ``commands.endpoint_urls``.
+
+    Changing an endpoint's URL leaves the old one's pending deliveries, a FREEZE among them
+    perhaps, with nobody to send them: the dispatcher sends only to configured endpoints.
+    """
+    backlog = await store.commands.backlog()
+    stranded = {
+        without_secrets(endpoint): waiting for endpoint, waiting in backlog.items() if endpoint not in endpoints
+    }
+    if stranded:
+        log.error(
+            "deliveries wait for endpoints no longer in commands.endpoint_urls and nothing sends them: hand them"
+            " to a configured endpoint with `mtsg commands move-endpoint OLD_URL NEW_URL`"
+            " (`mtsg commands status` lists them)",
+            stranded=stranded,
+        )
 
 
 async def _reload_policy_file(running: RunningGateway) -> None:

@@ -202,6 +202,28 @@ def _commands_enable(options: argparse.Namespace, load: ConfigLoader) -> int:
     return run_async("commands enable-endpoint", lambda: with_store(load(options), work), _EXPECTED)
 
 
+def _commands_move(options: argparse.Namespace, load: ConfigLoader) -> int:
+    config = load(options)
+    old, new = options.old, options.new
+
+    async def work(store: Store) -> int:
+        if old == new:
+            raise CommandError("OLD and NEW are the same endpoint")
+        if new not in config.command_endpoints:
+            raise CommandError(
+                f"{new} is not in commands.endpoint_urls of this configuration: nothing would send what is moved to it"
+            )
+        moved, kept = await store.commands.move_pending(old, new, time.time(), actor(options))
+        if moved + kept == 0:
+            raise CommandError(f"no pending deliveries to {old} (`mtsg commands status` lists the endpoints)")
+        print(f"moved {moved} pending deliveries from {old} to {new}; they go out at the dispatcher's next poll")
+        if kept:
+            print(f"{kept} of those commands already had a delivery to {new}, which stays as it is")
+        return 0
+
+    return run_async("commands move-endpoint", lambda: with_store(config, work), _EXPECTED)
+
+
 def _write_new(path: Path, text: str, mode: int) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
@@ -329,6 +351,15 @@ def add_command_commands(
     enable = store_command("enable-endpoint", "send to an endpoint again after it answered 410", _commands_enable)
     enable.add_argument("endpoint", metavar="URL")
     add_actor_flag(enable)
+
+    move = store_command(
+        "move-endpoint",
+        "hand an old endpoint's pending deliveries to a configured one (its URL changed)",
+        _commands_move,
+    )
+    move.add_argument("old", metavar="OLD_URL", type=cli_support.given_name)
+    move.add_argument("new", metavar="NEW_URL", type=cli_support.given_name)
+    add_actor_flag(move)
 
     keys = sub.add_parser("keys", help="Standard Webhooks signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")

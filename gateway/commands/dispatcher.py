@@ -78,6 +78,7 @@ class CommandDispatcher:
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stranded_shown: set[str] = set()  # endpoints the stranded gauge has reported
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="command-dispatcher")
@@ -143,6 +144,14 @@ class CommandDispatcher:
             shown[name] = shown.get(name, 0) + backlog.get(endpoint, 0)
         for name, waiting in shown.items():
             self._metrics.command_backlog.labels(endpoint=name).set(waiting)
+        stranded: dict[str, int] = dict.fromkeys(self._stranded_shown, 0)  # moved away since: back to 0
+        for endpoint, waiting in backlog.items():
+            if endpoint not in self._endpoints:
+                name = without_secrets(endpoint)
+                stranded[name] = stranded.get(name, 0) + waiting
+        for name, waiting in stranded.items():
+            self._metrics.command_stranded.labels(endpoint=name).set(waiting)
+        self._stranded_shown = set(stranded)
 
     async def _deliver(self, delivery: DueDelivery) -> None:
         command = delivery.command

@@ -265,6 +265,35 @@ class CommandStore:
             await tx.notify("commands")
         return queued
 
+    async def move_pending(self, old: str, new: str, now: float, actor: str) -> tuple[int, int]:
+        """Hand ``old``'s pending deliveries to ``new`` (its URL changed): (moved, left to a delivery ``new`` had).
+
+        Each moved delivery starts afresh at ``new``; at ``old`` it is closed as dead with the
+        reason, so its attempts there stay on record.  A command that already has a delivery to
+        ``new`` (a redeliver) keeps that one.  Audited, in one transaction.
+        """
+        async with self._db.transaction() as tx:
+            pending = await tx.fetch(
+                "SELECT COUNT(*) FROM command_deliveries WHERE endpoint = ? AND state = 'pending'", (old,)
+            )
+            moved = await tx.execute(
+                "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
+                " SELECT cursor, ?, customer_id, sequence, 'pending', ? FROM command_deliveries"
+                " WHERE endpoint = ? AND state = 'pending'"
+                " ON CONFLICT (cursor, endpoint) DO NOTHING",
+                (new, now, old),
+            )
+            await tx.execute(
+                "UPDATE command_deliveries SET state = 'dead', lease_owner = '', lease_expires_at = 0, last_error = ?"
+                " WHERE endpoint = ? AND state = 'pending'",
+                (f"moved to {new} by {actor}", old),
+            )
+            await insert_audit(
+                tx, at=now, actor=actor, action="command.endpoint_move", target=old, detail=f"{new} ({moved} moved)"
+            )
+            await tx.notify("commands")
+        return moved, int(pending[0][0]) - moved
+
     async def backlog(self) -> dict[str, int]:
         """Pending deliveries per endpoint."""
         rows = await self._db.fetch(

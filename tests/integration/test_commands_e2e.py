@@ -136,6 +136,36 @@ async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
         assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
 
 
+def test_an_operator_moves_the_deliveries_of_an_endpoint_whose_url_changed(tmp_path: Path, keys: Path) -> None:
+    old, new = "http://core-old.bank.internal/commands", "https://core.bank.internal/commands"
+    data = ["--data-dir", str(tmp_path / "gw")]
+    before, after = gateway_env(keys, old), gateway_env(keys, new)
+    assert _mtsg("migrate", *data, env=before).returncode == 0
+    unfreeze = _mtsg("commands", "unfreeze", "cust-9", "--reason", "verified in branch", *data, env=before)
+    assert unfreeze.returncode == 0, unfreeze.stderr
+
+    for arguments, message in [
+        ((old, old), "OLD and NEW are the same endpoint"),
+        ((old, "https://elsewhere/commands"), "is not in commands.endpoint_urls"),
+        ((new, new), "OLD and NEW are the same endpoint"),
+        (("http://never.used/commands", new), "no pending deliveries to http://never.used/commands"),
+        (("", new), "must not be empty"),
+    ]:
+        refused = _mtsg("commands", "move-endpoint", *arguments, *data, env=after)
+        assert refused.returncode == 2 and message in refused.stderr, (arguments, refused.stderr)
+
+    moved = _mtsg("commands", "move-endpoint", old, new, "--actor", "ops:kim", *data, env=after)
+    assert moved.returncode == 0, moved.stderr
+    assert f"moved 1 pending deliveries from {old} to {new}" in moved.stdout
+    status = _mtsg("commands", "status", *data, env=after).stdout
+    assert f"{old}: 0 pending, 0 delivered, 1 dead  [not configured]" in status
+    assert f"{new}: 1 pending, 0 delivered, 0 dead" in status
+    audit = _mtsg("audit", "list", *data, env=after).stdout
+    assert "command.endpoint_move" in audit and "ops:kim" in audit
+    again = _mtsg("commands", "move-endpoint", old, new, *data, env=after)
+    assert again.returncode == 2 and "no pending deliveries" in again.stderr
+
+
 def test_the_gateway_refuses_to_push_unsigned_or_with_a_bad_key(tmp_path: Path) -> None:
     unsigned = _mtsg("config", "show", env={**os.environ, "MTSG_COMMANDS_ENDPOINT_URLS": "http://127.0.0.1:9/commands"})
     assert unsigned.returncode == 2 and "no signing key" in unsigned.stderr
