@@ -268,9 +268,10 @@ class CommandStore:
     async def move_pending(self, old: str, new: str, now: float, actor: str) -> tuple[int, int]:
         """Hand ``old``'s pending deliveries to ``new`` (its URL changed): (moved, left to a delivery ``new`` had).
 
-        Each moved delivery starts afresh at ``new``; at ``old`` it is closed as dead with the
-        reason, so its attempts there stay on record.  A command that already has a delivery to
-        ``new`` (a redeliver) keeps that one.  Audited, in one transaction.
+        Each moved delivery starts afresh at ``new`` and is gone from ``old``; its attempts there
+        stay on record.  (Closed as dead instead, it would keep its command from retention for
+        good: a dead delivery is one an operator has yet to handle.)  A command that already has
+        a delivery to ``new`` (a redeliver) keeps that one.  Audited, in one transaction.
         """
         async with self._db.transaction() as tx:
             pending = await tx.fetch(
@@ -283,11 +284,7 @@ class CommandStore:
                 " ON CONFLICT (cursor, endpoint) DO NOTHING",
                 (new, now, old),
             )
-            await tx.execute(
-                "UPDATE command_deliveries SET state = 'dead', lease_owner = '', lease_expires_at = 0, last_error = ?"
-                " WHERE endpoint = ? AND state = 'pending'",
-                (f"moved to {new} by {actor}", old),
-            )
+            await tx.execute("DELETE FROM command_deliveries WHERE endpoint = ? AND state = 'pending'", (old,))
             await insert_audit(
                 tx, at=now, actor=actor, action="command.endpoint_move", target=old, detail=f"{new} ({moved} moved)"
             )

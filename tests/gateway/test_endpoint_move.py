@@ -30,6 +30,7 @@ async def test_deliveries_left_at_an_old_url_are_reported_and_sent_to_the_new_on
     try:
         async with MtsgClient(before.target) as client:
             assert (await client.check_login(freezing_login())).action == common_pb2.ACTION_FREEZE
+        await eventually(lambda: before.store.commands.attempts(1), what="a failed attempt at the old URL")
     finally:
         await before.stop(grace=1.0)
 
@@ -48,7 +49,9 @@ async def test_deliveries_left_at_an_old_url_are_reported_and_sent_to_the_new_on
         assert [row["type"] for row in applied] == ["COMMAND_TYPE_FREEZE_ACCOUNT"]
         await eventually(lambda: _stranded(after, OLD) == 0, what="the gauge back at 0")
         states = {row.endpoint: row.state for row in await after.store.commands.deliveries(1)}
-        assert states == {OLD: "dead", receiver.url: "delivered"}
+        assert states == {receiver.url: "delivered"}
+        attempts = await after.store.commands.attempts(1)
+        assert {attempt.endpoint for attempt in attempts} == {OLD, receiver.url}  # the old ones stay on record
         again = await after.store.commands.move_pending(OLD, receiver.url, time.time(), "test:operator")
         assert again == (0, 0)  # nothing is sent twice
     finally:

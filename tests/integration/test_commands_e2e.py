@@ -158,7 +158,7 @@ def test_an_operator_moves_the_deliveries_of_an_endpoint_whose_url_changed(tmp_p
     assert moved.returncode == 0, moved.stderr
     assert f"moved 1 pending deliveries from {old} to {new}" in moved.stdout
     status = _mtsg("commands", "status", *data, env=after).stdout
-    assert f"{old}: 0 pending, 0 delivered, 1 dead  [not configured]" in status
+    assert old not in status
     assert f"{new}: 1 pending, 0 delivered, 0 dead" in status
     audit = _mtsg("audit", "list", *data, env=after).stdout
     assert "command.endpoint_move" in audit and "ops:kim" in audit
