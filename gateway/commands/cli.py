@@ -224,6 +224,31 @@ def _commands_move(options: argparse.Namespace, load: ConfigLoader) -> int:
     return run_async("commands move-endpoint", lambda: with_store(config, work), _EXPECTED)
 
 
+def _commands_consumers(options: argparse.Namespace, load: ConfigLoader) -> int:
+    async def work(store: Store) -> int:
+        consumers = await store.commands.consumers()
+        last = await store.commands.last_cursor()
+        for consumer_id, cursor, at in consumers:
+            print(
+                f"{consumer_id}: acknowledged cursor {cursor} ({last - cursor} behind), last ack {format_timestamp(at)}"
+            )
+        if not consumers:
+            print("no stream consumer has acknowledged a command (CommandFeedService.Ack)")
+        return 0
+
+    return run_async("commands consumers", lambda: with_store(load(options), work), _EXPECTED)
+
+
+def _commands_forget_consumer(options: argparse.Namespace, load: ConfigLoader) -> int:
+    async def work(store: Store) -> int:
+        if not await store.commands.forget_consumer(options.consumer_id, time.time(), actor(options), options.reason):
+            raise CommandError(f"no consumer {options.consumer_id} (`mtsg commands consumers` lists them)")
+        print(f"forgot {options.consumer_id}: retention no longer waits for its acknowledgements")
+        return 0
+
+    return run_async("commands forget-consumer", lambda: with_store(load(options), work), _EXPECTED)
+
+
 def _write_new(path: Path, text: str, mode: int) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
@@ -360,6 +385,16 @@ def add_command_commands(
     move.add_argument("old", metavar="OLD_URL", type=cli_support.given_name)
     move.add_argument("new", metavar="NEW_URL", type=cli_support.given_name)
     add_actor_flag(move)
+
+    store_command("consumers", "stream consumers: acknowledged cursor, how far behind, last ack", _commands_consumers)
+    forget = store_command(
+        "forget-consumer", "stop keeping commands for a stream consumer that no longer reads", _commands_forget_consumer
+    )
+    forget.add_argument("consumer_id", metavar="CONSUMER", type=cli_support.given_name)
+    forget.add_argument(
+        "--reason", required=True, type=cli_support.stated_reason, help="why it no longer reads (required)"
+    )
+    add_actor_flag(forget)
 
     keys = sub.add_parser("keys", help="Standard Webhooks signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")

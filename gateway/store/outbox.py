@@ -323,6 +323,27 @@ class CommandStore:
             await insert_audit(tx, at=now, actor=actor, action="command.endpoint_enable", target=endpoint)
         return True
 
+    async def consumers(self) -> list[tuple[str, int, float]]:
+        """Every stream consumer that has acknowledged: (consumer_id, acknowledged cursor, when), by id."""
+        rows = await self._db.fetch(
+            "SELECT consumer_id, acknowledged_cursor, updated_at FROM command_consumers ORDER BY consumer_id"
+        )
+        return [(row[0], int(row[1]), float(row[2])) for row in rows]
+
+    async def forget_consumer(self, consumer_id: str, now: float, actor: str, reason: str) -> bool:
+        """Stop keeping commands for a consumer that no longer reads; False when there is no such consumer.
+
+        Retention keeps every command until each consumer has acknowledged it, so one consumer
+        gone for good (decommissioned, or a test's id) would keep them all for ever.  Audited.
+        """
+        async with self._db.transaction() as tx:
+            if await tx.execute("DELETE FROM command_consumers WHERE consumer_id = ?", (consumer_id,)) == 0:
+                return False
+            await insert_audit(
+                tx, at=now, actor=actor, action="command.consumer_forget", target=consumer_id, detail=reason
+            )
+        return True
+
     async def consumer_cursor(self, consumer_id: str) -> int:
         rows = await self._db.fetch(_CONSUMER_CURSOR, (consumer_id,))
         return int(rows[0][0]) if rows else 0

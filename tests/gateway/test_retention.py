@@ -162,6 +162,27 @@ async def test_a_command_waits_for_every_stream_consumer(store: Store) -> None:
     assert await store.commands.get("cmd_s2") is not None  # the newest stays
 
 
+async def test_a_consumer_that_no_longer_reads_holds_commands_until_it_is_forgotten(store: Store) -> None:
+    for n in range(3):
+        await store.record_login(_login(f"g{n}", OLD + n, command=True, endpoints=()))
+    stream_only = RetentionPolicy(nonce_seconds=600, commands_days=30)
+    newest = await store.commands.get("cmd_g2")
+    assert newest is not None
+    await store.commands.acknowledge("core-live", newest.cursor, NOW)
+    await store.commands.acknowledge("smoke-test", 0, OLD)  # tried once, long ago, and never again
+    assert (await store.purge(stream_only, NOW))["commands"] == 0
+
+    assert not await store.commands.forget_consumer("nobody", NOW, "ops:kim", "typo")
+    assert await store.commands.forget_consumer("smoke-test", NOW, "ops:kim", "a test run's consumer id")
+
+    assert [consumer for consumer, _, _ in await store.commands.consumers()] == ["core-live"]
+    assert (await store.purge(stream_only, NOW))["commands"] == 2  # all but the customer's newest
+    audit = await store.blocklist.audit_list(10, target="smoke-test")
+    assert [(entry.action, entry.actor, entry.detail) for entry in audit] == [
+        ("command.consumer_forget", "ops:kim", "a test run's consumer id")
+    ]
+
+
 async def test_small_batches_remove_everything_and_report_progress(store: Store) -> None:
     for n in range(7):
         await store.record_login(_login(f"v{n}", OLD, device=f"dev-{n}"))

@@ -19,6 +19,7 @@ import pytest
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
+from gateway.store import open_store
 from tests.helpers import freezing_login
 from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, gateway_env, serve_command, wait_applied
 
@@ -164,6 +165,32 @@ def test_an_operator_moves_the_deliveries_of_an_endpoint_whose_url_changed(tmp_p
     assert "command.endpoint_move" in audit and "ops:kim" in audit
     again = _mtsg("commands", "move-endpoint", old, new, *data, env=after)
     assert again.returncode == 2 and "no pending deliveries" in again.stderr
+
+
+async def test_an_operator_sees_stream_consumers_and_forgets_one_that_no_longer_reads(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "gw")]
+    store = await open_store("", tmp_path / "gw")
+    try:
+        await store.commands.acknowledge("core-live", 0, time.time())
+        await store.commands.acknowledge("smoke-test", 0, 1_700_000_000.0)
+    finally:
+        await store.close()
+
+    listed = _mtsg("commands", "consumers", *data)
+    assert listed.returncode == 0, listed.stderr
+    assert "smoke-test: acknowledged cursor 0 (0 behind), last ack 2023-11-14T22:13:20" in listed.stdout
+    for arguments, message in [
+        (("nobody", "--reason", "typo"), "no consumer nobody"),
+        (("smoke-test", "--reason", "  "), "argument --reason: must say why"),
+        (("smoke-test",), "the following arguments are required: --reason"),
+    ]:
+        refused = _mtsg("commands", "forget-consumer", *arguments, *data)
+        assert refused.returncode == 2 and message in refused.stderr, (arguments, refused.stderr)
+    forgot = _mtsg("commands", "forget-consumer", "smoke-test", "--reason", "a test run's id", *data)
+    assert forgot.returncode == 0 and "forgot smoke-test" in forgot.stdout
+    listed = _mtsg("commands", "consumers", *data)
+    assert "smoke-test" not in listed.stdout and "core-live" in listed.stdout
+    assert "command.consumer_forget" in _mtsg("audit", "list", *data).stdout
 
 
 def test_the_gateway_refuses_to_push_unsigned_or_with_a_bad_key(tmp_path: Path) -> None:
