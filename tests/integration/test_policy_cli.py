@@ -14,19 +14,10 @@ import pytest
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import telemetry
-from tests.integration.conftest import MTSG, LoggedProcess, ServeProcess, serve_command
+from tests.integration.conftest import CALL_STEPS_UP, MTSG, SHIPPED, LoggedProcess, ServeProcess, serve_command
 from tests.tcp_proxy import FaultyProxy
 
 CASES = Path(__file__).parent / "policy_cases"
-SHIPPED = Path(__file__).parents[2] / "signals" / "data" / "default_policy.toml"
-CALL_STEPS_UP = """
-[[scenarios]]
-id = "any-call"
-description = "Any active call asks for an OTP."
-action = "step_up"
-step_up_method = "otp"
-when = { code = "ACTIVE_CALL" }
-"""
 
 
 def mtsg(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:

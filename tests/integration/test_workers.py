@@ -27,18 +27,9 @@ from gateway.generated.mtsg.v1 import (
     threat_signal_service_pb2_grpc,
 )
 from tests.helpers import app, freezing_login, phone_change, request, telemetry
-from tests.integration.conftest import MTSG, LoggedProcess, run_mtsg
+from tests.integration.conftest import CALL_STEPS_UP, MTSG, SHIPPED, LoggedProcess, run_mtsg
 
 CONNECTIONS = 16  # all 16 landing on one of two workers: 1 in 32,768
-SHIPPED_POLICY = Path(__file__).parents[2] / "signals" / "data" / "default_policy.toml"
-CALLS_STEP_UP = """
-[[scenarios]]
-id = "any-call"
-description = "Any active call asks for an OTP."
-action = "step_up"
-step_up_method = "otp"
-when = { code = "ACTIVE_CALL" }
-"""
 
 
 def _free_port_pair() -> int:
@@ -59,7 +50,7 @@ def _free_port_pair() -> int:
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[tuple[LoggedProcess, str, int]]:
     metrics_port = _free_port_pair()
-    (tmp_path / "policy.toml").write_text(SHIPPED_POLICY.read_text())  # the same document: version 1 stays
+    (tmp_path / "policy.toml").write_text(SHIPPED.read_text())  # the same document: version 1 stays
     process = LoggedProcess(
         [
             *MTSG,
@@ -183,7 +174,7 @@ def test_sighup_to_the_supervisor_brings_a_changed_policy_file_to_every_worker(
 ) -> None:
     """`systemctl reload` signals the supervisor alone; before, its default action stopped the gateway."""
     process, target, _ = workers
-    (tmp_path / "policy.toml").write_text(CALLS_STEP_UP)
+    (tmp_path / "policy.toml").write_text(CALL_STEPS_UP)
     lines_before = process.log_lines()
     process.process.send_signal(signal.SIGHUP)
     passed_on = process.wait_for_log("SIGHUP passed on", after=lines_before)
