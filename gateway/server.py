@@ -25,7 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
-from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings
+from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings, stranded_backlog
 from gateway.commands.retry import RetryPolicy
 from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
 from gateway.config import Config, ConfigError, require_transport_choice, split_listen
@@ -433,10 +433,7 @@ async def _report_stranded_deliveries(store: Store, endpoints: Sequence[str]) ->
     Changing an endpoint's URL leaves the old one's pending deliveries, a FREEZE among them
     perhaps, with nobody to send them: the dispatcher sends only to configured endpoints.
     """
-    backlog = await store.commands.backlog()
-    stranded = {
-        without_secrets(endpoint): waiting for endpoint, waiting in backlog.items() if endpoint not in endpoints
-    }
+    stranded = stranded_backlog(await store.commands.backlog(), endpoints)
     if stranded:
         log.error(
             "deliveries wait for endpoints no longer in commands.endpoint_urls and nothing sends them: hand them"

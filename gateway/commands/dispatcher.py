@@ -20,7 +20,7 @@ import asyncio
 import os
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -50,6 +50,16 @@ class DispatchSettings:
     lease_seconds: float
     poll_interval_seconds: float
     concurrency: int
+
+
+def stranded_backlog(backlog: Mapping[str, int], endpoints: Collection[str]) -> dict[str, int]:
+    """Pending deliveries of endpoints outside ``endpoints``, by name without secrets: nobody sends them."""
+    stranded: dict[str, int] = {}
+    for endpoint, waiting in backlog.items():
+        if endpoint not in endpoints:
+            name = without_secrets(endpoint)
+            stranded[name] = stranded.get(name, 0) + waiting
+    return stranded
 
 
 class CommandDispatcher:
@@ -144,11 +154,8 @@ class CommandDispatcher:
             shown[name] = shown.get(name, 0) + backlog.get(endpoint, 0)
         for name, waiting in shown.items():
             self._metrics.command_backlog.labels(endpoint=name).set(waiting)
-        stranded: dict[str, int] = dict.fromkeys(self._stranded_shown, 0)  # moved away since: back to 0
-        for endpoint, waiting in backlog.items():
-            if endpoint not in self._endpoints:
-                name = without_secrets(endpoint)
-                stranded[name] = stranded.get(name, 0) + waiting
+        # An endpoint reported before and moved away since goes back to 0.
+        stranded = {**dict.fromkeys(self._stranded_shown, 0), **stranded_backlog(backlog, self._endpoints)}
         for name, waiting in stranded.items():
             self._metrics.command_stranded.labels(endpoint=name).set(waiting)
         self._stranded_shown = set(stranded)
