@@ -8,20 +8,27 @@ A line that cannot be written is dropped and counted (``mtsg_log_lines_dropped_t
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import select
 import sys
+from collections.abc import Callable
 from typing import ClassVar, TextIO
 
 import structlog
 
 
 class LossTolerantStream:
-    """stderr as the log's destination, where a failed write drops the line instead of raising.
+    """stderr as the log's destination, where a line that cannot be written now is dropped, not waited for.
 
     Whatever reads the log (a pipe to a shipper, journald, a file on a disk that can fill) may go
-    away while the gateway runs.  A write raising then would fail the login that logged, and every
-    login after it: with the reader of ``mtsg serve | shipper`` gone, every CheckLogin answered
-    UNKNOWN (BrokenPipeError).  The decisions are in the store; a lost log line is counted instead.
+    away or stall while the gateway runs.  A write raising then would fail the login that logged,
+    and every login after it: with the reader of ``mtsg serve | shipper`` gone, every CheckLogin
+    answered UNKNOWN (BrokenPipeError).  A write blocking would stop the event loop: with a reader
+    that stopped reading, the gateway answered nothing once the pipe's 64 KiB had filled (about 280
+    logins).  So a line goes out only when the descriptor has room (a zero-timeout poll; a pipe with
+    room takes up to 4 KiB at once without blocking), and is otherwise counted as dropped.  The
+    decisions are in the store either way.
     """
 
     # For the whole process: every gateway in it writes to the same stderr.
@@ -29,8 +36,12 @@ class LossTolerantStream:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._has_room = _room_probe(stream)
 
     def write(self, text: str) -> int:
+        if not self._has_room():
+            LossTolerantStream.dropped_lines += 1
+            return 0
         try:
             return self._stream.write(text)
         except OSError:
@@ -41,6 +52,17 @@ class LossTolerantStream:
         # A failure here was counted by write, or its line goes out with the next flush that succeeds.
         with contextlib.suppress(OSError):
             self._stream.flush()
+
+
+def _room_probe(stream: TextIO) -> Callable[[], bool]:
+    """A check that ``stream``'s descriptor takes a write now; an error or hang-up counts (the write reports it)."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return lambda: True  # not a descriptor (a test's capture): nothing can block
+    probe = select.poll()
+    probe.register(descriptor, select.POLLOUT)
+    return lambda: bool(probe.poll(0))
 
 
 def configure_logging(level: str = "info", *, worker: int | None = None) -> None:

@@ -30,7 +30,7 @@ class _DroppedLogLines(Collector):
     def collect(self) -> Iterator[CounterMetricFamily]:
         yield CounterMetricFamily(
             "mtsg_log_lines_dropped",
-            "Log lines that could not be written (the log's reader gone, its disk full) and were dropped",
+            "Log lines dropped because stderr could not take them (its reader gone or stalled, its disk full)",
             value=LossTolerantStream.dropped_lines,
         )
 
