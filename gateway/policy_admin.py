@@ -43,6 +43,14 @@ async def apply_policy(
     return await store.policies.apply(document, actor=actor, comment=comment, at=at, request_id=request_id)
 
 
+async def apply_policy_unless_in_force(
+    store: Store, document: str, *, actor: str, comment: str, at: float
+) -> StoredPolicy | None:
+    """``apply_policy``, or None when the version in force already has this document (another replica stored it)."""
+    read_policy(document, "")
+    return await store.policies.apply_unless_in_force(document, actor=actor, comment=comment, at=at)
+
+
 async def rollback_policy(
     store: Store, version: str, *, actor: str, comment: str, at: float, request_id: str = ""
 ) -> StoredPolicy:

@@ -21,7 +21,7 @@ import structlog
 from gateway.blocklist_refresh import KnowledgeHolder
 from gateway.knowledge import shipped_policy_document
 from gateway.periodic import cancel, every
-from gateway.policy_admin import apply_policy, policy_of
+from gateway.policy_admin import apply_policy_unless_in_force, policy_of
 from gateway.store import Store
 from gateway.store.policies import document_sha256
 from gateway.wakeup import Wakeup
@@ -111,7 +111,7 @@ class PolicyRefresher:
         if current is not None and current.document_sha256 == document_sha256(document):
             return False
         try:
-            stored = await apply_policy(
+            stored = await apply_policy_unless_in_force(
                 self._store,
                 document,
                 actor=f"file:{self._policy_file}",
@@ -120,8 +120,10 @@ class PolicyRefresher:
             )
         except PolicyError as error:
             raise PolicyFileError(f"policy file {self._policy_file} is not valid: {error}") from error
-        log.info("policy file applied", version=stored.version, file=str(self._policy_file))
         await self.refresh()
+        if stored is None:  # another replica or worker stored this file first
+            return False
+        log.info("policy file applied", version=stored.version, file=str(self._policy_file))
         return True
 
     def start(self, wakeup: Wakeup | None = None) -> None:

@@ -184,7 +184,7 @@ class Supervisor:
         """``systemctl reload``: one serving worker re-reads the policy file and stores a changed one.
 
         The others take the new version from the store at their next policy refresh, as they take
-        one applied through the API; every worker re-reading the file would race to store it twice.
+        one applied through the API: one reading of the file is enough.
         Before any worker serves, the first to serve is told: it may have read the file already.
         """
         self._hangup_pending = True

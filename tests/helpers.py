@@ -16,6 +16,17 @@ from gateway.generated.mtsg.v1 import (
     threat_signal_service_pb2,
 )
 
+# The policy mtsg ships, and a one-scenario policy that steps up any login during a call.
+SHIPPED = Path(__file__).parents[1] / "signals" / "data" / "default_policy.toml"
+CALL_STEPS_UP = """
+[[scenarios]]
+id = "any-call"
+description = "Any active call asks for an OTP."
+action = "step_up"
+step_up_method = "otp"
+when = { code = "ACTIVE_CALL" }
+"""
+
 
 def telemetry(**fields: Any) -> telemetry_pb2.LoginTelemetry:
     """A clean login for a fresh customer and device, collected now, unless ``fields`` say otherwise."""

@@ -83,26 +83,59 @@ class PolicyStore:
                     assert stored is not None  # versions are never deleted
                     return stored
             previous = await self.get(connection=tx)
-            version = (previous.version if previous else 0) + 1
-            await tx.execute(
-                f"INSERT INTO policy_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (version, document, digest, actor, at, comment, restored_version),
+            return await self._append(
+                tx, previous, document, digest, operation, actor, comment, at, restored_version, request_id, fingerprint
             )
-            if request_id:
-                await remember_request(tx, request_id, operation, fingerprint, str(version), at)
-            await insert_audit(
-                tx,
-                at=at,
-                actor=actor,
-                action=operation,
-                target=f"policy:{version}",
-                before_json=json.dumps({"version": previous.version, "sha256": previous.document_sha256})
-                if previous
-                else None,
-                after_json=json.dumps({"version": version, "sha256": digest, "restored_version": restored_version}),
-                detail=comment,
-            )
-            await tx.notify("policy")
+
+    async def apply_unless_in_force(self, document: str, *, actor: str, comment: str, at: float) -> StoredPolicy | None:
+        """``apply``, unless the version in force already has this very document: then None.
+
+        Checked in the transaction that would store it: replicas (or workers) applying one
+        policy file at the same moment, at a rolling start or on SIGHUP, store it once.  Checked
+        before it, each of two found the file new and both stored it (versions 2 and 3, the same).
+        """
+        digest = document_sha256(document)
+        async with self._db.transaction("policy") as tx:
+            previous = await self.get(connection=tx)
+            if previous is not None and previous.document_sha256 == digest:
+                return None
+            return await self._append(tx, previous, document, digest, "policy.apply", actor, comment, at, None, "", b"")
+
+    async def _append(
+        self,
+        tx: Connection,
+        previous: StoredPolicy | None,
+        document: str,
+        digest: str,
+        operation: str,
+        actor: str,
+        comment: str,
+        at: float,
+        restored_version: int | None,
+        request_id: str,
+        fingerprint: bytes,
+    ) -> StoredPolicy:
+        """The next version after ``previous``, with its audit row (and its request id, when given)."""
+        version = (previous.version if previous else 0) + 1
+        await tx.execute(
+            f"INSERT INTO policy_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (version, document, digest, actor, at, comment, restored_version),
+        )
+        if request_id:
+            await remember_request(tx, request_id, operation, fingerprint, str(version), at)
+        await insert_audit(
+            tx,
+            at=at,
+            actor=actor,
+            action=operation,
+            target=f"policy:{version}",
+            before_json=json.dumps({"version": previous.version, "sha256": previous.document_sha256})
+            if previous
+            else None,
+            after_json=json.dumps({"version": version, "sha256": digest, "restored_version": restored_version}),
+            detail=comment,
+        )
+        await tx.notify("policy")
         return StoredPolicy(version, document, digest, actor, at, comment, restored_version)
 
     async def ensure_initial(self, document: str, *, actor: str, at: float) -> StoredPolicy:

@@ -18,17 +18,6 @@ import pytest
 
 MTSG = [sys.executable, "-m", "gateway.cli"]
 
-# The policy mtsg ships, and a one-scenario policy that steps up any login during a call.
-SHIPPED = Path(__file__).parents[2] / "signals" / "data" / "default_policy.toml"
-CALL_STEPS_UP = """
-[[scenarios]]
-id = "any-call"
-description = "Any active call asks for an OTP."
-action = "step_up"
-step_up_method = "otp"
-when = { code = "ACTIVE_CALL" }
-"""
-
 
 def run_mtsg(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run one `mtsg` command to its end, output captured; ``env`` adds to the test's environment."""

@@ -13,8 +13,8 @@ import pytest
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
-from tests.helpers import telemetry
-from tests.integration.conftest import CALL_STEPS_UP, MTSG, SHIPPED, LoggedProcess, ServeProcess, serve_command
+from tests.helpers import CALL_STEPS_UP, SHIPPED, telemetry
+from tests.integration.conftest import MTSG, LoggedProcess, ServeProcess, serve_command
 from tests.tcp_proxy import FaultyProxy
 
 CASES = Path(__file__).parent / "policy_cases"

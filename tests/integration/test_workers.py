@@ -26,8 +26,8 @@ from gateway.generated.mtsg.v1 import (
     event_service_pb2_grpc,
     threat_signal_service_pb2_grpc,
 )
-from tests.helpers import app, freezing_login, phone_change, request, telemetry
-from tests.integration.conftest import CALL_STEPS_UP, MTSG, SHIPPED, LoggedProcess, run_mtsg
+from tests.helpers import CALL_STEPS_UP, SHIPPED, app, freezing_login, phone_change, request, telemetry
+from tests.integration.conftest import MTSG, LoggedProcess, run_mtsg
 
 CONNECTIONS = 16  # all 16 landing on one of two workers: 1 in 32,768
 
