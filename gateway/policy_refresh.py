@@ -107,6 +107,8 @@ class PolicyRefresher:
             document = self._policy_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise PolicyFileError(f"cannot read policy file {self._policy_file}: {error}") from error
+        # The usual case, an unchanged file, without validating it or opening a write transaction;
+        # the store checks again in that transaction, for replicas applying the same file at once.
         current = await self._store.policies.get()
         if current is not None and current.document_sha256 == document_sha256(document):
             return False

@@ -84,7 +84,17 @@ class PolicyStore:
                     return stored
             previous = await self.get(connection=tx)
             return await self._append(
-                tx, previous, document, digest, operation, actor, comment, at, restored_version, request_id, fingerprint
+                tx,
+                previous,
+                document,
+                digest=digest,
+                operation=operation,
+                actor=actor,
+                comment=comment,
+                at=at,
+                restored_version=restored_version,
+                request_id=request_id,
+                fingerprint=fingerprint,
             )
 
     async def apply_unless_in_force(self, document: str, *, actor: str, comment: str, at: float) -> StoredPolicy | None:
@@ -99,21 +109,24 @@ class PolicyStore:
             previous = await self.get(connection=tx)
             if previous is not None and previous.document_sha256 == digest:
                 return None
-            return await self._append(tx, previous, document, digest, "policy.apply", actor, comment, at, None, "", b"")
+            return await self._append(
+                tx, previous, document, digest=digest, operation="policy.apply", actor=actor, comment=comment, at=at
+            )
 
     async def _append(
         self,
         tx: Connection,
         previous: StoredPolicy | None,
         document: str,
+        *,
         digest: str,
         operation: str,
         actor: str,
         comment: str,
         at: float,
-        restored_version: int | None,
-        request_id: str,
-        fingerprint: bytes,
+        restored_version: int | None = None,
+        request_id: str = "",
+        fingerprint: bytes = b"",
     ) -> StoredPolicy:
         """The next version after ``previous``, with its audit row (and its request id, when given)."""
         version = (previous.version if previous else 0) + 1
