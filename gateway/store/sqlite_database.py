@@ -41,6 +41,13 @@ log = structlog.get_logger(__name__)
 MINIMUM_SQLITE = (3, 39, 0)
 
 
+def _in_wal_mode(path: Path) -> bool:
+    """Whether the file's header says WAL (bytes 18 and 19 are 2), read without SQLite and its locks."""
+    with path.open("rb") as file:
+        header = file.read(20)
+    return len(header) == 20 and header[18] == header[19] == 2
+
+
 class _Statements:
     """Statements on one aiosqlite connection, driver errors turned into StoreUnavailableError."""
 
@@ -141,24 +148,39 @@ class SQLiteDatabase(_Statements):
             raise StoreUnavailableError(
                 f"SQLite {sqlite3.sqlite_version} is too old; mtsg needs {'.'.join(map(str, MINIMUM_SQLITE))} or later"
             )
+        try:
+            _create_private(path)
+            first_open = not _in_wal_mode(path)
+        except OSError as error:
+            raise StoreUnavailableError(f"cannot open SQLite database {path}: {error}") from error
+        try:
+            write_lock = WriteLock(path)
+        except OSError as error:
+            raise StoreUnavailableError(f"cannot use SQLite database {path}: {error}") from error
         async with contextlib.AsyncExitStack() as opened:  # closes what was opened if a later step fails
+            opened.callback(write_lock.close)
+            if first_open:
+                # Two openers putting one new file in WAL mode at once (two gateways, or `mtsg migrate`
+                # beside a starting `mtsg serve`) can deadlock inside SQLite, which then tells one
+                # "database is locked" at once, busy timeout or not: 2 of 12 starts of two gateways.
+                # So a file not yet in WAL mode is opened by one opener at a time.
+                await opened.enter_async_context(write_lock)
             try:
-                _create_private(path)
                 connection = await aiosqlite.connect(path, isolation_level=None)
-            except (OSError, sqlite3.Error) as error:
+            except sqlite3.Error as error:
                 raise StoreUnavailableError(f"cannot open SQLite database {path}: {error}") from error
             opened.push_async_callback(connection.close)
             try:
                 await connection.execute("PRAGMA journal_mode=WAL")
                 for pragma in CONNECTION_PRAGMAS:
                     await connection.execute(pragma)
-                write_lock = WriteLock(path)
-                opened.callback(write_lock.close)
                 writes = LoopCommitter(path)
                 opened.push_async_callback(writes.close)
                 reads = connect_plain(path)
             except (OSError, sqlite3.Error) as error:
                 raise StoreUnavailableError(f"cannot use SQLite database {path}: {error}") from error
+            if first_open:
+                write_lock.release()
             opened.pop_all()
         return cls(connection, path, write_lock, writes, reads)
 
