@@ -22,8 +22,10 @@ from gateway.errors import abort_with, resource_exhausted
 from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_TOO_MANY_CALLS, ErrorReason
 from gateway.metrics import Metrics
 
-# Buckets are forgotten once full (idle); the sweep runs when this many keys are held.
-_SWEEP_AT = 100_000
+# Buckets are forgotten once full (idle). The first sweep runs when this many keys are held; each sweep then
+# waits until the held keys have doubled, so that a sweep which frees little (many keys used within one refill
+# time, as at a low configured rate) is not repeated for every new key.
+_FIRST_SWEEP_AT = 100_000
 
 
 @dataclass(slots=True)
@@ -40,11 +42,12 @@ class TokenBuckets:
         self._burst = float(burst)
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
+        self._sweep_at = _FIRST_SWEEP_AT
 
     def _refilled(self, key: str, now: float) -> _Bucket:
         bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._buckets) >= _SWEEP_AT:
+            if len(self._buckets) >= self._sweep_at:
                 self._sweep(now)
             bucket = self._buckets[key] = _Bucket(self._burst, now)
         else:
@@ -68,6 +71,12 @@ class TokenBuckets:
         ]
         for key in full:
             del self._buckets[key]
+        self._sweep_at = max(_FIRST_SWEEP_AT, 2 * len(self._buckets))
+
+    @property
+    def held(self) -> int:
+        """How many keys have a bucket now (full ones included until the next sweep)."""
+        return len(self._buckets)
 
 
 @dataclass(frozen=True)
