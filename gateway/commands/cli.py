@@ -213,12 +213,20 @@ def _commands_move(options: argparse.Namespace, load: ConfigLoader) -> int:
             raise CommandError(
                 f"{new} is not in commands.endpoint_urls of this configuration: nothing would send what is moved to it"
             )
-        moved, kept = await store.commands.move_pending(old, new, time.time(), actor(options))
-        if moved + kept == 0:
+        move = await store.commands.move_pending(old, new, time.time(), actor(options))
+        if move.moved + move.kept + move.sending == 0:
             raise CommandError(f"no pending deliveries to {old} (`mtsg commands status` lists the endpoints)")
-        print(f"moved {moved} pending deliveries from {old} to {new}; they go out at the dispatcher's next poll")
-        if kept:
-            print(f"{kept} of those commands already had a delivery to {new}, which stays as it is")
+        print(f"moved {move.moved} pending deliveries from {old} to {new}; they go out at the dispatcher's next poll")
+        if move.kept:
+            print(f"{move.kept} of those commands already had a delivery to {new}, which stays as it is")
+        if move.sending:
+            print(
+                f"{move.sending} deliveries are being attempted at {old} by a gateway that still has it configured,"
+                f" and stay there so that they are not sent twice; run this again after"
+                f" {format_timestamp(move.sending_until)} to move those still pending",
+                file=sys.stderr,
+            )
+            return 3
         return 0
 
     return run_async("commands move-endpoint", lambda: with_store(config, work), _EXPECTED)

@@ -27,6 +27,7 @@ from gateway.store.records import (
     DeliveryAttempt,
     DeliveryState,
     DueDelivery,
+    EndpointMove,
     NewCommand,
     StoredCommand,
 )
@@ -265,31 +266,36 @@ class CommandStore:
             await tx.notify("commands")
         return queued
 
-    async def move_pending(self, old: str, new: str, now: float, actor: str) -> tuple[int, int]:
-        """Hand ``old``'s pending deliveries to ``new`` (its URL changed): (moved, left to a delivery ``new`` had).
+    async def move_pending(self, old: str, new: str, now: float, actor: str) -> EndpointMove:
+        """Hand ``old``'s pending deliveries to ``new`` (its URL changed).
 
         Each moved delivery starts afresh at ``new`` and is gone from ``old``; its attempts there
         stay on record.  (Closed as dead instead, it would keep its command from retention for
         good: a dead delivery is one an operator has yet to handle.)  A command that already has
-        a delivery to ``new`` (a redeliver) keeps that one.  Audited, in one transaction.
+        a delivery to ``new`` (a redeliver) keeps that one.  A delivery under a live lease is being
+        attempted at ``old`` by a gateway that still has the old URL configured: moved, it would be
+        sent to both, so it stays until its attempt ends.  Audited, in one transaction.
         """
+        idle = "endpoint = ? AND state = 'pending' AND lease_expires_at <= ?"
         async with self._db.transaction() as tx:
-            pending = await tx.fetch(
-                "SELECT COUNT(*) FROM command_deliveries WHERE endpoint = ? AND state = 'pending'", (old,)
+            counted = await tx.fetch(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN lease_expires_at > ? THEN 1 ELSE 0 END), 0),"
+                " COALESCE(MAX(lease_expires_at), 0) FROM command_deliveries WHERE endpoint = ? AND state = 'pending'",
+                (now, old),
             )
+            pending, sending, sending_until = int(counted[0][0]), int(counted[0][1]), float(counted[0][2])
             moved = await tx.execute(
                 "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
-                " SELECT cursor, ?, customer_id, sequence, 'pending', ? FROM command_deliveries"
-                " WHERE endpoint = ? AND state = 'pending'"
+                f" SELECT cursor, ?, customer_id, sequence, 'pending', ? FROM command_deliveries WHERE {idle}"
                 " ON CONFLICT (cursor, endpoint) DO NOTHING",
-                (new, now, old),
+                (new, now, old, now),
             )
-            await tx.execute("DELETE FROM command_deliveries WHERE endpoint = ? AND state = 'pending'", (old,))
+            await tx.execute(f"DELETE FROM command_deliveries WHERE {idle}", (old, now))
             await insert_audit(
                 tx, at=now, actor=actor, action="command.endpoint_move", target=old, detail=f"{new} ({moved} moved)"
             )
             await tx.notify("commands")
-        return moved, int(pending[0][0]) - moved
+        return EndpointMove(moved, pending - sending - moved, sending, sending_until if sending else 0.0)
 
     async def backlog(self) -> dict[str, int]:
         """Pending deliveries per endpoint."""

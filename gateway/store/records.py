@@ -219,6 +219,18 @@ class DueDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointMove:
+    """What ``CommandStore.move_pending`` did: deliveries ``moved`` to the new URL, ``kept`` because their
+    command already had one there, and ``sending``: those a dispatcher is attempting at the old URL right
+    now, left there (until ``sending_until`` at the latest) so that they are not sent to both."""
+
+    moved: int
+    kept: int
+    sending: int
+    sending_until: float
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryState:
     endpoint: str
     state: str

@@ -116,3 +116,23 @@ async def test_acknowledgements_sent_together_each_answer_a_position_that_never_
     assert await store.commands.consumer_cursor("core-a") == 7 == max(positions)
     assert await store.commands.acknowledge("core-a", 4, 2.0) == 7  # a late, lower ack changes nothing
     assert await store.commands.acknowledge("core-b", 1, 2.0) == 1  # each consumer its own position
+
+
+async def test_a_delivery_being_attempted_at_the_old_url_is_not_moved_until_its_attempt_ends(store: Store) -> None:
+    """A replica that still has the old URL configured may be sending it right now: moved, it went to both URLs."""
+    new = "https://core-new.example/commands"
+    for verdict_id, customer in [("v1", "alice"), ("v2", "bob")]:
+        await store.record_login(_login(verdict_id, customer))
+    (leased,) = await store.commands.claim_due([ENDPOINT], "old-replica", NOW, 30, 1)
+
+    move = await store.commands.move_pending(ENDPOINT, new, NOW + 1, "test:operator")
+
+    assert (move.moved, move.kept, move.sending, move.sending_until) == (1, 0, 1, NOW + 30)
+    left = [row.endpoint for row in await store.commands.deliveries(leased.command.cursor)]
+    assert left == [ENDPOINT]
+    # The old replica's attempt fails and leaves the delivery pending; the next move takes it.
+    retry = DeliveryAttempt(ENDPOINT, 1, NOW + 2, 1.0, 503, "retry", "unavailable", NOW + 60)
+    assert await store.commands.record_attempt(leased.command.cursor, retry, "old-replica")
+    again = await store.commands.move_pending(ENDPOINT, new, NOW + 3, "test:operator")
+    assert (again.moved, again.kept, again.sending) == (1, 0, 0)
+    assert await store.commands.backlog() == {new: 2}

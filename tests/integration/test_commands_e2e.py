@@ -137,7 +137,7 @@ async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
         assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
 
 
-def test_an_operator_moves_the_deliveries_of_an_endpoint_whose_url_changed(tmp_path: Path, keys: Path) -> None:
+async def test_an_operator_moves_the_deliveries_of_an_endpoint_whose_url_changed(tmp_path: Path, keys: Path) -> None:
     old, new = "http://core-old.bank.internal/commands", "https://core.bank.internal/commands"
     data = ["--data-dir", str(tmp_path / "gw")]
     before, after = gateway_env(keys, old), gateway_env(keys, new)
@@ -155,6 +155,16 @@ def test_an_operator_moves_the_deliveries_of_an_endpoint_whose_url_changed(tmp_p
         refused = _mtsg("commands", "move-endpoint", *arguments, *data, env=after)
         assert refused.returncode == 2 and message in refused.stderr, (arguments, refused.stderr)
 
+    store = await open_store("", tmp_path / "gw")
+    try:  # a gateway still configured with the old URL is attempting the delivery right now
+        assert len(await store.commands.claim_due([old], "old-replica", time.time(), 30, 10)) == 1
+        held = _mtsg("commands", "move-endpoint", old, new, *data, env=after)
+        assert held.returncode == 3, held.stderr
+        assert "moved 0 pending deliveries" in held.stdout
+        assert f"1 deliveries are being attempted at {old}" in held.stderr and "run this again after" in held.stderr
+        assert await store.commands.release_leases("old-replica") == 1  # its attempt ended, the delivery pending
+    finally:
+        await store.close()
     moved = _mtsg("commands", "move-endpoint", old, new, "--actor", "ops:kim", *data, env=after)
     assert moved.returncode == 0, moved.stderr
     assert f"moved 1 pending deliveries from {old} to {new}" in moved.stdout
