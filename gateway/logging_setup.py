@@ -3,19 +3,29 @@
 Context bound per call (request id, method) is merged into every line, so one
 login can be followed across modules.  Telemetry itself is never logged.
 A line that cannot be written is dropped and counted (``mtsg_log_lines_dropped_total``).
+No line is longer than 4 KiB: a longer field (a deep traceback) is cut in its middle.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import select
 import sys
 from collections.abc import Callable
-from typing import ClassVar, TextIO
+from typing import Any, ClassVar, TextIO
 
 import structlog
+
+# With its newline, a line is one write of at most PIPE_BUF (4096) bytes: a pipe with room takes it
+# whole without blocking, and the lines of the workers sharing one pipe cannot run into each other.
+MAX_LINE_CHARACTERS = 4095
+# Room left for the marker that says how much of a field was cut, and for its JSON escapes.
+_MARKER_ROOM = 64
+# What a field cut to make room for the others keeps.
+_KEPT_AT_LEAST = 200
 
 
 class LossTolerantStream:
@@ -76,7 +86,7 @@ def configure_logging(level: str = "info", *, worker: int | None = None) -> None
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("message"),
-            structlog.processors.JSONRenderer(),
+            render_bounded_json,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         # One write per line: the workers of `mtsg serve --workers` share stderr, and print()'s
@@ -85,6 +95,48 @@ def configure_logging(level: str = "info", *, worker: int | None = None) -> None
         logger_factory=structlog.WriteLoggerFactory(file=LossTolerantStream(sys.stderr)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+
+
+def render_bounded_json(logger: object, method: str, event: structlog.typing.EventDict) -> str:
+    """The event as one JSON line of at most ``MAX_LINE_CHARACTERS`` (ASCII: non-ASCII is escaped).
+
+    A longer line would block on a pipe whose reader is slow, even when the poll said it had room,
+    and could be interleaved with another worker's line.  So the longest text fields are cut in their
+    middle, keeping more of the end (a traceback's innermost frames and its error); an event whose
+    length is not in its text is reduced to its message, level, time and how long it was.
+    """
+    line = _to_json(event)
+    if len(line) <= MAX_LINE_CHARACTERS:
+        return line
+    shortened = dict(event)
+    longest_first = sorted(
+        (key for key, value in event.items() if isinstance(value, str)),
+        key=lambda key: len(_to_json(event[key])),
+        reverse=True,
+    )
+    for name in longest_first:
+        text = shortened[name]
+        rendered = len(_to_json(text))
+        excess = len(line) - MAX_LINE_CHARACTERS
+        keep = max(_KEPT_AT_LEAST, len(text) * (rendered - excess - _MARKER_ROOM) // rendered)
+        if keep >= len(text):
+            break  # the fields left are too short to make room
+        shortened[name] = _cut_middle(text, keep)
+        line = _to_json(shortened)
+        if len(line) <= MAX_LINE_CHARACTERS:
+            return line
+    kept = {key: event[key] for key in ("timestamp", "level", "worker") if key in event}
+    message = str(event.get("message", ""))[:1000]
+    return _to_json({**kept, "message": message, "line_characters_cut": len(_to_json(event))})
+
+
+def _cut_middle(text: str, keep: int) -> str:
+    head = keep // 3
+    return f"{text[:head]} ...[{len(text) - keep} characters cut]... {text[len(text) - (keep - head) :]}"
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, default=repr)
 
 
 def _tag_worker(index: int) -> structlog.typing.Processor:
