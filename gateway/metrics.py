@@ -49,6 +49,7 @@ class Metrics:
     dead_letters: Counter
     command_backlog: Gauge
     command_stranded: Gauge
+    command_stream_unacknowledged: Gauge
     auth_rejections: Counter
     rate_limited: Counter
     insecure_mode: Gauge
@@ -130,6 +131,12 @@ class Metrics:
                 "Deliveries pending for an endpoint no longer in commands.endpoint_urls: nothing sends them"
                 " until `mtsg commands move-endpoint` hands them to a configured one",
                 ["endpoint"],
+                registry=registry,
+            ),
+            command_stream_unacknowledged=Gauge(
+                "mtsg_command_stream_unacknowledged_seconds",
+                "Age of the oldest command a stream consumer (CommandFeedService.Ack) has yet to acknowledge;"
+                " 0 when every consumer is caught up",
                 registry=registry,
             ),
             auth_rejections=Counter(

@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings, stranded_backlog
 from gateway.commands.retry import RetryPolicy
+from gateway.commands.stream_lag import StreamLagGauge
 from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
 from gateway.config import Config, ConfigError, require_transport_choice, split_listen
 from gateway.feed_sync import FeedSync
@@ -123,6 +124,7 @@ class RunningGateway:
     feed_sync: FeedSync | None
     dispatcher: CommandDispatcher | None
     retention: RetentionJob | None
+    stream_lag: StreamLagGauge
     tls: ReloadingServerCredentials | None
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
@@ -155,6 +157,7 @@ class RunningGateway:
             await self.feed_sync.stop()
         if self.retention is not None:
             await self.retention.stop()
+        await self.stream_lag.stop()
         await self.refresher.stop()
         await self.policy_refresher.stop()
         await self.store.close()
@@ -387,6 +390,8 @@ async def start_gateway(
             store, retention_policy(config), config.retention.purge_interval_seconds, metrics, clock
         )
         retention.start()
+    stream_lag = StreamLagGauge(store, metrics, clock)
+    stream_lag.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningGateway(
@@ -405,6 +410,7 @@ async def start_gateway(
         feed_sync=feed_sync,
         dispatcher=dispatcher,
         retention=retention,
+        stream_lag=stream_lag,
         tls=tls,
         _metrics_http=metrics_http,
     )

@@ -336,6 +336,14 @@ class CommandStore:
         )
         return [(row[0], int(row[1]), float(row[2])) for row in rows]
 
+    async def oldest_unacknowledged(self) -> float | None:
+        """When the oldest command some stream consumer has yet to acknowledge was created; None when none is."""
+        row = await self._db.fetchone(
+            "SELECT created_at FROM commands"
+            " WHERE cursor > (SELECT MIN(acknowledged_cursor) FROM command_consumers) ORDER BY cursor LIMIT 1"
+        )
+        return None if row is None else float(row[0])
+
     async def forget_consumer(self, consumer_id: str, now: float, actor: str, reason: str) -> bool:
         """Stop keeping commands for a consumer that no longer reads; False when there is no such consumer.
 
