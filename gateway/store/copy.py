@@ -2,11 +2,11 @@
 
 The source is read from one snapshot, so a gateway still writing to it cannot
 tear the copy; the target is written in one transaction, so a failed copy leaves
-it empty, never half full.  Afterwards every table is counted and checksummed on
-both sides.  The checksum is the sum of each row's SHA-256 (mod 2^256): it does
-not depend on row order, which the two engines' text collations would disagree
-on, and numbers are compared as numbers (SQLite may hand back 5 where
-PostgreSQL hands back 5.0).
+it empty, never half full.  Every table is counted and checksummed on both sides:
+the source as it is read, the target read back once committed.  The checksum
+is the sum of each row's SHA-256 (mod 2^256): it does not depend on row order,
+which the two engines' text collations would disagree on, and numbers are
+compared as numbers (SQLite may hand back 5 where PostgreSQL hands back 5.0).
 """
 
 from __future__ import annotations
@@ -66,9 +66,12 @@ async def table_checksum(db: Database, table: str, columns: Sequence[str]) -> tu
     count, total = 0, 0
     async with db.snapshot() as snapshot:
         async for batch in snapshot.batches(f"SELECT {', '.join(columns)} FROM {table}", COPY_BATCH):
-            count += len(batch)
-            total = (total + sum(row_digest(row) for row in batch)) % _MODULUS
+            count, total = count + len(batch), _added(total, batch)
     return count, f"{total:064x}"
+
+
+def _added(total: int, batch: Sequence[Sequence[Any]]) -> int:
+    return (total + sum(row_digest(row) for row in batch)) % _MODULUS
 
 
 async def _check_source(source: Database) -> None:
@@ -112,27 +115,32 @@ async def _columns(source: Database, target: Database) -> dict[str, list[str]]:
 async def copy_store(source: Database, target: Database, progress: Callable[[str, int, bool], None]) -> list[TableCopy]:
     """Copy every table of ``source`` into the empty, migrated ``target``; then count and checksum both.
 
-    ``progress(table, rows_so_far, finished)`` hears each batch.
+    The source's side is counted as it is copied, from the same snapshot: a gateway still
+    writing to it (an online backup) adds rows the copy rightly does not have, and a second
+    read of the source would call that a mismatch.  ``progress(table, rows_so_far, finished)``
+    hears each batch.
     """
     await _check_source(source)
     await _check_target_is_empty(target)
     columns = await _columns(source, target)
+    read: dict[str, tuple[int, int]] = {}
     async with source.snapshot() as snapshot, target.transaction("blocklist", "policy", "commands") as tx:
         for table in SINGLETON_TABLES:
             await tx.execute(f"DELETE FROM {table}")  # the migration's initial row; the source's replaces it
         for table in TABLES:
             names = columns[table]
             insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            copied = 0
+            copied, total = 0, 0
             async for batch in snapshot.batches(f"SELECT {', '.join(names)} FROM {table}", COPY_BATCH):
                 await tx.executemany(insert, batch)
-                copied += len(batch)
+                copied, total = copied + len(batch), _added(total, batch)
                 progress(table, copied, False)
             progress(table, copied, True)
+            read[table] = copied, total
         await target.after_bulk_load(tx)
     results: list[TableCopy] = []
     for table in TABLES:
-        source_rows, source_sum = await table_checksum(source, table, columns[table])
+        source_rows, source_total = read[table]
         target_rows, target_sum = await table_checksum(target, table, columns[table])
-        results.append(TableCopy(table, source_rows, target_rows, source_sum, target_sum))
+        results.append(TableCopy(table, source_rows, target_rows, f"{source_total:064x}", target_sum))
     return results

@@ -10,7 +10,10 @@ continue the feed after the copied ones.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -187,3 +190,73 @@ def test_store_commands_refuse_bad_input_with_a_clear_message(tmp_path: Path) ->
         result = mtsg(*arguments, cwd=tmp_path)
         assert result.returncode == status and message in result.stderr, (arguments, result.stderr)
     assert not (tmp_path / "y.db").exists()
+
+
+async def test_a_serving_embedded_installation_is_backed_up_by_copy_and_restored_from_the_file(
+    tmp_path: Path,
+) -> None:
+    """`mtsg store copy` to a new SQLite file while logins are being written: the copy is one
+    consistent moment, its check passes, and a gateway restored from it carries on.
+
+    Before, the check read the source again after the copy: every login written meanwhile was
+    reported as a mismatch (exit 1), so an online backup could not be verified."""
+    live = await start_gateway(gateway_config(tmp_path))
+    backup = tmp_path / "backups" / "mtsg-backup.sqlite3"
+    written = 0
+    try:
+        async with MtsgClient(live.target) as client:
+            login = freezing_login("cust-a")
+            first = await client.check_login(login, request_id="login-1")
+
+            async def keep_logging_in() -> None:
+                nonlocal written
+                while True:
+                    await client.check_login(freezing_login(f"cust-{written % 50}"))
+                    written += 1
+
+            logins = asyncio.create_task(keep_logging_in())
+            try:
+                copy = await asyncio.create_subprocess_exec(
+                    *MTSG,
+                    "store",
+                    "copy",
+                    "--from",
+                    f"sqlite:///{tmp_path / 'data' / 'mtsg.sqlite3'}",
+                    "--to",
+                    f"sqlite:///{backup}",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    cwd=tmp_path,
+                )
+                out, err = await asyncio.wait_for(copy.communicate(), timeout=120)
+                during = written
+                await asyncio.sleep(0.3)  # logins go on after the copy's snapshot
+            finally:
+                logins.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await logins
+        stored = await live.store.count_rows("verdicts")
+    finally:
+        await live.stop(grace=1.0)
+
+    assert copy.returncode == 0, err.decode()
+    assert "every count and checksum matches" in out.decode()
+    assert during > 0 and written > during  # logins were written while it copied, and after
+    verdict_line = next(line for line in out.decode().splitlines() if line.startswith("verdicts "))
+    copied = int(verdict_line.split()[1])
+    assert 1 <= copied < stored
+
+    restored_dir = tmp_path / "restored" / "data"
+    restored_dir.mkdir(parents=True)
+    shutil.copy(backup, restored_dir / "mtsg.sqlite3")
+    restored = await start_gateway(
+        gateway_config(tmp_path / "restored", privacy__phone_hash_key_file=str(tmp_path / "phone-hash.key"))
+    )
+    try:
+        assert await restored.store.count_rows("verdicts") == copied
+        async with MtsgClient(restored.target) as client:
+            retried = await client.check_login(login, request_id="login-1")
+            assert retried.verdict_id == first.verdict_id
+            assert (await client.check_login(telemetry())).action == common_pb2.ACTION_ALLOW
+    finally:
+        await restored.stop(grace=1.0)
