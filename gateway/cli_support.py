@@ -10,7 +10,8 @@ import math
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from blocklists.entry import CONTROL_CHARACTERS_PROBLEM, without_control_characters
@@ -101,6 +102,15 @@ def table_progress(done: str) -> Callable[[str, int, bool], None]:
     return report
 
 
+def ensure_readable(path: Path) -> None:
+    """CommandError unless ``path`` is a file this process can open."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror or error}") from error
+
+
 def run_async(name: str, work: Callable[[], Coroutine[Any, Any, int]], expected: tuple[type[Exception], ...]) -> int:
     """Run ``work``; an operator's mistake exits 2, an ``expected`` failure (I/O, store, input) exits 1."""
     try:
@@ -113,13 +123,19 @@ def run_async(name: str, work: Callable[[], Coroutine[Any, Any, int]], expected:
         return 1
 
 
-async def with_store(config: Config, work: Callable[[Store], Awaitable[int]], *, creates: bool = False) -> int:
+async def with_store(
+    config: Config, work: Callable[[Store], Awaitable[int]], *, creates: bool = False, inputs: Sequence[Path] = ()
+) -> int:
     """Open the installation's store for ``work``.
 
     Only commands that seed an installation (``creates``: adding to the registry, applying a policy)
     may make a new SQLite store. Any other, run with the wrong --data-dir or none, would create an
     empty store and answer from it: "no commands", "valve closed", and the operator would believe it.
+    The files such a command reads (``inputs``) are checked first: a mistyped path must fail before
+    it has made a store, maybe in the wrong place.
     """
+    for given in inputs:
+        ensure_readable(given)
     configure_logging(config.logging.level)  # migrations log to stderr, keeping stdout for the answer
     path = sqlite_path(config.store.url, config.data_dir)
     if not creates and path is not None and not path.is_file():

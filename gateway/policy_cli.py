@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,10 @@ def _store_run(
     work: Callable[[Store], Awaitable[int]],
     *,
     creates: bool = False,
+    inputs: Sequence[Path] = (),
 ) -> int:
     def guarded() -> Coroutine[Any, Any, int]:
-        return with_store(load(options), work, creates=creates)
+        return with_store(load(options), work, creates=creates, inputs=inputs)
 
     try:
         return run_async(name, guarded, _EXPECTED)
@@ -149,7 +150,7 @@ def _apply(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"policy version {stored.version} is in force (sha256 {stored.document_sha256[:12]})")
         return 0
 
-    return _store_run("policy apply", options, load, work, creates=True)
+    return _store_run("policy apply", options, load, work, creates=True, inputs=(options.file,))
 
 
 def _versions(options: argparse.Namespace, load: ConfigLoader) -> int:

@@ -280,7 +280,7 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 0
 
-    return _run("blocklist import", lambda: with_store(config, work, creates=True))
+    return _run("blocklist import", lambda: with_store(config, work, creates=True, inputs=(path,)))
 
 
 def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:

@@ -214,6 +214,24 @@ def test_a_command_run_where_there_is_no_store_says_so_and_creates_none(tmp_path
     assert not (tmp_path / "elsewhere" / "mtsg.sqlite3").exists()
 
 
+@pytest.mark.parametrize("command", [["blocklist", "import"], ["policy", "apply"]], ids=" ".join)
+@pytest.mark.parametrize(("given", "reason"), [("typo.csv", "No such file or directory"), (".", "Is a directory")])
+def test_a_seeding_command_given_a_file_it_cannot_read_says_so_and_creates_no_store(
+    tmp_path: Path, command: list[str], given: str, reason: str
+) -> None:
+    """Before, the store was made first (in the wrong place, when --data-dir was forgotten too)."""
+    result = subprocess.run(
+        [*MTSG, *command, given, "--data-dir", str(tmp_path / "elsewhere")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot read {given}: {reason}" in result.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "new")]
     added = subprocess.run(
