@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import getpass
 import math
+import os
 import socket
 import sys
 import time
@@ -75,6 +76,15 @@ def given_name(text: str) -> str:
     return name
 
 
+def file_stem(text: str) -> str:
+    """An argparse type for the stem of files a command makes in a directory it is given: a plain name,
+    so that the files land in that directory (not "../x") and are not hidden (".key")."""
+    name = given_name(text)
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise argparse.ArgumentTypeError(f"must be a plain file name (no '/', not starting with '.'), got {name!r}")
+    return name
+
+
 def plain_text(text: str) -> str:
     """An argparse type for text the audit trail keeps (--comment, --actor): no control characters, since an
     escape sequence kept there would act on the terminal of whoever lists it later."""
@@ -100,6 +110,40 @@ def table_progress(done: str) -> Callable[[str, int, bool], None]:
             print(f"  {table}: {rows:,} rows{' ' + done if finished else ' …'}", file=sys.stderr, flush=True)
 
     return report
+
+
+def write_key_files(command: str, files: Sequence[tuple[Path, bytes, int]]) -> int:
+    """Write each (path, content, mode) as a new file, all or none; the exit code (0 when written).
+
+    Keys come in sets (a private key and its public half, a secret beside a key pair). So an
+    existing file refuses the lot before anything is written (2: never overwrite a key), and a
+    failure midway (a path that is not a directory, no permission, a full disk) removes what this
+    call wrote (1), rather than leave half a set that the next run would refuse as existing.
+    """
+    parents = {path.parent for path, _, _ in files}
+    not_directories = sorted(str(parent) for parent in parents if parent.exists() and not parent.is_dir())
+    if not_directories:
+        print(f"mtsg {command}: {', '.join(not_directories)} is not a directory", file=sys.stderr)
+        return 2
+    existing = [str(path) for path, _, _ in files if path.exists()]
+    if existing:
+        verb = "exists" if len(existing) == 1 else "exist"
+        print(f"mtsg {command}: {', '.join(existing)} {verb}; not overwriting a key", file=sys.stderr)
+        return 2
+    written: list[Path] = []
+    try:
+        for path, content, mode in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            written.append(path)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(content)
+    except OSError as error:
+        for path in written:
+            path.unlink(missing_ok=True)
+        print(f"mtsg {command}: cannot write {error.filename or path}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def ensure_readable(path: Path) -> None:

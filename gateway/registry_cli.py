@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -52,10 +51,12 @@ from gateway.cli_support import (
     ConfigLoader,
     actor,
     add_actor_flag,
+    file_stem,
     positive_count,
     run_async,
     stated_reason,
     with_store,
+    write_key_files,
 )
 from gateway.feed_files import FORMATS, FeedFileError, ProgressLine, detect_format, open_feed
 from gateway.store import Store, StoreUnavailableError
@@ -105,15 +106,13 @@ def _entry_text(entry: Entry) -> str:
 def _keys_generate(options: argparse.Namespace) -> int:
     directory: Path = options.dir
     private_path, public_path = directory / f"{options.name}.key", directory / f"{options.name}.pub"
-    if private_path.exists() or public_path.exists():
-        print(f"mtsg keys generate: {private_path} or {public_path} exists; not overwriting a key", file=sys.stderr)
-        return 2
-    directory.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(private_key_pem(key))
-    public_path.write_bytes(public_key_pem(key.public_key()))
+    failed = write_key_files(
+        "keys generate",
+        [(private_path, private_key_pem(key), 0o600), (public_path, public_key_pem(key.public_key()), 0o644)],
+    )
+    if failed:
+        return failed
     print(f"key id {key_id(key.public_key())}")
     print(f"private key {private_path} (keep it secret; it signs bundles)")
     print(f"public key  {public_path} (copy it into each gateway's trusted-keys directory)")
@@ -392,7 +391,7 @@ def add_registry_commands(
     keys = commands.add_parser("keys", help="publisher signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
     generate = keys_commands.add_parser("generate", help="make an Ed25519 key pair for signing bundles")
-    generate.add_argument("name", help="file name stem: NAME.key (private) and NAME.pub (public)")
+    generate.add_argument("name", type=file_stem, help="file name stem: NAME.key (private) and NAME.pub (public)")
     generate.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default .)")
     generate.set_defaults(run=_keys_generate)
 

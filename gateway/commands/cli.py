@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -257,24 +256,20 @@ def _commands_forget_consumer(options: argparse.Namespace, load: ConfigLoader) -
     return run_async("commands forget-consumer", lambda: with_store(load(options), work), _EXPECTED)
 
 
-def _write_new(path: Path, text: str, mode: int) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(text + "\n")
-
-
 def _keys_generate(options: argparse.Namespace) -> int:
     directory: Path = options.dir
     paths = {name: directory / name for name in ("webhook-hmac.secret", "webhook-ed25519.key", "webhook-ed25519.pub")}
-    existing = [str(path) for path in paths.values() if path.exists()]
-    if existing:
-        print(f"mtsg commands keys generate: {', '.join(existing)} exists; not overwriting a key", file=sys.stderr)
-        return 2
-    directory.mkdir(parents=True, exist_ok=True)
     private, public = generate_key_pair()
-    _write_new(paths["webhook-hmac.secret"], generate_hmac_secret(), 0o600)
-    _write_new(paths["webhook-ed25519.key"], private, 0o600)
-    _write_new(paths["webhook-ed25519.pub"], public, 0o644)
+    failed = cli_support.write_key_files(
+        "commands keys generate",
+        [
+            (paths["webhook-hmac.secret"], f"{generate_hmac_secret()}\n".encode(), 0o600),
+            (paths["webhook-ed25519.key"], f"{private}\n".encode(), 0o600),
+            (paths["webhook-ed25519.pub"], f"{public}\n".encode(), 0o644),
+        ],
+    )
+    if failed:
+        return failed
     print(f"HMAC secret      {paths['webhook-hmac.secret']}  (commands.hmac_secret_file; share with core banking)")
     print(f"Ed25519 private  {paths['webhook-ed25519.key']}  (commands.ed25519_key_file; keep it on the gateway)")
     print(f"Ed25519 public   {paths['webhook-ed25519.pub']}  (give it to core banking to verify v1a signatures)")
