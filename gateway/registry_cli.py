@@ -287,17 +287,21 @@ def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:
         entries = [entry.indicator async for entry in store.blocklist.iter_entries(options.include_revoked)]
         target: Path = options.file
         partial = target.with_name(target.name + ".partial")
-        if options.format == "bundle":
-            with partial.open("wb") as file:
-                file.write(header_line(None, []))
-                file.writelines(encode_entry(indicator) for indicator in entries)
-        else:
-            with partial.open("w", encoding="utf-8", newline="") as text:
-                if options.format == "csv":
-                    text.writelines(write_csv(entries))
-                else:
-                    json.dump(write_stix(entries, created_at=time.time()), text, indent=1)
-        partial.replace(target)  # a reader never sees half a file
+        try:
+            if options.format == "bundle":
+                with partial.open("wb") as file:
+                    file.write(header_line(None, []))
+                    file.writelines(encode_entry(indicator) for indicator in entries)
+            else:
+                with partial.open("w", encoding="utf-8", newline="") as text:
+                    if options.format == "csv":
+                        text.writelines(write_csv(entries))
+                    else:
+                        json.dump(write_stix(entries, created_at=time.time()), text, indent=1)
+            partial.replace(target)  # a reader never sees half a file
+        except OSError as error:
+            partial.unlink(missing_ok=True)  # a full disk or a directory in the way leaves no half file behind
+            raise OSError(f"cannot write {target}: {error.strerror or error}") from None
         print(f"{len(entries):,} entries written to {target} ({options.format})")
         return 0
 

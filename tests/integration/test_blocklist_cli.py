@@ -211,3 +211,18 @@ def test_sign_verify_and_import_a_bundle(tmp_path: Path) -> None:
     replayed = mtsg(tmp_path, "blocklist", "import", *gateway, str(tmp_path / "v1.bundle"))
     assert "already applied" in replayed.stdout
     assert "1 active entries" in mtsg(tmp_path, "blocklist", "status", *gateway).stdout
+
+
+def test_an_export_that_cannot_be_written_says_why_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    """Before: a raw errno message, and `NAME.partial` left beside the target."""
+    source = ["--data-dir", str(tmp_path / "publisher")]
+    write(tmp_path / "feed.csv", f"key_type,value,category\napk_sha256,{SPY_APK},voice_phishing\n")
+    assert mtsg(tmp_path, "blocklist", "import", *source, str(tmp_path / "feed.csv")).returncode == 0
+    (tmp_path / "taken").mkdir()
+
+    refused = mtsg(tmp_path, "blocklist", "export", *source, "taken", "--format", "csv")
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "mtsg blocklist export: cannot write taken: Is a directory"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["feed.csv", "publisher", "taken"]
+    assert list((tmp_path / "taken").iterdir()) == []
