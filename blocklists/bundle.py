@@ -32,6 +32,8 @@ from blocklists.formats import FeedFormatError, format_timestamp, parse_timestam
 
 FORMAT_VERSION = 1
 _SIGNING_CONTEXT = b"mtsg-bundle-manifest-v1\n"
+# The store keeps a publisher's last version as a 64-bit integer (SQLite INTEGER, PostgreSQL BIGINT).
+MAX_BUNDLE_VERSION = 2**63 - 1
 
 
 class BundleError(ValueError):
@@ -191,8 +193,7 @@ def make_manifest(
 ) -> Manifest:
     if not publisher.strip():
         raise BundleError("the publisher name must not be empty")
-    if bundle_version < 1:
-        raise BundleError("the bundle version must be 1 or more")
+    _check_version(bundle_version)
     if expires_at <= issued_at:
         raise BundleError("the bundle must expire after it is issued")
     return Manifest(
@@ -204,6 +205,11 @@ def make_manifest(
         entry_count=entry_count,
         entries_sha256=entries_sha256,
     )
+
+
+def _check_version(bundle_version: int) -> None:
+    if not 1 <= bundle_version <= MAX_BUNDLE_VERSION:
+        raise BundleError(f"the bundle version must be from 1 to {MAX_BUNDLE_VERSION}, got {bundle_version}")
 
 
 def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> Signature:
@@ -256,6 +262,7 @@ def parse_header(line: bytes) -> tuple[Manifest, list[Signature]]:
     for name, wanted in expected_types.items():
         if type(getattr(manifest, name)) is not wanted:
             raise BundleError(f"manifest field {name} must be {wanted.__name__}")
+    _check_version(manifest.bundle_version)
     try:
         manifest.expires_at  # noqa: B018 - a malformed expiry must fail here, not later
         parse_timestamp(manifest.issued_at)

@@ -38,14 +38,21 @@ def add_actor_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The largest integer either store takes (SQLite's INTEGER, PostgreSQL's BIGINT).
+_LARGEST_STORED_INTEGER = 2**63 - 1
+
+
 def positive_count(text: str) -> int:
-    """An argparse type for --limit and the like: a whole number of 1 or more (0 or -1 would mean "all" to SQL)."""
+    """An argparse type for --limit and the like: a whole number of 1 or more (0 or -1 would mean "all" to SQL),
+    and one the store can take (a larger one failed inside the driver with a traceback)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    if not 1 <= value <= _LARGEST_STORED_INTEGER:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {_LARGEST_STORED_INTEGER}, got {text[:40]!r}"
+        )
     return value
 
 

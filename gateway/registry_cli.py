@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists.bundle import (
+    MAX_BUNDLE_VERSION,
     BundleError,
     check_freshness,
     digest_entries,
@@ -308,15 +309,24 @@ def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:
     return _run("blocklist export", lambda: with_store(load(options), work))
 
 
+# A bundle is a snapshot of a feed: one that claims to be good for more than this is a typo.
+MAX_EXPIRES_IN_DAYS = 3650
+
+
 def _blocklist_sign(options: argparse.Namespace) -> int:
     async def work() -> int:
+        if not 1 <= options.bundle_version <= MAX_BUNDLE_VERSION:
+            raise CommandError(
+                f"--bundle-version must be from 1 to {MAX_BUNDLE_VERSION},"
+                " and higher than the last bundle you published"
+            )
+        if not 0 < options.expires_in_days <= MAX_EXPIRES_IN_DAYS:
+            raise CommandError(f"--expires-in-days must be above 0 and at most {MAX_EXPIRES_IN_DAYS} (ten years)")
         keys = [load_private_key(Path(path).read_bytes()) for path in options.key]
         lines = _file_lines(options.input)
         first_pass = lines()
         read_header(next(first_pass, b""))  # signed or not, it must be a bundle; old signatures are replaced
         count, sha256 = digest_entries(first_pass)
-        if options.bundle_version < 1:
-            raise CommandError("--bundle-version must be 1 or more, and higher than the last bundle you published")
         now = time.time()
         manifest = make_manifest(
             publisher=options.publisher,

@@ -172,6 +172,15 @@ def test_manifest_field_types_are_checked() -> None:
         parse_header(bad)
 
 
+def test_a_received_bundle_whose_version_the_store_cannot_keep_is_refused() -> None:
+    """Before, it passed every check and the store's driver failed on it with a traceback (OverflowError)."""
+    manifest = make_manifest(
+        publisher="p", bundle_version=1, issued_at=NOW, expires_at=NOW + 1, entry_count=0, entries_sha256=""
+    )
+    with pytest.raises(BundleError, match="the bundle version must be from 1 to 9223372036854775807, got 10"):
+        parse_header(header_line(replace(manifest, bundle_version=10**20), []))
+
+
 def test_bad_entry_lines_name_their_line() -> None:
     with pytest.raises(FeedFormatError, match="line 5: not valid JSON"):
         decode_entry(b"{", 5)
@@ -183,7 +192,12 @@ def test_bad_entry_lines_name_their_line() -> None:
 
 @pytest.mark.parametrize(
     ("fields", "says"),
-    [({"publisher": " "}, "publisher"), ({"bundle_version": 0}, "version"), ({"expires_at": NOW}, "expire")],
+    [
+        ({"publisher": " "}, "publisher"),
+        ({"bundle_version": 0}, "version"),
+        ({"bundle_version": 2**63}, "from 1 to 9223372036854775807"),
+        ({"expires_at": NOW}, "expire"),
+    ],
 )
 def test_manifest_rules(fields: dict[str, object], says: str) -> None:
     arguments: dict[str, object] = {

@@ -191,6 +191,17 @@ def test_sign_verify_and_import_a_bundle(tmp_path: Path) -> None:
         "1",
     )
     assert signed.returncode == 0, signed.stderr
+    sign = ["blocklist", "sign", str(tmp_path / "unsigned.bundle"), str(tmp_path / "bad.bundle")]
+    publisher = ["--key", str(keys / "kisa.key"), "--publisher", "kisa"]
+    for option, value, says in [
+        ("--bundle-version", "9" * 20, "--bundle-version must be from 1 to 9223372036854775807"),
+        ("--expires-in-days", "99999999999", "--expires-in-days must be above 0 and at most 3650"),
+        ("--expires-in-days", "nan", "--expires-in-days must be above 0"),
+    ]:
+        version = [] if option == "--bundle-version" else ["--bundle-version", "2"]
+        bad = mtsg(tmp_path, *sign, *publisher, *version, option, value)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad.bundle").exists()
 
     gateway = ["--data-dir", str(tmp_path / "gw")]
     untrusted = mtsg(tmp_path, "blocklist", "import", *gateway, str(tmp_path / "v1.bundle"))
