@@ -146,9 +146,9 @@ def write_key_files(command: str, files: Sequence[tuple[Path, bytes, int]]) -> i
             with os.fdopen(descriptor, "wb") as file:
                 file.write(content)
     except OSError as error:
-        for path in written:
-            path.unlink(missing_ok=True)
         print(f"mtsg {command}: cannot write {error.filename or path}: {error.strerror or error}", file=sys.stderr)
+        for made in written:
+            made.unlink(missing_ok=True)
         return 1
     return 0
 
