@@ -126,7 +126,7 @@ def render_bounded_json(logger: object, method: str, event: structlog.typing.Eve
         if len(line) <= MAX_LINE_CHARACTERS:
             return line
     kept = {key: event[key] for key in ("timestamp", "level", "worker") if key in event}
-    message = str(event.get("message", ""))[:1000]
+    message = str(event.get("message", ""))[:300]  # 300 fit even as JSON escapes of 12 characters each
     return _to_json({**kept, "message": message, "line_characters_cut": len(_to_json(event))})
 
 
