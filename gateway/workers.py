@@ -58,11 +58,22 @@ class WorkerStartError(RuntimeError):
 def reserved_port(address: str) -> Iterator[str]:
     """Bind ``address`` with SO_REUSEPORT without listening, for the workers to share; yield it with its port.
 
-    Held for the supervisor's life: port 0 becomes one real port for every worker,
-    and a port another program holds without SO_REUSEPORT fails here, before any fork.
+    Held for the supervisor's life: port 0 becomes one real port for every worker.  The port is
+    first bound without SO_REUSEPORT, which fails while anything else holds it: another program,
+    or another ``mtsg serve --workers`` whose own sockets allow sharing.  Before, a second
+    supervisor on the same port started without a word, and the kernel spread the logins over two
+    installations with two stores.  (Two supervisors starting within the same instant could still
+    both pass; nothing outside the kernel's port table can tell them apart.)
     """
     host, port = split_listen(address)
     family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, kind, proto) as alone:
+        alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no one's
+        try:
+            alone.bind(where)
+        except OSError as error:
+            raise OSError(f"cannot listen on {address}: {error.strerror} (is another mtsg serving there?)") from error
+        where = (where[0], alone.getsockname()[1], *where[2:])
     holder = socket.socket(family, kind, proto)
     try:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

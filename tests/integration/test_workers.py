@@ -240,6 +240,33 @@ def test_bad_worker_counts_and_taken_ports_are_refused(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+def test_a_second_gateway_on_the_workers_port_is_refused(
+    workers: tuple[LoggedProcess, str, int], tmp_path: Path
+) -> None:
+    """Before, a second `mtsg serve --workers` on the same port (another data dir, a leftover of a
+    botched deploy) started without a word, and the kernel spread logins over both installations."""
+    process, target, _ = workers
+    for extra in (["--workers", "2"], []):
+        second = run_mtsg(
+            "serve",
+            "--insecure",
+            *extra,
+            "--listen",
+            target,
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / "other"),
+            cwd=tmp_path,
+        )
+        assert second.returncode == 1, second.stderr
+        assert f"cannot listen on {target}" in second.stderr
+    assert process.process.poll() is None  # the first one serves on
+    with grpc.insecure_channel(target) as channel:
+        stub = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel)
+        assert stub.CheckLogin(request(telemetry()), timeout=10).action == common_pb2.ACTION_ALLOW
+
+
 def test_workers_stop_when_the_supervisor_is_killed(workers: tuple[LoggedProcess, str, int]) -> None:
     """SIGKILL leaves the supervisor no chance to stop them: the kernel tells each worker instead."""
     process, _, _ = workers
