@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import structlog
 
 from gateway.cli_support import positive_number
 from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
@@ -72,8 +73,11 @@ def _serve(options: argparse.Namespace) -> int:
     from gateway.server import STARTUP_ERRORS, run_gateway
     from gateway.workers import serve_workers
 
-    config = _loaded_config(options).config
+    loaded = _loaded_config(options)
+    config = loaded.config
     configure_logging(config.logging.level)
+    for note in loaded.ignored_variables:
+        structlog.get_logger(__name__).warning("ignored environment variable", note=note)
     try:
         if config.server.workers > 1:
             return serve_workers(config)

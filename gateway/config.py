@@ -9,8 +9,10 @@ a bank's config must not silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -267,6 +269,8 @@ class LoadedConfig:
     config: Config
     # "default", "file <path>", "env MTSG_X_Y" or "flag --x"
     sources: Mapping[Key, str]
+    # What is wrong with MTSG_<SECTION>_* variables that set nothing (a typo), one line each.
+    ignored_variables: tuple[str, ...] = ()
 
 
 def _sections() -> dict[str, type]:
@@ -360,6 +364,27 @@ def _read_env(environ: Mapping[str, str]) -> dict[Key, tuple[Any, str]]:
             if variable in environ:
                 values[(section, name)] = (environ[variable], f"env {variable}")
     return values
+
+
+_SERVICE_LINK = re.compile(r"_SERVICE_HOST$|_SERVICE_PORT(_[A-Z0-9_]+)?$|_PORT(_[0-9]+_(TCP|UDP|SCTP)(_[A-Z]+)?)?$")
+
+
+def _ignored_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """MTSG_<SECTION>_* variables that name no setting, each with the setting it was probably meant for.
+
+    A mistyped key in the file is refused; a mistyped variable would be ignored without a word, and the
+    operator would believe it in force.  Such a variable is reported, not refused: an orchestrator may
+    set variables of its own under the same prefix.  Kubernetes' Service links (MTSG_STORE_SERVICE_HOST,
+    MTSG_STORE_PORT_5432_TCP for a Service called mtsg-store) are left out: no setting ends that way.
+    """
+    known = [env_variable(section, name) for section, kind in _sections().items() for name in _field_types(kind)]
+    prefixes = tuple(f"{ENV_PREFIX}{section}_".upper() for section in _sections())
+    notes = []
+    for variable in sorted(environ):
+        if variable.startswith(prefixes) and variable not in known and not _SERVICE_LINK.search(variable):
+            near = difflib.get_close_matches(variable, known, n=1)
+            notes.append(f"{variable} sets nothing" + (f" (did you mean {near[0]}?)" if near else ""))
+    return tuple(notes)
 
 
 def split_listen(address: str) -> tuple[str, int]:
@@ -500,7 +525,8 @@ def load_config(
     merged: dict[Key, tuple[Any, str]] = {}
     if path is not None:
         merged.update({key: (value, f"file {path}") for key, value in _read_file(path).items()})
-    merged.update(_read_env(os.environ if environ is None else environ))
+    environ = os.environ if environ is None else environ
+    merged.update(_read_env(environ))
     merged.update(overrides or {})
 
     built: dict[str, Any] = {}
@@ -518,7 +544,7 @@ def load_config(
         built[section] = section_type(**values)
     config = Config(**built)
     _validate(config)
-    return LoadedConfig(config, sources)
+    return LoadedConfig(config, sources, _ignored_variables(environ))
 
 
 def _toml_value(value: Any) -> str:
@@ -543,4 +569,5 @@ def render_config(loaded: LoadedConfig) -> str:
                 value = " ".join(without_secrets(url) for url in _urls(value))  # a feed's token, say
             lines.append(f"{name} = {_toml_value(value)}  # {loaded.sources[(section, name)]}")
         lines.append("")
-    return "\n".join(lines)
+    lines.extend(f"# ignored: {note}" for note in loaded.ignored_variables)
+    return "\n".join(lines) + ("\n" if loaded.ignored_variables else "")

@@ -98,3 +98,28 @@ def test_mistakes_are_refused_with_the_key_named(
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_a_mistyped_environment_variable_is_reported_not_silently_ignored() -> None:
+    """A mistyped key in the file is refused; a mistyped variable used to set nothing without a word."""
+    loaded = load_config(
+        environ={
+            "MTSG_LOGIN_FAILMODE": "freeze",  # meant MTSG_LOGIN_FAIL_MODE
+            "MTSG_SERVER_LISTN": "0.0.0.0:50051",
+            "MTSG_SERVER_LISTEN": "127.0.0.1:7000",
+            "MTSG_TOKEN": "a client's token, not a setting",
+            "MTSG_STORE_SERVICE_HOST": "10.0.0.7",  # Kubernetes' link to a Service called mtsg-store
+            "MTSG_STORE_PORT_5432_TCP_ADDR": "10.0.0.7",
+        }
+    )
+    assert loaded.ignored_variables == (
+        "MTSG_LOGIN_FAILMODE sets nothing (did you mean MTSG_LOGIN_FAIL_MODE?)",
+        "MTSG_SERVER_LISTN sets nothing (did you mean MTSG_SERVER_LISTEN?)",
+    )
+    assert loaded.config.login.fail_mode != "freeze" and loaded.config.server.listen == "127.0.0.1:7000"
+    shown = render_config(loaded)
+    assert shown.endswith(
+        "# ignored: MTSG_LOGIN_FAILMODE sets nothing (did you mean MTSG_LOGIN_FAIL_MODE?)\n"
+        "# ignored: MTSG_SERVER_LISTN sets nothing (did you mean MTSG_SERVER_LISTEN?)\n"
+    )
+    assert load_config(environ={"MTSG_SERVER_LISTEN": "127.0.0.1:7000"}).ignored_variables == ()
