@@ -18,7 +18,7 @@ from typing import Any
 from blocklists.entry import CONTROL_CHARACTERS_PROBLEM, without_control_characters
 from gateway.config import Config
 from gateway.logging_setup import configure_logging
-from gateway.store import Store, open_store, sqlite_path
+from gateway.store import NoStoreError, Store, open_store, sqlite_path
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
 
@@ -194,9 +194,18 @@ async def with_store(
             f"no mtsg store at {path}: give the installation's --data-dir or --config"
             " (`mtsg serve` or `mtsg migrate` makes a new one)"
         )
-    store = await open_store(
-        config.store.url, config.data_dir, config.store.pool_size, config.store.statement_timeout_seconds
-    )
+    try:
+        store = await open_store(
+            config.store.url,
+            config.data_dir,
+            config.store.pool_size,
+            config.store.statement_timeout_seconds,
+            creates=creates,
+        )
+    except NoStoreError as error:
+        raise CommandError(
+            f"{error}: give the installation's --config or store.url (`mtsg serve` or `mtsg migrate` makes a new one)"
+        ) from None
     try:
         return await work(store)
     finally:

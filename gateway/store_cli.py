@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.cli_support import CommandError, ConfigLoader, run_async, table_progress
 from gateway.logging_setup import configure_logging
-from gateway.store import StoreUnavailableError, newer_migrations, open_database
+from gateway.store import StoreUnavailableError, newer_migrations, open_database, schema_version_or_zero
 from gateway.store.copy import CopyError, TableCopy, copy_store
 from gateway.store.database import redact
 from gateway.store.migrate import load_migrations
@@ -29,7 +29,7 @@ def _migrate(options: argparse.Namespace, load: ConfigLoader) -> int:
         db = await open_database(url, config.data_dir, 1)
         try:
             shipped = load_migrations(db.backend)
-            before = await _version_or_zero(db)
+            before = await schema_version_or_zero(db)
             where = redact(url) if url else str(config.data_dir / "mtsg.sqlite3")
             print(f"{db.backend} {where}: schema version {before}, this mtsg ships {len(shipped)}")
             pending = [f"{m.version:04d}_{m.name}" for m in shipped if m.version > before]
@@ -58,14 +58,6 @@ def _migrate(options: argparse.Namespace, load: ConfigLoader) -> int:
             await db.close()
 
     return run_async("migrate", work, (StoreUnavailableError,))
-
-
-async def _version_or_zero(db: Any) -> int:
-    """The schema version, or 0 on a database no mtsg has touched yet."""
-    try:
-        return int(await db.schema_version())
-    except StoreUnavailableError:
-        return 0
 
 
 def _copy(options: argparse.Namespace, load: ConfigLoader) -> int:

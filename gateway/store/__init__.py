@@ -13,8 +13,8 @@ from typing import Protocol
 
 import structlog
 
-from gateway.store.database import ChangeListener, Database
-from gateway.store.errors import StoreUnavailableError
+from gateway.store.database import ChangeListener, Database, redact
+from gateway.store.errors import NoStoreError, StoreUnavailableError
 from gateway.store.guards import GuardStore
 from gateway.store.migrate import load_migrations
 from gateway.store.outbox import CommandStore
@@ -33,7 +33,7 @@ from gateway.store.records import (
 from gateway.store.registry import BlocklistStore
 from gateway.store.retention import DEFAULT_BATCH_SIZE, Progress, RetentionPolicy
 
-__all__ = ["Store", "StoreUnavailableError", "is_postgres_url", "open_database", "open_store"]
+__all__ = ["NoStoreError", "Store", "StoreUnavailableError", "is_postgres_url", "open_database", "open_store"]
 
 
 class Store(Protocol):
@@ -162,18 +162,27 @@ def sqlite_path(url: str, data_dir: Path) -> Path | None:
 
 
 async def open_store(
-    url: str, data_dir: Path, pool_size: int = 10, statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    url: str,
+    data_dir: Path,
+    pool_size: int = 10,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+    *,
+    creates: bool = True,
 ) -> Store:
     """Open the backend named by ``url``, migrated to the latest schema.
 
     A store a later release migrated further is opened too, with an error in the log: refusing
     it would block rolling a deployment back, and whether this release runs on those migrations
     is for that release's notes to say.  But nobody should find out from failing logins.
+    Without ``creates``, a database no mtsg has migrated yet raises NoStoreError rather than
+    become an empty store: an operator's command pointed at the wrong database must say so.
     """
     from gateway.store.sql_store import SQLStore
 
     db = await open_database(url, data_dir, pool_size, statement_timeout)
     try:
+        if not creates and await schema_version_or_zero(db) == 0:
+            raise NoStoreError(f"no mtsg store in {redact(url) if url else data_dir}")
         await db.migrate()
         unknown = await newer_migrations(db)
     except BaseException:
@@ -187,6 +196,14 @@ async def open_store(
             shipped_schema_version=len(load_migrations(db.backend)),
         )
     return SQLStore(db)
+
+
+async def schema_version_or_zero(db: Database) -> int:
+    """The schema version, or 0 on a database no mtsg has touched yet."""
+    try:
+        return int(await db.schema_version())
+    except StoreUnavailableError:
+        return 0
 
 
 async def newer_migrations(db: Database) -> list[str]:

@@ -7,6 +7,10 @@ class StoreUnavailableError(RuntimeError):
     """The database cannot be reached or written; callers answer UNAVAILABLE."""
 
 
+class NoStoreError(LookupError):
+    """The database reached holds no mtsg store (no schema), and the caller must not make one there."""
+
+
 class EntryExistsError(LookupError):
     """An active registry entry with this identity exists already (ALREADY_EXISTS)."""
 

@@ -27,7 +27,7 @@ from gateway.server import start_gateway
 from gateway.store import open_database
 from gateway.store.migrate import load_migrations
 from tests.helpers import app, freezing_login, gateway_config, package_entry_request, phone_change, telemetry
-from tests.integration.conftest import MTSG, LoggedProcess, serve_command
+from tests.integration.conftest import MTSG, LoggedProcess, run_mtsg, serve_command
 from tests.postgres import PostgresDatabases
 
 EVIL_PACKAGE = "com.copy.fake.bank"
@@ -260,3 +260,27 @@ async def test_a_serving_embedded_installation_is_backed_up_by_copy_and_restored
             assert (await client.check_login(telemetry())).action == common_pb2.ACTION_ALLOW
     finally:
         await restored.stop(grace=1.0)
+
+
+async def test_a_reading_command_pointed_at_an_empty_database_says_so_and_creates_nothing(
+    tmp_path: Path, postgres: PostgresDatabases
+) -> None:
+    """Before, `mtsg valve status` with MTSG_STORE_URL naming the wrong (empty) database migrated it,
+    leaving 21 tables there, and answered from the empty store as if all were well."""
+    empty = await postgres.create(migrated=False)
+    try:
+        environment = {"MTSG_STORE_URL": empty}
+        for command in (["valve", "status"], ["commands", "list"], ["policy", "versions"]):
+            refused = run_mtsg(*command, cwd=tmp_path, env=environment)
+            assert refused.returncode == 2, refused.stderr
+            assert "no mtsg store in postgresql://" in refused.stderr and "mtsg migrate" in refused.stderr
+        connection = await asyncpg.connect(empty)
+        try:
+            assert await connection.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+        finally:
+            await connection.close()
+        assert run_mtsg("migrate", cwd=tmp_path, env=environment).returncode == 0
+        listed = run_mtsg("commands", "list", cwd=tmp_path, env=environment)
+        assert listed.returncode == 0 and "no commands" in listed.stderr
+    finally:
+        await postgres.drop(empty)
