@@ -15,7 +15,7 @@ import pytest
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import app, telemetry
-from tests.integration.conftest import MTSG, ServeProcess, serve_command
+from tests.integration.conftest import MTSG, ServeProcess, run_mtsg, serve_command
 
 
 def _check(target: str, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -202,13 +202,7 @@ def test_serve_refuses_a_corrupt_database_and_leaves_it_alone(tmp_path: Path) ->
     ids=" ".join,
 )
 def test_a_command_run_where_there_is_no_store_says_so_and_creates_none(tmp_path: Path, command: list[str]) -> None:
-    result = subprocess.run(
-        [*MTSG, *command, "--data-dir", str(tmp_path / "elsewhere")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    result = run_mtsg(*command, "--data-dir", str(tmp_path / "elsewhere"), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert f"no mtsg store at {tmp_path / 'elsewhere' / 'mtsg.sqlite3'}" in result.stderr
     assert not (tmp_path / "elsewhere" / "mtsg.sqlite3").exists()
@@ -220,13 +214,7 @@ def test_a_seeding_command_given_a_file_it_cannot_read_says_so_and_creates_no_st
     tmp_path: Path, command: list[str], given: str, reason: str
 ) -> None:
     """Before, the store was made first (in the wrong place, when --data-dir was forgotten too)."""
-    result = subprocess.run(
-        [*MTSG, *command, given, "--data-dir", str(tmp_path / "elsewhere")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    result = run_mtsg(*command, given, "--data-dir", str(tmp_path / "elsewhere"), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert f"cannot read {given}: {reason}" in result.stderr
     assert not (tmp_path / "elsewhere").exists()
