@@ -11,7 +11,7 @@ from typing import Any
 from gateway.cli_support import CommandError, ConfigLoader, run_async, table_progress
 from gateway.logging_setup import configure_logging
 from gateway.store import StoreUnavailableError, newer_migrations, open_database, schema_version_or_zero
-from gateway.store.copy import CopyError, TableCopy, copy_store
+from gateway.store.copy import CopyError, TableCopy, check_source, copy_store
 from gateway.store.database import redact
 from gateway.store.migrate import load_migrations
 
@@ -74,6 +74,7 @@ def _copy(options: argparse.Namespace, load: ConfigLoader) -> int:
             raise CommandError(f"--from: no SQLite database at {options.source.removeprefix('sqlite:///')}")
         source = await open_database(options.source, config.data_dir, 2)
         try:
+            await check_source(source)  # before the target is made: a wrong --from leaves nothing behind
             target = await open_database(options.target, config.data_dir, 2)
             try:
                 _say(f"copying {redact(options.source)} -> {redact(options.target)}")

@@ -16,7 +16,7 @@ import structlog
 from gateway.store.database import ChangeListener, Database, redact
 from gateway.store.errors import NoStoreError, StoreUnavailableError
 from gateway.store.guards import GuardStore
-from gateway.store.migrate import load_migrations
+from gateway.store.migrate import load_migrations, schema_version_or_zero
 from gateway.store.outbox import CommandStore
 from gateway.store.policies import PolicyStore
 from gateway.store.records import (
@@ -196,14 +196,6 @@ async def open_store(
             shipped_schema_version=len(load_migrations(db.backend)),
         )
     return SQLStore(db)
-
-
-async def schema_version_or_zero(db: Database) -> int:
-    """The schema version, or 0 on a database no mtsg has touched yet."""
-    try:
-        return int(await db.schema_version())
-    except StoreUnavailableError:
-        return 0
 
 
 async def newer_migrations(db: Database) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.store.database import Database
-from gateway.store.migrate import load_migrations
+from gateway.store.migrate import load_migrations, schema_version_or_zero
 from gateway.store.sql_store import SINGLETON_TABLES, TABLES
 
 COPY_BATCH = 5000
@@ -74,9 +74,12 @@ def _added(total: int, batch: Sequence[Sequence[Any]]) -> int:
     return (total + sum(row_digest(row) for row in batch)) % _MODULUS
 
 
-async def _check_source(source: Database) -> None:
+async def check_source(source: Database) -> None:
+    """CopyError unless ``source`` is an mtsg store at this build's schema: checked before a target is made."""
     latest = len(load_migrations(source.backend))
-    version = await source.schema_version()
+    version = await schema_version_or_zero(source)
+    if version == 0:
+        raise CopyError("the source holds no mtsg store: no mtsg has migrated it (is --from the right database?)")
     if version > latest:
         raise CopyError(
             f"the source is at schema version {version}, newer than this mtsg's {latest}: copy it with the release"
@@ -120,7 +123,7 @@ async def copy_store(source: Database, target: Database, progress: Callable[[str
     read of the source would call that a mismatch.  ``progress(table, rows_so_far, finished)``
     hears each batch.
     """
-    await _check_source(source)
+    await check_source(source)
     await _check_target_is_empty(target)
     columns = await _columns(source, target)
     read: dict[str, tuple[int, int]] = {}

@@ -9,6 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
+
+from gateway.store.errors import StoreUnavailableError
+
+if TYPE_CHECKING:
+    from gateway.store.database import Database
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -33,3 +39,11 @@ def load_migrations(backend: str) -> list[Migration]:
     if [migration.version for migration in migrations] != expected:
         raise RuntimeError(f"schema/{backend}: migration versions must run 0001..{len(migrations):04d} without gaps")
     return migrations
+
+
+async def schema_version_or_zero(db: Database) -> int:
+    """The schema version, or 0 on a database no mtsg has touched yet."""
+    try:
+        return int(await db.schema_version())
+    except StoreUnavailableError:
+        return 0

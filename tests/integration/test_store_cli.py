@@ -186,7 +186,9 @@ def test_store_commands_refuse_bad_input_with_a_clear_message(tmp_path: Path) ->
         (("store", "copy", "--from", "sqlite:///nope.db", "--to", "sqlite:///y.db"), 2, "no SQLite database at"),
         (("store", "copy", "--from", "sqlite:///a.db", "--to", "sqlite:///a.db"), 2, "are the same database"),
         (("migrate", "--url", "postgresql://postgres@127.0.0.1:1/nothing"), 1, "cannot connect to PostgreSQL"),
+        (("store", "copy", "--from", "sqlite:///empty.db", "--to", "sqlite:///y.db"), 1, "the source holds no mtsg"),
     ]:
+        (tmp_path / "empty.db").touch()
         result = mtsg(*arguments, cwd=tmp_path)
         assert result.returncode == status and message in result.stderr, (arguments, result.stderr)
     assert not (tmp_path / "y.db").exists()
@@ -279,6 +281,9 @@ async def test_a_reading_command_pointed_at_an_empty_database_says_so_and_create
             assert await connection.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
         finally:
             await connection.close()
+        copied = run_mtsg("store", "copy", "--from", empty, "--to", f"sqlite:///{tmp_path / 'copy.db'}", cwd=tmp_path)
+        assert copied.returncode == 1 and "the source holds no mtsg store" in copied.stderr, copied.stderr
+        assert not (tmp_path / "copy.db").exists()  # before, an empty store was made there first
         assert run_mtsg("migrate", cwd=tmp_path, env=environment).returncode == 0
         listed = run_mtsg("commands", "list", cwd=tmp_path, env=environment)
         assert listed.returncode == 0 and "no commands" in listed.stderr
