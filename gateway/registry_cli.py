@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,14 @@ from blocklists.entry import (
     EXPIRED_PROBLEM,
     Category,
     Entry,
+    EntrySeverity,
     InvalidIndicatorError,
+    KeyType,
     expired_by,
     make_indicator,
     parse_category,
+    parse_key_type,
+    parse_severity,
 )
 from blocklists.formats import FeedFormatError, format_timestamp, parse_timestamp
 from blocklists.formats.csv_rows import write_csv
@@ -123,6 +128,30 @@ def _keys_generate(options: argparse.Namespace) -> int:
 # --- blocklist: single entries ----------------------------------------------------------------
 
 
+class _EnumArgument:
+    """An argparse type for one of an enum's values, spelled as the feeds may spell it (any case, '-' for '_').
+
+    A mistyped value is refused before anything runs (exit 2): unchecked, `blocklist list --key-type
+    pakage_name` answered "0 entries", and the operator believed the registry had none.
+    """
+
+    def __init__(self, parse: Callable[[str], Enum], members: type[Enum]) -> None:
+        self._parse = parse
+        self.choices = ", ".join(str(member.value) for member in members)
+        self.__name__ = members.__name__  # argparse names the type in its own messages
+
+    def __call__(self, text: str) -> str:
+        try:
+            return str(self._parse(text).value)
+        except InvalidIndicatorError as error:
+            raise argparse.ArgumentTypeError(error.message) from None
+
+
+_KEY_TYPE = _EnumArgument(parse_key_type, KeyType)
+_CATEGORY = _EnumArgument(parse_category, Category)
+_SEVERITY = _EnumArgument(parse_severity, EntrySeverity)
+
+
 def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
     try:
         valid_until = parse_timestamp(options.valid_until) if options.valid_until else None
@@ -178,9 +207,9 @@ def _blocklist_list(options: argparse.Namespace, load: ConfigLoader) -> int:
         query = EntryQuery(
             page_size=min(options.limit, 1000),
             after=options.after,
-            category=parse_category(options.category).value if options.category else "",
+            category=options.category or "",
             source=options.source,
-            key_type=options.key_type,
+            key_type=options.key_type or "",
             text=options.text,
             include_revoked=options.include_revoked,
         )
@@ -413,12 +442,10 @@ def add_registry_commands(
     group = blocklist.add_subparsers(dest="blocklist_command", required=True, metavar="SUBCOMMAND")
 
     add = store_command(group, "add", "add one indicator", _blocklist_add)
-    add.add_argument(
-        "--key-type", required=True, help="apk_sha256, cert_sha256, cert_sha1, package_name, package_and_cert"
-    )
+    add.add_argument("--key-type", required=True, type=_KEY_TYPE, help=_KEY_TYPE.choices)
     add.add_argument("--value", required=True, help="the hash or package name")
-    add.add_argument("--category", required=True, help=", ".join(category.value for category in Category))
-    add.add_argument("--severity", default="high", help="low, medium, high (default) or critical")
+    add.add_argument("--category", required=True, type=_CATEGORY, help=_CATEGORY.choices)
+    add.add_argument("--severity", default="high", type=_SEVERITY, help=f"{_SEVERITY.choices} (default high)")
     add.add_argument("--package-name", default="", help="the package, with --key-type package_and_cert")
     add.add_argument("--family", default="", help="malware family or app name")
     add.add_argument("--source", default="manual", help="where the indicator comes from (default manual)")
@@ -436,9 +463,9 @@ def add_registry_commands(
     get.add_argument("entry_id")
 
     listing = store_command(group, "list", "list indicators", _blocklist_list)
-    listing.add_argument("--category", default="")
+    listing.add_argument("--category", type=_CATEGORY, help=_CATEGORY.choices)
     listing.add_argument("--source", default="")
-    listing.add_argument("--key-type", default="")
+    listing.add_argument("--key-type", type=_KEY_TYPE, help=_KEY_TYPE.choices)
     listing.add_argument("--text", default="", help="substring of value, package name or family")
     listing.add_argument("--include-revoked", action="store_true")
     listing.add_argument("--limit", type=positive_count, default=100, help="at most this many (default 100)")
@@ -452,7 +479,7 @@ def add_registry_commands(
     importing.add_argument(
         "--source", default="", help="source name for rows that do not name one (default: file stem)"
     )
-    importing.add_argument("--category", default="", help="category for STIX indicators that do not say")
+    importing.add_argument("--category", type=_CATEGORY, help="category for STIX indicators that do not say")
     add_actor_flag(importing)
 
     export = store_command(group, "export", "write the registry to a file", _blocklist_export)

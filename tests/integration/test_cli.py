@@ -272,6 +272,24 @@ def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
         (["auth", "token", "--name", "", "--role", "app"], "argument --name: must not be empty"),
         (["check", "--example", "clean-login", "--timeout", "-1"], "argument --timeout: expected a number above 0"),
         (["health", "--timeout", "nan"], "argument --timeout: expected a number above 0"),
+        # Before: "0 entries" and exit 0, as if the registry had none of that key type.
+        (["blocklist", "list", "--key-type", "pakage_name"], "argument --key-type: unknown value 'pakage_name'"),
+        (["blocklist", "list", "--category", "vishing"], "argument --category: unknown value 'vishing'; expected"),
+        (
+            [
+                "blocklist",
+                "add",
+                "--key-type",
+                "package_name",
+                "--value",
+                "com.a.b",
+                "--category",
+                "spyware",
+                "--severity",
+                "huge",
+            ],
+            "argument --severity: unknown value 'huge'; expected one of low, medium, high, critical",
+        ),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",
 )
