@@ -138,7 +138,6 @@ class _EnumArgument:
     def __init__(self, parse: Callable[[str], Enum], members: type[Enum]) -> None:
         self._parse = parse
         self.choices = ", ".join(str(member.value) for member in members)
-        self.__name__ = members.__name__  # argparse names the type in its own messages
 
     def __call__(self, text: str) -> str:
         try:
