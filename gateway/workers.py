@@ -62,28 +62,51 @@ def reserved_port(address: str) -> Iterator[str]:
     first bound without SO_REUSEPORT, which fails while anything else holds it: another program,
     or another ``mtsg serve --workers`` whose own sockets allow sharing.  Before, a second
     supervisor on the same port started without a word, and the kernel spread the logins over two
-    installations with two stores.  (Two supervisors starting within the same instant could still
-    both pass; nothing outside the kernel's port table can tell them apart.)
+    installations with two stores.  Two supervisors starting within the same instant could both
+    pass that check between its bind and the sharing bind, so a named lock (`_claimed_by_one`)
+    is taken first.
     """
     host, port = split_listen(address)
     family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    with socket.socket(family, kind, proto) as alone:
-        alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no one's
-        try:
-            alone.bind(where)
-        except OSError as error:
-            raise OSError(f"cannot listen on {address}: {error.strerror} (is another mtsg serving there?)") from error
-        where = (where[0], alone.getsockname()[1], *where[2:])
-    holder = socket.socket(family, kind, proto)
-    try:
+    with contextlib.ExitStack() as held:
+        if where[1]:  # port 0 is a new port for each caller: nobody to race with
+            held.enter_context(_claimed_by_one(address, str(where[0]), int(where[1])))
+        with socket.socket(family, kind, proto) as alone:
+            alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no one's
+            try:
+                alone.bind(where)
+            except OSError as error:
+                raise OSError(
+                    f"cannot listen on {address}: {error.strerror} (is another mtsg serving there?)"
+                ) from error
+            where = (where[0], alone.getsockname()[1], *where[2:])
+        holder = held.enter_context(socket.socket(family, kind, proto))
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             holder.bind(where)
         except OSError as error:
             raise OSError(f"cannot listen on {address}: {error.strerror}") from error
         yield join_listen(host, holder.getsockname()[1])
-    finally:
-        holder.close()
+
+
+def port_claim_name(host: str, port: int) -> str:
+    """The abstract UNIX socket a supervisor holds for ``host:port`` (a leading NUL: no file, gone with its holder)."""
+    return f"\0mtsg-serve-workers {host} {port}"
+
+
+@contextlib.contextmanager
+def _claimed_by_one(address: str, host: str, port: int) -> Iterator[None]:
+    """Hold the port's claim, or refuse: only one supervisor at a time may reserve ``host:port``.
+
+    An abstract socket lives in the network namespace, as the port does, and the kernel frees it
+    when its last holder exits, however it exits: no stale lock file after a kill.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as claim:
+        try:
+            claim.bind(port_claim_name(host, port))
+        except OSError as error:
+            raise OSError(f"cannot listen on {address}: another mtsg serve --workers holds it") from error
+        yield
 
 
 def worker_config(config: Config, index: int) -> Config:

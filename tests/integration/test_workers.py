@@ -26,6 +26,7 @@ from gateway.generated.mtsg.v1 import (
     event_service_pb2_grpc,
     threat_signal_service_pb2_grpc,
 )
+from gateway.workers import port_claim_name, reserved_port
 from tests.helpers import CALL_STEPS_UP, SHIPPED, app, freezing_login, phone_change, request, telemetry
 from tests.integration.conftest import MTSG, LoggedProcess, run_mtsg
 
@@ -265,6 +266,46 @@ def test_a_second_gateway_on_the_workers_port_is_refused(
     with grpc.insecure_channel(target) as channel:
         stub = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel)
         assert stub.CheckLogin(request(telemetry()), timeout=10).action == common_pb2.ACTION_ALLOW
+
+
+def test_a_supervisor_starting_at_the_same_instant_is_refused(tmp_path: Path) -> None:
+    """Two supervisors started in the same instant could both pass the lone bind (between it and
+    the sharing bind the port is free) and then share the port.  The claim a supervisor holds from
+    before its first bind closes that window: here it is held, as by a supervisor in that window."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as claim:
+        claim.bind(port_claim_name("127.0.0.1", port))
+        result = run_mtsg(
+            "serve",
+            "--insecure",
+            "--workers",
+            "2",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--metrics-listen",
+            "",
+            "--data-dir",
+            str(tmp_path / "d"),
+            cwd=tmp_path,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: another mtsg serve --workers holds it" in result.stderr
+
+
+def test_the_claim_is_held_while_the_port_is_reserved_and_freed_after() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with (
+        reserved_port(f"127.0.0.1:{port}"),
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as second,
+        pytest.raises(OSError),
+    ):
+        second.bind(port_claim_name("127.0.0.1", port))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as after:
+        after.bind(port_claim_name("127.0.0.1", port))
 
 
 def test_workers_stop_when_the_supervisor_is_killed(workers: tuple[LoggedProcess, str, int]) -> None:
