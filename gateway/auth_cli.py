@@ -7,8 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from gateway.cli_support import given_name
-from gateway.security.identities import ROLES, IdentitiesError, load_identities, new_token, token_stanza
+from gateway.security.identities import (
+    ROLES,
+    IdentitiesError,
+    load_identities,
+    name_problem,
+    new_token,
+    token_stanza,
+)
 
 
 def _token(options: argparse.Namespace) -> int:
@@ -32,6 +38,15 @@ def _token(options: argparse.Namespace) -> int:
     return 0
 
 
+def _identity_name(text: str) -> str:
+    """An argparse type for --name: refused here what the identities file would refuse when the gateway reads it."""
+    name = text.strip()
+    problem = name_problem(name)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return name
+
+
 def _check(options: argparse.Namespace) -> int:
     try:
         book = load_identities(options.file)
@@ -50,7 +65,9 @@ def add_auth_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
     auth = commands.add_parser("auth", help="bearer tokens and the identities file")
     auth_commands = auth.add_subparsers(dest="auth_command", required=True, metavar="SUBCOMMAND")
     token = auth_commands.add_parser("token", help="make a bearer token and its identities-file entry")
-    token.add_argument("--name", required=True, type=given_name, help="who holds it, as the audit trail will name them")
+    token.add_argument(
+        "--name", required=True, type=_identity_name, help="who holds it, as the audit trail will name them"
+    )
     token.add_argument("--role", required=True, action="append", choices=ROLES, help="a role (repeat for several)")
     token.add_argument("--out", type=Path, metavar="FILE", help="write the token to FILE (mode 0600) instead of stdout")
     token.set_defaults(run=_token)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import tomllib
@@ -21,6 +22,7 @@ ROLES = ("app", "telco", "secops", "core")
 TOKEN_PREFIX = "mtsg_"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _CERTIFICATE_KEYS = ("common_name", "subject", "san")
+MAX_NAME_CHARACTERS = 200
 
 
 class IdentitiesError(ValueError):
@@ -91,10 +93,29 @@ def _roles(where: str, entry: Mapping[str, object]) -> frozenset[str]:
     return frozenset(roles)
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an identity, or None when it can.
+
+    The name is what the audit trail, the logs and ``mtsg audit list`` show as the caller: one line of
+    printable text, since a line break would forge a second line there and an escape sequence would act
+    on the terminal of whoever lists the trail later.
+    """
+    if not name.strip():
+        return "must not be empty"
+    if not name.isprintable():
+        return "must be one line of printable text (no line breaks, tabs or other control characters)"
+    if len(name) > MAX_NAME_CHARACTERS:
+        return f"must be at most {MAX_NAME_CHARACTERS} characters"
+    return None
+
+
 def _name(where: str, entry: Mapping[str, object], seen: set[str]) -> str:
     name = entry.get("name")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
         raise IdentitiesError(f"{where}: name must be a non-empty string (it is what the audit trail records)")
+    problem = name_problem(name)
+    if problem is not None:
+        raise IdentitiesError(f"{where}: name {problem} (it is what the audit trail records)")
     if name in seen:
         raise IdentitiesError(f"{where}: the name {name!r} is used twice; each identity needs its own")
     seen.add(name)
@@ -162,4 +183,6 @@ def token_stanza(name: str, roles: Sequence[str], token: str) -> str:
     """The [[token]] entry for an identities file: what `mtsg auth token` prints beside the token."""
     listed = ", ".join(f'"{role}"' for role in roles)
     digest = token_digest(token).hex()
-    return f'[[token]]\nname = "{name}"\nroles = [{listed}]\nsha256 = "{digest}"\n'
+    # A JSON string is a TOML basic string: a quote or a backslash in the name is escaped, not written raw.
+    quoted = json.dumps(name, ensure_ascii=False)
+    return f'[[token]]\nname = {quoted}\nroles = [{listed}]\nsha256 = "{digest}"\n'

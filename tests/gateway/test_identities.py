@@ -7,9 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import ConfigError, load_config, require_transport_choice
-from gateway.security.identities import IdentitiesError, new_token, parse_identities, token_stanza
+from gateway.security.identities import (
+    MAX_NAME_CHARACTERS,
+    IdentitiesError,
+    name_problem,
+    new_token,
+    parse_identities,
+    token_stanza,
+)
 
 MTSG = [sys.executable, "-m", "gateway.cli"]
 DIGEST = "a" * 64
@@ -23,6 +32,20 @@ def test_a_token_is_found_by_its_hash_and_nothing_else() -> None:
     assert book.by_token(token + "x") is None
     assert book.by_token(token_stanza("x", ["app"], token)) is None
     assert token not in token_stanza("android-app", ["app"], token)  # only the hash is written down
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=1, max_size=MAX_NAME_CHARACTERS))
+def test_every_name_the_file_accepts_survives_the_stanza_written_for_it(name: str) -> None:
+    """`mtsg auth token` prints the entry operators paste into the file: a quote or a backslash in the
+    name used to be written raw, and the pasted file then failed to load (with every other identity)."""
+    token = new_token()
+    if name_problem(name) is None:
+        found = parse_identities(token_stanza(name, ["secops"], token)).by_token(token)
+        assert found is not None and found.name == name
+    else:  # refused, as the name or as TOML (a raw DEL): either way the file is never half-read
+        with pytest.raises(IdentitiesError):
+            parse_identities(token_stanza(name, ["secops"], token))
 
 
 def test_a_certificate_rule_matches_one_field() -> None:
@@ -54,6 +77,14 @@ def test_a_certificate_rule_matches_one_field() -> None:
         ("[[certificate]]\nname = 'c'\nroles = ['core']\ncommon_name = 'c'\nsan = 'd'\n", "exactly one"),
         ("[[user]]\nname = 'c'\n", "unknown table 'user'"),
         ("[[token]\n", "not valid TOML"),
+        # What the audit trail shows as the caller: one line, nothing a terminal would act on.
+        (f"[[token]]\nname = \"mallory\\nsecops\"\nroles = ['app']\nsha256 = '{DIGEST}'\n", "one line"),
+        (f"[[token]]\nname = \"\\u001b[2Jx\"\nroles = ['app']\nsha256 = '{DIGEST}'\n", "no line breaks, tabs or other"),
+        (f"[[token]]\nname = ' '\nroles = ['app']\nsha256 = '{DIGEST}'\n", "name must not be empty"),
+        (
+            f"[[certificate]]\nname = '{'c' * (MAX_NAME_CHARACTERS + 1)}'\nroles = ['core']\ncommon_name = 'c'\n",
+            f"at most {MAX_NAME_CHARACTERS} characters",
+        ),
     ],
 )
 def test_a_wrong_identities_file_is_refused_with_the_reason(text: str, message: str) -> None:
@@ -127,3 +158,19 @@ def test_auth_token_writes_the_secret_once_and_prints_its_entry(tmp_path: Path) 
     assert again.returncode == 1 and out.read_text().strip() == token  # never overwrites a token
     wrong = subprocess.run([*MTSG, "auth", "token", "--name", "x", "--role", "root"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "invalid choice: 'root'" in wrong.stderr
+
+
+def test_auth_token_writes_an_entry_that_loads_whatever_the_name_holds(tmp_path: Path) -> None:
+    """A quote in the name was written raw: the pasted entry made the whole identities file invalid TOML."""
+    name = 'branch "Gangnam" \\ ops'
+    made = subprocess.run(
+        [*MTSG, "auth", "token", "--name", name, "--role", "secops"], capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    found = parse_identities(made.stderr.split("not kept:\n", 1)[1]).by_token(made.stdout.strip())
+    assert found is not None and found.name == name
+    forged = subprocess.run(
+        [*MTSG, "auth", "token", "--name", "app\nsecops", "--role", "app"], capture_output=True, text=True, timeout=60
+    )
+    assert forged.returncode == 2 and "argument --name: must be one line of printable text" in forged.stderr
+    assert "mtsg_" not in forged.stdout  # no token made for a name the file would refuse
