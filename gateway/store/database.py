@@ -13,6 +13,7 @@ bundle) roll it back and pass through unchanged.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -129,11 +130,17 @@ def numbered_placeholders(sql: str) -> str:
     return "".join(out)
 
 
+# The DSN's query may carry the password too (``?password=``, or the TLS key's ``sslpassword``): the
+# drivers read it there as from the user part.  Its value ends at the next parameter.
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+
+
 def redact(dsn: str) -> str:
-    """The DSN without its password, for messages and logs."""
-    scheme, sep, rest = dsn.partition("://")
+    """The DSN without its passwords, for messages and logs."""
+    masked = _QUERY_PASSWORD.sub(r"\1***", dsn)
+    scheme, sep, rest = masked.partition("://")
     credentials, at, location = rest.rpartition("@")
     if not at:
-        return dsn
+        return masked
     user = credentials.split(":", 1)[0]
     return f"{scheme}{sep}{user}:***@{location}" if ":" in credentials else f"{scheme}{sep}{user}@{location}"

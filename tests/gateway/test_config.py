@@ -44,6 +44,10 @@ def test_config_show_never_prints_the_database_password() -> None:
     shown = render_config(loaded)
     assert 'url = "postgresql://mtsg:***@db:5432/mtsg"  # env MTSG_STORE_URL' in shown
     assert "s3cret-pw" not in shown
+    in_query = "postgresql://mtsg@db:5432/mtsg?sslmode=require&password=s3cret-pw&application_name=gw"
+    shown = render_config(load_config(environ={"MTSG_STORE_URL": in_query}))
+    assert 'url = "postgresql://mtsg@db:5432/mtsg?sslmode=require&password=***&application_name=gw"' in shown
+    assert "s3cret-pw" not in shown
 
 
 def test_config_show_never_prints_a_feeds_token_or_credentials() -> None:

@@ -186,6 +186,12 @@ def test_store_commands_refuse_bad_input_with_a_clear_message(tmp_path: Path) ->
         (("store", "copy", "--from", "sqlite:///nope.db", "--to", "sqlite:///y.db"), 2, "no SQLite database at"),
         (("store", "copy", "--from", "sqlite:///a.db", "--to", "sqlite:///a.db"), 2, "are the same database"),
         (("migrate", "--url", "postgresql://postgres@127.0.0.1:1/nothing"), 1, "cannot connect to PostgreSQL"),
+        # The drivers read a password from the query as from the user part: neither is shown.
+        (
+            ("migrate", "--url", "postgresql://postgres:pw-1@127.0.0.1:1/nothing?password=pw-2&sslmode=disable"),
+            1,
+            "at postgresql://postgres:***@127.0.0.1:1/nothing?password=***&sslmode=disable:",
+        ),
         (("store", "copy", "--from", "sqlite:///empty.db", "--to", "sqlite:///y.db"), 1, "the source holds no mtsg"),
     ]:
         (tmp_path / "empty.db").touch()
