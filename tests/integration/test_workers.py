@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,6 +213,23 @@ def _workers_with_policy(process: LoggedProcess, version: str, after: int) -> se
     }
 
 
+def _two_workers_on(port: int, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`mtsg serve --workers 2` on 127.0.0.1:``port``, run to its end (these tests expect it refused)."""
+    return run_mtsg(
+        "serve",
+        "--insecure",
+        "--workers",
+        "2",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--metrics-listen",
+        "",
+        "--data-dir",
+        str(tmp_path / "d"),
+        cwd=tmp_path,
+    )
+
+
 def test_bad_worker_counts_and_taken_ports_are_refused(tmp_path: Path) -> None:
     result = run_mtsg("serve", "--insecure", "--workers", "0", "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
     assert result.returncode == 2
@@ -224,19 +242,7 @@ def test_bad_worker_counts_and_taken_ports_are_refused(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_mtsg(
-            "serve",
-            "--insecure",
-            "--workers",
-            "2",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--metrics-listen",
-            "",
-            "--data-dir",
-            str(tmp_path / "d"),
-            cwd=tmp_path,
-        )
+        result = _two_workers_on(port, tmp_path)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
@@ -277,19 +283,7 @@ def test_a_supervisor_starting_at_the_same_instant_is_refused(tmp_path: Path) ->
         port = probe.getsockname()[1]
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as claim:
         claim.bind(port_claim_name("127.0.0.1", port))
-        result = run_mtsg(
-            "serve",
-            "--insecure",
-            "--workers",
-            "2",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--metrics-listen",
-            "",
-            "--data-dir",
-            str(tmp_path / "d"),
-            cwd=tmp_path,
-        )
+        result = _two_workers_on(port, tmp_path)
     assert result.returncode == 1, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}: another mtsg serve --workers holds it" in result.stderr
 
