@@ -26,6 +26,8 @@ MAX_LINE_CHARACTERS = 4095
 _MARKER_ROOM = 64
 # What a field cut to make room for the others keeps.
 _KEPT_AT_LEAST = 200
+# Characters more a field gives up when a cut left its line too long: a marker's count may grow a digit.
+_CUT_AGAIN_MARGIN = 8
 
 
 class LossTolerantStream:
@@ -121,10 +123,18 @@ def render_bounded_json(logger: object, method: str, event: structlog.typing.Eve
         keep = max(_KEPT_AT_LEAST, len(text) * (rendered - excess - _MARKER_ROOM) // rendered)
         if keep >= len(text):
             break  # the fields left are too short to make room
-        shortened[name] = _cut_middle(text, keep)
-        line = _to_json(shortened)
-        if len(line) <= MAX_LINE_CHARACTERS:
-            return line
+        while True:
+            cut = shortened[name] = _cut_middle(text, keep)
+            line = _to_json(shortened)
+            if len(line) <= MAX_LINE_CHARACTERS:
+                return line
+            if keep == _KEPT_AT_LEAST:
+                break  # on to the next field
+            # The kept ends escape longer than the field's average (ASCII, then Korean): keep less, by
+            # the excess at the kept part's own rate of line per character, and a little more each time.
+            per_character = len(_to_json(cut)) / len(cut)
+            fewer = int((len(line) - MAX_LINE_CHARACTERS) / per_character) + _CUT_AGAIN_MARGIN
+            keep = max(_KEPT_AT_LEAST, keep - fewer)
     kept = {key: event[key] for key in ("timestamp", "level", "worker") if key in event}
     message = str(event.get("message", ""))[:300]  # 300 fit even as JSON escapes of 12 characters each
     return _to_json({**kept, "message": message, "line_characters_cut": len(_to_json(event))})

@@ -13,6 +13,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.logging_setup import MAX_LINE_CHARACTERS, render_bounded_json
 
 _ROOT = Path(__file__).parents[2]
@@ -54,6 +57,37 @@ def test_long_text_that_escapes_long_in_json_still_fits() -> None:
     line = render_bounded_json(None, "warning", event)
     assert len(line) <= MAX_LINE_CHARACTERS
     assert set(json.loads(line)) == {"message", "detail", "level"}
+
+
+def test_an_error_that_escapes_longer_than_the_rest_of_its_traceback_is_kept() -> None:
+    """A PostgreSQL that answers in Korean ends an ASCII traceback with text six times as long in JSON.
+    The cut, sized for the field's average, left the line too long, and the whole field was given up
+    for the last-resort line: the error, the one part an operator needs, was lost."""
+    error = (
+        "asyncpg.exceptions.QueryCanceledError: "
+        + "\uc0ac\uc6a9\uc790 \uc694\uccad\uc5d0 \uc758\ud55c \ucde8\uc18c" * 120
+    )
+    event = {"message": "unexpected error", "exception": _TRACEBACK + "\n" + error, "level": "error"}
+
+    line = render_bounded_json(None, "error", event)
+
+    assert len(line) <= MAX_LINE_CHARACTERS
+    parsed = json.loads(line)
+    assert parsed["exception"].startswith("Traceback (most recent call last):\n")
+    assert parsed["exception"].endswith(error[-300:])
+
+
+# Long text of any make-up: a short piece of any characters repeated up to a few thousand times.
+_LONG_TEXT = st.builds(lambda piece, times: piece * times, st.text(min_size=1, max_size=40), st.integers(1, 3_000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LONG_TEXT, min_size=1, max_size=4))
+def test_every_line_fits_and_parses_whatever_its_fields_hold(texts: list[str]) -> None:
+    event = {"message": texts[0], **{f"field{number}": text for number, text in enumerate(texts[1:])}}
+    line = render_bounded_json(None, "error", {**event, "level": "error"})
+    assert len(line) <= MAX_LINE_CHARACTERS
+    assert json.loads(line)["level"] == "error"
 
 
 def test_an_event_too_long_outside_its_text_keeps_its_message_and_says_how_long_it_was() -> None:
