@@ -33,12 +33,21 @@ import structlog
 from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
-from gateway.errors import REQUEST_ID_KEY, abort_with, failure, internal, invalid_argument, refusal_summary
+from gateway.errors import (
+    REQUEST_ID_KEY,
+    abort_with,
+    failure,
+    internal,
+    invalid_argument,
+    refusal_summary,
+    unavailable,
+)
 from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_SERVER_DEADLINE,
     ERROR_REASON_UNDECODABLE_REQUEST,
 )
 from gateway.metrics import Metrics
+from gateway.store import StoreUnavailableError
 from gateway.validation import FieldViolation, InvalidRequestError
 
 log = structlog.get_logger(__name__)
@@ -115,7 +124,12 @@ class _ObservedCall:
         try:
             for release in reversed(self._releases):
                 release()
-            if isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
+            if isinstance(error, StoreUnavailableError):
+                # A method with no answer of its own for a store that is down (a read, say): the caller
+                # may retry, which INTERNAL would tell it not to; the outage has its own metrics and alert.
+                log.warning("store unavailable", request_id=self._request_id, error=str(error))
+                await abort_with(self._context, unavailable("the gateway's store is unavailable; retry"))
+            elif isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
                 log.error("unexpected error", request_id=self._request_id, exc_info=error)
                 await abort_with(self._context, internal(self._request_id))
         finally:

@@ -16,11 +16,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import grpc
 import pytest
 import structlog.testing
 
 from gateway.client import MtsgClient
-from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
+from gateway.generated.mtsg.v1 import (
+    blocklist_service_pb2,
+    blocklist_service_pb2_grpc,
+    common_pb2,
+    policy_service_pb2,
+    policy_service_pb2_grpc,
+    telemetry_pb2,
+    threat_signal_service_pb2,
+)
 from gateway.server import RunningGateway, start_gateway
 from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config
 from tests.helpers import freezing_login, gateway_config, telemetry
@@ -100,6 +109,32 @@ async def test_logins_are_answered_in_time_while_postgresql_is_gone_and_it_heals
     # Exactly the two real FREEZE verdicts made commands; fail-mode answers stored nothing.
     assert await _count(database, "commands") == 2
     assert await _count(database, "verdicts") == 2
+
+
+async def test_admin_reads_while_postgresql_is_gone_are_unavailable_to_retry_not_internal_errors(
+    gateway: RunningGateway, proxy: FaultyProxy
+) -> None:
+    """Reads of the registry and the policy had no answer for a store that is down: the outage came
+    back as INTERNAL, which clients do not retry, logged as an "unexpected error" with its traceback."""
+    proxy.cut()
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        registry = blocklist_service_pb2_grpc.BlocklistServiceStub(channel)
+        policy = policy_service_pb2_grpc.PolicyServiceStub(channel)
+        calls = {
+            "GetEntry": registry.GetEntry(blocklist_service_pb2.GetEntryRequest(entry_id="bl_1")),
+            "ListEntries": registry.ListEntries(blocklist_service_pb2.ListEntriesRequest()),
+            "ExportBundle": registry.ExportBundle(blocklist_service_pb2.ExportBundleRequest()),
+            "GetStatus": registry.GetStatus(blocklist_service_pb2.GetStatusRequest()),
+            "GetPolicy": policy.GetPolicy(policy_service_pb2.GetPolicyRequest()),
+            "ListPolicyVersions": policy.ListPolicyVersions(policy_service_pb2.ListPolicyVersionsRequest()),
+        }
+        with structlog.testing.capture_logs() as logs:
+            for name, call in calls.items():
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await call
+                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, (name, refused.value.details())
+                assert "store is unavailable" in (refused.value.details() or ""), name
+    assert not [line for line in logs if line["event"] == "unexpected error"]
 
 
 async def test_after_a_failover_strands_every_open_connection_the_gateway_recovers_on_new_ones(
