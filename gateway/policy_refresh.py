@@ -50,7 +50,9 @@ class PolicyRefresher:
         self._interval = interval
         self._policy_file = policy_file
         self._clock = clock
-        self._seen_version = 0
+        self._seen_version = 0  # the version in force here
+        self._refused_version = 0  # the newest version this build could not read, logged once
+        self._refreshing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
@@ -81,23 +83,30 @@ class PolicyRefresher:
         log.info("policy in force", version=version, scenarios=len(self._holder.current.policy.scenarios))
 
     async def refresh(self) -> bool:
-        """Swap in the head version when it moved; True when the policy in force changed."""
-        head = await self._store.policies.head_version()
-        if head == self._seen_version:
-            return False
-        stored = await self._store.policies.get(head)
-        if stored is None:
-            return False
-        try:
-            policy = policy_of(stored)
-        except PolicyError as error:
-            log.error(
-                "policy version not valid for this build; keeping the current one", version=head, error=str(error)
-            )
-            self._seen_version = head  # do not log it again every round
-            return False
-        self._swap_to(policy, head)
-        return True
+        """Swap in the head version when it moved; True when the policy in force changed.
+
+        One round at a time: a round woken by another replica's NOTIFY and one run after an
+        ApplyPolicy could otherwise overlap, and the one that read the older head swap it in last.
+        """
+        async with self._refreshing:
+            head = await self._store.policies.head_version()
+            if head in (self._seen_version, self._refused_version):
+                return False
+            stored = await self._store.policies.get(head)
+            if stored is None:
+                return False
+            try:
+                policy = policy_of(stored)
+            except PolicyError as error:
+                log.error(
+                    "policy version not valid for this build; keeping the current one", version=head, error=str(error)
+                )
+                # Not logged again every round.  The version in force stays what it is: its metric is how
+                # MtsgReplicasDisagreeOnPolicy sees a replica left behind.
+                self._refused_version = head
+                return False
+            self._swap_to(policy, head)
+            return True
 
     async def reload_file(self) -> bool:
         """Apply the policy file when it differs from the version in force; True when a new version was made."""

@@ -155,3 +155,19 @@ async def test_metrics_show_the_blocklist_and_policy_versions_in_force(gateway: 
     await gateway.refresher.refresh()
     await gateway.policy_refresher.refresh()
     assert await versions() == (1.0, 2.0)
+
+    # A newer build applied a policy this one cannot read (a finding code it does not know): this
+    # gateway keeps deciding with version 2 and must say so, or MtsgReplicasDisagreeOnPolicy never fires.
+    from_a_newer_build = shipped_policy_document().replace('{ code = "ACTIVE_CALL" }', '{ code = "NEW_SIGNAL" }', 1)
+    assert from_a_newer_build != shipped_policy_document()
+    await gateway.store.policies.apply(from_a_newer_build, actor="newer build", comment="", at=time.time())
+    with structlog.testing.capture_logs() as logs:
+        assert await gateway.policy_refresher.refresh() is False
+    assert "policy version not valid for this build; keeping the current one" in [line["event"] for line in logs]
+    with structlog.testing.capture_logs() as logs:
+        assert await gateway.policy_refresher.refresh() is False
+    assert logs == []  # said once, not every round
+    assert await versions() == (1.0, 2.0)
+    assert gateway.policy_refresher.version == 2
+    async with MtsgClient(gateway.target) as client:
+        assert (await client.check_login(telemetry())).policy_version == "2"
