@@ -43,5 +43,7 @@ def shipped_policy() -> Policy:
         raise KnowledgeError(f"the shipped policy is invalid: {error}") from error
 
 
-def load_knowledge(remote_control_apps_file: str) -> Knowledge:
-    return Knowledge(policy=shipped_policy(), remote_control=load_remote_control_catalog(remote_control_apps_file))
+def load_knowledge(remote_control: RemoteControlCatalog | None = None) -> Knowledge:
+    """What the brain knows before the store is read: the shipped policy, and ``remote_control`` or else
+    the built-in remote-control app list."""
+    return Knowledge(policy=shipped_policy(), remote_control=remote_control or load_remote_control_catalog(""))

@@ -54,6 +54,7 @@ from gateway.policy_refresh import PolicyFileError, PolicyRefresher
 from gateway.privacy import use_pseudonym_key
 from gateway.rate_limits import InFlightLimit, Refusal, TokenBuckets, answers_once
 from gateway.registration import add_rarely_called
+from gateway.remote_control_watch import RemoteControlListWatch
 from gateway.retention_job import RetentionJob, retention_policy
 from gateway.security.access import AccessGuard
 from gateway.security.file_watch import WatchedFiles
@@ -125,6 +126,7 @@ class RunningGateway:
     dispatcher: CommandDispatcher | None
     retention: RetentionJob | None
     stream_lag: StreamLagGauge
+    remote_control_watch: RemoteControlListWatch | None
     tls: ReloadingServerCredentials | None
     _metrics_http: tuple[WSGIServer, Thread] | None
     _stopped: bool = False
@@ -158,6 +160,8 @@ class RunningGateway:
         if self.retention is not None:
             await self.retention.stop()
         await self.stream_lag.stop()
+        if self.remote_control_watch is not None:
+            await self.remote_control_watch.stop()
         await self.refresher.stop()
         await self.policy_refresher.stop()
         await self.store.close()
@@ -220,7 +224,9 @@ async def start_gateway(
     """
     tls, identities = _load_transport(config)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
-    knowledge = load_knowledge(config.signals.remote_control_apps_file)
+    remote_control_file = config.signals.remote_control_apps_file
+    remote_control_watch = RemoteControlListWatch(Path(remote_control_file)) if remote_control_file else None
+    knowledge = load_knowledge(remote_control_watch.catalog if remote_control_watch is not None else None)
     signer = WebhookSigner.from_files(
         Path(config.commands.hmac_secret_file) if config.commands.hmac_secret_file else None,
         Path(config.commands.ed25519_key_file) if config.commands.ed25519_key_file else None,
@@ -392,6 +398,8 @@ async def start_gateway(
         retention.start()
     stream_lag = StreamLagGauge(store, metrics, clock)
     stream_lag.start()
+    if remote_control_watch is not None:
+        remote_control_watch.start(holder)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningGateway(
@@ -411,6 +419,7 @@ async def start_gateway(
         dispatcher=dispatcher,
         retention=retention,
         stream_lag=stream_lag,
+        remote_control_watch=remote_control_watch,
         tls=tls,
         _metrics_http=metrics_http,
     )

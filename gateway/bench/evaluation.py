@@ -70,7 +70,7 @@ def measure_evaluation(logins: int = 400, seed: int = 1) -> EvaluationFigures:
     progress(f"timing the brain stage by stage over {logins} logins")
     now = time.time()
     limits = Limits.of(LimitsConfig())
-    knowledge = load_knowledge("")
+    knowledge = load_knowledge()
     bodies = [op.body for op in Workload(seed, 1000, now).operations(logins * 2) if op.method == CHECK_LOGIN][:logins]
     samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
     apps = 0

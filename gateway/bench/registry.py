@@ -153,7 +153,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: 
     # The earlier logins' apps new to the matcher (a gateway's first minutes), then the same logins
     # again: an index remembers the apps it found in none of its tables (blocklists.matcher._ClearedApps).
     first, again = _lookups(matcher, earlier, now), _lookups(matcher, earlier, now)
-    knowledge = load_knowledge("")
+    knowledge = load_knowledge()
     large = knowledge.__class__(knowledge.policy, knowledge.remote_control, matcher)
     context = LoginContext(now=now)
     timings = {}

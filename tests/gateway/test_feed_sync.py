@@ -112,7 +112,7 @@ async def test_feed_sync_applies_verified_bundles_and_records_failures(feed_serv
     keys.mkdir()
     (keys / "feed.pub").write_bytes(public_key_pem(KEY.public_key()))
     store = await open_store("", tmp_path)
-    holder = KnowledgeHolder(load_knowledge(""))
+    holder = KnowledgeHolder(load_knowledge())
     refresher = BlocklistRefresher(store, holder, 0.1, 1000)
     clock = [1000.0]
     metrics = Metrics.create()
