@@ -46,6 +46,7 @@ class WatchedFiles(Generic[Loaded]):
         self._stamp = _stamp(self._paths)
         self._value = load()
         self._checked = clock()
+        self._missing = False
         self.reloads = 0
 
     @property
@@ -62,8 +63,11 @@ class WatchedFiles(Generic[Loaded]):
         try:
             stamp = _stamp(self._paths)
         except OSError as error:
-            log.error(f"{self._what} cannot be read; the loaded one stays in force", error=str(error))
+            if not self._missing:  # said once, not at every check until the file is back
+                log.error(f"{self._what} cannot be read; the loaded one stays in force", error=str(error))
+            self._missing = True
             return False
+        self._missing = False
         if stamp == self._stamp:
             return False
         self._stamp = stamp  # a bad change is reported once, not at every check

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import structlog.testing
 
+from gateway.blocklist_refresh import KnowledgeHolder
 from gateway.client import MtsgClient
-from gateway.knowledge import KnowledgeError
+from gateway.knowledge import KnowledgeError, load_knowledge
+from gateway.remote_control_watch import RemoteControlListWatch
 from gateway.server import start_gateway
 from tests.gateway.conftest import eventually
 from tests.helpers import freezing_login, gateway_config
@@ -63,3 +65,21 @@ async def test_a_gateway_does_not_start_on_a_bad_list(tmp_path: Path) -> None:
     listed.write_text(TEAMVIEWER + TEAMVIEWER)
     with pytest.raises(KnowledgeError, match="listed twice"):
         await start_gateway(gateway_config(tmp_path, signals__remote_control_apps_file=str(listed)))
+
+
+async def test_a_removed_list_is_reported_once_and_its_return_taken(tmp_path: Path) -> None:
+    """A file that cannot be read was reported at every check, once a second, for as long as it was gone."""
+    listed = tmp_path / "remote-control.toml"
+    listed.write_text(TEAMVIEWER)
+    watch = RemoteControlListWatch(listed)
+    holder = KnowledgeHolder(load_knowledge(watch.catalog))
+    listed.unlink()
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(5):
+            assert await watch.check(holder) is False
+    assert [line["event"] for line in logs] == ["remote-control app list cannot be read; the loaded one stays in force"]
+    assert set(holder.current.remote_control.by_package) == {"com.teamviewer.quicksupport.market"}
+
+    listed.write_text(TEAMVIEWER + ANYDESK)
+    assert await watch.check(holder) is True
+    assert "com.anydesk.anydeskandroid" in holder.current.remote_control.by_package
