@@ -92,10 +92,13 @@ def _finding(code: str, severity: Severity = Severity.HIGH, **evidence: str) -> 
 @pytest.mark.parametrize(
     ("findings", "scenario"),
     [
-        # malicious-app: the three money-stealing categories freeze; others step up.
+        # malicious-app: the four money-stealing categories freeze; others step up.
         ([_finding("MALICIOUS_APP_VOICE_PHISHING", Severity.CRITICAL)], "malicious-app"),
         ([_finding("MALICIOUS_APP_BANKER_TROJAN", Severity.LOW)], "malicious-app"),
+        # A coached victim passes a face check: only a freeze stops a fake bank app's transfer.
+        ([_finding("MALICIOUS_APP_FAKE_BANK_APP")], "malicious-app"),
         ([_finding("MALICIOUS_APP_STALKERWARE")], "other-malicious-app"),
+        ([_finding("MALICIOUS_APP_SPYWARE")], "other-malicious-app"),
         # phone-changed-new-device: within 7 days, inclusive.
         ([_finding("PHONE_NUMBER_CHANGED_RECENTLY", days_ago="7.0"), NEW], "phone-changed-new-device"),
         ([_finding("PHONE_NUMBER_CHANGED_RECENTLY", days_ago="7.1"), NEW], ""),
