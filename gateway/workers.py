@@ -303,11 +303,12 @@ def serve_workers(config: Config) -> int:
     # Until the supervisor's own handler: no worker has read the policy file yet, so a reload now
     # has nothing to do, and SIGHUP's default action would end the start (a migration can take minutes).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    prepare_shared_state(config)
     with contextlib.ExitStack() as held:
+        # The ports first: a start refused for a taken port leaves no new store behind.
         listen = held.enter_context(reserved_port(config.server.listen))
         health = config.server.health_listen
         if health:
             health = held.enter_context(reserved_port(health))
+        prepare_shared_state(config)
         shared = replace(config, server=replace(config.server, listen=listen, health_listen=health))
         return Supervisor(shared, config.server.workers).run()

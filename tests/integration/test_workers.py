@@ -254,6 +254,7 @@ def test_a_second_gateway_on_the_workers_port_is_refused(
     botched deploy) started without a word, and the kernel spread logins over both installations."""
     process, target, _ = workers
     for extra in (["--workers", "2"], []):
+        other = tmp_path / f"other{len(extra)}"
         second = run_mtsg(
             "serve",
             "--insecure",
@@ -263,11 +264,12 @@ def test_a_second_gateway_on_the_workers_port_is_refused(
             "--metrics-listen",
             "",
             "--data-dir",
-            str(tmp_path / "other"),
+            str(other),
             cwd=tmp_path,
         )
         assert second.returncode == 1, second.stderr
         assert f"cannot listen on {target}" in second.stderr
+    assert not (tmp_path / "other2").exists()  # the supervisor looks at the port before it makes a store
     assert process.process.poll() is None  # the first one serves on
     with grpc.insecure_channel(target) as channel:
         stub = threat_signal_service_pb2_grpc.ThreatSignalServiceStub(channel)
