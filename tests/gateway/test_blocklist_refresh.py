@@ -19,7 +19,7 @@ def _package(name: str) -> Indicator:
 
 
 async def test_few_changes_are_laid_over_and_many_rebuild_the_base(store: Store) -> None:
-    holder = KnowledgeHolder(load_knowledge(""))
+    holder = KnowledgeHolder(load_knowledge())
     refresher = BlocklistRefresher(store, holder, interval=60, rebuild_threshold=50)
     await refresher.load()
     for number in range(3):
