@@ -18,17 +18,30 @@ from gateway.cli_support import positive_number
 from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
 from gateway.security.client_credentials import ClientCredentials, ClientCredentialsError
 
+_STORE_FLAGS: tuple[tuple[str, Key, str], ...] = (
+    ("--data-dir", ("store", "data_dir"), "directory for the SQLite database and keys (default ./mtsg-data)"),
+)
 _SERVER_FLAGS: tuple[tuple[str, Key, str], ...] = (
     ("--listen", ("server", "listen"), "HOST:PORT for gRPC (default 127.0.0.1:50051)"),
-    ("--data-dir", ("store", "data_dir"), "directory for the SQLite database and keys (default ./mtsg-data)"),
+    *_STORE_FLAGS,
     ("--metrics-listen", ("server", "metrics_listen"), "HOST:PORT for Prometheus /metrics; '' disables it"),
 )
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def _add_flags(parser: argparse.ArgumentParser, flags: tuple[tuple[str, Key, str], ...]) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
-    for flag, _, text in _SERVER_FLAGS:
+    for flag, _, text in flags:
         parser.add_argument(flag, metavar=flag.removeprefix("--").upper().replace("-", "_"), help=text)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """For ``serve`` and ``config show``: the configuration, with the ports a gateway serves on."""
+    _add_flags(parser, _SERVER_FLAGS)
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """For the commands that work on an installation's store: which one; a port would mean nothing to them."""
+    _add_flags(parser, _STORE_FLAGS)
 
 
 def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
@@ -38,7 +51,7 @@ def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
     if getattr(options, "workers", None) is not None:
         overrides[("server", "workers")] = (options.workers, "flag --workers")
     for flag, key, _ in _SERVER_FLAGS:
-        value = getattr(options, flag.removeprefix("--").replace("-", "_"))
+        value = getattr(options, flag.removeprefix("--").replace("-", "_"), None)
         if value is not None:
             overrides[key] = (value, f"flag {flag}")
     return load_config(options.config, overrides=overrides)
@@ -301,27 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     from gateway.registry_cli import add_registry_commands
 
-    add_registry_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+    add_registry_commands(commands, _add_store_flags, lambda options: _loaded_config(options).config)
 
     from gateway.commands.cli import add_command_commands
 
-    add_command_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+    add_command_commands(commands, _add_store_flags, lambda options: _loaded_config(options).config)
 
     from gateway.policy_cli import add_policy_commands
 
-    add_policy_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+    add_policy_commands(commands, _add_store_flags, lambda options: _loaded_config(options).config)
 
     from gateway.valve_cli import add_valve_commands
 
-    add_valve_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+    add_valve_commands(commands, _add_store_flags, lambda options: _loaded_config(options).config)
 
     from gateway.privacy_cli import add_privacy_commands
 
-    add_privacy_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+    add_privacy_commands(commands, _add_store_flags, lambda options: _loaded_config(options).config)
 
     from gateway.purge_cli import add_purge_command
 
-    add_purge_command(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+    add_purge_command(commands, _add_store_flags, lambda options: _loaded_config(options).config)
 
     from gateway.auth_cli import add_auth_commands
 
@@ -329,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from gateway.store_cli import add_store_commands
 
-    add_store_commands(commands, _add_config_flags, lambda options: _loaded_config(options).config)
+    add_store_commands(commands, _add_store_flags, lambda options: _loaded_config(options).config)
 
     config = commands.add_parser("config", help="inspect configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

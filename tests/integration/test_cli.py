@@ -132,6 +132,17 @@ def test_config_show_prints_the_effective_config_with_sources(tmp_path: Path) ->
     assert bad.returncode == 2 and "server.listen" in bad.stderr
 
 
+def test_only_serve_and_config_show_take_the_ports_a_gateway_serves_on() -> None:
+    """Every store command offered --listen and --metrics-listen, where they meant nothing."""
+    for command in (["serve"], ["config", "show"]):
+        shown = subprocess.run([*MTSG, *command, "--help"], capture_output=True, text=True, timeout=60).stdout
+        assert "--listen" in shown and "--metrics-listen" in shown and "--data-dir" in shown, command
+    for command in (["purge"], ["verdicts", "list"], ["blocklist", "list"], ["store", "copy"], ["migrate"]):
+        shown = subprocess.run([*MTSG, *command, "--help"], capture_output=True, text=True, timeout=60).stdout
+        assert "--data-dir" in shown and "--config" in shown, command
+        assert "--listen" not in shown and "--metrics-listen" not in shown, command
+
+
 def test_serve_refuses_a_port_in_use(serve: ServeProcess, tmp_path: Path) -> None:
     result = subprocess.run(
         [
