@@ -276,6 +276,10 @@ def _keys_generate(options: argparse.Namespace) -> int:
     return 0
 
 
+_MAX_PORT = 65535
+_MAX_TOLERANCE_SECONDS = 86400.0
+
+
 def _core_receiver(options: argparse.Namespace) -> int:
     from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger, ReceiverKeys, checked_behaviour
     from gateway.logging_setup import configure_logging
@@ -289,8 +293,12 @@ def _core_receiver(options: argparse.Namespace) -> int:
         if not keys.hmac_secrets and not keys.public_keys:
             raise CommandError("give --hmac-secret-file and/or --public-key-file: the receiver verifies every request")
         host, _, port = options.listen.rpartition(":")
-        if not host or not (port.isascii() and port.isdigit()):
-            raise CommandError(f"--listen: expected HOST:PORT, got {options.listen!r}")
+        if not host or not (port.isascii() and port.isdigit()) or int(port) > _MAX_PORT:
+            raise CommandError(f"--listen: expected HOST:PORT with a port up to {_MAX_PORT}, got {options.listen!r}")
+        if options.tolerance_seconds > _MAX_TOLERANCE_SECONDS:
+            raise CommandError(
+                f"--tolerance-seconds: at most {_MAX_TOLERANCE_SECONDS:g} (a longer one lets old requests be replayed)"
+            )
         try:
             behaviour = Behaviour(
                 **checked_behaviour(
@@ -410,7 +418,13 @@ def add_command_commands(
     receiver.add_argument("--data-dir", type=Path, default=Path("core-receiver-data"), help="where the ledger lives")
     receiver.add_argument("--hmac-secret-file", type=Path, action="append", default=[], help="whsec_ secrets (v1)")
     receiver.add_argument("--public-key-file", type=Path, action="append", default=[], help="whpk_ keys (v1a)")
-    receiver.add_argument("--tolerance-seconds", type=float, default=300.0, help="timestamp tolerance (default 300)")
+    # A finite number above 0: nan or inf would let a request of any age through (a replay), 0 or less none.
+    receiver.add_argument(
+        "--tolerance-seconds",
+        type=cli_support.positive_number,
+        default=300.0,
+        help=f"timestamp tolerance (default 300, at most {_MAX_TOLERANCE_SECONDS:g})",
+    )
     receiver.add_argument("--fail-status", type=int, default=0, help="answer this HTTP status instead of applying")
     receiver.add_argument("--fail-count", type=int, default=0, help="for this many requests (-1: all)")
     receiver.add_argument("--delay-seconds", type=float, default=0.0, help="wait this long before answering")

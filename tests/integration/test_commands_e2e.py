@@ -234,6 +234,12 @@ def test_the_receiver_needs_a_key_to_verify_with(tmp_path: Path) -> None:
         (["--fail-status", "200"], "--fail-status must be 0 or an HTTP error status"),
         (["--delay-seconds", "-1"], "--delay-seconds must be between 0 and 60"),
         (["--fail-count", "-5"], "--fail-count must be -1 (all) or more"),
+        # nan or inf let a request of any age through: replay protection off without a word.
+        (["--tolerance-seconds", "nan"], "argument --tolerance-seconds: expected a number above 0, got 'nan'"),
+        (["--tolerance-seconds", "inf"], "argument --tolerance-seconds: expected a number above 0, got 'inf'"),
+        (["--tolerance-seconds", "-5"], "argument --tolerance-seconds: expected a number above 0"),
+        (["--tolerance-seconds", "1e9"], "--tolerance-seconds: at most 86400"),
+        (["--listen", "127.0.0.1:99999"], "--listen: expected HOST:PORT with a port up to 65535"),  # was a traceback
     ],
 )
 def test_the_receiver_refuses_flags_it_could_not_honour(
