@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,20 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 def _add_store_flags(parser: argparse.ArgumentParser) -> None:
     """For the commands that work on an installation's store: which one; a port would mean nothing to them."""
     _add_flags(parser, _STORE_FLAGS)
+
+
+_MAX_BENCH_SECONDS = 86400.0
+
+
+def _bench_seconds(text: str) -> float:
+    """An argparse type for the bench's durations: a finite number from 0 to a day (nan and inf failed deep inside)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= _MAX_BENCH_SECONDS):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds from 0 to {_MAX_BENCH_SECONDS:g}, got {text!r}")
+    return value
 
 
 def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
@@ -199,8 +214,8 @@ def _bench(options: argparse.Namespace) -> int:
         overrides.setdefault("registry_entries", base.registry_entries or 100_000)
     settings = replace(base, **overrides)
     counts = (settings.clients, settings.concurrency, settings.workers)
-    if min(counts) < 1 or settings.seconds <= 0 or (settings.rate or 1) <= 0:
-        print("mtsg bench: --clients, --concurrency, --workers, --seconds and --rate must be positive", file=sys.stderr)
+    if min(counts) < 1 or settings.seconds <= 0:  # --rate is checked as it is parsed
+        print("mtsg bench: --clients, --concurrency, --workers and --seconds must be positive", file=sys.stderr)
         return 2
     if settings.deliveries < 0:
         print("mtsg bench: --deliveries must not be negative", file=sys.stderr)
@@ -290,9 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     bench.add_argument("--clients", type=int, help="client processes (default 2)")
     bench.add_argument("--concurrency", type=int, help="calls in flight in closed loop, over all clients (default 32)")
-    bench.add_argument("--rate", type=float, help="open loop: calls per second over all clients")
-    bench.add_argument("--seconds", type=float, help="measured seconds (default 15; 5 with --quick)")
-    bench.add_argument("--warmup-seconds", type=float, help="seconds before measuring (default 3; 1 with --quick)")
+    bench.add_argument("--rate", type=positive_number, help="open loop: calls per second over all clients")
+    bench.add_argument("--seconds", type=_bench_seconds, help="measured seconds (default 15; 5 with --quick)")
+    bench.add_argument(
+        "--warmup-seconds", type=_bench_seconds, help="seconds before measuring (default 3; 1 with --quick)"
+    )
     bench.add_argument("--seed", type=int, help="workload seed (default 1)")
     bench.add_argument("--workers", type=int, help="processes of the gateway started here (mtsg serve --workers)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE")

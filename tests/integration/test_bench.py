@@ -124,6 +124,11 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     ("arguments", "complaint"),
     [
         (["--clients", "0"], "must be positive"),
+        # nan and inf reached the run and failed there with a traceback.
+        (["--seconds", "nan"], "argument --seconds: expected a number of seconds from 0 to 86400, got 'nan'"),
+        (["--seconds", "inf"], "argument --seconds: expected a number of seconds from 0 to 86400"),
+        (["--warmup-seconds", "-1"], "argument --warmup-seconds: expected a number of seconds from 0 to 86400"),
+        (["--rate", "nan"], "argument --rate: expected a number above 0, got 'nan'"),
         (["--sweep", "0.25,half"], "--sweep: 'half' is not a number"),
         (["--sweep", "0.25,2"], "--sweep: 2 is not a share of the closed-loop rate"),
         (["--sweep", "--rate", "100"], "--sweep measures shares of a closed loop's rate; it cannot run with --rate"),
