@@ -59,6 +59,18 @@ def _bench_seconds(text: str) -> float:
     return value
 
 
+_MAX_CALL_TIMEOUT_SECONDS = 3600.0
+
+
+def _call_timeout(text: str) -> float:
+    """An argparse type for one call's --timeout: above 0 and at most an hour.  gRPC turns a deadline past
+    about 300 years into one already passed, so --timeout 1e10 failed at once with DEADLINE_EXCEEDED."""
+    value = positive_number(text)
+    if value > _MAX_CALL_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected at most {_MAX_CALL_TIMEOUT_SECONDS:g} seconds, got {text!r}")
+    return value
+
+
 def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
     overrides: dict[Key, tuple[Any, str]] = {}
     if getattr(options, "insecure", False):
@@ -282,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("file", nargs="?", type=Path, help="JSON file with a CheckLoginRequest or an envelope")
     source.add_argument("--example", choices=EXAMPLES, help="one of the examples shipped with mtsg")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON (proto JSON mapping)")
-    check.add_argument("--timeout", type=positive_number, default=10.0, help="seconds per call (default 10)")
+    check.add_argument("--timeout", type=_call_timeout, default=10.0, help="seconds per call (default 10)")
     check.set_defaults(run=_check)
 
     health = commands.add_parser("health", help="ask a gateway's health service; exit 0 only when SERVING")
@@ -290,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--service", default="", help="a service name, e.g. mtsg.v1.ThreatSignalService (default: overall)"
     )
-    health.add_argument("--timeout", type=positive_number, default=5.0, help="seconds (default 5)")
+    health.add_argument("--timeout", type=_call_timeout, default=5.0, help="seconds (default 5)")
     health.set_defaults(run=_health)
 
     bench = commands.add_parser("bench", help="measure the gateway against a bare gRPC echo server")

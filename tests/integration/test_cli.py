@@ -283,6 +283,9 @@ def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
         (["auth", "token", "--name", "", "--role", "app"], "argument --name: must not be empty"),
         (["check", "--example", "clean-login", "--timeout", "-1"], "argument --timeout: expected a number above 0"),
         (["health", "--timeout", "nan"], "argument --timeout: expected a number above 0"),
+        # gRPC made a deadline this far off one already passed: an instant DEADLINE_EXCEEDED.
+        (["health", "--timeout", "1e10"], "argument --timeout: expected at most 3600 seconds, got '1e10'"),
+        (["check", "--example", "clean-login", "--timeout", "7200"], "argument --timeout: expected at most 3600"),
         # Before: "0 entries" and exit 0, as if the registry had none of that key type.
         (["blocklist", "list", "--key-type", "pakage_name"], "argument --key-type: unknown value 'pakage_name'"),
         (["blocklist", "list", "--category", "vishing"], "argument --category: unknown value 'vishing'; expected"),
