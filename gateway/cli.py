@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from typing import Any
 import grpc
 import structlog
 
-from gateway.cli_support import positive_number
+from gateway.cli_support import number_within, positive_number
 from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
 from gateway.security.client_credentials import ClientCredentials, ClientCredentialsError
 
@@ -45,20 +44,8 @@ def _add_store_flags(parser: argparse.ArgumentParser) -> None:
     _add_flags(parser, _STORE_FLAGS)
 
 
-_MAX_BENCH_SECONDS = 86400.0
-
-
-def _bench_seconds(text: str) -> float:
-    """An argparse type for the bench's durations: a finite number from 0 to a day (nan and inf failed deep inside)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 <= value <= _MAX_BENCH_SECONDS):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds from 0 to {_MAX_BENCH_SECONDS:g}, got {text!r}")
-    return value
-
-
+# The bench's durations: from 0 to a day (nan and inf failed deep inside the run).
+_bench_seconds = number_within(0.0, 86400.0, "a number of seconds")
 _MAX_CALL_TIMEOUT_SECONDS = 3600.0
 
 

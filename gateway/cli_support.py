@@ -56,15 +56,32 @@ def positive_count(text: str) -> int:
     return value
 
 
+def _number(text: str) -> float:
+    """The number ``text`` names, or nan when it names none: refused then with every other bad value."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def positive_number(text: str) -> float:
     """An argparse type for --hours and the like: a finite number above 0 (not nan, not inf)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _number(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
+
+
+def number_within(low: float, high: float, what: str = "a number") -> Callable[[str], float]:
+    """An argparse type for a finite number from ``low`` to ``high``, both included."""
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"expected {what} from {low:g} to {high:g}, got {text!r}")
+        return value
+
+    return parse
 
 
 def stated_reason(text: str) -> str:
