@@ -40,14 +40,15 @@ class RemoteControlListWatch:
     @property
     def catalog(self) -> RemoteControlCatalog:
         """The list in force: the last content of the file that loaded."""
-        return self._file.value
+        return self._file.loaded
 
     async def check(self, holder: KnowledgeHolder) -> bool:
         """Put the file's new list in force if it changed and loads; True when it did."""
         if not self._file.refresh():
             return False
-        holder.current = dataclasses.replace(holder.current, remote_control=self.catalog)
-        log.info("remote-control app list in force", apps=len(self.catalog.by_package))
+        catalog = self._file.loaded
+        holder.current = dataclasses.replace(holder.current, remote_control=catalog)
+        log.info("remote-control app list in force", apps=len(catalog.by_package))
         return True
 
     def start(self, holder: KnowledgeHolder) -> None:

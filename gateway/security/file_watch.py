@@ -54,6 +54,11 @@ class WatchedFiles(Generic[Loaded]):
         self.refresh()
         return self._value
 
+    @property
+    def loaded(self) -> Loaded:
+        """The value in force, without looking at the files (for a caller that paces its own refreshes)."""
+        return self._value
+
     def refresh(self) -> bool:
         """Reload if the files changed; True when a new value is in force."""
         now = self._clock()
