@@ -35,6 +35,7 @@ from types import FrameType
 import structlog
 
 from gateway.config import Config, join_listen, split_listen
+from gateway.parent_death import end_with_parent
 from gateway.phone_hash import load_or_create_keys
 from gateway.store import open_store
 
@@ -47,7 +48,6 @@ _START_TIMEOUT_SECONDS = 300.0
 _POLL_SECONDS = 0.2
 # How long the store's threads may take to end after it is closed, before a fork is refused.
 _THREAD_EXIT_SECONDS = 5.0
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WorkerStartError(RuntimeError):
@@ -146,13 +146,10 @@ def _await_other_threads(seconds: float) -> None:
 
 
 def _stop_with_supervisor(supervisor: int) -> None:
-    """SIGTERM this worker when the supervisor dies, even by SIGKILL (Linux PR_SET_PDEATHSIG):
-    a worker left behind would keep the port and the store without anyone to stop it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+    """A worker left behind by a supervisor killed outright would keep the port and the store
+    without anyone to stop it: it is stopped with the supervisor."""
+    if not end_with_parent(supervisor):
         log.warning("cannot tie this worker's life to the supervisor's", errno=ctypes.get_errno())
-    if os.getppid() != supervisor:  # it died before the tie was made
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _run_worker(config: Config, index: int, started: Queue[int], supervisor: int) -> None:

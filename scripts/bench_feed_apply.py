@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists.bundle import digest_entries, encode_entry, header_line, make_manifest, public_key_pem, sign_manifest
 from blocklists.entry import make_indicator
-from gateway.bench.processes import free_port, python_module
+from gateway.bench.processes import free_port, tethered_module
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import telemetry_pb2
 
@@ -173,7 +173,7 @@ def main() -> int:
         log_path = Path(directory) / "serve.log"
         with log_path.open("w") as log:
             arguments = ["serve", "--insecure", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}"]
-            command = [*python_module("gateway.cli"), *arguments, "--metrics-listen", ""]
+            command = [*tethered_module("gateway.cli"), *arguments, "--metrics-listen", ""]
             gateway = subprocess.Popen(command, env=environment, stdout=log, stderr=log)
             try:
                 time.sleep(3)

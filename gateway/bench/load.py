@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ import grpc
 
 from gateway.bench.workload import CHECK_LOGIN, Operation, Workload
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
+from gateway.parent_death import end_with_parent
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,12 @@ async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation],
     return result
 
 
-def run_client(plan: LoadPlan, client_index: int, start: StartSignal, ready: Any, results: Any) -> None:
-    """Entry point of one client process: build the workload, say ready, wait for the common start, drive."""
+def run_client(plan: LoadPlan, client_index: int, start: StartSignal, ready: Any, results: Any, parent: int) -> None:
+    """Entry point of one client process: build the workload, say ready, wait for the common start, drive.
+
+    It ends with ``parent``: a bench killed outright would leave it waiting for a start forever.
+    """
+    end_with_parent(parent)
     operations = Workload(plan.seed, plan.customers, plan.now).operations(plan.operations)
     ready.put(client_index)
     while start.value == 0:
@@ -155,7 +161,11 @@ class ClientFleet:
         self._start = context.Value("d", 0.0)
         ready, self._outcomes = context.Queue(), context.Queue()
         self._processes = [
-            context.Process(target=run_client, args=(plan, index, self._start, ready, self._outcomes), daemon=True)
+            context.Process(
+                target=run_client,
+                args=(plan, index, self._start, ready, self._outcomes, os.getpid()),
+                daemon=True,
+            )
             for index in range(clients)
         ]
         for process in self._processes:

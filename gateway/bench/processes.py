@@ -25,6 +25,11 @@ def python_module(module: str) -> list[str]:
     return [sys.executable, "-P", "-m", module]
 
 
+def tethered_module(module: str) -> list[str]:
+    """``python_module(module)``, in a process that gets SIGTERM when this one dies, even by SIGKILL."""
+    return [*python_module("gateway.bench.tether"), str(os.getpid()), module]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on at the moment of asking."""
     with socket.socket() as probe:
@@ -37,7 +42,7 @@ def _stat_fields(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def _process_tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """``root`` and every live process descending from it (``mtsg serve --workers``' workers)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -86,11 +91,11 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of the server and its workers (Linux /proc)."""
-        return sum(_cpu_seconds(pid) for pid in _process_tree(self.process.pid))
+        return sum(_cpu_seconds(pid) for pid in process_tree(self.process.pid))
 
     def peak_rss_mb(self) -> float:
         """Peak resident memory of the server and its workers, added up."""
-        return sum(peak_rss_mb(pid) for pid in _process_tree(self.process.pid))
+        return sum(peak_rss_mb(pid) for pid in process_tree(self.process.pid))
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -103,7 +108,7 @@ class ServerProcess:
 
 
 def start_echo() -> ServerProcess:
-    process = subprocess.Popen(python_module("gateway.bench.echo"), stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(tethered_module("gateway.bench.echo"), stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.strip().isdigit():
@@ -151,7 +156,7 @@ def _start(arguments: list[str], data_dir: Path, message: str, env: dict[str, st
     log = data_dir / "server.log"
     with log.open("w", encoding="utf-8") as stream:
         process = subprocess.Popen(
-            [*python_module("gateway.cli"), *arguments],
+            [*tethered_module("gateway.cli"), *arguments],
             stderr=stream,
             text=True,
             env={**os.environ, **(env or {})},

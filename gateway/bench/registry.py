@@ -26,6 +26,7 @@ from blocklists.entry import Category
 from blocklists.formats.csv_rows import COLUMNS
 from gateway.bench.processes import peak_rss_mb
 from gateway.bench.report import progress
+from gateway.parent_death import end_with_parent
 
 if TYPE_CHECKING:  # the child process imports what it runs when it starts
     from blocklists.matcher import Matcher
@@ -113,8 +114,9 @@ def _lookups(matcher: Matcher, logins: list[LoginTelemetry], now: float) -> tupl
     return statistics.median(lookups), lookups[min(len(lookups) - 1, int(len(lookups) * 0.99))]
 
 
-def _matcher_child(data_dir: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """Runs in a fresh process: build the matcher, then time lookups and evaluations with it."""
+def _matcher_child(data_dir: str, out: multiprocessing.Queue, parent: int) -> None:  # type: ignore[type-arg]
+    """Runs in a fresh process, ended with ``parent``: build the matcher, then time lookups and evaluations with it."""
+    end_with_parent(parent)
     from gateway.bench.workload import Workload
     from gateway.checked_apps import CheckedApps
     from gateway.config import LimitsConfig
@@ -189,7 +191,9 @@ def measure_registry(data_dir: Path, entries: int) -> RegistryFigures:
     import_seconds = asyncio.run(import_feed(data_dir, feed))
     progress(f"imported in {import_seconds:.1f} s; building the matcher in a fresh process")
     queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()  # type: ignore[type-arg]
-    child = multiprocessing.get_context("spawn").Process(target=_matcher_child, args=(str(data_dir), queue))
+    child = multiprocessing.get_context("spawn").Process(
+        target=_matcher_child, args=(str(data_dir), queue, os.getpid())
+    )
     child.start()
     while True:
         try:

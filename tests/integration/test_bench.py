@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from gateway.bench.processes import free_port, start_echo, start_gateway
+from gateway.bench.processes import free_port, process_tree, start_echo, start_gateway
 from gateway.bench.runner import replay_limits
 
 
@@ -231,3 +234,50 @@ def test_a_target_gateway_is_read_through_its_metrics(tmp_path: Path) -> None:
         assert figures[name]["cpu_ms_per_request"] is None  # another process's CPU is not this bench's to read
     assert figures["echo"]["stages"] == [] and figures["echo"]["inside"] is None
     assert "gateway stages under load" in result.stdout and "CheckLogin inside the gateway" in result.stdout
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever inherited it to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("server", ["gateway.bench.echo", "gateway.cli serve"])
+def test_a_bench_killed_outright_takes_its_servers_and_clients_with_it(tmp_path: Path, server: str) -> None:
+    """SIGKILL runs no clean-up in the bench: its servers and client processes end all the same."""
+    log = (tmp_path / "bench.log").open("w")
+    arguments = ("bench", "--quick", "--seconds", "4", "--warmup-seconds", "0", "--concurrency", "4")
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", *arguments, "--deliveries", "0"], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            descendants = [pid for pid in process_tree(bench.pid) if pid != bench.pid]
+            servers = [pid for pid in descendants if server in _command_line(pid)]
+            if servers and len(descendants) >= 3:  # the server and the two client processes driving it
+                break
+            assert bench.poll() is None and time.monotonic() < deadline, (tmp_path / "bench.log").read_text()
+            time.sleep(0.2)
+        time.sleep(1.0)  # the load is running
+    finally:
+        bench.kill()
+        bench.wait()
+        log.close()
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in descendants) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {pid: _command_line(pid) for pid in descendants if _running(pid)}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)  # leave nothing behind for the next test, then fail
+    assert not left, f"still running after the bench was killed: {left}"
