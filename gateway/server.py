@@ -46,6 +46,7 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_TOO_MANY_STR
 from gateway.grpc_options import gateway_options, health_options
 from gateway.interceptors import ObservabilityInterceptor
 from gateway.knowledge import KnowledgeError, load_knowledge
+from gateway.listen_check import refuse_taken_ports
 from gateway.metrics import Metrics
 from gateway.metrics_http import serve_metrics
 from gateway.periodic import cancel
@@ -215,6 +216,17 @@ def _load_transport(
     return tls, identities
 
 
+def _ports_served(config: Config) -> dict[str, str]:
+    """What this gateway will bind, by the purpose its refusal names (as the binds below name it)."""
+    server = config.server
+    wanted = {
+        "listen on": server.listen,
+        "serve health on": server.health_listen,
+        "serve metrics on": server.metrics_listen,
+    }
+    return {purpose: address for purpose, address in wanted.items() if address}
+
+
 async def start_gateway(
     config: Config, *, clock: Callable[[], float] = time.time, reuse_port: bool = False
 ) -> RunningGateway:
@@ -222,6 +234,8 @@ async def start_gateway(
 
     ``reuse_port``: one of ``mtsg serve --workers``' processes, sharing its ports with the others.
     """
+    if not reuse_port:  # a worker's ports were reserved by its supervisor, which looked at them first
+        refuse_taken_ports(_ports_served(config))
     tls, identities = _load_transport(config)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
     remote_control_file = config.signals.remote_control_apps_file

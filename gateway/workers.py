@@ -35,6 +35,7 @@ from types import FrameType
 import structlog
 
 from gateway.config import Config, join_listen, split_listen
+from gateway.listen_check import bind_alone, resolve_listen
 from gateway.parent_death import end_with_parent
 from gateway.phone_hash import load_or_create_keys
 from gateway.store import open_store
@@ -66,27 +67,18 @@ def reserved_port(address: str) -> Iterator[str]:
     pass that check between its bind and the sharing bind, so a named lock (`_claimed_by_one`)
     is taken first.
     """
-    host, port = split_listen(address)
-    family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    listen = resolve_listen(address)
     with contextlib.ExitStack() as held:
-        if where[1]:  # port 0 is a new port for each caller: nobody to race with
-            held.enter_context(_claimed_by_one(address, str(where[0]), int(where[1])))
-        with socket.socket(family, kind, proto) as alone:
-            alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no one's
-            try:
-                alone.bind(where)
-            except OSError as error:
-                raise OSError(
-                    f"cannot listen on {address}: {error.strerror} (is another mtsg serving there?)"
-                ) from error
-            where = (where[0], alone.getsockname()[1], *where[2:])
-        holder = held.enter_context(socket.socket(family, kind, proto))
+        if listen.port:  # port 0 is a new port for each caller: nobody to race with
+            held.enter_context(_claimed_by_one(address, str(listen.where[0]), listen.port))
+        listen = bind_alone(listen, address)
+        holder = held.enter_context(socket.socket(listen.family, listen.kind, listen.proto))
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
-            holder.bind(where)
+            holder.bind(listen.where)
         except OSError as error:
             raise OSError(f"cannot listen on {address}: {error.strerror}") from error
-        yield join_listen(host, holder.getsockname()[1])
+        yield join_listen(split_listen(address)[0], holder.getsockname()[1])
 
 
 def port_claim_name(host: str, port: int) -> str:

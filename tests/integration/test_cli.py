@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -143,25 +144,41 @@ def test_only_serve_and_config_show_take_the_ports_a_gateway_serves_on() -> None
         assert "--listen" not in shown and "--metrics-listen" not in shown, command
 
 
-def test_serve_refuses_a_port_in_use(serve: ServeProcess, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            *MTSG,
-            "serve",
-            "--insecure",
-            "--listen",
-            serve.target,
-            "--metrics-listen",
-            "",
+@pytest.mark.parametrize("purpose", ["listen on", "serve metrics on", "serve health on"])
+def test_serve_refuses_a_port_in_use_before_it_makes_anything(
+    serve: ServeProcess, tmp_path: Path, purpose: str
+) -> None:
+    """Refused for a taken port, a start made a database and a key ring in its data dir first (or, with a
+    newer build on the data dir of the gateway serving there, migrated that gateway's store)."""
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        taken = {
+            "listen on": serve.target,
+            "serve metrics on": f"127.0.0.1:{serve.log[-1]['metrics_port']}",
+            "serve health on": f"127.0.0.1:{other_program.getsockname()[1]}",
+        }
+        ports = {name: address if name == purpose else "127.0.0.1:0" for name, address in taken.items()}
+        other = tmp_path / "other"
+        flags = [
             "--data-dir",
-            str(tmp_path / "other"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 1
-    assert f"cannot listen on {serve.target}" in result.stderr
+            str(other),
+            "--listen",
+            ports["listen on"],
+            "--metrics-listen",
+            ports["serve metrics on"],
+        ]
+        result = subprocess.run(
+            [*MTSG, "serve", "--insecure", *flags],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "MTSG_SERVER_HEALTH_LISTEN": ports["serve health on"]},
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"mtsg serve: cannot {purpose} {taken[purpose]}: Address already in use" in result.stderr
+    assert not other.exists()
+    assert serve.process.poll() is None  # the gateway there serves on
 
 
 def test_health_command_reports_serving_and_fails_without_a_server(serve: ServeProcess) -> None:
