@@ -11,6 +11,7 @@ real bind still fails there, as before.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.config import split_listen
@@ -54,9 +55,9 @@ def bind_alone(listen: ListenAddress, address: str, purpose: str = "listen on") 
         )
 
 
-def refuse_taken_ports(addresses: dict[str, str]) -> None:
-    """Raise OSError naming the first of ``addresses`` (purpose: HOST:PORT) that another holds (port 0 never is)."""
-    for purpose, address in addresses.items():
+def refuse_taken_ports(addresses: Iterable[tuple[str, str]]) -> None:
+    """Raise OSError naming the first of ``addresses`` (purpose, HOST:PORT) that another holds (port 0 never is)."""
+    for purpose, address in addresses:
         listen = resolve_listen(address)
         if listen.port:
             bind_alone(listen, address, purpose)

@@ -216,15 +216,15 @@ def _load_transport(
     return tls, identities
 
 
-def _ports_served(config: Config) -> dict[str, str]:
-    """What this gateway will bind, by the purpose its refusal names (as the binds below name it)."""
+def _ports_served(config: Config) -> list[tuple[str, str]]:
+    """What this gateway will bind, with the purpose its refusal names (as the binds below name it)."""
     server = config.server
-    wanted = {
-        "listen on": server.listen,
-        "serve health on": server.health_listen,
-        "serve metrics on": server.metrics_listen,
-    }
-    return {purpose: address for purpose, address in wanted.items() if address}
+    wanted = (
+        ("listen on", server.listen),
+        ("serve health on", server.health_listen),
+        ("serve metrics on", server.metrics_listen),
+    )
+    return [(purpose, address) for purpose, address in wanted if address]
 
 
 async def start_gateway(

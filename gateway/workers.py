@@ -35,7 +35,7 @@ from types import FrameType
 import structlog
 
 from gateway.config import Config, join_listen, split_listen
-from gateway.listen_check import bind_alone, resolve_listen
+from gateway.listen_check import bind_alone, refuse_taken_ports, resolve_listen
 from gateway.parent_death import end_with_parent
 from gateway.phone_hash import load_or_create_keys
 from gateway.store import open_store
@@ -298,6 +298,11 @@ def serve_workers(config: Config) -> int:
         health = config.server.health_listen
         if health:
             health = held.enter_context(reserved_port(health))
+        refuse_taken_ports(
+            ("serve metrics on", worker_config(config, index).server.metrics_listen)
+            for index in range(config.server.workers)
+            if config.server.metrics_listen
+        )
         prepare_shared_state(config)
         shared = replace(config, server=replace(config.server, listen=listen, health_listen=health))
         return Supervisor(shared, config.server.workers).run()

@@ -247,6 +247,25 @@ def test_bad_worker_counts_and_taken_ports_are_refused(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+def test_a_taken_metrics_port_of_any_worker_is_refused_before_the_store_is_made(tmp_path: Path) -> None:
+    """Worker i serves /metrics on the base port + i: the second worker's port held by another program
+    stopped the start only once the supervisor had made a store and a key ring."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        second = taken.getsockname()[1]
+        with socket.socket() as probe:  # the first worker's port, base + 0, must be free for this test
+            probe.bind(("127.0.0.1", second - 1))
+        result = run_mtsg(
+            *("serve", "--insecure", "--workers", "2", "--listen", "127.0.0.1:0"),
+            *("--metrics-listen", f"127.0.0.1:{second - 1}", "--data-dir", str(tmp_path / "d")),
+            cwd=tmp_path,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{second}: Address already in use" in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
 def test_a_second_gateway_on_the_workers_port_is_refused(
     workers: tuple[LoggedProcess, str, int], tmp_path: Path
 ) -> None:
