@@ -17,6 +17,7 @@ import structlog
 from gateway.cli_support import number_within, positive_number
 from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
 from gateway.security.client_credentials import ClientCredentials, ClientCredentialsError
+from gateway.version import version_line
 
 _STORE_FLAGS: tuple[tuple[str, Key, str], ...] = (
     ("--data-dir", ("store", "data_dir"), "directory for the SQLite database and keys (default ./mtsg-data)"),
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.check_command import EXAMPLES
 
     parser = argparse.ArgumentParser(prog="mtsg", description="Mobile Threat-Signal Gateway")
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gateway")

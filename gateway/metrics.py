@@ -6,6 +6,7 @@ several gateways in one process and keeps what /metrics shows exactly ours.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.logging_setup import LossTolerantStream
+from gateway.version import mtsg_version
 
 # Login checks are expected in single-digit milliseconds; the buckets resolve that range finely.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -33,6 +35,18 @@ class _DroppedLogLines(Collector):
             "Log lines dropped because stderr could not take them (its reader gone or stalled, its disk full)",
             value=LossTolerantStream.dropped_lines,
         )
+
+
+def _build_info(registry: CollectorRegistry) -> Gauge:
+    """Always 1, labelled with what this replica runs: a rollout that stopped half way shows two versions."""
+    info = Gauge(
+        "mtsg_build_info",
+        "1, labelled with this gateway's mtsg and Python versions",
+        ["version", "python"],
+        registry=registry,
+    )
+    info.labels(version=mtsg_version(), python=platform.python_version()).set(1)
+    return info
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class Metrics:
     blocklist_version: Gauge
     policy_version: Gauge
     tls_expiry: Gauge
+    build_info: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -212,4 +227,5 @@ class Metrics:
                 "When the gRPC port's certificate expires, in seconds since the epoch (0 without TLS)",
                 registry=registry,
             ),
+            build_info=_build_info(registry),
         )

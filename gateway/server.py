@@ -71,6 +71,7 @@ from gateway.store import Store, StoreUnavailableError, is_postgres_url, open_st
 from gateway.tls_client import ClientTLSError, client_tls
 from gateway.urls import without_secrets
 from gateway.validation import Limits
+from gateway.version import mtsg_version
 from gateway.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
@@ -439,6 +440,7 @@ async def start_gateway(
     )
     log.info(
         "serving",
+        version=mtsg_version(),
         listen=config.server.listen,
         port=port,
         metrics_port=running.metrics_port,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 import time
+from importlib import metadata
 
 import grpc
 import httpx
@@ -171,3 +173,11 @@ async def test_metrics_show_the_blocklist_and_policy_versions_in_force(gateway: 
     assert gateway.policy_refresher.version == 2
     async with MtsgClient(gateway.target) as client:
         assert (await client.check_login(telemetry())).policy_version == "2"
+
+
+async def test_metrics_name_the_build(gateway: RunningGateway) -> None:
+    """During a rolling upgrade an operator asks each replica which build it runs."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics")).text
+    expected = f'mtsg_build_info{{python="{platform.python_version()}",version="{metadata.version("mtsg")}"}} 1.0'
+    assert expected in text.splitlines()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import re
 import signal
 import socket
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -179,6 +181,14 @@ def test_serve_refuses_a_port_in_use_before_it_makes_anything(
     assert f"mtsg serve: cannot {purpose} {taken[purpose]}: Address already in use" in result.stderr
     assert not other.exists()
     assert serve.process.poll() is None  # the gateway there serves on
+
+
+def test_version_is_told_by_the_command_and_by_the_serving_gateway(serve: ServeProcess) -> None:
+    """During a rolling upgrade an operator asks each host and each replica which build it runs."""
+    version = metadata.version("mtsg")
+    result = subprocess.run([*MTSG, "--version"], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout) == (0, f"mtsg {version} (Python {platform.python_version()})\n")
+    assert serve.log[-1]["message"] == "serving" and serve.log[-1]["version"] == version
 
 
 def test_health_command_reports_serving_and_fails_without_a_server(serve: ServeProcess) -> None:
