@@ -191,19 +191,15 @@ def run_async(name: str, work: Callable[[], Coroutine[Any, Any, int]], expected:
         return 1
 
 
-async def with_store(
-    config: Config, work: Callable[[Store], Awaitable[int]], *, creates: bool = False, inputs: Sequence[Path] = ()
-) -> int:
+async def with_store(config: Config, work: Callable[[Store], Awaitable[int]], *, creates: bool = False) -> int:
     """Open the installation's store for ``work``.
 
     Only commands that seed an installation (``creates``: adding to the registry, applying a policy)
     may make a new SQLite store. Any other, run with the wrong --data-dir or none, would create an
     empty store and answer from it: "no commands", "valve closed", and the operator would believe it.
-    The files such a command reads (``inputs``) are checked first: a mistyped path must fail before
-    it has made a store, maybe in the wrong place.
+    A seeding command checks the file it reads before it calls this: a mistyped path, an empty file
+    or a policy with problems must fail before it has made a store, maybe in the wrong place.
     """
-    for given in inputs:
-        ensure_readable(given)
     configure_logging(config.logging.level)  # migrations log to stderr, keeping stdout for the answer
     path = sqlite_path(config.store.url, config.data_dir)
     if not creates and path is not None and not path.is_file():

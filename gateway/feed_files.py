@@ -75,11 +75,18 @@ class FeedRead:
     stats: ReadStats = field(default_factory=ReadStats)
 
 
+def ensure_not_empty(path: Path) -> int:
+    """The size of ``path``; FeedFileError when it is 0 bytes, which every reader would blame on line 1
+    while the cause is usually a failed download or export."""
+    size = path.stat().st_size
+    if size == 0:
+        raise FeedFileError(f"{path.name} is empty (0 bytes): nothing to import")
+    return size
+
+
 def open_feed(path: Path, feed_format: str, *, source: str, default_category: Category | None) -> FeedRead:
     """Open ``path`` for streaming (bundles are handled separately: they are verified first)."""
-    size = path.stat().st_size
-    if size == 0:  # each reader would blame line 1; the cause is usually a failed download or export
-        raise FeedFileError(f"{path.name} is empty (0 bytes): nothing to import")
+    size = ensure_not_empty(path)
     if feed_format in ("csv", "stalkerware-samples"):
         counter = ByteCounter(path.open("rb"))
         lines = _text_lines(counter)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from gateway.cli_support import (
     ConfigLoader,
     actor,
     add_actor_flag,
+    ensure_readable,
     given_name,
     plain_text,
     positive_count,
@@ -82,10 +83,14 @@ def _store_run(
     work: Callable[[Store], Awaitable[int]],
     *,
     creates: bool = False,
-    inputs: Sequence[Path] = (),
+    check_first: Callable[[], object] | None = None,
 ) -> int:
+    """``work`` on the store; ``check_first`` runs before the store is opened, so its refusal makes none."""
+
     def guarded() -> Coroutine[Any, Any, int]:
-        return with_store(load(options), work, creates=creates, inputs=inputs)
+        if check_first is not None:
+            check_first()
+        return with_store(load(options), work, creates=creates)
 
     try:
         return run_async(name, guarded, _EXPECTED)
@@ -150,7 +155,14 @@ def _apply(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"policy version {stored.version} is in force (sha256 {stored.document_sha256[:12]})")
         return 0
 
-    return _store_run("policy apply", options, load, work, creates=True, inputs=(options.file,))
+    return _store_run("policy apply", options, load, work, creates=True, check_first=lambda: _check_file(options.file))
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a policy file that cannot be applied before any store is opened: with a mistyped --data-dir,
+    or none, a policy with problems made a new store before it was refused."""
+    ensure_readable(path)
+    read_policy(_read_document(path), "")
 
 
 def _versions(options: argparse.Namespace, load: ConfigLoader) -> int:

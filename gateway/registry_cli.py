@@ -57,6 +57,7 @@ from gateway.cli_support import (
     ConfigLoader,
     actor,
     add_actor_flag,
+    ensure_readable,
     file_stem,
     positive_count,
     run_async,
@@ -64,7 +65,15 @@ from gateway.cli_support import (
     with_store,
     write_key_files,
 )
-from gateway.feed_files import FORMATS, FeedFileError, ProgressLine, detect_format, open_feed
+from gateway.feed_files import (
+    FORMATS,
+    FeedFileError,
+    FeedRead,
+    ProgressLine,
+    detect_format,
+    ensure_not_empty,
+    open_feed,
+)
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError
 from gateway.store.records import EntryQuery, ImportSummary
@@ -274,10 +283,9 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
     path: Path = options.file
     config = load(options)
 
-    async def work(store: Store) -> int:
+    async def work(store: Store, feed_format: str, read: FeedRead | None) -> int:
         started = time.monotonic()
-        feed_format = options.format or detect_format(path)
-        if feed_format == "bundle":
+        if read is None:
             trusted = load_trusted_keys(config.trusted_keys_dir)
             outcome = await import_bundle(
                 store,
@@ -294,8 +302,6 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
             else:
                 _print_summary(outcome.summary)
         else:
-            default_category = parse_category(options.category) if options.category else None
-            read = open_feed(path, feed_format, source=options.source or path.stem, default_category=default_category)
             summary = await import_indicators(
                 store,
                 read.indicators,
@@ -308,7 +314,20 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 0
 
-    return _run("blocklist import", lambda: with_store(config, work, creates=True, inputs=(path,)))
+    async def checked_then_imported() -> int:
+        """What can be told of the file without a store is told first: an empty file, one of no known
+        format, or a JSON or YAML document that does not parse, given in the wrong directory, made a new
+        store there before it was refused."""
+        ensure_readable(path)
+        ensure_not_empty(path)
+        feed_format = options.format or detect_format(path)
+        read = None
+        if feed_format != "bundle":  # a bundle is read and verified line by line inside the import
+            default_category = parse_category(options.category) if options.category else None
+            read = open_feed(path, feed_format, source=options.source or path.stem, default_category=default_category)
+        return await with_store(config, lambda store: work(store, feed_format, read), creates=True)
+
+    return _run("blocklist import", checked_then_imported)
 
 
 def _blocklist_export(options: argparse.Namespace, load: ConfigLoader) -> int:

@@ -258,6 +258,28 @@ def test_a_seeding_command_given_a_file_it_cannot_read_says_so_and_creates_no_st
     assert not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "name", "content", "complaint"),
+    [
+        (["blocklist", "import"], "feed.csv", "", "feed.csv is empty (0 bytes): nothing to import"),
+        (["blocklist", "import"], "feed.txt", "x\n", "cannot tell the format of feed.txt"),
+        (["blocklist", "import"], "feed.json", '{"type": "bundle", "objects": [\n', "line 2: not valid JSON"),
+        (["blocklist", "import"], "feed.jsonl", "", "feed.jsonl is empty (0 bytes)"),
+        (["policy", "apply"], "policy.toml", "[[scenarios]\n", "policy.toml: 1 problem(s); nothing was applied"),
+        (["policy", "apply"], "policy.toml", "", "a policy needs at least one [[scenarios]] table"),
+    ],
+)
+def test_a_seeding_command_refuses_a_bad_file_before_it_makes_a_store(
+    tmp_path: Path, command: list[str], name: str, content: str, complaint: str
+) -> None:
+    """Given in the wrong directory (no --data-dir), such a file made a new store there before it was refused."""
+    (tmp_path / name).write_text(content)
+    result = run_mtsg(*command, name, "--data-dir", str(tmp_path / "elsewhere"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert complaint in result.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "new")]
     added = subprocess.run(
