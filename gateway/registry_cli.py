@@ -167,7 +167,9 @@ def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
         print(f"mtsg blocklist add: --valid-until: {error}", file=sys.stderr)
         return 2
 
-    async def work(store: Store) -> int:
+    def checked_then_added() -> Coroutine[Any, Any, int]:
+        """The entry is checked before the store is opened: a bad value, given with a mistyped --data-dir
+        or none, made a new store there before it was refused."""
         indicator = make_indicator(
             key_type=options.key_type,
             value=options.value,
@@ -183,11 +185,15 @@ def _blocklist_add(options: argparse.Namespace, load: ConfigLoader) -> int:
         now = time.time()
         if expired_by(indicator, now):
             raise CommandError(f"--valid-until {EXPIRED_PROBLEM}")
-        entry = await store.blocklist.add_entry(indicator, actor(options), now)
-        print(_entry_text(entry))
-        return 0
 
-    return _run("blocklist add", lambda: with_store(load(options), work, creates=True))
+        async def work(store: Store) -> int:
+            entry = await store.blocklist.add_entry(indicator, actor(options), now)
+            print(_entry_text(entry))
+            return 0
+
+        return with_store(load(options), work, creates=True)
+
+    return _run("blocklist add", checked_then_added)
 
 
 def _blocklist_revoke(options: argparse.Namespace, load: ConfigLoader) -> int:

@@ -280,6 +280,14 @@ def test_a_seeding_command_refuses_a_bad_file_before_it_makes_a_store(
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_an_entry_refused_by_blocklist_add_makes_no_store(tmp_path: Path) -> None:
+    entry = ("--key-type", "apk_sha256", "--value", "abc", "--category", "remote_control")
+    result = run_mtsg("blocklist", "add", *entry, "--data-dir", str(tmp_path / "elsewhere"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "value: must be 64 hex digits, got 3 characters" in result.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_seeding_the_registry_makes_the_store(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "new")]
     added = subprocess.run(
