@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.config import split_listen
 
@@ -24,7 +25,7 @@ class ListenAddress:
     family: socket.AddressFamily
     kind: socket.SocketKind
     proto: int
-    where: tuple  # type: ignore[type-arg]  # (host, port) or IPv6's (host, port, flowinfo, scope_id)
+    where: tuple[Any, ...]  # (host, port), or IPv6's (host, port, flowinfo, scope_id)
 
     @property
     def port(self) -> int:
@@ -38,7 +39,7 @@ def resolve_listen(address: str) -> ListenAddress:
 
 
 def bind_alone(listen: ListenAddress, address: str, purpose: str = "listen on") -> ListenAddress:
-    """Bind ``listen`` without SO_REUSEPORT and let it go; it with the port the kernel gave (port 0).
+    """Bind ``listen`` without SO_REUSEPORT and let it go; ``listen`` with the port the kernel gave (for port 0).
 
     Without SO_REUSEPORT the bind fails while anything holds the port: another program, or another
     mtsg whose sockets allow sharing.  SO_REUSEADDR, so that a restart's connections in TIME_WAIT,
