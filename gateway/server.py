@@ -235,10 +235,7 @@ async def start_gateway(
 
     ``reuse_port``: one of ``mtsg serve --workers``' processes, sharing its ports with the others.
     """
-    if not reuse_port:  # a worker's ports were reserved by its supervisor, which looked at them first
-        refuse_taken_ports(_ports_served(config))
     tls, identities = _load_transport(config)
-    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
     remote_control_file = config.signals.remote_control_apps_file
     remote_control_watch = RemoteControlListWatch(Path(remote_control_file)) if remote_control_file else None
     knowledge = load_knowledge(remote_control_watch.catalog if remote_control_watch is not None else None)
@@ -257,6 +254,10 @@ async def start_gateway(
             "privacy.phone_hash_key_file must be set when store.url is PostgreSQL: every replica must hash"
             " phone numbers with the same key (mount it from a Secret; docs/POSTGRESQL.md)"
         )
+    # Every file read and checked above; nothing written yet.  The ports next, then the data dir.
+    if not reuse_port:  # a worker's ports were reserved by its supervisor, which looked at them first
+        refuse_taken_ports(_ports_served(config))
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
     hasher = load_or_create_keys(config.phone_hash_key_path).current
     use_pseudonym_key(hasher.key)
     store = await open_store(
