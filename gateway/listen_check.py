@@ -10,6 +10,7 @@ real bind still fails there, as before.
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,9 +33,13 @@ class ListenAddress:
         return int(self.where[1])
 
 
-def resolve_listen(address: str) -> ListenAddress:
+def resolve_listen(address: str, purpose: str = "listen on") -> ListenAddress:
     host, port = split_listen(address)
-    family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:  # its own message names no address
+        raise OSError(f"cannot {purpose} {address}: {error.strerror}") from error
+    family, kind, proto, _, where = found[0]
     return ListenAddress(family, kind, proto, where)
 
 
@@ -50,7 +55,8 @@ def bind_alone(listen: ListenAddress, address: str, purpose: str = "listen on") 
         try:
             alone.bind(listen.where)
         except OSError as error:
-            raise OSError(f"cannot {purpose} {address}: {error.strerror} (is another mtsg serving there?)") from error
+            hint = " (is another mtsg serving there?)" if error.errno == errno.EADDRINUSE else ""
+            raise OSError(f"cannot {purpose} {address}: {error.strerror}{hint}") from error
         return ListenAddress(
             listen.family, listen.kind, listen.proto, (listen.where[0], alone.getsockname()[1], *listen.where[2:])
         )
@@ -59,6 +65,6 @@ def bind_alone(listen: ListenAddress, address: str, purpose: str = "listen on") 
 def refuse_taken_ports(addresses: Iterable[tuple[str, str]]) -> None:
     """Raise OSError naming the first of ``addresses`` (purpose, HOST:PORT) that another holds (port 0 never is)."""
     for purpose, address in addresses:
-        listen = resolve_listen(address)
+        listen = resolve_listen(address, purpose)
         if listen.port:
             bind_alone(listen, address, purpose)

@@ -183,6 +183,20 @@ def test_serve_refuses_a_port_in_use_before_it_makes_anything(
     assert serve.process.poll() is None  # the gateway there serves on
 
 
+@pytest.mark.parametrize(
+    ("listen", "reason"),
+    [
+        ("nosuchhost.invalid:50077", "Name or service not known"),  # a name that resolves to nothing
+        ("192.0.2.1:50077", "Cannot assign requested address"),  # no interface of this machine has it
+    ],
+)
+def test_serve_refuses_an_address_it_cannot_bind_and_names_it(tmp_path: Path, listen: str, reason: str) -> None:
+    result = run_mtsg("serve", "--insecure", "--listen", listen, "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.endswith(f"mtsg serve: cannot listen on {listen}: {reason}\n")  # no misleading hint
+    assert not (tmp_path / "d").exists()
+
+
 def test_version_is_told_by_the_command_and_by_the_serving_gateway(serve: ServeProcess) -> None:
     """During a rolling upgrade an operator asks each host and each replica which build it runs."""
     version = metadata.version("mtsg")
