@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.bench.processes import free_port, python_module
+from gateway.bench.processes import free_port, tethered_module
 from gateway.bench.runner import replay_limits
 from gateway.bench.stages import InsideGateway, share_cell
 
@@ -160,9 +160,7 @@ def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
     port, metrics_port = free_port(), free_port()
     environment = {**os.environ, **replay_limits()}  # as the bench's own gateway runs
     command = [
-        sys.executable,
-        "-P",
-        __file__,
+        *tethered_module(__file__),
         "--serve",
         level,
         "--port",
@@ -179,7 +177,7 @@ def measure(level: str, bench_arguments: Sequence[str]) -> dict[str, float]:
         try:
             _wait_until_serving(port, server)
             figures = Path(scratch) / "bench.json"
-            bench = [*python_module("gateway.cli"), "bench", "--quick", "--deliveries", "0"]
+            bench = [*tethered_module("gateway.cli"), "bench", "--quick", "--deliveries", "0"]
             bench += ["--target", f"127.0.0.1:{port}", *read_metrics, "--json", str(figures), *bench_arguments]
             subprocess.run(bench, env=environment, check=True, stdout=subprocess.DEVNULL)
             rows = {row["server"]: row for row in json.loads(figures.read_text())["figures"]}

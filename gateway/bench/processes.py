@@ -26,7 +26,10 @@ def python_module(module: str) -> list[str]:
 
 
 def tethered_module(module: str) -> list[str]:
-    """``python_module(module)``, in a process that gets SIGTERM when this one dies, even by SIGKILL."""
+    """``python_module(module)``, in a process that gets SIGTERM when this one dies, even by SIGKILL.
+
+    ``module`` may also be the path of a script (``*.py``), run as ``python -P SCRIPT`` would.
+    """
     return [*python_module("gateway.bench.tether"), str(os.getpid()), module]
 
 

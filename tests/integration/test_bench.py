@@ -281,3 +281,31 @@ def test_a_bench_killed_outright_takes_its_servers_and_clients_with_it(tmp_path:
     for pid in left:
         os.kill(pid, signal.SIGKILL)  # leave nothing behind for the next test, then fail
     assert not left, f"still running after the bench was killed: {left}"
+
+
+def test_a_tethered_script_ends_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """scripts/bench_ladder.py serves its levels from a script path; the tether takes a path as well as a module."""
+    script = tmp_path / "serve_forever.py"
+    script.write_text("import sys, time\nprint(sys.argv[1:], flush=True)\ntime.sleep(600)\n")
+    parent_code = (
+        "import subprocess, sys, time\n"
+        "from gateway.bench.processes import tethered_module\n"
+        f"command = [*tethered_module({str(script)!r}), '--level', 'x']\n"
+        "child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)\n"
+        "print(child.pid, child.stdout.readline().strip(), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child_pid, _, arguments = parent.stdout.readline().strip().partition(" ")
+        assert arguments == "['--level', 'x']"  # the script ran, with its own arguments
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while _running(int(child_pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _running(int(child_pid)):
+        os.kill(int(child_pid), signal.SIGKILL)
+        raise AssertionError("the tethered script outlived the process that started it")
