@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.config import split_listen
@@ -57,9 +57,7 @@ def bind_alone(listen: ListenAddress, address: str, purpose: str = "listen on") 
         except OSError as error:
             hint = " (is another mtsg serving there?)" if error.errno == errno.EADDRINUSE else ""
             raise OSError(f"cannot {purpose} {address}: {error.strerror}{hint}") from error
-        return ListenAddress(
-            listen.family, listen.kind, listen.proto, (listen.where[0], alone.getsockname()[1], *listen.where[2:])
-        )
+        return replace(listen, where=(listen.where[0], alone.getsockname()[1], *listen.where[2:]))
 
 
 def refuse_taken_ports(addresses: Iterable[tuple[str, str]]) -> None:
