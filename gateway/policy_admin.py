@@ -6,10 +6,13 @@ policy never becomes a version and the running one stays in force.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gateway.store import Store
 from gateway.store.records import StoredPolicy
 from signals.policy import Policy
-from signals.policy_document import read_policy
+from signals.policy_document import Problem, read_policy
+from signals.policy_review import review_policy
 
 # Longest document accepted: a few hundred scenarios fit in well under this.
 MAX_DOCUMENT_BYTES = 512 * 1024
@@ -35,12 +38,30 @@ def policy_of(stored: StoredPolicy) -> Policy:
     return read_policy(stored.document, str(stored.version))
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedPolicy:
+    """What applying a document did: the version in force, whether it is new, and the review's warnings."""
+
+    stored: StoredPolicy
+    # False when the version in force already had this very document, so no version was made.
+    created: bool
+    warnings: list[Problem]
+
+
 async def apply_policy(
     store: Store, document: str, *, actor: str, comment: str, at: float, request_id: str = ""
-) -> StoredPolicy:
-    """Validate ``document`` (PolicyError lists every problem) and store it as the next version."""
-    read_policy(document, "")
-    return await store.policies.apply(document, actor=actor, comment=comment, at=at, request_id=request_id)
+) -> AppliedPolicy:
+    """Validate ``document`` (PolicyError lists every problem) and store it as the next version.
+
+    A document identical to the version in force makes no new version; the result says so.
+    """
+    warnings = review_policy(read_policy(document, ""))
+    before = await store.policies.get()
+    stored = await store.policies.apply(
+        document, actor=actor, comment=comment, at=at, request_id=request_id, keep_identical=True
+    )
+    created = before is None or stored.version != before.version
+    return AppliedPolicy(stored, created, warnings)
 
 
 async def apply_policy_unless_in_force(

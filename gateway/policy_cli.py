@@ -47,7 +47,9 @@ from gateway.validation import Limits
 from signals.catalog import FINDING_KINDS
 from signals.evaluate import Knowledge, evaluate
 from signals.policy import Decision, Mode
-from signals.policy_document import PolicyError, read_policy
+from signals.policy_document import PolicyError, Problem, read_policy
+from signals.policy_review import review_policy
+from signals.wording import counted
 
 _EXPECTED = (StoreUnavailableError, KnowledgeError, CaseError, RequestIdReusedError, OSError)
 
@@ -62,7 +64,7 @@ def _read_document(path: Path) -> str:
 
 
 def _print_problems(path: object, error: PolicyError) -> None:
-    print(f"{path}: {len(error.problems)} problem(s); nothing was applied", file=sys.stderr)
+    print(f"{path}: {counted(len(error.problems), 'problem')}; nothing was applied", file=sys.stderr)
     for problem in error.problems:
         print(f"  {problem}", file=sys.stderr)
 
@@ -137,14 +139,24 @@ def _validate(options: argparse.Namespace) -> int:
         _print_problems(options.file, error)
         return 1
     shadow = sum(scenario.mode is Mode.SHADOW for scenario in policy.scenarios)
-    print(f"{options.file}: valid; {len(policy.scenarios)} scenario(s), {shadow} in shadow mode")
+    print(f"{options.file}: valid; {counted(len(policy.scenarios), 'scenario')}, {shadow} in shadow mode")
+    _print_warnings(options.file, review_policy(policy))
     return 0
+
+
+def _print_warnings(path: object, warnings: list[Problem]) -> None:
+    """The review's warnings, on stderr: they never fail the command, the security team decides."""
+    if not warnings:
+        return
+    print(f"{path}: {counted(len(warnings), 'warning')}", file=sys.stderr)
+    for warning in warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
 
 
 def _apply(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
         document = _read_document(options.file)
-        stored = await apply_policy(
+        applied = await apply_policy(
             store,
             document,
             actor=actor(options),
@@ -152,7 +164,15 @@ def _apply(options: argparse.Namespace, load: ConfigLoader) -> int:
             at=time.time(),
             request_id=options.request_id,
         )
-        print(f"policy version {stored.version} is in force (sha256 {stored.document_sha256[:12]})")
+        stored = applied.stored
+        if applied.created:
+            print(f"policy version {stored.version} is in force (sha256 {stored.document_sha256[:12]})")
+        else:
+            print(
+                f"policy version {stored.version} already has this document (sha256 {stored.document_sha256[:12]});"
+                " no new version was made"
+            )
+        _print_warnings(options.file, applied.warnings)
         return 0
 
     return _store_run("policy apply", options, load, work, creates=True, check_first=lambda: _check_file(options.file))
@@ -190,14 +210,14 @@ def _shadow_report(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store) -> int:
         until = time.time()
         rows = await store.policies.shadow_report(until - options.hours * 3600, until)
-        print(f"shadow scenarios over the last {options.hours:g} hour(s)")
+        print(f"shadow scenarios over the last {counted(options.hours, 'hour')}")
         if not rows:
             print("  none fired")
         for row in rows:
             actual = ", ".join(f"{action.removeprefix('ACTION_')} {n}" for action, n in row.by_actual_action.items())
             print(
-                f"  {row.scenario_id}: would {row.would_action.removeprefix('ACTION_')} {row.fired} login(s)"
-                f" of {row.customers} customer(s); {row.would_change} would have changed the verdict"
+                f"  {row.scenario_id}: would {row.would_action.removeprefix('ACTION_')} {counted(row.fired, 'login')}"
+                f" of {counted(row.customers, 'customer')}; {row.would_change} would have changed the verdict"
                 f"  (actual: {actual}; policy version {', '.join(row.policy_versions)})"
             )
         return 0
@@ -256,7 +276,7 @@ def _test(options: argparse.Namespace, load: ConfigLoader) -> int:
         if failure:
             failures += 1
             print(f"    FAILED: {failure}")
-    print(f"{len(cases)} case(s), {failures} failed expectation(s)")
+    print(f"{counted(len(cases), 'case')}, {counted(failures, 'failed expectation')}")
     return 1 if failures else 0
 
 

@@ -27,6 +27,7 @@ from gateway.store.policies import document_sha256
 from gateway.wakeup import Wakeup
 from signals.policy import Policy
 from signals.policy_document import PolicyError
+from signals.policy_review import review_policy
 
 log = structlog.get_logger(__name__)
 SHIPPED_ACTOR = "mtsg:shipped-default"
@@ -135,6 +136,8 @@ class PolicyRefresher:
         if stored is None:  # another replica or worker stored this file first
             return False
         log.info("policy file applied", version=stored.version, file=str(self._policy_file))
+        for warning in review_policy(policy_of(stored)):
+            log.warning("policy warning", version=stored.version, location=warning.location, warning=warning.message)
         return True
 
     def start(self, wakeup: Wakeup | None = None) -> None:

@@ -14,6 +14,7 @@ from gateway.store import StoreUnavailableError, newer_migrations, open_database
 from gateway.store.copy import CopyError, TableCopy, check_source, copy_store
 from gateway.store.database import redact
 from gateway.store.migrate import load_migrations
+from signals.wording import counted
 
 
 def _say(text: str) -> None:
@@ -48,7 +49,7 @@ def _migrate(options: argparse.Namespace, load: ConfigLoader) -> int:
             after = await db.schema_version()
             took = time.monotonic() - started
             if applied:
-                print(f"applied {len(applied)} migration(s) in {took:.2f} s; schema version {after}")
+                print(f"applied {counted(len(applied), 'migration')} in {took:.2f} s; schema version {after}")
             elif after > before:
                 print(f"up to date: another process migrated it to schema version {after} meanwhile")
             else:

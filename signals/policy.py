@@ -17,6 +17,10 @@ from signals.catalog import FINDING_KINDS
 from signals.conditions import Condition
 from signals.detector_settings import DetectorSettings
 from signals.findings import SEVERITY_SCORE, Finding
+from signals.wording import listing
+
+# Findings named in the summary of a verdict no scenario decided; the reasons list them all.
+_UNACTED_SHOWN = 3
 
 
 class Action(IntEnum):
@@ -120,6 +124,26 @@ def _explanation(deciding: Scenario, active: Sequence[Scenario]) -> str:
     return text + "."
 
 
+def _unacted_score(findings: Sequence[Finding], policy: Policy) -> int:
+    """The weight of findings no scenario acted on, held below every score at which the policy acts.
+
+    The score is the policy's own measure of risk: a verdict's score is the score of the scenarios that
+    chose its action, so an ALLOW must never read as riskier than a STEP_UP or FREEZE of the same policy.
+    """
+    weight = min(100, sum(SEVERITY_SCORE[finding.severity] for finding in findings))
+    acting = [s.score for s in policy.scenarios if s.mode is Mode.ACTIVE and s.action > Action.ALLOW]
+    return min(weight, max(0, min(acting) - 1)) if acting else weight
+
+
+def _unacted_summary(strongest_first: Sequence[Finding]) -> str:
+    if not strongest_first:
+        return "Nothing suspicious was found."
+    shown = [finding.summary for finding in strongest_first[:_UNACTED_SHOWN]]
+    if len(strongest_first) > _UNACTED_SHOWN:
+        shown.append(f"{len(strongest_first) - _UNACTED_SHOWN:,} more")
+    return f"No scenario acts on what was found: {listing(shown)}."
+
+
 def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
     """Apply ``policy`` to ``findings``; deterministic for the same inputs."""
     strongest_first = sorted(findings, key=lambda finding: finding.severity, reverse=True)
@@ -138,20 +162,14 @@ def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
             active.append((scenario, groups))
     shadow_fired = tuple(FiredScenario(s.id, s.action, s.score, Mode.SHADOW) for s in shadow)
 
-    finding_score = min(100, sum(SEVERITY_SCORE[finding.severity] for finding in findings))
     if not active:
-        summary = (
-            "Nothing suspicious was found."
-            if not findings
-            else f"No scenario fired; {len(findings)} finding(s) recorded."
-        )
         return Decision(
             action=Action.ALLOW,
             step_up_method=StepUpMethod.NONE,
             freeze_scopes=(),
-            risk_score=finding_score,
+            risk_score=_unacted_score(findings, policy),
             reasons=tuple(Reason(finding, "") for finding in strongest_first),
-            summary=summary,
+            summary=_unacted_summary(strongest_first),
             scenario_id="",
             policy_version=policy.version,
             fired=shadow_fired,
@@ -176,7 +194,7 @@ def decide(findings: Sequence[Finding], policy: Policy) -> Decision:
         action=deciding.action,
         step_up_method=deciding.step_up_method,
         freeze_scopes=deciding.freeze_scopes,
-        risk_score=max(finding_score, min(100, max(scenario.score for scenario in fired_scenarios))),
+        risk_score=max(scenario.score for scenario in fired_scenarios if scenario.action == deciding.action),
         reasons=tuple(Reason(finding, used_by.get(id(finding), "")) for finding in strongest_first),
         summary=_sentence(speakers, deciding.joiner) if speakers else deciding.description,
         scenario_id=deciding.id,

@@ -21,7 +21,7 @@ CANNED_VERDICT = threat_signal_service_pb2.CheckLoginResponse(
     action=common_pb2.ACTION_ALLOW,
     risk_score=10,
     reasons=[common_pb2.Reason(code="NEW_DEVICE", message="The login comes from a device never seen.")],
-    summary="No scenario fired; 1 finding(s) recorded.",
+    summary="No scenario acts on what was found: the login comes from a device never seen for this customer.",
     policy_version="1",
 ).SerializeToString()
 CANNED_EVENT = event_service_pb2.ReportPhoneNumberChangeResponse(accepted_count=1).SerializeToString()

@@ -34,6 +34,7 @@ from gateway.generated.mtsg.v1 import common_pb2
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.outbox import DELIVERY_STATES
 from gateway.store.records import CommandOverview, CommandQuery, StoredCommand
+from signals.wording import counted
 
 _EXPECTED = (StoreUnavailableError, WebhookKeyError, OSError)
 # --scope names from the contract's enum: transfers, cash_withdrawal, card_loans.
@@ -136,7 +137,7 @@ def _commands_redeliver(options: argparse.Namespace, load: ConfigLoader) -> int:
         if await store.commands.get(options.command_id) is None:
             raise CommandError(f"no command {options.command_id}")
         queued = await store.commands.redeliver(options.command_id, endpoints, time.time(), actor(options))
-        print(f"queued {options.command_id} again for {queued} endpoint(s): {', '.join(endpoints)}")
+        print(f"queued {options.command_id} again for {counted(queued, 'endpoint')}: {', '.join(endpoints)}")
         return 0
 
     return run_async("commands redeliver", lambda: with_store(config, work), _EXPECTED)

@@ -7,7 +7,8 @@ is refused with every problem as a field violation and nothing is stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import grpc
 import structlog
@@ -32,7 +33,10 @@ from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import RequestIdReusedError
 from gateway.store.records import StoredPolicy
 from gateway.validation import FieldViolation, InvalidRequestError, Violations, control_characters, request_id_or_none
-from signals.policy_document import PolicyError, policy_problems
+from signals.policy_document import PolicyError, Problem, read_policy
+from signals.policy_review import review_policy
+
+_Written = TypeVar("_Written")
 
 log = structlog.get_logger(__name__)
 DEFAULT_PAGE_SIZE = 20
@@ -63,6 +67,10 @@ def _problems_status(error: PolicyError) -> grpc.Status:
     return invalid_argument(InvalidRequestError(violations), ERROR_REASON_INVALID_POLICY)
 
 
+def _problem_messages(problems: Sequence[Problem]) -> list[policy_service_pb2.PolicyProblem]:
+    return [policy_service_pb2.PolicyProblem(location=p.location, message=p.message) for p in problems]
+
+
 def _check_admin_fields(request_id: str, comment: str) -> None:
     violations = Violations()
     request_id_or_none("request_id", request_id, violations)
@@ -86,10 +94,10 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         self._on_change = on_change
         self._clock = clock
 
-    async def _write(self, context: grpc.aio.ServicerContext, write: Awaitable[StoredPolicy]) -> StoredPolicy:
+    async def _write(self, context: grpc.aio.ServicerContext, write: Awaitable[_Written]) -> _Written:
         """Run an apply or rollback, turn its failures into statuses, and swap the new version in here."""
         try:
-            stored = await write
+            written = await write
         except PolicyVersionNotFoundError as error:
             await abort_with(context, _not_found(error))
         except PolicyError as error:
@@ -101,8 +109,8 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         try:
             await self._on_change()
         except Exception:  # committed; the refresher's next poll swaps it in
-            log.exception("swapping in the new policy failed; the next poll retries", version=stored.version)
-        return stored
+            log.exception("swapping in the new policy failed; the next poll retries")
+        return written
 
     async def GetPolicy(
         self, request: policy_service_pb2.GetPolicyRequest, context: grpc.aio.ServicerContext
@@ -125,10 +133,13 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
             _check_document(request.document)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_POLICY))
-        problems = policy_problems(request.document)
+        try:
+            warnings = review_policy(read_policy(request.document, ""))
+            problems: list[Problem] = []
+        except PolicyError as error:
+            problems, warnings = error.problems, []
         return policy_service_pb2.ValidatePolicyResponse(
-            valid=not problems,
-            problems=[policy_service_pb2.PolicyProblem(location=p.location, message=p.message) for p in problems],
+            valid=not problems, problems=_problem_messages(problems), warnings=_problem_messages(warnings)
         )
 
     async def ApplyPolicy(
@@ -139,7 +150,7 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
             _check_document(request.document)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_POLICY))
-        stored = await self._write(
+        applied = await self._write(
             context,
             apply_policy(
                 self._store,
@@ -150,8 +161,14 @@ class PolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
                 request_id=request.request_id,
             ),
         )
-        log.info("policy applied", version=stored.version, actor=stored.applied_by)
-        return policy_service_pb2.ApplyPolicyResponse(policy=policy_message(stored))
+        stored = applied.stored
+        if applied.created:
+            log.info("policy applied", version=stored.version, actor=stored.applied_by)
+        return policy_service_pb2.ApplyPolicyResponse(
+            policy=policy_message(stored),
+            warnings=_problem_messages(applied.warnings),
+            already_in_force=not applied.created,
+        )
 
     async def ListPolicyVersions(
         self, request: policy_service_pb2.ListPolicyVersionsRequest, context: grpc.aio.ServicerContext

@@ -66,11 +66,14 @@ class PolicyStore:
         at: float,
         request_id: str = "",
         restored_version: int | None = None,
+        keep_identical: bool = False,
     ) -> StoredPolicy:
         """Store ``document`` (already validated by the caller) as the next version, audited.
 
         A retried call with the same ``request_id`` and document returns the version it
         made the first time; the same key with another document raises RequestIdReusedError.
+        With ``keep_identical``, a document the version in force already has makes no version:
+        the version in force is returned (a second version with the same digest says nothing new).
         """
         digest = document_sha256(document)
         operation = "policy.rollback" if restored_version is not None else "policy.apply"
@@ -83,6 +86,8 @@ class PolicyStore:
                     assert stored is not None  # versions are never deleted
                     return stored
             previous = await self.get(connection=tx)
+            if keep_identical and previous is not None and previous.document_sha256 == digest:
+                return previous
             return await self._append(
                 tx,
                 previous,

@@ -1,4 +1,9 @@
-"""Active call: victims are coached over the phone while they log in and transfer."""
+"""Active call: victims are coached over the phone while they log in and transfer.
+
+A call alone is no reason to act (people log in while talking to the bank itself,
+whose number is rarely a contact), so it is at most MEDIUM: what it adds is the
+context that turns a remote-control app or a sideloaded app into a freeze.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ KINDS = (
     kind(
         ACTIVE_CALL,
         "call",
-        (Severity.MEDIUM, Severity.HIGH),
-        "A phone call is active during login; HIGH when the caller is not in the contacts.",
+        (Severity.LOW, Severity.MEDIUM),
+        "A phone call is active during login; MEDIUM when the caller is not in the contacts.",
         measures=(Measure("call_minutes", 0, 100_000, "minutes"),),
     ),
 )
@@ -32,11 +37,11 @@ def detect_active_call(telemetry: LoginTelemetry, context: LoginContext) -> list
         return [
             Finding(
                 ACTIVE_CALL,
-                Severity.HIGH,
+                Severity.MEDIUM,
                 "a phone call from a number not in contacts is active",
                 evidence,
             )
         ]
     if call.caller_in_contacts is True:
         evidence["caller_in_contacts"] = "true"
-    return [Finding(ACTIVE_CALL, Severity.MEDIUM, "a phone call is active", evidence)]
+    return [Finding(ACTIVE_CALL, Severity.LOW, "a phone call is active", evidence)]

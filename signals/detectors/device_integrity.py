@@ -17,11 +17,14 @@ BANK_APP_UNTRUSTED_INSTALLER = "BANK_APP_UNTRUSTED_INSTALLER"
 MOCK_LOCATION = "MOCK_LOCATION"
 ATTESTATION_FAILED = "ATTESTATION_FAILED"
 
-# (flag attribute, code, severity, summary).  Developer mode alone is common among
-# ordinary users, hence INFO; a tampered banking app is a repackaged fake, hence CRITICAL.
+# (flag attribute, code, severity, summary).  Severity says how much the sign means alone.
+# Developer mode is common among ordinary users, hence INFO; root is an enthusiast's choice as
+# often as an attacker's, hence MEDIUM (it counts with other signs); a hooking framework, a
+# debugger on the banking app or an emulator is attack tooling, hence HIGH; a tampered
+# banking app is a repackaged fake, hence CRITICAL.
 _CHECKS: tuple[tuple[str, str, Severity, str], ...] = (
     ("app_tampered", BANK_APP_TAMPERED, Severity.CRITICAL, "the banking app has been tampered with"),
-    ("rooted", DEVICE_ROOTED, Severity.HIGH, "the device is rooted or jailbroken"),
+    ("rooted", DEVICE_ROOTED, Severity.MEDIUM, "the device is rooted or jailbroken"),
     ("hooking_framework", HOOKING_FRAMEWORK, Severity.HIGH, "a hooking framework is present"),
     ("debugger_attached", DEBUGGER_ATTACHED, Severity.HIGH, "a debugger is attached to the banking app"),
     ("emulator", DEVICE_EMULATOR, Severity.HIGH, "the banking app runs in an emulator"),

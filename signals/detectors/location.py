@@ -14,6 +14,7 @@ from signals.detector_settings import DetectorSettings
 from signals.findings import Finding, Severity
 from signals.kinds import Measure, kind
 from signals.telemetry import Location, LoginTelemetry
+from signals.wording import country_name, elapsed
 
 UNUSUAL_LOCATION = "UNUSUAL_LOCATION"
 IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
@@ -71,7 +72,7 @@ def _unusual(here: Location, recent: tuple[PastLocation, ...], settings: Detecto
         Finding(
             UNUSUAL_LOCATION,
             Severity.MEDIUM,
-            f"the login is {nearest:,.0f} km from every recent login location",
+            f"the login is {nearest:,.0f} km from the nearest of the customer's recent login locations",
             {"distance_km": f"{nearest:.0f}", "recent_locations": str(len(recent))},
         )
     ]
@@ -85,12 +86,15 @@ def _impossible(here: Location, previous: PastLocation, now: float, settings: De
     speed = apart / hours
     if speed < settings.impossible_travel_kmh:
         return []
-    minutes = int(hours * 60)
+    seconds = max(0.0, now - previous.observed_at)
+    minutes = int(seconds // 60)
+    # Below a minute a speed says nothing a person can picture: the distance and the time say it all.
+    pace = f", {speed:,.0f} km/h" if minutes >= 1 else ""
     return [
         Finding(
             IMPOSSIBLE_TRAVEL,
             Severity.HIGH,
-            f"the previous login was {apart:,.0f} km away {minutes} minute(s) ago ({speed:,.0f} km/h)",
+            f"the previous login was {apart:,.0f} km away, {elapsed(seconds)} ago{pace}",
             {"distance_km": f"{apart:.0f}", "speed_kmh": f"{speed:.0f}", "minutes": str(minutes)},
         )
     ]
@@ -104,7 +108,7 @@ def _new_country(country: str, recent: tuple[PastLocation, ...]) -> list[Finding
         Finding(
             NEW_COUNTRY,
             Severity.MEDIUM,
-            f"the login comes from {country}, a country not seen for this customer",
+            f"the login comes from {country_name(country)}, a country never seen for this customer",
             {"country": country, "recent_countries": ", ".join(sorted(known))},
         )
     ]

@@ -21,6 +21,10 @@ KINDS = (
 )
 
 
+def _known(value: str) -> bool:
+    return bool(value) and value != "unspecified"
+
+
 def detect_recent_phone_change(context: LoginContext) -> list[Finding]:
     change = context.recent_phone_change
     if change is None:
@@ -36,8 +40,8 @@ def detect_recent_phone_change(context: LoginContext) -> list[Finding]:
             evidence={
                 "changed_at": datetime.fromtimestamp(change.changed_at, UTC).isoformat(timespec="seconds"),
                 "days_ago": f"{elapsed_days:.1f}",
-                "kind": change.kind,
-                "source": change.source,
+                # A reporter that left how or where out told us nothing: say nothing rather than "unspecified".
+                **{name: value for name, value in (("kind", change.kind), ("source", change.source)) if _known(value)},
             },
         )
     ]

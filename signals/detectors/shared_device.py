@@ -10,6 +10,7 @@ from signals.context import LoginContext
 from signals.detector_settings import DetectorSettings
 from signals.findings import Finding, Severity
 from signals.kinds import Measure, kind
+from signals.wording import counted
 
 SHARED_DEVICE = "SHARED_DEVICE"
 
@@ -30,11 +31,12 @@ def detect_shared_device(context: LoginContext, settings: DetectorSettings) -> l
     if others < floor:
         return []
     days = f"{settings.shared_device_window_days:g}"
+    window = counted(settings.shared_device_window_days, "day")
     return [
         Finding(
             SHARED_DEVICE,
             Severity.HIGH if others >= 2 * floor else Severity.MEDIUM,
-            f"this device was used by {others} other customer(s) in the last {days} days",
+            f"this device was used by {counted(others, 'other customer')} in the last {window}",
             {"other_customers": str(others), "window_days": days},
         )
     ]

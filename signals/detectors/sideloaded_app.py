@@ -15,6 +15,7 @@ from operator import attrgetter
 from signals.findings import Finding, Severity
 from signals.kinds import Measure, kind
 from signals.telemetry import InstalledApp, InstallerClass, LoginTelemetry
+from signals.wording import listing
 
 SIDELOADED_RISKY_APP = "SIDELOADED_RISKY_APP"
 
@@ -104,7 +105,7 @@ def sideloaded_risk(app: InstalledApp) -> tuple[Severity, tuple[str, ...]] | Non
 
 
 def describe_capabilities(capabilities: tuple[str, ...]) -> str:
-    return ", ".join(_WORDS[capability] for capability in capabilities)
+    return listing([_WORDS[capability] for capability in capabilities])
 
 
 def app_name(app: InstalledApp) -> str:
@@ -122,7 +123,7 @@ def detect_sideloaded_apps(telemetry: LoginTelemetry) -> list[Finding]:
             Finding(
                 SIDELOADED_RISKY_APP,
                 severity,
-                f"{app_name(app)} was installed outside an official store and holds "
+                f"{app_name(app)} was installed outside an official store and can use "
                 f"{describe_capabilities(capabilities)}",
                 {
                     "package": app.package_name,

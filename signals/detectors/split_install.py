@@ -13,6 +13,7 @@ from signals.detectors.sideloaded_app import app_name, describe_capabilities, is
 from signals.findings import Finding, Severity
 from signals.kinds import Measure, kind
 from signals.telemetry import InstalledApp, LoginTelemetry
+from signals.wording import counted, listing
 
 APPS_INSTALLED_SINCE_LAST_LOGIN = "APPS_INSTALLED_SINCE_LAST_LOGIN"
 SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN = "SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN"
@@ -46,7 +47,7 @@ KINDS = (
 def _sideloaded_finding(app: InstalledApp, hours: str) -> Finding:
     risk = sideloaded_risk(app)
     capabilities = risk[1] if risk else ()
-    holding = f" and holds {describe_capabilities(capabilities)}" if capabilities else ""
+    holding = f" and can use {describe_capabilities(capabilities)}" if capabilities else ""
     return Finding(
         SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN,
         Severity.HIGH if capabilities else Severity.MEDIUM,
@@ -71,14 +72,13 @@ def detect_split_install(telemetry: LoginTelemetry, context: LoginContext) -> li
     new_apps = [app for app in telemetry.installed_apps if app.package_name in new_names]
     hours = str(max(0, int((context.now - previous.observed_at) // 3600)))
     names = sorted({app_name(app) for app in new_apps})
-    shown = ", ".join(names[:_NAMES_SHOWN]) + (
-        f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
-    )
+    hidden = len(names) - _NAMES_SHOWN
+    shown = listing([*names[:_NAMES_SHOWN], f"{hidden:,} more"] if hidden > 0 else names)
     findings = [
         Finding(
             APPS_INSTALLED_SINCE_LAST_LOGIN,
             Severity.INFO,
-            f"{len(new_apps)} app(s) appeared since the last login ({shown})",
+            f"{counted(len(new_apps), 'app')} appeared since the last login: {shown}",
             {"new_apps": str(len(new_apps)), "hours_since_last_login": hours, "examples": shown},
         )
     ]

@@ -50,7 +50,7 @@ async def test_remote_control_app_running_during_a_call_freezes(client: MtsgClie
     codes = {reason.code: reason for reason in verdict.reasons}
     assert codes["REMOTE_CONTROL_APP_ACTIVE"].evidence["package_name"] == "com.anydesk.anydeskandroid"
     assert codes["REMOTE_CONTROL_APP_ACTIVE"].scenario_id == "remote-control-during-call"
-    assert codes["ACTIVE_CALL"].severity == common_pb2.SEVERITY_MEDIUM
+    assert codes["ACTIVE_CALL"].severity == common_pb2.SEVERITY_LOW
 
 
 async def test_phone_change_then_new_device_steps_up_with_callback(client: MtsgClient) -> None:
@@ -68,6 +68,80 @@ async def test_phone_change_then_new_device_steps_up_with_callback(client: MtsgC
     assert on_new_phone.step_up_method == common_pb2.STEP_UP_METHOD_CALLBACK_PREVIOUS_NUMBER
     assert on_new_phone.scenario_id == "phone-changed-new-device"
     assert "phone number was changed" in on_new_phone.summary
+
+
+async def test_a_phone_change_reported_without_kind_or_source_shows_neither(client: MtsgClient) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    await client.report_phone_number_changes([phone_change(customer, source="")])
+    verdict = await client.check_login(telemetry(customer_id=customer))
+    (reason,) = [reason for reason in verdict.reasons if reason.code == "PHONE_NUMBER_CHANGED_RECENTLY"]
+    assert set(reason.evidence) == {"changed_at", "days_ago"}  # nothing reads "unspecified"
+
+
+_STEALER_PERMISSIONS = ["android.permission.RECEIVE_SMS", "android.permission.READ_SMS"]
+
+
+@pytest.mark.parametrize(
+    ("installed", "scenario"),
+    [
+        # The common voice-phishing app: sent as a link, installed by the package installer, holding
+        # SMS and accessibility; on the device's very first login there is nothing to compare with.
+        (
+            app(
+                "kr.delivery.tracking",
+                label="Delivery Tracker",
+                installer_class=telemetry_pb2.INSTALLER_CLASS_PACKAGE_INSTALLER,
+                granted_permissions=_STEALER_PERMISSIONS,
+                accessibility_service_enabled=True,
+            ),
+            "sideloaded-stealer",
+        ),
+        # A fake bank app with SMS and call permissions.
+        (
+            app(
+                "kr.kbstar.secure",
+                label="KB Secure",
+                installer_class=telemetry_pb2.INSTALLER_CLASS_PACKAGE_INSTALLER,
+                granted_permissions=[*_STEALER_PERMISSIONS, "android.permission.CALL_PHONE"],
+            ),
+            "sideloaded-stealer",
+        ),
+    ],
+)
+async def test_a_sideloaded_stealer_freezes_on_a_devices_first_login(
+    client: MtsgClient, installed: telemetry_pb2.InstalledApp, scenario: str
+) -> None:
+    verdict = await client.check_login(telemetry(installed_apps=[installed]))
+    assert (verdict.action, verdict.scenario_id) == (common_pb2.ACTION_FREEZE, scenario)
+    assert verdict.risk_score == 92
+    (sideloaded,) = [reason for reason in verdict.reasons if reason.code == "SIDELOADED_RISKY_APP"]
+    assert " can use SMS and " in sideloaded.message or " can use accessibility and SMS" in sideloaded.message
+
+
+async def test_a_hooking_framework_on_a_known_rooted_device_steps_up(client: MtsgClient) -> None:
+    customer, device = f"cust-{uuid.uuid4().hex[:8]}", f"dev-{uuid.uuid4().hex[:8]}"
+    await client.check_login(telemetry(customer_id=customer, device_id=device))
+    hooked = telemetry(customer_id=customer, device_id=device, integrity={"rooted": True, "hooking_framework": True})
+    verdict = await client.check_login(hooked)
+    assert (verdict.action, verdict.scenario_id) == (common_pb2.ACTION_STEP_UP, "attack-tooling")
+    assert verdict.step_up_method == common_pb2.STEP_UP_METHOD_VIDEO_CALL
+
+
+async def test_an_allow_never_reads_as_risky_as_an_acting_verdict(client: MtsgClient) -> None:
+    """Findings no scenario acts on: the score stays under the policy's lowest acting score, the summary names them."""
+    customer, device = f"cust-{uuid.uuid4().hex[:8]}", f"dev-{uuid.uuid4().hex[:8]}"
+    await client.check_login(telemetry(customer_id=customer, device_id=device))
+    noted = telemetry(
+        customer_id=customer,
+        device_id=device,
+        integrity={"mock_location": True, "untrusted_installer": True},
+        installed_apps=[app("com.anydesk.anydeskandroid", label="AnyDesk")],
+    )
+    verdict = await client.check_login(noted)
+    assert verdict.action == common_pb2.ACTION_ALLOW
+    assert verdict.risk_score == 59  # three MEDIUM findings weigh 75; the playbook acts from 60
+    assert verdict.summary.startswith("No scenario acts on what was found: ")
+    assert "a mock-location provider is active" in verdict.summary
 
 
 async def test_phone_change_outside_the_window_does_not_count(client: MtsgClient) -> None:

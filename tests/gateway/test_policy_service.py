@@ -94,6 +94,33 @@ async def test_apply_changes_the_next_verdict_and_rollback_restores(client: Mtsg
     assert old.policy.document == CALL_STEPS_UP and old.policy.comment == "trial"
 
 
+async def test_validate_and_apply_warn_of_high_findings_left_alone_and_an_identical_document_makes_no_version(
+    client: MtsgClient,
+) -> None:
+    checked = await client.policy.ValidatePolicy(
+        policy_service_pb2.ValidatePolicyRequest(document=CALL_STEPS_UP), timeout=10
+    )
+    assert checked.valid
+    warned = {warning.message.split(" ")[0] for warning in checked.warnings}
+    assert {"IMPOSSIBLE_TRAVEL", "BANK_APP_TAMPERED", "REMOTE_CONTROL_APP_ACTIVE"} <= warned
+    shipped = await client.policy.ValidatePolicy(
+        policy_service_pb2.ValidatePolicyRequest(document=DEFAULT_POLICY_TEXT), timeout=10
+    )
+    assert shipped.valid and list(shipped.warnings) == []
+
+    applied = await client.policy.ApplyPolicy(
+        policy_service_pb2.ApplyPolicyRequest(document=CALL_STEPS_UP, comment="calls only"), timeout=10
+    )
+    assert (applied.policy.version, applied.already_in_force) == ("2", False)
+    assert [w.message for w in applied.warnings] == [w.message for w in checked.warnings]
+    same = await client.policy.ApplyPolicy(
+        policy_service_pb2.ApplyPolicyRequest(document=CALL_STEPS_UP, comment="once more"), timeout=10
+    )
+    assert (same.policy.version, same.already_in_force, same.policy.comment) == ("2", True, "calls only")
+    listed = await client.policy.ListPolicyVersions(policy_service_pb2.ListPolicyVersionsRequest(), timeout=10)
+    assert [p.version for p in listed.policies] == ["2", "1"]
+
+
 async def test_a_bad_policy_is_refused_with_every_problem_and_nothing_changes(client: MtsgClient) -> None:
     bad = CALL_STEPS_UP.replace('"ACTIVE_CALL"', '"ACTIVE_CALLS"').replace("score = 40", "score = 400")
     with pytest.raises(grpc.aio.AioRpcError) as refused:

@@ -279,7 +279,7 @@ def test_a_seeding_command_given_a_file_it_cannot_read_says_so_and_creates_no_st
         (["blocklist", "import"], "feed.txt", "x\n", "cannot tell the format of feed.txt"),
         (["blocklist", "import"], "feed.json", '{"type": "bundle", "objects": [\n', "line 2: not valid JSON"),
         (["blocklist", "import"], "feed.jsonl", "", "feed.jsonl is empty (0 bytes)"),
-        (["policy", "apply"], "policy.toml", "[[scenarios]\n", "policy.toml: 1 problem(s); nothing was applied"),
+        (["policy", "apply"], "policy.toml", "[[scenarios]\n", "policy.toml: 1 problem; nothing was applied"),
         (["policy", "apply"], "policy.toml", "", "a policy needs at least one [[scenarios]] table"),
     ],
 )

@@ -31,10 +31,15 @@ def test_validate_apply_versions_rollback_and_show(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(CALL_STEPS_UP.replace('"otp"', '"carrier-pigeon"').replace("ACTIVE_CALL", "ACTIVE_CAL"))
 
-    assert mtsg("policy", "validate", str(good), cwd=tmp_path).returncode == 0
+    validated = mtsg("policy", "validate", str(good), cwd=tmp_path)
+    assert validated.returncode == 0 and "valid; 1 scenario, 0 in shadow mode" in validated.stdout
+    # Valid, but a login carrying only a HIGH finding such as impossible travel would be allowed.
+    assert "warning: scenarios: IMPOSSIBLE_TRAVEL (HIGH) makes no active scenario act by itself" in validated.stderr
+    shipped = mtsg("policy", "validate", str(SHIPPED), cwd=tmp_path)
+    assert shipped.returncode == 0 and shipped.stderr == ""
     refused = mtsg("policy", "validate", str(bad), cwd=tmp_path)
     assert refused.returncode == 1
-    assert "2 problem(s)" in refused.stderr
+    assert "2 problems" in refused.stderr
     assert "scenarios[0].step_up_method: must be one of" in refused.stderr
     assert "scenarios[0].when.code: unknown finding code 'ACTIVE_CAL'" in refused.stderr
 
@@ -47,6 +52,10 @@ def test_validate_apply_versions_rollback_and_show(tmp_path: Path) -> None:
     assert mtsg("policy", "apply", str(SHIPPED), "--comment", "start", *data, cwd=tmp_path).returncode == 0
     applied = mtsg("policy", "apply", str(good), "--comment", "calls", "--actor", "alice", *data, cwd=tmp_path)
     assert applied.returncode == 0 and "policy version 2 is in force" in applied.stdout
+    assert "warning: scenarios: BANK_APP_TAMPERED (CRITICAL)" in applied.stderr
+    same = mtsg("policy", "apply", str(good), "--comment", "again", *data, cwd=tmp_path)
+    assert same.returncode == 0 and "policy version 2 already has this document" in same.stdout
+    assert "no new version was made" in same.stdout
     failed = mtsg("policy", "apply", str(bad), *data, cwd=tmp_path)
     assert failed.returncode == 1 and "nothing was applied" in failed.stderr
     missing = mtsg("policy", "apply", str(tmp_path / "nope.toml"), *data, cwd=tmp_path)
@@ -68,7 +77,7 @@ def test_validate_apply_versions_rollback_and_show(tmp_path: Path) -> None:
 def test_policy_test_runs_recorded_cases_and_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
     passed = mtsg("policy", "test", str(SHIPPED), "--cases", str(CASES), "--data-dir", str(tmp_path), cwd=tmp_path)
     assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert "4 case(s), 0 failed expectation(s)" in passed.stdout
+    assert "4 cases, 0 failed expectations" in passed.stdout
     assert "split-install-sms-stealer: STEP_UP by sideloaded-risky-app-since-last-login" in passed.stdout
 
     calls = tmp_path / "calls.toml"
@@ -223,5 +232,5 @@ def test_verdicts_list_and_show_and_the_shadow_report(serve: ServeProcess, tmp_p
 
     report = mtsg("policy", "shadow-report", "--hours", "1", *data, cwd=tmp_path)
     assert report.returncode == 0
-    assert "shared-device: would STEP_UP 1 login(s) of 1 customer(s); 1 would have changed the verdict" in report.stdout
+    assert "shared-device: would STEP_UP 1 login of 1 customer; 1 would have changed the verdict" in report.stdout
     assert mtsg("policy", "shadow-report", "--hours", "0", *data, cwd=tmp_path).returncode == 2

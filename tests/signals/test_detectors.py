@@ -41,11 +41,11 @@ def test_new_device(known: frozenset[str], expected: str | None) -> None:
     ("call", "severity", "summary"),
     [
         (CallState(active_call=False), None, None),
-        (CallState(active_call=True), Severity.MEDIUM, "a phone call is active"),
-        (CallState(active_call=True, caller_in_contacts=True), Severity.MEDIUM, "a phone call is active"),
+        (CallState(active_call=True), Severity.LOW, "a phone call is active"),
+        (CallState(active_call=True, caller_in_contacts=True), Severity.LOW, "a phone call is active"),
         (
             CallState(active_call=True, caller_in_contacts=False, started_at=NOW - 600),
-            Severity.HIGH,
+            Severity.MEDIUM,
             "a phone call from a number not in contacts is active",
         ),
     ],

@@ -133,7 +133,7 @@ def test_split_install_reports_new_apps_and_singles_out_the_sideloaded_ones() ->
     assert findings[(SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN, "x.loader")].severity is Severity.MEDIUM
     risky = findings[(SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN, "x.sms")]
     assert risky.severity is Severity.HIGH
-    assert risky.summary == "sms was sideloaded since the last login and holds SMS"
+    assert risky.summary == "sms was sideloaded since the last login and can use SMS"
     assert len(findings) == 3
 
 

@@ -20,7 +20,7 @@ PHONE = Finding(
     "the customer's phone number was changed today",
     {"days_ago": "0.2"},
 )
-ROOT = Finding("DEVICE_ROOTED", Severity.HIGH, "the device is rooted or jailbroken")
+ROOT = Finding("DEVICE_ROOTED", Severity.MEDIUM, "the device is rooted or jailbroken")
 TAMPERED = Finding("BANK_APP_TAMPERED", Severity.CRITICAL, "the banking app has been tampered with")
 
 
@@ -70,11 +70,29 @@ def test_freeze_explains_itself_in_one_sentence_and_names_the_scenario_on_its_re
     assert len(decision.freeze_scopes) == 3
 
 
-def test_risk_score_is_bounded_and_grows_with_findings() -> None:
+def test_the_score_is_the_deciding_actions_score_and_an_allow_stays_below_every_acting_score() -> None:
     assert decide([], DEFAULT_POLICY).risk_score == 0
     assert decide([NEW], DEFAULT_POLICY).risk_score == 10
     assert decide([RC_ACTIVE, CALL], DEFAULT_POLICY).risk_score == 95
-    assert decide([RC_ACTIVE, SCREEN, ROOT, TAMPERED, CALL], DEFAULT_POLICY).risk_score == 100
+    # remote-control-active (60) and bank-app-tampered (90) fire beside the freeze: the freeze's score speaks.
+    assert decide([RC_ACTIVE, SCREEN, ROOT, TAMPERED, CALL], DEFAULT_POLICY).risk_score == 95
+    assert decide([TAMPERED, RC_ACTIVE], DEFAULT_POLICY).risk_score == 90
+    # Four findings no scenario acts on weigh 25 each, but an ALLOW never reads as risky as the
+    # lowest-scoring acting scenario of the policy (60 in the shipped one).
+    unacted = [_finding(code, Severity.MEDIUM) for code in ("UNUSUAL_LOCATION", "NEW_COUNTRY", "MOCK_LOCATION")]
+    unacted.append(PHONE)
+    assert decide(unacted, DEFAULT_POLICY).action is Action.ALLOW
+    assert decide(unacted, DEFAULT_POLICY).risk_score == 59
+
+
+def test_an_allow_with_findings_names_them_in_its_summary() -> None:
+    mock = Finding("MOCK_LOCATION", Severity.MEDIUM, "a mock-location provider is active")
+    decision = decide([_finding("VPN_ACTIVE", Severity.LOW), RC_INSTALLED, mock, PHONE], DEFAULT_POLICY)
+    assert decision.summary == (
+        "No scenario acts on what was found: AnyDesk is installed, a mock-location provider is active, "
+        "the customer's phone number was changed today and 1 more."
+    )
+    assert decide([RC_INSTALLED], DEFAULT_POLICY).summary == "No scenario acts on what was found: AnyDesk is installed."
 
 
 def test_ties_between_equal_actions_go_to_the_first_listed_scenario() -> None:
@@ -110,14 +128,29 @@ def _finding(code: str, severity: Severity = Severity.HIGH, **evidence: str) -> 
         ([_finding("SIDELOADED_APP_INSTALLED_SINCE_LAST_LOGIN", Severity.MEDIUM)], ""),
         # new-device-unusual-location: any of the three location findings with a new device.
         ([NEW, _finding("UNUSUAL_LOCATION", Severity.MEDIUM)], "new-device-unusual-location"),
-        ([NEW, _finding("IMPOSSIBLE_TRAVEL")], "new-device-unusual-location"),
+        # impossible-travel acts alone, on a known device too; with a new device it is listed first.
+        ([NEW, _finding("IMPOSSIBLE_TRAVEL")], "impossible-travel"),
+        ([_finding("IMPOSSIBLE_TRAVEL", speed_kmh="2000000", distance_km="8127")], "impossible-travel"),
         ([NEW, _finding("NEW_COUNTRY", Severity.MEDIUM)], "new-device-unusual-location"),
         ([_finding("UNUSUAL_LOCATION", Severity.MEDIUM)], ""),
         # compromised-device-with-other-signs: another finding of at least LOW; INFO does not count.
         ([ROOT, _finding("ADB_ENABLED", Severity.LOW)], "compromised-device-with-other-signs"),
-        ([_finding("HOOKING_FRAMEWORK"), _finding("VPN_ACTIVE", Severity.LOW)], "compromised-device-with-other-signs"),
+        ([ROOT, _finding("VPN_ACTIVE", Severity.LOW)], "compromised-device-with-other-signs"),
         ([ROOT, _finding("DEVELOPER_MODE", Severity.INFO)], ""),
-        ([ROOT, _finding("HOOKING_FRAMEWORK")], ""),  # root and hooking together are one sign
+        # attack-tooling: a hooking framework, a debugger, an emulator or a failed attestation, alone.
+        ([ROOT, _finding("HOOKING_FRAMEWORK")], "attack-tooling"),
+        ([_finding("HOOKING_FRAMEWORK")], "attack-tooling"),
+        ([_finding("DEVICE_EMULATOR")], "attack-tooling"),
+        ([_finding("ATTESTATION_FAILED", Severity.MEDIUM)], ""),
+        ([_finding("ATTESTATION_FAILED")], "attack-tooling"),
+        # A sideloaded app holding two stealing capabilities freezes, on a first login too; one steps up
+        # by video call; any such app during a call freezes.
+        ([NEW, _finding("SIDELOADED_RISKY_APP", capability_count="2")], "sideloaded-stealer"),
+        ([_finding("SIDELOADED_RISKY_APP", capability_count="1")], "sideloaded-risky-app"),
+        ([_finding("SIDELOADED_RISKY_APP", capability_count="1"), CALL], "sideloaded-risky-app-during-call"),
+        ([_finding("SIDELOADED_RISKY_APP", Severity.MEDIUM, capability_count="1")], ""),
+        # A device many other customers used recently steps up; fewer is the shadow trial's.
+        ([_finding("SHARED_DEVICE", Severity.HIGH, other_customers="4")], "device-shared-by-many"),
         # shared-device runs in shadow: reported, never deciding.
         ([_finding("SHARED_DEVICE", Severity.MEDIUM, other_customers="3")], ""),
     ],

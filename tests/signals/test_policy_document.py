@@ -27,9 +27,14 @@ def test_the_shipped_policy_is_valid_and_has_a_shadow_scenario() -> None:
     assert policy_problems(DEFAULT_POLICY_TEXT) == []
     modes = {s.id: s.mode for s in DEFAULT_POLICY.scenarios}
     assert modes["shared-device"] is Mode.SHADOW
-    assert sum(mode is Mode.ACTIVE for mode in modes.values()) == 10
+    assert sum(mode is Mode.ACTIVE for mode in modes.values()) == 16
     freeze = [s for s in DEFAULT_POLICY.scenarios if s.action is Action.FREEZE]
-    assert {s.id for s in freeze} == {"malicious-app", "remote-control-during-call"}
+    assert {s.id for s in freeze} == {
+        "malicious-app",
+        "remote-control-during-call",
+        "sideloaded-risky-app-during-call",
+        "sideloaded-stealer",
+    }
     assert all(set(s.freeze_scopes) == set(FreezeScope) for s in freeze)
 
 
@@ -108,7 +113,7 @@ def test_a_minimal_policy_reads() -> None:
         # Thresholds no finding can reach.
         (
             scenario('{ code = "ACTIVE_CALL", min_severity = "critical" }'),
-            "scenarios[0].when.min_severity: unreachable: these findings are never stronger than high",
+            "scenarios[0].when.min_severity: unreachable: these findings are never stronger than medium",
         ),
         (
             scenario('{ code = ["ACTIVE_CALL", "NEW_DEVICE"], min_count = 3 }'),
@@ -181,8 +186,8 @@ def _f(code: str, severity: Severity = Severity.HIGH, **evidence: str) -> Findin
     [
         ('{ code = "ACTIVE_CALL" }', [_f("ACTIVE_CALL")], True),
         ('{ code = "ACTIVE_CALL" }', [_f("NEW_DEVICE")], False),
-        ('{ code = "ACTIVE_CALL", min_severity = "high" }', [_f("ACTIVE_CALL", Severity.MEDIUM)], False),
-        ('{ code = "ACTIVE_CALL", min_severity = "high" }', [_f("ACTIVE_CALL", Severity.HIGH)], True),
+        ('{ code = "ACTIVE_CALL", min_severity = "medium" }', [_f("ACTIVE_CALL", Severity.LOW)], False),
+        ('{ code = "ACTIVE_CALL", min_severity = "medium" }', [_f("ACTIVE_CALL", Severity.MEDIUM)], True),
         ('{ category = "remote_control" }', [_f("SCREEN_SHARED")], True),
         ('{ category = "remote_control" }', [_f("ACTIVE_CALL")], False),
         ('{ code = "MALICIOUS_APP_*" }', [_f("MALICIOUS_APP_SPYWARE")], True),

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmtsg/v1/policy_service.proto\x12\x07mtsg.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n\x06Policy\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x12\n\napplied_by\x18\x03 \x01(\t\x12.\n\napplied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12\x18\n\x10restored_version\x18\x06 \x01(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x07 \x01(\t\"2\n\rPolicyProblem\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"#\n\x10GetPolicyRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"4\n\x11GetPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.mtsg.v1.Policy\")\n\x15ValidatePolicyRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\"Q\n\x16ValidatePolicyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12(\n\x08problems\x18\x02 \x03(\x0b\x32\x16.mtsg.v1.PolicyProblem\"K\n\x12\x41pplyPolicyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"6\n\x13\x41pplyPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.mtsg.v1.Policy\"B\n\x19ListPolicyVersionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x1aListPolicyVersionsResponse\x12!\n\x08policies\x18\x01 \x03(\x0b\x32\x0f.mtsg.v1.Policy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x15RollbackPolicyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"9\n\x16RollbackPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.mtsg.v1.Policy2\xa2\x03\n\rPolicyService\x12\x42\n\tGetPolicy\x12\x19.mtsg.v1.GetPolicyRequest\x1a\x1a.mtsg.v1.GetPolicyResponse\x12Q\n\x0eValidatePolicy\x12\x1e.mtsg.v1.ValidatePolicyRequest\x1a\x1f.mtsg.v1.ValidatePolicyResponse\x12H\n\x0b\x41pplyPolicy\x12\x1b.mtsg.v1.ApplyPolicyRequest\x1a\x1c.mtsg.v1.ApplyPolicyResponse\x12]\n\x12ListPolicyVersions\x12\".mtsg.v1.ListPolicyVersionsRequest\x1a#.mtsg.v1.ListPolicyVersionsResponse\x12Q\n\x0eRollbackPolicy\x12\x1e.mtsg.v1.RollbackPolicyRequest\x1a\x1f.mtsg.v1.RollbackPolicyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmtsg/v1/policy_service.proto\x12\x07mtsg.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n\x06Policy\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x12\n\napplied_by\x18\x03 \x01(\t\x12.\n\napplied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12\x18\n\x10restored_version\x18\x06 \x01(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x07 \x01(\t\"2\n\rPolicyProblem\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"#\n\x10GetPolicyRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"4\n\x11GetPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.mtsg.v1.Policy\")\n\x15ValidatePolicyRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\"{\n\x16ValidatePolicyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12(\n\x08problems\x18\x02 \x03(\x0b\x32\x16.mtsg.v1.PolicyProblem\x12(\n\x08warnings\x18\x03 \x03(\x0b\x32\x16.mtsg.v1.PolicyProblem\"K\n\x12\x41pplyPolicyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"z\n\x13\x41pplyPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.mtsg.v1.Policy\x12(\n\x08warnings\x18\x02 \x03(\x0b\x32\x16.mtsg.v1.PolicyProblem\x12\x18\n\x10\x61lready_in_force\x18\x03 \x01(\x08\"B\n\x19ListPolicyVersionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x1aListPolicyVersionsResponse\x12!\n\x08policies\x18\x01 \x03(\x0b\x32\x0f.mtsg.v1.Policy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x15RollbackPolicyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"9\n\x16RollbackPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.mtsg.v1.Policy2\xa2\x03\n\rPolicyService\x12\x42\n\tGetPolicy\x12\x19.mtsg.v1.GetPolicyRequest\x1a\x1a.mtsg.v1.GetPolicyResponse\x12Q\n\x0eValidatePolicy\x12\x1e.mtsg.v1.ValidatePolicyRequest\x1a\x1f.mtsg.v1.ValidatePolicyResponse\x12H\n\x0b\x41pplyPolicy\x12\x1b.mtsg.v1.ApplyPolicyRequest\x1a\x1c.mtsg.v1.ApplyPolicyResponse\x12]\n\x12ListPolicyVersions\x12\".mtsg.v1.ListPolicyVersionsRequest\x1a#.mtsg.v1.ListPolicyVersionsResponse\x12Q\n\x0eRollbackPolicy\x12\x1e.mtsg.v1.RollbackPolicyRequest\x1a\x1f.mtsg.v1.RollbackPolicyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,19 +43,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VALIDATEPOLICYREQUEST']._serialized_start=399
   _globals['_VALIDATEPOLICYREQUEST']._serialized_end=440
   _globals['_VALIDATEPOLICYRESPONSE']._serialized_start=442
-  _globals['_VALIDATEPOLICYRESPONSE']._serialized_end=523
-  _globals['_APPLYPOLICYREQUEST']._serialized_start=525
-  _globals['_APPLYPOLICYREQUEST']._serialized_end=600
-  _globals['_APPLYPOLICYRESPONSE']._serialized_start=602
-  _globals['_APPLYPOLICYRESPONSE']._serialized_end=656
-  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_start=658
-  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_end=724
-  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_start=726
-  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_end=814
-  _globals['_ROLLBACKPOLICYREQUEST']._serialized_start=816
-  _globals['_ROLLBACKPOLICYREQUEST']._serialized_end=893
-  _globals['_ROLLBACKPOLICYRESPONSE']._serialized_start=895
-  _globals['_ROLLBACKPOLICYRESPONSE']._serialized_end=952
-  _globals['_POLICYSERVICE']._serialized_start=955
-  _globals['_POLICYSERVICE']._serialized_end=1373
+  _globals['_VALIDATEPOLICYRESPONSE']._serialized_end=565
+  _globals['_APPLYPOLICYREQUEST']._serialized_start=567
+  _globals['_APPLYPOLICYREQUEST']._serialized_end=642
+  _globals['_APPLYPOLICYRESPONSE']._serialized_start=644
+  _globals['_APPLYPOLICYRESPONSE']._serialized_end=766
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_start=768
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_end=834
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_start=836
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_end=924
+  _globals['_ROLLBACKPOLICYREQUEST']._serialized_start=926
+  _globals['_ROLLBACKPOLICYREQUEST']._serialized_end=1003
+  _globals['_ROLLBACKPOLICYRESPONSE']._serialized_start=1005
+  _globals['_ROLLBACKPOLICYRESPONSE']._serialized_end=1062
+  _globals['_POLICYSERVICE']._serialized_start=1065
+  _globals['_POLICYSERVICE']._serialized_end=1483
 # @@protoc_insertion_point(module_scope)

@@ -54,12 +54,14 @@ class ValidatePolicyRequest(_message.Message):
     def __init__(self, document: _Optional[str] = ...) -> None: ...
 
 class ValidatePolicyResponse(_message.Message):
-    __slots__ = ("valid", "problems")
+    __slots__ = ("valid", "problems", "warnings")
     VALID_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     problems: _containers.RepeatedCompositeFieldContainer[PolicyProblem]
-    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[PolicyProblem]
+    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ...) -> None: ...
 
 class ApplyPolicyRequest(_message.Message):
     __slots__ = ("request_id", "document", "comment")
@@ -72,10 +74,14 @@ class ApplyPolicyRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., document: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class ApplyPolicyResponse(_message.Message):
-    __slots__ = ("policy",)
+    __slots__ = ("policy", "warnings", "already_in_force")
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_IN_FORCE_FIELD_NUMBER: _ClassVar[int]
     policy: Policy
-    def __init__(self, policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[PolicyProblem]
+    already_in_force: bool
+    def __init__(self, policy: _Optional[_Union[Policy, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ..., already_in_force: _Optional[bool] = ...) -> None: ...
 
 class ListPolicyVersionsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
