@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
 from gateway.commands.dispatcher import CommandDispatcher, DispatchSettings, stranded_backlog
+from gateway.commands.endpoints import PushEndpoints
 from gateway.commands.retry import RetryPolicy
 from gateway.commands.stream_lag import StreamLagGauge
 from gateway.commands.webhook_signing import WebhookKeyError, WebhookSigner
@@ -126,6 +127,7 @@ class RunningGateway:
     policy_refresher: PolicyRefresher
     feed_sync: FeedSync | None
     dispatcher: CommandDispatcher | None
+    push_endpoints: PushEndpoints
     retention: RetentionJob | None
     stream_lag: StreamLagGauge
     remote_control_watch: RemoteControlListWatch | None
@@ -157,6 +159,7 @@ class RunningGateway:
             await self.health_server.stop(0)
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        await self.push_endpoints.stop()
         if self.feed_sync is not None:
             await self.feed_sync.stop()
         if self.retention is not None:
@@ -264,6 +267,7 @@ async def start_gateway(
         config.store.url, config.data_dir, config.store.pool_size, config.store.statement_timeout_seconds
     )
     holder = KnowledgeHolder(knowledge)
+    push_endpoints = PushEndpoints(store, config.command_endpoints, clock)
     refresher = BlocklistRefresher(
         store, holder, config.blocklist.refresh_interval_seconds, config.blocklist.rebuild_threshold
     )
@@ -308,7 +312,7 @@ async def start_gateway(
             LoginSettings(
                 limits,
                 config.signals.phone_change_window_hours * 3600.0,
-                config.command_endpoints,
+                lambda: push_endpoints.current,
                 store_timeout_seconds=config.login.store_timeout_seconds,
                 fail_mode=config.login.fail_mode,
                 max_freezes_per_minute=config.login.max_freezes_per_minute,
@@ -392,6 +396,8 @@ async def start_gateway(
             verify=feed_context,
         )
         feed_sync.start()
+    await push_endpoints.announce()
+    push_endpoints.start()
     await _report_stranded_deliveries(store, config.command_endpoints)
     dispatcher = None
     if config.command_endpoints:
@@ -433,6 +439,7 @@ async def start_gateway(
         policy_refresher=policy_refresher,
         feed_sync=feed_sync,
         dispatcher=dispatcher,
+        push_endpoints=push_endpoints,
         retention=retention,
         stream_lag=stream_lag,
         remote_control_watch=remote_control_watch,

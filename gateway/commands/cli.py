@@ -22,6 +22,7 @@ from blocklists.formats import format_timestamp
 from gateway import cli_support
 from gateway.cli_support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
 from gateway.commands.building import CUSTOMER_ID, to_proto, unfreeze_command
+from gateway.commands.endpoints import installation_endpoints
 from gateway.commands.webhook_signing import (
     WebhookKeyError,
     generate_hmac_secret,
@@ -34,6 +35,7 @@ from gateway.generated.mtsg.v1 import common_pb2
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.outbox import DELIVERY_STATES
 from gateway.store.records import CommandOverview, CommandQuery, StoredCommand
+from gateway.urls import without_secrets
 from signals.wording import counted
 
 _EXPECTED = (StoreUnavailableError, WebhookKeyError, OSError)
@@ -129,11 +131,15 @@ def _commands_show(options: argparse.Namespace, load: ConfigLoader) -> int:
 
 def _commands_redeliver(options: argparse.Namespace, load: ConfigLoader) -> int:
     config = load(options)
-    endpoints = tuple(options.endpoint) or config.command_endpoints
 
     async def work(store: Store) -> int:
+        endpoints = tuple(options.endpoint) or await installation_endpoints(
+            store, config.command_endpoints, time.time()
+        )
         if not endpoints:
-            raise CommandError("no endpoint: configure commands.endpoint_urls or pass --endpoint URL")
+            raise CommandError(
+                "no endpoint: no gateway of this installation pushes commands to one; pass --endpoint URL"
+            )
         if await store.commands.get(options.command_id) is None:
             raise CommandError(f"no command {options.command_id}")
         queued = await store.commands.redeliver(options.command_id, endpoints, time.time(), actor(options))
@@ -153,16 +159,23 @@ def _commands_unfreeze(options: argparse.Namespace, load: ConfigLoader) -> int:
         if unknown:
             raise CommandError(f"unknown --scope {unknown[0]!r}; choose from {', '.join(_SCOPES)}")
         who = actor(options)
+        now = time.time()
+        endpoints = await installation_endpoints(store, config.command_endpoints, now)
         command = unfreeze_command(
-            options.customer_id,
-            options.reason,
-            [_SCOPES[scope] for scope in options.scope],
-            who,
-            time.time(),
-            config.command_endpoints,
+            options.customer_id, options.reason, [_SCOPES[scope] for scope in options.scope], who, now, endpoints
         )
         stored = await store.commands.issue(command, detail=options.reason)
         print("\n".join(_command_text(stored)))
+        where = ", ".join(without_secrets(endpoint) for endpoint in endpoints)
+        print(f"  queued for {counted(len(endpoints), 'endpoint')}: {where}" if endpoints else "  stream only")
+        if not endpoints and not await store.commands.consumers():
+            print(
+                "warning: no gateway of this installation pushes commands to an endpoint and no stream consumer"
+                " has subscribed: nothing will receive this command until a consumer subscribes"
+                " (CommandFeedService.Subscribe) or it is queued for an endpoint"
+                " (`mtsg commands redeliver COMMAND_ID --endpoint URL`)",
+                file=sys.stderr,
+            )
         return 0
 
     return run_async("commands unfreeze", lambda: with_store(config, work), _EXPECTED)

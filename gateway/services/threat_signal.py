@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -53,8 +53,8 @@ log = structlog.get_logger(__name__)
 class LoginSettings:
     limits: Limits
     phone_change_window_seconds: float
-    # Webhook endpoints each FREEZE/STEP_UP command is queued for.
-    command_endpoints: tuple[str, ...] = ()
+    # The webhook endpoints each FREEZE/STEP_UP command is queued for now: every one the installation pushes to.
+    command_endpoints: Callable[[], Sequence[str]] = tuple
     store_timeout_seconds: float = 2.0
     # "step_up" or "unavailable" when the store cannot be used.
     fail_mode: str = "step_up"
@@ -225,7 +225,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             decided_at=now,
             response=response.SerializeToString(),
             location=_location_record(telemetry),
-            command=command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints),
+            command=command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints()),
             inventory=None if unchanged_at is not None else pack_inventory(names),
             unchanged_inventory_at=unchanged_at,
             shadow=shadow,

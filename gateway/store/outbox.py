@@ -274,7 +274,8 @@ class CommandStore:
         good: a dead delivery is one an operator has yet to handle.)  A command that already has
         a delivery to ``new`` (a redeliver) keeps that one.  A delivery under a live lease is being
         attempted at ``old`` by a gateway that still has the old URL configured: moved, it would be
-        sent to both, so it stays until its attempt ends.  Audited, in one transaction.
+        sent to both, so it stays until its attempt ends.  ``old`` is no longer announced as pushed
+        to.  Audited, in one transaction.
         """
         idle = "endpoint = ? AND state = 'pending' AND lease_expires_at <= ?"
         async with self._db.transaction() as tx:
@@ -291,6 +292,9 @@ class CommandStore:
                 (new, now, old, now),
             )
             await tx.execute(f"DELETE FROM command_deliveries WHERE {idle}", (old, now))
+            # The old URL is out of use: new commands stop being queued for it at once, not when its
+            # announcement runs out (a gateway that still pushes there says so again at its next round).
+            await tx.execute("UPDATE command_endpoints SET announced_at = NULL WHERE endpoint = ?", (old,))
             await insert_audit(
                 tx, at=now, actor=actor, action="command.endpoint_move", target=old, detail=f"{new} ({moved} moved)"
             )
@@ -328,6 +332,24 @@ class CommandStore:
             await tx.notify("commands")
             await insert_audit(tx, at=now, actor=actor, action="command.endpoint_enable", target=endpoint)
         return True
+
+    async def announce_endpoints(self, endpoints: Sequence[str], now: float) -> None:
+        """Record that a serving gateway pushes to ``endpoints`` (a disablement, if any, is kept)."""
+        if not endpoints:
+            return
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO command_endpoints (endpoint, announced_at) VALUES (?, ?)"
+                " ON CONFLICT (endpoint) DO UPDATE SET announced_at = excluded.announced_at",
+                [(endpoint, now) for endpoint in endpoints],
+            )
+
+    async def pushed_endpoints(self, since: float) -> tuple[str, ...]:
+        """Endpoints some gateway announced at or after ``since``: where the installation pushes commands."""
+        rows = await self._db.fetch(
+            "SELECT endpoint FROM command_endpoints WHERE announced_at >= ? ORDER BY endpoint", (since,)
+        )
+        return tuple(row[0] for row in rows)
 
     async def consumers(self) -> list[tuple[str, int, float]]:
         """Every stream consumer that has acknowledged: (consumer_id, acknowledged cursor, when), by id."""

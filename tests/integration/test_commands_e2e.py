@@ -137,6 +137,35 @@ async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(
         assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
 
 
+async def test_an_unfreeze_made_without_the_gateways_push_settings_is_pushed_all_the_same(
+    tmp_path: Path, keys: Path, receiver: tuple[LoggedProcess, str]
+) -> None:
+    _, receiver_url = receiver
+    httpx.post(f"{receiver_url}/_control", json={"fail_status": 0}, timeout=10)
+    data = ["--data-dir", str(tmp_path / "gw")]
+    # Before any gateway has served, nothing would receive it: the operator is told so.
+    assert _mtsg("migrate", *data).returncode == 0
+    early = _mtsg("commands", "unfreeze", "cust-3", "--reason", "checked at the branch", *data)
+    assert early.returncode == 0, early.stderr
+    assert "warning: no gateway of this installation pushes commands to an endpoint" in early.stderr
+    assert "stream only" in early.stdout
+
+    gateway, _ = _start_gateway(tmp_path, gateway_env(keys, f"{receiver_url}/commands"), "gateway")
+    try:
+        # The security team's host has none of the gateway's MTSG_COMMANDS_* settings.
+        plain = {name: value for name, value in os.environ.items() if not name.startswith("MTSG_")}
+        unfreeze = _mtsg("commands", "unfreeze", "cust-4", "--reason", "verified by video call", *data, env=plain)
+        assert unfreeze.returncode == 0, unfreeze.stderr
+        assert "warning" not in unfreeze.stderr
+        command_id = unfreeze.stdout.split()[0]
+        assert f"{receiver_url}/commands" in unfreeze.stdout
+        applied = wait_applied(receiver_url, 1)
+        assert [row["webhook_id"] for row in applied] == [command_id]
+    finally:
+        gateway.process.send_signal(signal.SIGTERM)
+        gateway.stop()
+
+
 async def test_an_operator_moves_the_deliveries_of_an_endpoint_whose_url_changed(tmp_path: Path, keys: Path) -> None:
     old, new = "http://core-old.bank.internal/commands", "https://core.bank.internal/commands"
     data = ["--data-dir", str(tmp_path / "gw")]
