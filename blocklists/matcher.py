@@ -36,6 +36,9 @@ _PACKAGE_NAME = attrgetter("package_name")
 # Installed apps an index remembers as having no key in any of its tables (``_ClearedApps``): above
 # the gateway's app cache (20,000 by default), whose apps are the ones handed over again.
 REMEMBERED_CLEARED_APPS = 32_768
+# And at most this many bytes of them, as they arrived (``kept_bytes``): what a caller sends is never
+# held beyond a bound that counts bytes.
+REMEMBERED_CLEARED_BYTES = 64 * 1024 * 1024
 
 
 class AppKeys(Protocol):
@@ -49,6 +52,8 @@ class AppKeys(Protocol):
     def signing_cert_sha256(self) -> str: ...
     @property
     def signing_cert_sha1(self) -> str: ...
+    @property
+    def kept_bytes(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +82,11 @@ class _ClearedApps:
     cleared.  At the bound the memory starts over.
     """
 
-    __slots__ = ("_apps",)
+    __slots__ = ("_apps", "_bytes")
 
     def __init__(self) -> None:
         self._apps: dict[int, AppKeys] = {}
+        self._bytes = 0
 
     def unseen(self, apps: Sequence[AppKeys]) -> list[AppKeys]:
         """The apps of ``apps`` not remembered, in their order (the all-known case asked in C)."""
@@ -90,9 +96,16 @@ class _ClearedApps:
         return [app for app in apps if id(app) not in known]
 
     def remember(self, apps: Sequence[AppKeys]) -> None:
-        if len(self._apps) + len(apps) > REMEMBERED_CLEARED_APPS:
+        """Remember the apps the gateway keeps (``kept_bytes``): one made for a single login never comes back."""
+        kept = [app for app in apps if app.kept_bytes > 0]
+        if not kept:
+            return
+        size = sum(app.kept_bytes for app in kept)
+        if len(self._apps) + len(kept) > REMEMBERED_CLEARED_APPS or self._bytes + size > REMEMBERED_CLEARED_BYTES:
             self._apps.clear()
-        self._apps.update(zip(map(id, apps), apps, strict=True))
+            self._bytes = 0
+        self._apps.update(zip(map(id, kept), kept, strict=True))
+        self._bytes += size
 
 
 class _Index:

@@ -115,6 +115,9 @@ class LoginConfig:
     # Installed apps kept checked, by their bytes, so a login's familiar apps are not checked again
     # (gateway.checked_apps); about 1.3 KB each, per gateway process.  0 keeps none.
     app_cache_entries: int = 20_000
+    # And at most this much memory, counted in bytes (gateway.checked_apps.kept_cost): what callers
+    # send is never kept beyond a bound that counts bytes, however large their apps.
+    app_cache_bytes: int = 32 * 1024 * 1024
 
 
 _FAIL_MODES = ("step_up", "unavailable")
@@ -458,6 +461,7 @@ def _validate(config: Config) -> None:
         ("server.max_connection_age_seconds", config.server.max_connection_age_seconds),
         ("server.keepalive_seconds", config.server.keepalive_seconds),
         ("login.app_cache_entries", config.login.app_cache_entries),
+        ("login.app_cache_bytes", config.login.app_cache_bytes),
         *((f"retention.{f.name}", getattr(config.retention, f.name)) for f in dataclasses.fields(RetentionConfig)),
     ):
         if number < 0:

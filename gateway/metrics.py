@@ -73,6 +73,7 @@ class Metrics:
     purged_rows: Counter
     app_cache_lookups: Counter
     app_cache_entries: Gauge
+    app_cache_bytes: Gauge
     feed_last_success: Gauge
     feed_sync_failures: Counter
     blocklist_version: Gauge
@@ -197,6 +198,11 @@ class Metrics:
             app_cache_entries=Gauge(
                 "mtsg_app_cache_entries",
                 "Installed apps kept already checked (login.app_cache_entries)",
+                registry=registry,
+            ),
+            app_cache_bytes=Gauge(
+                "mtsg_app_cache_bytes",
+                "Memory the kept apps are counted at (login.app_cache_bytes)",
                 registry=registry,
             ),
             feed_last_success=Gauge(

@@ -317,6 +317,7 @@ async def start_gateway(
                 fail_mode=config.login.fail_mode,
                 max_freezes_per_minute=config.login.max_freezes_per_minute,
                 app_cache_entries=config.login.app_cache_entries,
+                app_cache_bytes=config.login.app_cache_bytes,
             ),
             metrics,
             clock,

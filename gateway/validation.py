@@ -499,6 +499,14 @@ def parse_check_login(
         earliest=now - limits.max_telemetry_age_seconds,
     )
     v.enum("telemetry.device.platform", t.device.platform, {p.number for p in telemetry_pb2.Platform.DESCRIPTOR.values})
+    # Read by no detector today, but every string a caller sends is bounded: a field without a limit is a
+    # megabyte the gateway decodes and holds for nothing.
+    v.text("telemetry.device.os_version", t.device.os_version, max_length=64)
+    v.text("telemetry.device.manufacturer", t.device.manufacturer, max_length=128)
+    v.text("telemetry.device.model", t.device.model, max_length=128)
+    v.text("telemetry.bank_app.package_name", t.bank_app.package_name, max_length=255)
+    v.text("telemetry.bank_app.version_name", t.bank_app.version_name, max_length=128)
+    v.text("telemetry.bank_app.installer_package", t.bank_app.installer_package, max_length=255)
     v.digest("telemetry.bank_app.signing_cert_sha256", t.bank_app.signing_cert_sha256, length=SHA256_HEX_LENGTH)
     v.enum("telemetry.bank_app.installer_class", t.bank_app.installer_class, _INSTALLER_CLASSES)
     if t.client_ip:

@@ -45,6 +45,10 @@ class InstalledApp(NamedTuple):
     draw_over_apps: bool = False
     running: bool = False
     foreground: bool = False
+    # The size of the app as it arrived, when the gateway keeps this very object for the logins that
+    # report the same app again; 0 for an app made for one login. Only kept apps are worth remembering
+    # by identity, and their size is what bounds the memory that remembering them takes.
+    kept_bytes: int = 0
 
 
 _PACKAGE_NAME = attrgetter("package_name")

@@ -108,3 +108,17 @@ def package_entry_request(package_name: str, family: str) -> blocklist_service_p
             source="test",
         )
     )
+
+
+def unknown_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field no message of the contract defines, as a newer or hostile client sends."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

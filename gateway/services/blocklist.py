@@ -45,7 +45,13 @@ from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestId
 from gateway.store.records import EntryQuery
 from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
 from gateway.urls import without_secrets
-from gateway.validation import InvalidRequestError, Violations, control_characters
+from gateway.validation import (
+    FieldViolation,
+    InvalidRequestError,
+    Violations,
+    control_characters,
+    request_id_or_none,
+)
 
 log = structlog.get_logger(__name__)
 MAX_PAGE_SIZE = 1000
@@ -56,6 +62,12 @@ MAX_ENTRY_ID_LENGTH = 128
 
 def _fingerprint(request: object) -> bytes:
     return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()  # type: ignore[attr-defined]
+
+
+def _request_id_problems(request_id: str) -> list[FieldViolation]:
+    violations = Violations()
+    request_id_or_none("request_id", request_id, violations)
+    return violations.found
 
 
 class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
@@ -82,10 +94,14 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
     async def AddEntry(
         self, request: blocklist_service_pb2.AddEntryRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.AddEntryResponse:
+        request_id = _request_id_problems(request.request_id)
         try:
             indicator = indicator_from_message(request.entry)
         except InvalidRequestError as error:
+            error = InvalidRequestError([*request_id, *error.violations], error.omitted)
             await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_ENTRY))
+        if request_id:
+            await abort_with(context, invalid_argument(InvalidRequestError(request_id)))
         now = self._clock()
         if expired_by(indicator, now):
             await abort_with(context, invalid_field("entry.valid_until", EXPIRED_PROBLEM, ERROR_REASON_INVALID_ENTRY))
@@ -107,6 +123,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
         self, request: blocklist_service_pb2.RevokeEntryRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.RevokeEntryResponse:
         violations = Violations()
+        request_id_or_none("request_id", request.request_id, violations)
         violations.text("entry_id", request.entry_id, max_length=MAX_ENTRY_ID_LENGTH, required=True)
         if not request.reason.strip():
             violations.add("reason", "is required: say why, for the audit trail")
@@ -185,8 +202,11 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
     async def ImportBundle(
         self, request: blocklist_service_pb2.ImportBundleRequest, context: grpc.aio.ServicerContext
     ) -> blocklist_service_pb2.ImportBundleResponse:
+        violations = Violations()
+        request_id_or_none("request_id", request.request_id, violations)
         if not request.bundle:
-            await abort_with(context, invalid_field("bundle", "is required: the bytes `mtsg blocklist sign` wrote"))
+            violations.add("bundle", "is required: the bytes `mtsg blocklist sign` wrote")
+        await refuse_if_any(context, violations)
         lines = request.bundle.splitlines(keepends=True)
         try:
             outcome = await import_bundle(

@@ -61,6 +61,8 @@ class LoginSettings:
     max_freezes_per_minute: int = 100
     # Installed apps kept already checked (gateway.checked_apps); 0 keeps none.
     app_cache_entries: int = 20_000
+    # ...and at most this much memory (gateway.checked_apps.kept_cost).
+    app_cache_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +130,14 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         self._stage = {stage: metrics.login_stage.labels(stage=stage) for stage in LOGIN_STAGES}
         lookups = metrics.app_cache_lookups
         self._checked_apps = CheckedApps(
-            settings.limits, settings.app_cache_entries, lookups.labels(result="hit"), lookups.labels(result="miss")
+            settings.limits,
+            settings.app_cache_entries,
+            lookups.labels(result="hit"),
+            lookups.labels(result="miss"),
+            max_bytes=settings.app_cache_bytes,
         )
         metrics.app_cache_entries.set_function(lambda: len(self._checked_apps))
+        metrics.app_cache_bytes.set_function(lambda: self._checked_apps.kept_bytes)
 
     async def CheckLogin(
         self, request: Message, context: grpc.aio.ServicerContext

@@ -106,7 +106,11 @@ def test_apps_without_digests_do_not_match_empty_keys() -> None:
     assert Matcher.empty().match([app("com.some.app")], NOW) == []
 
 
-_POOL = [app(f"com.pool.app{number}") for number in range(8)] + [app("com.pool.app0", "other build")]
+# Apps the gateway keeps (kept_bytes) are remembered by identity; the others are made for one login.
+_POOL = [app(f"com.pool.app{number}")._replace(kept_bytes=300) for number in range(8)] + [
+    app("com.pool.app0", "other build")._replace(kept_bytes=300),
+    app("com.pool.once"),
+]
 # Equal apps that are other objects: what a gateway hands over once its app cache let the first go.
 _COPIES = [each._replace() for each in _POOL]
 _KINDS = ["apk_sha256", "cert_sha256", "cert_sha1", "package_name", "package_and_cert"]
@@ -148,3 +152,18 @@ def test_one_matcher_answers_a_run_of_logins_as_a_fresh_one_answers_each(
             assert shared.match(apps, NOW) == fresh.match(apps, NOW)
     finally:
         matcher_module.REMEMBERED_CLEARED_APPS = original
+
+
+def test_only_kept_apps_are_remembered_and_never_beyond_a_bound_counted_in_bytes() -> None:
+    """Apps made for one login are never held; kept ones at most REMEMBERED_CLEARED_BYTES of them."""
+    cleared = matcher_module._ClearedApps()
+    once = [app(f"com.once.app{number}") for number in range(50)]
+    cleared.remember(once)
+    assert cleared.unseen(once) == once
+    third = matcher_module.REMEMBERED_CLEARED_BYTES // 3
+    big = [app(f"com.big.app{number}")._replace(kept_bytes=third) for number in range(4)]
+    for each in big:
+        cleared.remember([each])
+        assert cleared.unseen([each]) == []
+    # The fourth went over the bound, so the memory started over with it alone.
+    assert cleared.unseen(big) == big[:3]

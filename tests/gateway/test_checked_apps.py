@@ -10,14 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.checked_apps import CheckedApps
+from gateway.checked_apps import MAX_KEPT_APP_BYTES, CheckedApps, kept_cost
 from gateway.client import MtsgClient, field_violations
+from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.login_wire import CheckLoginWire, decode_check_login
 from gateway.server import RunningGateway, start_gateway
-from gateway.validation import Violations, check_apps
+from gateway.validation import Limits, Violations, check_apps
 from tests.gateway.test_validation_paths import LATEST, LIMITS, app_or_mistake
-from tests.helpers import app, gateway_config, telemetry
+from tests.helpers import app, gateway_config, telemetry, unknown_field
 
 # Shared by every example: what one example keeps must not change another's answer.
 _SHARED = CheckedApps(LIMITS, max_entries=64)
@@ -42,7 +43,7 @@ def test_kept_apps_answer_as_checking_them_anew(apps: list[telemetry_pb2.Install
         result, violations = _converted(_SHARED, encoded)
         assert violations == expected_violations
         if not expected_violations:
-            assert result == expected
+            assert [each._replace(kept_bytes=0) for each in result] == list(expected)
     assert len(_SHARED) <= 64
 
 
@@ -147,3 +148,28 @@ async def test_an_app_that_is_not_protobuf_gets_invalid_argument_naming_it(gatew
             await call(wire.SerializeToString(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == [("telemetry.installed_apps[1]", "is not a valid InstalledApp message")]
+
+
+def test_an_app_carrying_unknown_fields_is_used_but_never_kept() -> None:
+    kept = CheckedApps(LIMITS, max_entries=100)
+    padded = app("com.bank.app", label="Bank").SerializeToString() + unknown_field(9_999, b"x" * 5_000)
+    (converted,), violations = _converted(kept, [padded])
+    assert violations == [] and converted.label == "Bank"
+    assert (len(kept), kept.kept_bytes, converted.kept_bytes) == (0, 0, 0)
+
+
+def test_kept_apps_never_cost_more_than_the_byte_bound() -> None:
+    plain = [app(f"com.app{number:02d}", label="x" * 200).SerializeToString() for number in range(40)]
+    one = kept_cost(len(plain[0]))
+    kept = CheckedApps(LIMITS, max_entries=1_000, max_bytes=10 * one)
+    _converted(kept, plain)
+    assert len(kept) == 10 and kept.kept_bytes == 10 * one
+    # The newest stay: the first thirty were pushed out, oldest first.
+    (found,), _ = _converted(kept, [plain[-1]])
+    assert found.kept_bytes == len(plain[-1])
+    # A valid app can be large (200 permissions of 255 characters); such an app is used, never kept.
+    roomy = CheckedApps(Limits.of(LimitsConfig()), max_entries=1_000)
+    big = app("com.big.app", granted_permissions=[f"p.{'x' * 200}.{n}" for n in range(60)]).SerializeToString()
+    assert len(big) > MAX_KEPT_APP_BYTES
+    (converted,), violations = _converted(roomy, [big])
+    assert violations == [] and converted.kept_bytes == 0 and len(roomy) == 0

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from gateway.server import SERVICE_NAMES
 from tests.conftest import BACKENDS
+from tests.helpers import unknown_field
 from tests.integration.conftest import LoggedProcess, serve_command
 from tests.postgres import PostgresDatabases, run_aside
 
@@ -94,9 +95,17 @@ def message_values(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[
                 getattr(message, field.name).MergeFromString(draw(_field_value(field, depth)))
             else:
                 setattr(message, field.name, draw(_field_value(field, depth)))
-        return message.SerializeToString()
+        return message.SerializeToString() + draw(_UNKNOWN_FIELD)
 
     return build()
+
+
+# Now and then a field the contract does not define, at any depth: it is ignored, never kept or stored.
+_UNKNOWN_FIELD = st.integers(0, 4).flatmap(
+    lambda pick: (
+        st.builds(unknown_field, st.integers(1_000, 50_000), st.binary(max_size=2_000)) if pick == 0 else st.just(b"")
+    )
+)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
