@@ -69,11 +69,36 @@ def _status(code: grpc.StatusCode, message: str, reason: ErrorReason, *details: 
     return rpc_status.to_status(proto)
 
 
+class CallEndedByTransportError(Exception):
+    """grpc had already ended the call when the gateway answered, so the answer never left.
+
+    grpc refuses a request past ``server.max_message_bytes`` or metadata past its header limit on its
+    own (RESOURCE_EXHAUSTED), yet still runs the handler, which then finds no request (or no
+    credentials) and answers; sending that answer fails. What the caller was told is grpc's status,
+    and that is what the call's log line and metrics must say, not the answer that never left.
+    """
+
+    def __init__(self, cancelled: bool) -> None:
+        super().__init__("grpc ended the call before the gateway answered")
+        # CANCELLED when the caller went away; else a transport limit: RESOURCE_EXHAUSTED.
+        self.code = grpc.StatusCode.CANCELLED if cancelled else grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# What the refusal counter and the log line name a call grpc refused before the gateway could.
+TRANSPORT_LIMIT = "TRANSPORT_LIMIT"
+
+
 async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> NoReturn:
     """End the call with ``status``, keeping the trailing metadata already set (the request id to quote):
-    grpc replaces it with whatever metadata ``abort`` is given."""
+    grpc replaces it with whatever metadata ``abort`` is given.  CallEndedByTransportError when grpc had
+    ended the call already."""
     kept = tuple(context.trailing_metadata() or ())
-    await context.abort(status.code, status.details, (*kept, *status.trailing_metadata))
+    try:
+        await context.abort(status.code, status.details, (*kept, *status.trailing_metadata))
+    except grpc.aio.AbortError:
+        raise
+    except Exception as error:  # grpc's ExecuteBatchError, private to its Cython layer: the status was sent
+        raise CallEndedByTransportError(context.cancelled()) from error
     raise AssertionError("unreachable: context.abort raises")
 
 

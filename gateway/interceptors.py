@@ -35,6 +35,8 @@ from prometheus_client import Counter, Histogram
 
 from gateway.errors import (
     REQUEST_ID_KEY,
+    TRANSPORT_LIMIT,
+    CallEndedByTransportError,
     abort_with,
     failure,
     internal,
@@ -95,7 +97,16 @@ async def _one_message(decode: Callable[[bytes], Any] | None, context: grpc.aio.
 class _ObservedCall:
     """Request id, guards, log line and metrics around one call; unexpected errors become INTERNAL."""
 
-    __slots__ = ("_bound", "_context", "_interceptor", "_method", "_releases", "_request_id", "_started")
+    __slots__ = (
+        "_bound",
+        "_context",
+        "_ended_by_transport",
+        "_interceptor",
+        "_method",
+        "_releases",
+        "_request_id",
+        "_started",
+    )
 
     def __init__(self, interceptor: ObservabilityInterceptor, method: str, context: grpc.aio.ServicerContext) -> None:
         self._interceptor = interceptor
@@ -106,6 +117,7 @@ class _ObservedCall:
         context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
         self._bound = structlog.contextvars.bind_contextvars(request_id=self._request_id, method=method)
         self._releases: list[Release] = []
+        self._ended_by_transport: CallEndedByTransportError | None = None
 
     async def __aenter__(self) -> None:
         """Admitted by every guard in turn; a refusal aborts the call (and still ends it in ``__aexit__``)."""
@@ -124,7 +136,9 @@ class _ObservedCall:
         try:
             for release in reversed(self._releases):
                 release()
-            if isinstance(error, StoreUnavailableError):
+            if isinstance(error, CallEndedByTransportError):
+                self._ended_by_transport = error
+            elif isinstance(error, StoreUnavailableError):
                 # A method with no answer of its own for a store that is down (a read, say): the caller
                 # may retry, which INTERNAL would tell it not to; the outage has its own metrics and alert.
                 log.warning("store unavailable", request_id=self._request_id, error=str(error))
@@ -132,9 +146,16 @@ class _ObservedCall:
             elif isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
                 log.error("unexpected error", request_id=self._request_id, exc_info=error)
                 await abort_with(self._context, internal(self._request_id))
+        except CallEndedByTransportError as ended:  # the INTERNAL or UNAVAILABLE above could not be sent either
+            self._ended_by_transport = ended
         finally:
-            self._interceptor.record(self._method, self._context, self._started, self._request_id)
+            self._interceptor.record(
+                self._method, self._context, self._started, self._request_id, self._ended_by_transport
+            )
             structlog.contextvars.reset_contextvars(**self._bound)
+        if self._ended_by_transport is not None:
+            # The way grpc is told "the status is settled" without logging a handler's error of its own.
+            raise grpc.aio.AbortError() from self._ended_by_transport
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
@@ -154,10 +175,20 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self._outcomes: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
-    def record(self, method: str, context: grpc.aio.ServicerContext, started: float, request_id: str) -> None:
-        """The call's log line and metrics, once it has ended; a refused call's line says why."""
+    def record(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        started: float,
+        request_id: str,
+        ended_by_transport: CallEndedByTransportError | None = None,
+    ) -> None:
+        """The call's log line and metrics, once it has ended; a refused call's line says why.
+
+        A call grpc ended itself is recorded with the status grpc sent, not the gateway's answer.
+        """
         elapsed = time.perf_counter() - started
-        code = _code_name(context)
+        code = ended_by_transport.code.name if ended_by_transport else _code_name(context)
         outcome = self._outcomes.get((method, code))
         if outcome is None:
             labels = {"method": method, "code": code}
@@ -166,7 +197,10 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         calls, duration = outcome
         calls.inc()
         duration.observe(elapsed)
-        refusal = refusal_summary(context.trailing_metadata()) if code != "OK" else {}
+        if ended_by_transport is not None:
+            refusal: dict[str, object] = {"reason": TRANSPORT_LIMIT} if code == "RESOURCE_EXHAUSTED" else {}
+        else:
+            refusal = refusal_summary(context.trailing_metadata()) if code != "OK" else {}
         if "reason" in refusal:  # our own constants, so the label stays a small set
             self._metrics.rpc_refusals.labels(method=method, reason=refusal["reason"]).inc()
         log.info(
