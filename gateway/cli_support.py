@@ -186,9 +186,14 @@ def run_async(name: str, work: Callable[[], Coroutine[Any, Any, int]], expected:
     except CommandError as error:
         print(f"mtsg {name}: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # the reader of the output left (`| head`): not a failure to report, `main` ends quietly
     except expected as error:
         print(f"mtsg {name}: {error}", file=sys.stderr)
         return 1
+
+
+_OPERATOR_LOG_LEVELS = ("debug", "warning", "error")
 
 
 async def with_store(config: Config, work: Callable[[Store], Awaitable[int]], *, creates: bool = False) -> int:
@@ -200,7 +205,9 @@ async def with_store(config: Config, work: Callable[[Store], Awaitable[int]], *,
     A seeding command checks the file it reads before it calls this: a mistyped path, an empty file
     or a policy with problems must fail before it has made a store, maybe in the wrong place.
     """
-    configure_logging(config.logging.level)  # migrations log to stderr, keeping stdout for the answer
+    # A command prints for a person: the store's info lines (each migration applied to a new store) are
+    # a log's, not an answer's. Warnings and errors still reach stderr; logging.level = "debug" shows all.
+    configure_logging(config.logging.level if config.logging.level in _OPERATOR_LOG_LEVELS else "warning")
     path = sqlite_path(config.store.url, config.data_dir)
     if not creates and path is not None and not path.is_file():
         raise CommandError(

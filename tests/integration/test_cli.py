@@ -17,7 +17,7 @@ import pytest
 
 from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
-from tests.helpers import app, telemetry
+from tests.helpers import SHIPPED, app, telemetry
 from tests.integration.conftest import MTSG, ServeProcess, run_mtsg, serve_command
 
 
@@ -415,3 +415,29 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path: Path, arg
     finally:
         os.close(writer)
     assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_output_read_by_a_reader_that_leaves_early_ends_quietly(tmp_path: Path) -> None:
+    """`mtsg commands list | head -2`: the reader goes away, and the command says nothing of it."""
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert run_mtsg("migrate", *data, cwd=tmp_path).returncode == 0
+    for customer in ("c-1", "c-2", "c-3"):
+        assert run_mtsg("commands", "unfreeze", customer, "--reason", "checked", *data, cwd=tmp_path).returncode == 0
+    for arguments in (
+        ["commands", "list", *data],
+        ["audit", "list", *data],
+        ["policy", "codes"],
+        ["policy", "default"],
+    ):
+        process = subprocess.Popen([*MTSG, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+        assert process.stdout is not None
+        process.stdout.close()  # gone before the command writes a line
+        _, error = process.communicate(timeout=60)
+        assert error == b"", (arguments, error)
+
+
+def test_a_command_making_a_new_store_prints_no_log_lines(tmp_path: Path) -> None:
+    applied = run_mtsg("policy", "apply", str(SHIPPED), "--data-dir", str(tmp_path / "new"), cwd=tmp_path)
+    assert applied.returncode == 0
+    assert applied.stderr == ""  # no "applying schema migration" JSON among what a person reads
+    assert applied.stdout.startswith("policy version 1 is in force")
