@@ -18,6 +18,7 @@ from gateway.cli_support import number_within, positive_number
 from gateway.config import ConfigError, Key, LoadedConfig, load_config, render_config
 from gateway.security.client_credentials import ClientCredentials, ClientCredentialsError
 from gateway.version import version_line
+from signals.wording import counted
 
 _STORE_FLAGS: tuple[tuple[str, Key, str], ...] = (
     ("--data-dir", ("store", "data_dir"), "directory for the SQLite database and keys (default ./mtsg-data)"),
@@ -76,7 +77,12 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
     """How a command proves itself to a gateway that runs with TLS and identities."""
     from gateway.client import DEFAULT_TARGET
 
-    parser.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway HOST:PORT (default {DEFAULT_TARGET})")
+    parser.add_argument(
+        "--target",
+        help=f"gateway HOST:PORT (default: the {TARGET_VARIABLE} variable, else where the configuration's"
+        f" server.listen serves, as `mtsg serve` reads it: {DEFAULT_TARGET} by default)",
+    )
+    parser.add_argument("--config", type=Path, help="the gateway's TOML configuration, for its address")
     parser.add_argument("--ca", type=Path, metavar="FILE", help="CA certificate (PEM): connect with TLS")
     parser.add_argument("--cert", type=Path, metavar="FILE", help="client certificate (PEM) for mTLS")
     parser.add_argument("--key", type=Path, metavar="FILE", help="client private key (PEM) for mTLS")
@@ -84,6 +90,31 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
         "--token-file", type=Path, metavar="FILE", help="bearer token file (default: the MTSG_TOKEN variable)"
     )
     parser.add_argument("--server-name", default="", help="name to verify in the server certificate")
+
+
+TARGET_VARIABLE = "MTSG_TARGET"
+
+
+def client_address(listen: str) -> str:
+    """Where a client on this host reaches a gateway listening on ``listen``: a wildcard host becomes loopback."""
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "*"):
+        host = "127.0.0.1"
+    elif host in ("[::]", "::"):
+        host = "[::1]"
+    return f"{host}:{port}"
+
+
+def _target(options: argparse.Namespace) -> str:
+    """--target, else MTSG_TARGET, else the address `mtsg serve` would listen on with the same configuration."""
+    if options.target:
+        return str(options.target)
+    if os.environ.get(TARGET_VARIABLE):
+        return os.environ[TARGET_VARIABLE]
+    listen = load_config(options.config).config.server.listen
+    if listen.rpartition(":")[2] == "0":
+        raise ConfigError(f"server.listen is {listen!r}: port 0 names no port to reach; pass --target HOST:PORT")
+    return client_address(listen)
 
 
 def _client_credentials(options: argparse.Namespace, command: str) -> ClientCredentials | None:
@@ -142,14 +173,22 @@ def _check(options: argparse.Namespace) -> int:
     credentials = _client_credentials(options, "check")
     if credentials is None:
         return 2
+    target = _target(options)
     try:
-        response = asyncio.run(run_plan(options.target, plan, options.timeout, credentials))
+        response = asyncio.run(run_plan(target, plan, options.timeout, credentials))
     except grpc.aio.AioRpcError as error:
         if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            print(f"mtsg check: cannot reach the gateway at {options.target}: {error.details()}", file=sys.stderr)
+            print(f"mtsg check: cannot reach the gateway at {target}: {error.details()}", file=sys.stderr)
         else:
-            print(f"mtsg check: {error.code().name}: {error.details()}", file=sys.stderr)
-            for field, description in field_violations(error):
+            violations = field_violations(error)
+            # The details repeat the first violation; the list below says them all, once each.
+            said = (
+                f"the gateway refused the request, {counted(len(violations), 'problem')}:"
+                if violations
+                else error.details()
+            )
+            print(f"mtsg check: {error.code().name}: {said}", file=sys.stderr)
+            for field, description in violations:
                 print(f"  {field or '(request)'}: {description}", file=sys.stderr)
             request_id = request_id_of(error)
             if request_id is not None:
@@ -167,15 +206,16 @@ def _health(options: argparse.Namespace) -> int:
     credentials = _client_credentials(options, "health")
     if credentials is None:
         return 2
+    target = _target(options)
 
     async def ask() -> str:
-        async with MtsgClient(options.target, timeout=options.timeout, credentials=credentials) as client:
+        async with MtsgClient(target, timeout=options.timeout, credentials=credentials) as client:
             return health_pb2.HealthCheckResponse.ServingStatus.Name(await client.health(options.service))
 
     try:
         status = asyncio.run(ask())
     except grpc.aio.AioRpcError as error:
-        print(f"mtsg health: {options.target}: {error.code().name}: {error.details()}", file=sys.stderr)
+        print(f"mtsg health: {target}: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
     print(status)
     return 0 if status == "SERVING" else 1

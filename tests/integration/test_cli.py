@@ -85,7 +85,8 @@ def test_check_reports_bad_files_and_server_errors_clearly(serve: ServeProcess, 
     invalid.write_text('{"telemetry": {"customer_id": "c1", "device_id": "", "location": {"latitude": 123}}}')
     refused = _check(serve.target, str(invalid))
     assert refused.returncode == 1
-    assert "INVALID_ARGUMENT" in refused.stderr
+    assert "mtsg check: INVALID_ARGUMENT: the gateway refused the request, 2 problems:\n" in refused.stderr
+    assert refused.stderr.count("telemetry.device_id: is required") == 1  # once, not in the header too
     assert "telemetry.device_id: is required" in refused.stderr
     assert "telemetry.location.latitude" in refused.stderr
     assert re.search(r"request id: [0-9a-f]{32} \(quote it", refused.stderr)  # the id the gateway logged it under
@@ -219,6 +220,27 @@ def test_health_command_reports_serving_and_fails_without_a_server(serve: ServeP
         [*MTSG, "health", "--target", "127.0.0.1:1", "--timeout", "2"], capture_output=True, text=True
     )
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
+
+
+def test_check_and_health_find_the_gateway_where_its_configuration_says_it_listens(
+    serve: ServeProcess, tmp_path: Path
+) -> None:
+    port = serve.target.rpartition(":")[2]
+    config = tmp_path / "mtsg.toml"
+    config.write_text(f'[server]\nlisten = "0.0.0.0:{port}"\n')
+    plain = {name: value for name, value in os.environ.items() if not name.startswith("MTSG_")}
+
+    def run(*arguments: str, **variables: str) -> subprocess.CompletedProcess[str]:
+        env = {**plain, **variables}
+        return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=30, env=env)
+
+    assert run("health", "--config", str(config)).stdout.strip() == "SERVING"  # 0.0.0.0 is reached on loopback
+    assert run("health", MTSG_SERVER_LISTEN=f"127.0.0.1:{port}").stdout.strip() == "SERVING"
+    assert run("health", MTSG_TARGET=serve.target).stdout.strip() == "SERVING"
+    checked = run("check", "--example", "clean-login", "--config", str(config))
+    assert checked.returncode == 0 and checked.stdout.startswith("ALLOW")
+    nowhere = run("health", MTSG_SERVER_LISTEN="127.0.0.1:0")
+    assert nowhere.returncode == 2 and "port 0 names no port to reach; pass --target" in nowhere.stderr
 
 
 def test_serve_refuses_a_corrupt_database_and_leaves_it_alone(tmp_path: Path) -> None:
