@@ -37,8 +37,12 @@ async def import_indicators(
     now: float,
     bundle: BundleRecord | None = None,
     progress: Progress | None = None,
+    merging: Progress | None = None,
 ) -> ImportSummary:
     """Stage every indicator, then merge; any exception from ``indicators`` aborts with nothing applied.
+
+    ``progress`` hears the count of entries read as they are; ``merging`` once, when all are read
+    and the merge (one transaction, seconds for a large feed) begins.
 
     ``indicators`` is read in a worker thread, a batch at a time: parsing and checking a feed of
     hundreds of thousands of entries is seconds of CPU, which on the event loop of a serving gateway
@@ -50,8 +54,8 @@ async def import_indicators(
             await session.stage(batch)
             if progress is not None and len(batch) == BATCH_SIZE:
                 progress(session.received)
-    if progress is not None:
-        progress(session.received)
+        if merging is not None:
+            merging(session.received)
     assert session.summary is not None  # set by the merge when the block exits cleanly
     return session.summary
 
@@ -87,6 +91,7 @@ async def import_bundle(
     actor: str,
     now: float,
     progress: Progress | None = None,
+    merging: Progress | None = None,
 ) -> BundleOutcome:
     """Verify completely, check it is newer than what this publisher gave us before, then import."""
     manifest, signer = await asyncio.to_thread(verify_bundle, open_lines, trusted)  # a digest of every line
@@ -103,6 +108,7 @@ async def import_bundle(
             now=now,
             bundle=BundleRecord(manifest.publisher, manifest.bundle_version, manifest.entries_sha256, signer),
             progress=progress,
+            merging=merging,
         )
     except BundleAppliedMeanwhileError:  # replicas following one feed race to apply each new version
         return BundleOutcome(manifest, signer, None)

@@ -11,12 +11,12 @@ from blocklists.entry import Category, Entry, EntrySeverity, Indicator, InvalidI
 from gateway.generated.mtsg.v1 import blocklist_pb2, common_pb2
 from gateway.validation import FieldViolation, InvalidRequestError
 
-_KEY_TYPES = {kind: blocklist_pb2.BlocklistKeyType.Value(f"BLOCKLIST_KEY_TYPE_{kind.name}") for kind in KeyType}
+KEY_TYPE_NUMBER = {kind: blocklist_pb2.BlocklistKeyType.Value(f"BLOCKLIST_KEY_TYPE_{kind.name}") for kind in KeyType}
 _CATEGORIES = {
     category: blocklist_pb2.ThreatCategory.Value(f"THREAT_CATEGORY_{category.name}") for category in Category
 }
 _SEVERITIES = {severity: common_pb2.Severity.Value(f"SEVERITY_{severity.name}") for severity in EntrySeverity}
-KEY_TYPE_OF = {number: kind for kind, number in _KEY_TYPES.items()}
+KEY_TYPE_OF = {number: kind for kind, number in KEY_TYPE_NUMBER.items()}
 CATEGORY_OF = {number: category for category, number in _CATEGORIES.items()}
 _SEVERITY_OF = {number: severity for severity, number in _SEVERITIES.items()}
 CATEGORY_NUMBER = {category.value: number for category, number in _CATEGORIES.items()}
@@ -34,7 +34,7 @@ def entry_message(entry: Entry) -> blocklist_pb2.BlocklistEntry:
     indicator = entry.indicator
     return blocklist_pb2.BlocklistEntry(
         entry_id=entry.entry_id,
-        key_type=_KEY_TYPES[indicator.key_type],
+        key_type=KEY_TYPE_NUMBER[indicator.key_type],
         value=indicator.value,
         package_name=indicator.package_name,
         category=_CATEGORIES[indicator.category],

@@ -95,7 +95,7 @@ def open_feed(path: Path, feed_format: str, *, source: str, default_category: Ca
     stats = ReadStats()
     text = path.read_text(encoding="utf-8-sig")
     if feed_format == "stalkerware-ioc":
-        return FeedRead(read_ioc_yaml(text, stats), None, size, stats)
+        return FeedRead(read_ioc_yaml(text, stats, file_name=path.name), None, size, stats)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -121,7 +121,18 @@ class ProgressLine:
         if now - self._last < 1.0:
             return
         self._last = now
-        share = ""
-        if self._read is not None and self._read.counter is not None and self._read.size:
-            share = f" ({100 * self._read.counter.consumed / self._read.size:.0f}% of the file)"
-        print(f"{self._what}: {count:,} entries read{share}, {now - self._started:.1f} s", file=sys.stderr)
+        print(f"{self._what}: {count:,} entries read{self._share()}, {now - self._started:.1f} s", file=sys.stderr)
+
+    def _share(self) -> str:
+        read = self._read
+        if read is None:
+            return ""
+        if read.counter is not None and read.size:
+            return f" ({100 * read.counter.consumed / read.size:.0f}% of the file)"
+        if read.stats.total:  # a document parsed whole (STIX, YAML): how far through its items
+            return f" ({100 * read.stats.read / read.stats.total:.0f}% of the file)"
+        return ""
+
+    def merging(self, count: int) -> None:
+        """Every entry is read; the registry takes them in one transaction, which can take a while."""
+        print(f"{self._what}: all {count:,} entries read; merging them into the registry...", file=sys.stderr)

@@ -77,7 +77,7 @@ from gateway.feed_files import (
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError
 from gateway.store.records import EntryQuery, ImportSummary
-from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
+from gateway.trusted_keys import TrustedKeyError, require_trusted_keys
 from gateway.urls import without_secrets
 
 _EXPECTED = (
@@ -247,7 +247,11 @@ def _blocklist_status(options: argparse.Namespace, load: ConfigLoader) -> int:
         status = await store.blocklist.status(time.time())
         last_import = format_timestamp(status.last_import_at) if status.last_import_at else "never"
         print(f"version {status.version}, {status.active_count:,} active entries, last import {last_import}")
-        for title, counts in (("by category", status.by_category), ("by source", status.by_source)):
+        for title, counts in (
+            ("by category", status.by_category),
+            ("by key type", status.by_key_type),
+            ("by source", status.by_source),
+        ):
             print(title + ":")
             for name, count in counts:
                 print(f"  {name:<28} {count:>10,}")
@@ -292,14 +296,16 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work(store: Store, feed_format: str, read: FeedRead | None) -> int:
         started = time.monotonic()
         if read is None:
-            trusted = load_trusted_keys(config.trusted_keys_dir)
+            trusted = require_trusted_keys(config.trusted_keys_dir)
+            line = ProgressLine("mtsg blocklist import")
             outcome = await import_bundle(
                 store,
                 _file_lines(path),
                 trusted,
                 actor=actor(options),
                 now=time.time(),
-                progress=ProgressLine("mtsg blocklist import"),
+                progress=line,
+                merging=line.merging,
             )
             manifest = outcome.manifest
             print(f"bundle {manifest.publisher} v{manifest.bundle_version} signed by {outcome.key_id}")
@@ -308,13 +314,15 @@ def _blocklist_import(options: argparse.Namespace, load: ConfigLoader) -> int:
             else:
                 _print_summary(outcome.summary)
         else:
+            line = ProgressLine("mtsg blocklist import", read)
             summary = await import_indicators(
                 store,
                 read.indicators,
                 actor=actor(options),
                 label=f"{feed_format} {path.name}",
                 now=time.time(),
-                progress=ProgressLine("mtsg blocklist import", read),
+                progress=line,
+                merging=line.merging,
             )
             _print_summary(summary, read.stats.skipped)
         print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
@@ -410,7 +418,7 @@ def _blocklist_sign(options: argparse.Namespace) -> int:
 def _blocklist_verify(options: argparse.Namespace, load: ConfigLoader) -> int:
     async def work() -> int:
         trusted_dir = options.trusted_keys or load(options).trusted_keys_dir
-        manifest, signer = verify_bundle(_file_lines(options.file), load_trusted_keys(trusted_dir))
+        manifest, signer = verify_bundle(_file_lines(options.file), require_trusted_keys(trusted_dir))
         check_freshness(manifest, None, time.time())
         print(
             f"valid: {manifest.publisher} v{manifest.bundle_version}, {manifest.entry_count:,} entries,"

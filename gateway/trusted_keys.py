@@ -30,3 +30,14 @@ def load_trusted_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
             raise TrustedKeyError(f"trusted key {path}: {error}") from None
         keys[key_id(key)] = key
     return keys
+
+
+def require_trusted_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
+    """``load_trusted_keys``, or TrustedKeyError saying where the publisher's key goes when there is none."""
+    keys = load_trusted_keys(directory)
+    if not keys:
+        raise TrustedKeyError(
+            f"no trusted publisher keys in {directory} (blocklist.trusted_keys_dir): copy the publisher's public"
+            " key there as a *.pub file (`mtsg keys generate` writes one beside its private key)"
+        )
+    return keys

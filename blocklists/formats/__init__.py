@@ -30,6 +30,10 @@ class ReadStats:
 
     skipped: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # How far a reader of a whole parsed document has gone through it, for a progress line:
+    # the items read so far of ``total`` (0: the reader does not know).
+    read: int = 0
+    total: int = 0
 
     def skip(self, reason: str) -> None:
         self.skipped += 1

@@ -112,7 +112,9 @@ def _category(indicator: Mapping[str, Any], malware: Mapping[str, Any] | None, d
             return _MALWARE_TYPES[malware_type.lower()]
     if default is None:
         raise InvalidIndicatorError(
-            "category", "no x_mtsg_category or known malware_types; name a default category for this import"
+            "category",
+            "no x_mtsg_category or known malware_types; name a default category for this import"
+            " (`mtsg blocklist import --category CATEGORY`)",
         )
     return default
 
@@ -148,7 +150,9 @@ def read_stix(
     stats = stats if stats is not None else ReadStats()
     objects = _objects(document)
     families = _families(objects)
+    stats.total = len(objects)
     for number, item in enumerate(objects, start=1):
+        stats.read = number
         if item["type"] != "indicator":
             continue
         location = f"object {number} ({item['id']})"

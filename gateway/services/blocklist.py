@@ -15,12 +15,13 @@ import grpc
 import structlog
 
 from blocklists.bundle import BundleError, StaleBundleError, encode_entry, header_line
-from blocklists.entry import EXPIRED_PROBLEM, MAX_TEXT_LENGTH, expired_by
+from blocklists.entry import EXPIRED_PROBLEM, MAX_TEXT_LENGTH, KeyType, expired_by
 from blocklists.formats import FeedFormatError
 from gateway.blocklist_import import import_bundle
 from gateway.blocklist_messages import (
     CATEGORY_NUMBER,
     CATEGORY_OF,
+    KEY_TYPE_NUMBER,
     KEY_TYPE_OF,
     entry_id_from_token,
     entry_message,
@@ -43,7 +44,7 @@ from gateway.services.callers import caller_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
 from gateway.store.records import EntryQuery
-from gateway.trusted_keys import TrustedKeyError, load_trusted_keys
+from gateway.trusted_keys import TrustedKeyError, require_trusted_keys
 from gateway.urls import without_secrets
 from gateway.validation import (
     FieldViolation,
@@ -212,7 +213,7 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
             outcome = await import_bundle(
                 self._store,
                 lambda: iter(lines),
-                load_trusted_keys(self._trusted_keys_dir),
+                require_trusted_keys(self._trusted_keys_dir),
                 actor=caller_actor(context),
                 now=self._clock(),
             )
@@ -277,6 +278,10 @@ class BlocklistService(blocklist_service_pb2_grpc.BlocklistServiceServicer):
                 for name, count in status.by_category
             ],
             by_source=[blocklist_service_pb2.SourceCount(source=name, count=count) for name, count in status.by_source],
+            by_key_type=[
+                blocklist_service_pb2.KeyTypeCount(key_type=KEY_TYPE_NUMBER[KeyType(name)], count=count)
+                for name, count in status.by_key_type
+            ],
         )
         if status.last_import_at is not None:
             response.last_import_at.FromNanoseconds(round(status.last_import_at * 1e9))

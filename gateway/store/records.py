@@ -156,6 +156,7 @@ class BlocklistStatus:
     by_category: tuple[tuple[str, int], ...]
     by_source: tuple[tuple[str, int], ...]
     last_import_at: float | None
+    by_key_type: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

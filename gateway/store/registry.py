@@ -220,7 +220,7 @@ class BlocklistStore:
     async def status(self, now: float) -> BlocklistStatus:
         active = "revoked = 0 AND (valid_from IS NULL OR valid_from <= ?) AND (valid_until IS NULL OR valid_until > ?)"
         counts: dict[str, list[tuple[str, int]]] = {}
-        for column in ("category", "source"):
+        for column in ("category", "source", "key_type"):
             rows = await self._db.fetch(
                 f"SELECT {column}, COUNT(*) FROM blocklist_entries WHERE {active} GROUP BY {column} ORDER BY {column}",
                 (now, now),
@@ -234,6 +234,7 @@ class BlocklistStore:
             by_category=tuple(counts["category"]),
             by_source=tuple(counts["source"]),
             last_import_at=state[1],
+            by_key_type=tuple(counts["key_type"]),
         )
 
     async def applied_bundle(self, publisher: str, connection: Connection | None = None) -> AppliedBundle | None:

@@ -226,6 +226,41 @@ def test_ioc_yaml_keeps_attribution_and_counts_network_indicators() -> None:
     assert stats.skipped == 4
 
 
+def test_a_package_two_apps_list_keeps_both_families_at_the_stronger_severity() -> None:
+    text = """
+- name: Cocospy
+  type: stalkerware
+  packages: [com.sc.spyier.v2, com.cocospy.app]
+- name: Spyier
+  type: watchware
+  packages: [com.sc.spyier.v2]
+"""
+    stats = ReadStats()
+    read = {item.value: item for item in read_ioc_yaml(text, stats)}
+    shared = read["com.sc.spyier.v2"]
+    assert shared.family == "Cocospy / Spyier"
+    assert shared.source_reference.endswith("ioc.yaml#Cocospy / Spyier")
+    assert shared.severity is EntrySeverity.HIGH  # what one app of the file says is never lowered by another
+    assert read["com.cocospy.app"].family == "Cocospy"
+    assert (stats.read, stats.total) == (2, 2)
+
+
+def test_a_file_other_than_ioc_yaml_is_named_and_is_a_source_of_its_own() -> None:
+    (read,) = read_ioc_yaml(
+        "- name: Life360\n  type: watchware\n  packages: [com.life360.x]\n", file_name="watchware.yaml"
+    )
+    assert read.source == f"{SOURCE}/watchware"
+    assert " watchware.yaml#Life360" in read.source_reference
+    assert read.severity is EntrySeverity.MEDIUM
+
+
+def test_many_apps_listing_one_package_are_named_within_the_text_limit() -> None:
+    apps = "".join(f"- name: {'App' + str(n) * 30}\n  packages: [com.shared.pkg]\n" for n in range(100))
+    (read,) = read_ioc_yaml(apps)
+    assert len(read.family) <= 1000 and read.family.endswith(" more")
+    assert len(read.source_reference) <= 1000
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [

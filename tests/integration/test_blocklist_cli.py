@@ -237,3 +237,52 @@ def test_an_export_that_cannot_be_written_says_why_and_leaves_no_partial_file(tm
     assert refused.stderr.strip() == "mtsg blocklist export: cannot write taken: Is a directory"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["feed.csv", "publisher", "taken"]
     assert list((tmp_path / "taken").iterdir()) == []
+
+
+def test_one_file_of_a_feed_never_lowers_another_and_the_operator_is_told_what_happens(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "d")]
+    ioc = write(tmp_path / "ioc.yaml", "- name: Cocospy\n  type: stalkerware\n  packages: [com.sc.spyier.v2]\n")
+    watchware = write(
+        tmp_path / "watchware.yaml", "- name: Spyier\n  type: watchware\n  packages: [com.sc.spyier.v2]\n"
+    )
+    first = mtsg(tmp_path, "blocklist", "import", *data, str(ioc))
+    assert first.returncode == 0 and "1 added" in first.stdout, first.stderr
+    assert "all 1 entries read; merging them into the registry..." in first.stderr  # no silent wait after 100%
+    second = mtsg(tmp_path, "blocklist", "import", *data, str(watchware))
+    assert second.returncode == 0 and "1 added, 0 updated" in second.stdout, second.stdout
+    listing = mtsg(tmp_path, "blocklist", "list", *data).stdout
+    assert "watchware.yaml#Spyier" in listing and "ioc.yaml#Cocospy" in listing
+    ioc_entry = mtsg(tmp_path, "blocklist", "list", *data, "--source", "stalkerware-indicators").stdout
+    assert "high" in ioc_entry and "watchware.yaml" not in ioc_entry  # still HIGH, still ioc.yaml's
+
+    status = mtsg(tmp_path, "blocklist", "status", *data).stdout
+    assert "by key type:\n  package_name" in status and "2" in status.split("by key type:")[1].split("by source")[0]
+
+    stix = write(
+        tmp_path / "plain.stix2",
+        json.dumps(
+            {
+                "type": "bundle",
+                "id": "bundle--2",
+                "objects": [
+                    {
+                        "type": "indicator",
+                        "id": "indicator--9",
+                        "pattern": "[app:id = 'com.odd.app']",
+                        "pattern_type": "stix",
+                    }
+                ],
+            }
+        ),
+    )
+    uncategorised = mtsg(tmp_path, "blocklist", "import", *data, str(stix))
+    assert uncategorised.returncode == 1 and "--category CATEGORY" in uncategorised.stderr
+    categorised = mtsg(tmp_path, "blocklist", "import", *data, str(stix), "--category", "spyware")
+    assert categorised.returncode == 0 and "all 1 entries read; merging" in categorised.stderr
+
+    unsigned_home = ["--data-dir", str(tmp_path / "keyless")]
+    verify = mtsg(tmp_path, "blocklist", "verify", *unsigned_home, str(ioc))
+    assert (
+        verify.returncode != 0
+        and f"no trusted publisher keys in {tmp_path / 'keyless' / 'trusted-keys'}" in verify.stderr
+    )

@@ -131,20 +131,30 @@ class SourceCount(_message.Message):
     def __init__(self, source: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("version", "active_count", "by_category", "by_source", "last_import_at", "feeds")
+    __slots__ = ("version", "active_count", "by_category", "by_source", "last_import_at", "feeds", "by_key_type")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_COUNT_FIELD_NUMBER: _ClassVar[int]
     BY_CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     LAST_IMPORT_AT_FIELD_NUMBER: _ClassVar[int]
     FEEDS_FIELD_NUMBER: _ClassVar[int]
+    BY_KEY_TYPE_FIELD_NUMBER: _ClassVar[int]
     version: str
     active_count: int
     by_category: _containers.RepeatedCompositeFieldContainer[CategoryCount]
     by_source: _containers.RepeatedCompositeFieldContainer[SourceCount]
     last_import_at: _timestamp_pb2.Timestamp
     feeds: _containers.RepeatedCompositeFieldContainer[FeedState]
-    def __init__(self, version: _Optional[str] = ..., active_count: _Optional[int] = ..., by_category: _Optional[_Iterable[_Union[CategoryCount, _Mapping]]] = ..., by_source: _Optional[_Iterable[_Union[SourceCount, _Mapping]]] = ..., last_import_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feeds: _Optional[_Iterable[_Union[FeedState, _Mapping]]] = ...) -> None: ...
+    by_key_type: _containers.RepeatedCompositeFieldContainer[KeyTypeCount]
+    def __init__(self, version: _Optional[str] = ..., active_count: _Optional[int] = ..., by_category: _Optional[_Iterable[_Union[CategoryCount, _Mapping]]] = ..., by_source: _Optional[_Iterable[_Union[SourceCount, _Mapping]]] = ..., last_import_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feeds: _Optional[_Iterable[_Union[FeedState, _Mapping]]] = ..., by_key_type: _Optional[_Iterable[_Union[KeyTypeCount, _Mapping]]] = ...) -> None: ...
+
+class KeyTypeCount(_message.Message):
+    __slots__ = ("key_type", "count")
+    KEY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    key_type: _blocklist_pb2.BlocklistKeyType
+    count: int
+    def __init__(self, key_type: _Optional[_Union[_blocklist_pb2.BlocklistKeyType, str]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class FeedState(_message.Message):
     __slots__ = ("url", "last_attempt_at", "last_success_at", "last_error", "bundle_version")
