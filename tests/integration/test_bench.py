@@ -17,6 +17,13 @@ from gateway.bench.processes import free_port, process_tree, start_echo, start_g
 from gateway.bench.runner import replay_limits
 
 
+@pytest.fixture(autouse=True)
+def _bench_temporary_files_in_the_tests_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench keeps its store in a temporary folder, which a bench killed outright cannot remove:
+    made under the test's own folder, it goes with the test's files instead of staying in /tmp."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
 def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     result = subprocess.run(
@@ -281,6 +288,8 @@ def test_a_bench_killed_outright_takes_its_servers_and_clients_with_it(tmp_path:
     for pid in left:
         os.kill(pid, signal.SIGKILL)  # leave nothing behind for the next test, then fail
     assert not left, f"still running after the bench was killed: {left}"
+    # What the killed bench could not remove is in the test's folder, not left in the system's /tmp.
+    assert list(tmp_path.glob("mtsg-bench-*")), "the bench made no temporary folder where TMPDIR says"
 
 
 def test_a_tethered_script_ends_with_the_process_that_started_it(tmp_path: Path) -> None:
