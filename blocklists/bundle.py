@@ -297,7 +297,8 @@ def verify_signatures(
         good = good or signature.keyid
     if good is None:
         signers = ", ".join(signature.keyid for signature in signatures)
-        raise BundleError(f"signed only by unknown key(s) {signers}; trusted: {', '.join(sorted(trusted))}")
+        noun = "key" if len(signatures) == 1 else "keys"
+        raise BundleError(f"signed only by unknown {noun} {signers}; trusted: {', '.join(sorted(trusted))}")
     return good
 
 

@@ -285,8 +285,9 @@ def _bench(options: argparse.Namespace) -> int:
     unanswered = [row.server for row in result.figures if not row.answered]
     if unanswered:
         where = settings.target or "the gateway the bench started"
+        runs = "the run" if len(unanswered) == 1 else "the runs"
         print(
-            f"mtsg bench: no call was answered in the run(s) {', '.join(unanswered)}; is {where} serving"
+            f"mtsg bench: no call was answered in {runs} {', '.join(unanswered)}; is {where} serving"
             " (address, TLS, credentials)?",
             file=sys.stderr,
         )

@@ -409,7 +409,10 @@ def _blocklist_sign(options: argparse.Namespace) -> int:
         print(
             f"signed {count:,} entries as {manifest.publisher} v{manifest.bundle_version}, expires {manifest.expires}"
         )
-        print("key id(s): " + ", ".join(signature.keyid for signature in signatures))
+        print(
+            ("key id: " if len(signatures) == 1 else "key ids: ")
+            + ", ".join(signature.keyid for signature in signatures)
+        )
         return 0
 
     return _run("blocklist sign", work)

@@ -88,10 +88,12 @@ def read_csv(lines: Iterable[str], *, default_source: str) -> Iterator[Indicator
     names = [cell.strip().lower() for cell in header]
     unknown = [name for name in names if name not in COLUMNS]
     if unknown:
-        raise FeedFormatError("line 1", f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}")
+        noun = "column" if len(unknown) == 1 else "columns"
+        raise FeedFormatError("line 1", f"unknown {noun} {', '.join(unknown)}; known: {', '.join(COLUMNS)}")
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
-        raise FeedFormatError("line 1", f"missing required column(s) {', '.join(missing)}")
+        noun = "column" if len(missing) == 1 else "columns"
+        raise FeedFormatError("line 1", f"missing required {noun} {', '.join(missing)}")
     if len(set(names)) != len(names):
         raise FeedFormatError("line 1", "a column is named twice")
     while True:

@@ -39,6 +39,7 @@ from gateway.bench.targets import MAX_HALF_RATE_P99_MS, TargetCheck, baseline_do
 from gateway.config import env_variable
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
+from signals.wording import counted
 
 # The share of a server's closed-loop rate that issue 3's latency target is measured at.
 HALF = 0.5
@@ -253,7 +254,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         where = (
             f"the PostgreSQL store at {redact(store_url)}" if is_postgres_url(store_url) else f"SQLite in {data_dir}"
         )
-        progress(f"starting mtsg serve with {where}, {settings.workers} worker(s)")
+        progress(f"starting mtsg serve with {where}, {counted(settings.workers, 'worker')}")
         gateway = start_gateway(Path(data_dir), env=replay_limits(), workers=settings.workers)
         try:
             metrics = tuple(metrics_url(f"127.0.0.1:{port}") for port in gateway.metrics_ports)
