@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser
+from gateway.cli import TARGET_VARIABLE, build_parser
 from gateway.config import ENV_PREFIX, Config, env_variable
 from gateway.metrics import Metrics
 
@@ -89,8 +89,8 @@ def test_a_documented_command_and_its_flags_exist(where: str, words: str) -> Non
     assert problem is None, f"{where}: mtsg{words}: {problem}"
 
 
-# Variables mtsg reads that are not settings: the CLI's bearer token, the test suite's PostgreSQL.
-_OTHER_VARIABLES = {"MTSG_TOKEN", "MTSG_TEST_POSTGRES_URL"}
+# Variables mtsg reads that are not settings: the CLI's bearer token and gateway address, the test suite's PostgreSQL.
+_OTHER_VARIABLES = {"MTSG_TOKEN", TARGET_VARIABLE, "MTSG_TEST_POSTGRES_URL"}
 
 
 def _settings() -> set[tuple[str, str]]:
