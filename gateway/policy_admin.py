@@ -56,12 +56,14 @@ async def apply_policy(
     A document identical to the version in force makes no new version; the result says so.
     """
     warnings = review_policy(read_policy(document, ""))
-    before = await store.policies.get()
-    stored = await store.policies.apply(
-        document, actor=actor, comment=comment, at=at, request_id=request_id, keep_identical=True
+    stored = await store.policies.apply_unless_in_force(
+        document, actor=actor, comment=comment, at=at, request_id=request_id
     )
-    created = before is None or stored.version != before.version
-    return AppliedPolicy(stored, created, warnings)
+    if stored is not None:
+        return AppliedPolicy(stored, True, warnings)
+    in_force = await store.policies.get()
+    assert in_force is not None  # it has this very document
+    return AppliedPolicy(in_force, False, warnings)
 
 
 async def apply_policy_unless_in_force(

@@ -66,15 +66,38 @@ class PolicyStore:
         at: float,
         request_id: str = "",
         restored_version: int | None = None,
-        keep_identical: bool = False,
     ) -> StoredPolicy:
         """Store ``document`` (already validated by the caller) as the next version, audited.
 
         A retried call with the same ``request_id`` and document returns the version it
         made the first time; the same key with another document raises RequestIdReusedError.
-        With ``keep_identical``, a document the version in force already has makes no version:
-        the version in force is returned (a second version with the same digest says nothing new).
         """
+        stored, _ = await self._apply(document, actor, comment, at, request_id, restored_version, False)
+        return stored
+
+    async def apply_unless_in_force(
+        self, document: str, *, actor: str, comment: str, at: float, request_id: str = ""
+    ) -> StoredPolicy | None:
+        """``apply``, unless the version in force already has this very document: then None.
+
+        Checked in the transaction that would store it: replicas (or workers) applying one
+        policy file at the same moment, at a rolling start or on SIGHUP, store it once.  Checked
+        before it, each of two found the file new and both stored it (versions 2 and 3, the same).
+        """
+        stored, created = await self._apply(document, actor, comment, at, request_id, None, True)
+        return stored if created else None
+
+    async def _apply(
+        self,
+        document: str,
+        actor: str,
+        comment: str,
+        at: float,
+        request_id: str,
+        restored_version: int | None,
+        keep_identical: bool,
+    ) -> tuple[StoredPolicy, bool]:
+        """The version stored for this request, and whether this call (or its first try) made it."""
         digest = document_sha256(document)
         operation = "policy.rollback" if restored_version is not None else "policy.apply"
         fingerprint = hashlib.sha256(f"{operation}\n{restored_version}\n{comment}\n{digest}".encode()).digest()
@@ -84,11 +107,11 @@ class PolicyStore:
                 if earlier is not None:
                     stored = await self.get(int(earlier), tx)
                     assert stored is not None  # versions are never deleted
-                    return stored
+                    return stored, True
             previous = await self.get(connection=tx)
             if keep_identical and previous is not None and previous.document_sha256 == digest:
-                return previous
-            return await self._append(
+                return previous, False
+            appended = await self._append(
                 tx,
                 previous,
                 document,
@@ -101,22 +124,7 @@ class PolicyStore:
                 request_id=request_id,
                 fingerprint=fingerprint,
             )
-
-    async def apply_unless_in_force(self, document: str, *, actor: str, comment: str, at: float) -> StoredPolicy | None:
-        """``apply``, unless the version in force already has this very document: then None.
-
-        Checked in the transaction that would store it: replicas (or workers) applying one
-        policy file at the same moment, at a rolling start or on SIGHUP, store it once.  Checked
-        before it, each of two found the file new and both stored it (versions 2 and 3, the same).
-        """
-        digest = document_sha256(document)
-        async with self._db.transaction("policy") as tx:
-            previous = await self.get(connection=tx)
-            if previous is not None and previous.document_sha256 == digest:
-                return None
-            return await self._append(
-                tx, previous, document, digest=digest, operation="policy.apply", actor=actor, comment=comment, at=at
-            )
+            return appended, True
 
     async def _append(
         self,

@@ -13,6 +13,14 @@ def _policy(*scenarios: str) -> str:
     return "\n".join(f"[[scenarios]]\n{body}\n" for body in scenarios)
 
 
+def _face_check(scenario_id: str, score: int, when: str, extra: str = "") -> str:
+    """A face-check step-up scenario's body."""
+    return (
+        f'id = "{scenario_id}"\ndescription = "d"\naction = "step_up"\nstep_up_method = "face"\n'
+        f"score = {score}\n{extra}when = {when}"
+    )
+
+
 FREEZE_ON_REMOTE_CONTROL_DURING_CALL = """id = "rc-call"
 description = "d"
 action = "freeze"
@@ -40,13 +48,7 @@ def test_a_high_finding_that_only_counts_together_with_another_is_named() -> Non
 
 
 def test_a_shadow_or_allow_scenario_does_not_count_as_acting() -> None:
-    shadow = """id = "travel"
-description = "d"
-action = "step_up"
-step_up_method = "face"
-score = 70
-mode = "shadow"
-when = { code = "IMPOSSIBLE_TRAVEL" }"""
+    shadow = _face_check("travel", 70, '{ code = "IMPOSSIBLE_TRAVEL" }', 'mode = "shadow"\n')
     allow = shadow.replace('mode = "shadow"\n', "").replace(
         'action = "step_up"\nstep_up_method = "face"', 'action = "allow"'
     )
@@ -59,12 +61,11 @@ def test_a_threshold_the_finding_can_reach_counts_as_acting() -> None:
     kind = FINDING_KINDS["IMPOSSIBLE_TRAVEL"]
     fast = read_policy(
         _policy(
-            """id = "fast"
-description = "d"
-action = "step_up"
-step_up_method = "face"
-score = 70
-when = { code = "IMPOSSIBLE_TRAVEL", at_least = { speed_kmh = 5000 }, at_most = { distance_km = 2000 } }"""
+            _face_check(
+                "fast",
+                70,
+                '{ code = "IMPOSSIBLE_TRAVEL", at_least = { speed_kmh = 5000 }, at_most = { distance_km = 2000 } }',
+            )
         ),
         "1",
     )
@@ -72,12 +73,7 @@ when = { code = "IMPOSSIBLE_TRAVEL", at_least = { speed_kmh = 5000 }, at_most = 
 
 
 def test_a_freeze_scoring_no_higher_than_a_step_up_is_named() -> None:
-    step_up = """id = "tampered"
-description = "d"
-action = "step_up"
-step_up_method = "face"
-score = 96
-when = { code = "BANK_APP_TAMPERED" }"""
+    step_up = _face_check("tampered", 96, '{ code = "BANK_APP_TAMPERED" }')
     policy = read_policy(_policy(FREEZE_ON_REMOTE_CONTROL_DURING_CALL, step_up), "1")
     scores = [str(warning) for warning in review_policy(policy) if warning.location.endswith(".score")]
     assert scores == [
