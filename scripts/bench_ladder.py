@@ -79,10 +79,10 @@ def _serve_plain(port: int) -> None:
 
 def _take_out(level: str) -> None:
     """Replace the parts of the login path that ``level`` leaves out, in this process."""
+    from gateway.login.validation import parse_check_login
     from gateway.services.threat_signal import ThreatSignalService
     from gateway.store.records import LoginHistory, RecordedFreeze, StoredVerdict
     from gateway.store.sql_store import SQLStore
-    from gateway.validation import parse_check_login
 
     answer = _constant_answer()
 
@@ -125,7 +125,7 @@ def serve(level: str, port: int, metrics_port: int) -> int:
         _serve_plain(port)
         return 0
     _take_out(level)
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     arguments = [
         "serve",

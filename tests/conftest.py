@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client import MtsgClient
-from gateway.server import RunningGateway, start_gateway
+from gateway.cli.client import MtsgClient
+from gateway.server.start import RunningGateway, start_gateway
 from gateway.store import Store, open_store
 from tests.helpers import gateway_config
 from tests.postgres import PostgresDatabases, run_aside, start_databases

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.client import MtsgClient
-from gateway.server import RunningGateway, start_gateway
+from gateway.cli.client import MtsgClient
+from gateway.server.start import RunningGateway, start_gateway
 from tests.helpers import app, gateway_config, telemetry
 
 RULES = Path(__file__).parents[1] / "deploy" / "prometheus" / "mtsg-alerts.yaml"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from gateway.config import load_config
-from gateway.server import SERVICE_NAMES
+from gateway.server.start import SERVICE_NAMES
 
 DEPLOY = Path(__file__).parents[1] / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import TARGET_VARIABLE, build_parser
+from gateway.cli.main import TARGET_VARIABLE, build_parser
 from gateway.config import ENV_PREFIX, Config, env_variable
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 
 ROOT = Path(__file__).parents[1]
 DOCUMENTS = sorted(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli_support import write_key_files
+from gateway.cli.support import write_key_files
 
 MTSG = [sys.executable, "-m", "gateway.cli"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 
 OPERATIONS = Path(__file__).parents[1] / "docs" / "OPERATIONS.md"
 _EXPOSED = {"counter": "_total", "gauge": "", "histogram": ""}

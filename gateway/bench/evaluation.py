@@ -4,7 +4,7 @@ The same 150-300-app logins the load uses are decoded, validated, run through
 every detector and then the policy, each stage timed in CPU microseconds over
 hundreds of logins.  Validation is timed twice, as the gateway meets a login:
 with apps it has not checked before (each decoded and checked) and with apps it
-has checked at earlier logins (found by their bytes, ``gateway.checked_apps``).
+has checked at earlier logins (found by their bytes, ``gateway.login.checked_apps``).
 The context is a returning customer's: a known device, 20 recent located logins
 and the device's previous app inventory, so the history detectors do their full
 work.  Decoding is the baseline: any gRPC service pays it for these bytes, so the
@@ -20,12 +20,12 @@ from functools import partial
 
 from gateway.bench.report import percentile, progress
 from gateway.bench.workload import CHECK_LOGIN, Workload
-from gateway.checked_apps import CheckedApps
 from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
-from gateway.knowledge import load_knowledge
-from gateway.login_wire import decode_check_login
-from gateway.validation import Limits, parse_check_login
+from gateway.login.checked_apps import CheckedApps
+from gateway.login.validation import Limits, parse_check_login
+from gateway.login.wire import decode_check_login
+from gateway.policy.knowledge import load_knowledge
 from signals.context import DeviceInventory, LoginContext, PastLocation
 from signals.evaluate import detect
 from signals.policy import decide

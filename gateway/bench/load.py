@@ -22,7 +22,7 @@ import grpc
 
 from gateway.bench.workload import CHECK_LOGIN, Operation, Workload
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
-from gateway.parent_death import end_with_parent
+from gateway.runtime.parent_death import end_with_parent
 
 
 @dataclass(frozen=True)

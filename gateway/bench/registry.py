@@ -26,7 +26,7 @@ from blocklists.entry import Category
 from blocklists.formats.csv_rows import COLUMNS
 from gateway.bench.processes import peak_rss_mb
 from gateway.bench.report import progress
-from gateway.parent_death import end_with_parent
+from gateway.runtime.parent_death import end_with_parent
 
 if TYPE_CHECKING:  # the child process imports what it runs when it starts
     from blocklists.matcher import Matcher
@@ -80,8 +80,8 @@ def write_feed(path: Path, entries: int) -> None:
 
 
 async def import_feed(data_dir: Path, feed: Path) -> float:
-    from gateway.blocklist_import import import_indicators
-    from gateway.feed_files import open_feed
+    from gateway.registry.feed_files import open_feed
+    from gateway.registry.importing import import_indicators
     from gateway.store import open_store
 
     store = await open_store("", data_dir)
@@ -118,12 +118,12 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue, parent: int) -> No
     """Runs in a fresh process, ended with ``parent``: build the matcher, then time lookups and evaluations with it."""
     end_with_parent(parent)
     from gateway.bench.workload import Workload
-    from gateway.checked_apps import CheckedApps
     from gateway.config import LimitsConfig
-    from gateway.knowledge import load_knowledge
-    from gateway.login_wire import decode_check_login
+    from gateway.login.checked_apps import CheckedApps
+    from gateway.login.validation import Limits, parse_check_login
+    from gateway.login.wire import decode_check_login
+    from gateway.policy.knowledge import load_knowledge
     from gateway.store import open_store
-    from gateway.validation import Limits, parse_check_login
     from signals.context import LoginContext
     from signals.evaluate import evaluate
 
@@ -181,7 +181,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue, parent: int) -> No
 
 def measure_registry(data_dir: Path, entries: int) -> RegistryFigures:
     """Write a feed of ``entries``, import it into ``data_dir``, then measure the matcher in a child process."""
-    from gateway.logging_setup import configure_logging
+    from gateway.observability.logging_setup import configure_logging
 
     configure_logging("warning")  # keep stdout for the figures
     feed = data_dir / "bench-feed.csv"

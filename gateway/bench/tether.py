@@ -12,7 +12,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-from gateway.parent_death import end_with_parent
+from gateway.runtime.parent_death import end_with_parent
 
 
 def main(argv: list[str]) -> None:

@@ -29,11 +29,11 @@ import structlog
 from gateway.commands.building import webhook_body
 from gateway.commands.retry import RetryPolicy, parse_retry_after
 from gateway.commands.webhook_signing import WebhookSigner
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
+from gateway.runtime.wakeup import Wakeup
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import DeliveryAttempt, DueDelivery
 from gateway.urls import without_secrets
-from gateway.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from gateway.periodic import cancel, every
+from gateway.runtime.periodic import cancel, every
 from gateway.store import Store
 
 # How often a serving gateway says again which endpoints it pushes to.

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from gateway.metrics import Metrics
-from gateway.periodic import cancel, every
+from gateway.observability.metrics import Metrics
+from gateway.runtime.periodic import cancel, every
 from gateway.store import Store
 
 # A query on the commands' primary key: cheap enough for every replica to run this often.

@@ -23,7 +23,7 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_UNKNOWN_CERTIFICATE,
     ErrorReason,
 )
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.security.identities import ROLES, Identity, IdentityBook
 
 log = structlog.get_logger(__name__)

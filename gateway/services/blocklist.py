@@ -17,17 +17,6 @@ import structlog
 from blocklists.bundle import BundleError, StaleBundleError, encode_entry, header_line
 from blocklists.entry import EXPIRED_PROBLEM, MAX_TEXT_LENGTH, KeyType, expired_by
 from blocklists.formats import FeedFormatError
-from gateway.blocklist_import import import_bundle
-from gateway.blocklist_messages import (
-    CATEGORY_NUMBER,
-    CATEGORY_OF,
-    KEY_TYPE_NUMBER,
-    KEY_TYPE_OF,
-    entry_id_from_token,
-    entry_message,
-    indicator_from_message,
-    page_token,
-)
 from gateway.errors import abort_with, failure, invalid_argument, invalid_field, refuse_if_any, unavailable
 from gateway.generated.mtsg.v1 import blocklist_service_pb2, blocklist_service_pb2_grpc
 from gateway.generated.mtsg.v1.error_reason_pb2 import (
@@ -40,19 +29,30 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_STALE_BUNDLE,
     ERROR_REASON_TRUSTED_KEYS,
 )
-from gateway.services.callers import caller_actor
-from gateway.store import Store, StoreUnavailableError
-from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
-from gateway.store.records import EntryQuery
-from gateway.trusted_keys import TrustedKeyError, require_trusted_keys
-from gateway.urls import without_secrets
-from gateway.validation import (
+from gateway.login.validation import (
     FieldViolation,
     InvalidRequestError,
     Violations,
     control_characters,
     request_id_or_none,
 )
+from gateway.registry.importing import import_bundle
+from gateway.registry.messages import (
+    CATEGORY_NUMBER,
+    CATEGORY_OF,
+    KEY_TYPE_NUMBER,
+    KEY_TYPE_OF,
+    entry_id_from_token,
+    entry_message,
+    indicator_from_message,
+    page_token,
+)
+from gateway.registry.trusted_keys import TrustedKeyError, require_trusted_keys
+from gateway.services.callers import caller_actor
+from gateway.store import Store, StoreUnavailableError
+from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
+from gateway.store.records import EntryQuery
+from gateway.urls import without_secrets
 
 log = structlog.get_logger(__name__)
 MAX_PAGE_SIZE = 1000

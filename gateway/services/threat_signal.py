@@ -19,7 +19,6 @@ import grpc
 import structlog
 from google.protobuf.message import Message
 
-from gateway.checked_apps import CheckedApps
 from gateway.commands.building import command_for_verdict
 from gateway.errors import abort_with, invalid_argument, resource_exhausted, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
@@ -30,16 +29,17 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_NONCE_REUSED,
     ERROR_REASON_REQUEST_ID_REUSED,
 )
-from gateway.login_wire import decode_check_login
-from gateway.metrics import LOGIN_STAGES, Metrics
-from gateway.privacy import pseudonym
-from gateway.rate_limits import TokenBuckets
+from gateway.login.checked_apps import CheckedApps
+from gateway.login.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
+from gateway.login.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
+from gateway.login.wire import decode_check_login
+from gateway.observability.metrics import LOGIN_STAGES, Metrics
+from gateway.privacy.pseudonyms import pseudonym
+from gateway.runtime.wakeup import Wakeup
+from gateway.server.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import NonceReusedError
 from gateway.store.records import HistoryWindows, LoginHistory, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
-from gateway.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
-from gateway.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
-from gateway.wakeup import Wakeup
 from signals.context import DeviceInventory, LoginContext
 from signals.detector_settings import DetectorSettings
 from signals.evaluate import Knowledge, evaluate
@@ -322,7 +322,7 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
 
 def add_to_server(service: ThreatSignalService, server: grpc.aio.Server) -> None:
     """Registered as the generated ``add_ThreatSignalServiceServicer_to_server`` does, except that the
-    body is decoded with its apps left as bytes (``gateway.login_wire``) for ``CheckedApps``."""
+    body is decoded with its apps left as bytes (``gateway.login.wire``) for ``CheckedApps``."""
     name = threat_signal_service_pb2.DESCRIPTOR.services_by_name["ThreatSignalService"].full_name
     handlers = {
         "CheckLogin": grpc.unary_unary_rpc_method_handler(

@@ -20,7 +20,7 @@ from typing import Any
 from blocklists.bundle import AppliedBundle, BundleError
 from blocklists.entry import Category, Entry, EntrySeverity, Indicator, KeyType
 from blocklists.matcher import Matcher
-from gateway.background import OFF_LOOP_ENTRIES, yielding
+from gateway.runtime.background import OFF_LOOP_ENTRIES, yielding
 from gateway.store.audit import earlier_request, insert_audit, remember_request
 from gateway.store.database import Connection, Database
 from gateway.store.errors import BundleAppliedMeanwhileError, EntryExistsError, EntryNotFoundError

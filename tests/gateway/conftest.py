@@ -14,8 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway.client import MtsgClient
-from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger, ReceiverKeys
+from gateway.cli.client import MtsgClient
 from gateway.commands.webhook_signing import (
     generate_hmac_secret,
     generate_key_pair,
@@ -23,8 +22,9 @@ from gateway.commands.webhook_signing import (
     parse_private_key,
     parse_public_key,
 )
+from gateway.core_receiver.receiver import Behaviour, CoreReceiver, Ledger, ReceiverKeys
 from gateway.generated.mtsg.v1 import command_feed_service_pb2
-from gateway.server import RunningGateway, start_gateway
+from gateway.server.start import RunningGateway, start_gateway
 from tests.helpers import gateway_config
 
 

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from gateway.client import MtsgClient
+from gateway.cli.client import MtsgClient
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
     command_feed_service_pb2,
@@ -22,7 +22,7 @@ from gateway.generated.mtsg.v1 import (
 )
 from gateway.security.client_credentials import ClientCredentials
 from gateway.security.identities import ROLES, new_token, token_stanza
-from gateway.server import RunningGateway, start_gateway
+from gateway.server.start import RunningGateway, start_gateway
 from tests.certificates import IssuedFiles, TestAuthority
 from tests.helpers import gateway_config, package_entry_request, phone_change, request, telemetry
 

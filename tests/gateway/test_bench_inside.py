@@ -18,7 +18,7 @@ from gateway.bench.stages import (
     render_inside,
 )
 from gateway.bench.workload import CHECK_LOGIN, REPORT_PHONE_CHANGE
-from gateway.metrics import LATENCY_BUCKETS, Metrics
+from gateway.observability.metrics import LATENCY_BUCKETS, Metrics
 
 
 @pytest.fixture

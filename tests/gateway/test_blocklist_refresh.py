@@ -7,10 +7,10 @@ import asyncio
 import time
 
 from blocklists.entry import Category, Indicator, KeyType
-from gateway.background import yielding
-from gateway.blocklist_import import import_indicators
-from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
-from gateway.knowledge import load_knowledge
+from gateway.policy.knowledge import load_knowledge
+from gateway.registry.importing import import_indicators
+from gateway.registry.refresh import BlocklistRefresher, KnowledgeHolder
+from gateway.runtime.background import yielding
 from gateway.store import Store
 
 

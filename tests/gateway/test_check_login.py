@@ -9,9 +9,9 @@ import uuid
 import grpc
 import pytest
 
-from gateway.client import MtsgClient, field_violations
+from gateway.cli.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2
-from gateway.server import RunningGateway
+from gateway.server.start import RunningGateway
 from tests.helpers import app, phone_change, telemetry
 
 SHA256 = "9c1e447a0b3d52e861f907aa2c4b8d135e7790c21f6a3bd8e405719f26b0c348"

@@ -8,9 +8,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.client import MtsgClient, error_reason, field_violations
+from gateway.cli.client import MtsgClient, error_reason, field_violations
 from gateway.generated.mtsg.v1 import command_feed_service_pb2
-from gateway.server import RunningGateway, start_gateway
+from gateway.server.start import RunningGateway, start_gateway
 from tests.gateway.conftest import eventually, take_commands, take_or_refused
 from tests.helpers import freezing_login, gateway_config, telemetry
 

@@ -16,14 +16,14 @@ import pytest
 import structlog.testing
 from prometheus_client import generate_latest
 
-from gateway.client import MtsgClient
-from gateway.commands.receiver import Behaviour, CoreReceiver, Ledger
+from gateway.cli.client import MtsgClient
 from gateway.commands.webhook_signing import WebhookSigner
 from gateway.config import CommandsConfig, ConfigError
+from gateway.core_receiver.receiver import Behaviour, CoreReceiver, Ledger
 from gateway.generated.mtsg.v1 import common_pb2
-from gateway.server import RunningGateway, start_gateway
+from gateway.security.tls_client import ClientTLSError
+from gateway.server.start import RunningGateway, start_gateway
 from gateway.store.records import CommandQuery
-from gateway.tls_client import ClientTLSError
 from tests.certificates import TestAuthority
 from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config
 from tests.helpers import freezing_login, telemetry

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.server import start_gateway
+from gateway.server.start import start_gateway
 from tests.helpers import gateway_config
 
 

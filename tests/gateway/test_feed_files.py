@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from blocklists.formats import FeedFormatError
-from gateway.feed_files import FeedFileError, ProgressLine, open_feed
+from gateway.registry.feed_files import FeedFileError, ProgressLine, open_feed
 
 
 @pytest.mark.parametrize(("name", "feed_format"), [("deep.json", "stix"), ("ioc.yaml", "stalkerware-ioc")])

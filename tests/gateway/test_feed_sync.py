@@ -18,16 +18,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists.bundle import digest_entries, encode_entry, header_line, make_manifest, public_key_pem, sign_manifest
 from blocklists.entry import make_indicator
-from gateway.blocklist_import import import_bundle
-from gateway.blocklist_refresh import BlocklistRefresher, KnowledgeHolder
-from gateway.feed_sync import FIRST_RETRY_SECONDS, FeedSync
-from gateway.knowledge import load_knowledge
-from gateway.metrics import Metrics
-from gateway.server import RunningGateway, start_gateway
+from gateway.observability.metrics import Metrics
+from gateway.policy.knowledge import load_knowledge
+from gateway.registry.feed_sync import FIRST_RETRY_SECONDS, FeedSync
+from gateway.registry.importing import import_bundle
+from gateway.registry.refresh import BlocklistRefresher, KnowledgeHolder
+from gateway.registry.trusted_keys import load_trusted_keys
+from gateway.security.tls_client import ClientTLSError
+from gateway.server.start import RunningGateway, start_gateway
 from gateway.store import Store, open_store
 from gateway.store.records import FeedStatus
-from gateway.tls_client import ClientTLSError
-from gateway.trusted_keys import load_trusted_keys
 from tests.certificates import TestAuthority
 from tests.helpers import gateway_config
 
@@ -210,7 +210,7 @@ async def test_a_restarted_gateway_shows_each_feeds_last_success_from_the_store(
 
 
 async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp_path: Path) -> None:
-    from gateway.client import MtsgClient
+    from gateway.cli.client import MtsgClient
     from gateway.generated.mtsg.v1 import common_pb2
     from tests.helpers import again, app, telemetry
 
@@ -236,7 +236,7 @@ async def test_a_feeds_token_is_sent_to_the_feed_and_shown_nowhere(feed_server: 
     import httpx
     import structlog.testing
 
-    from gateway.client import MtsgClient
+    from gateway.cli.client import MtsgClient
     from gateway.generated.mtsg.v1 import blocklist_service_pb2
 
     secret = "S3CRET-feed-token"

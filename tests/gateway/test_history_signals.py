@@ -7,9 +7,9 @@ import uuid
 import grpc
 import pytest
 
-from gateway.client import MtsgClient, field_violations
+from gateway.cli.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2, telemetry_pb2
-from gateway.server import RunningGateway
+from gateway.server.start import RunningGateway
 from tests.helpers import app, telemetry
 
 SEOUL = {"latitude": 37.5665, "longitude": 126.9780, "accuracy_meters": 20, "country_code": "KR"}

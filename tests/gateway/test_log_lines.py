@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.logging_setup import MAX_LINE_CHARACTERS, render_bounded_json
+from gateway.observability.logging_setup import MAX_LINE_CHARACTERS, render_bounded_json
 
 _ROOT = Path(__file__).parents[2]
 
@@ -106,7 +106,7 @@ def test_long_lines_to_a_stalled_log_reader_do_not_block_the_process() -> None:
     child = textwrap.dedent(
         """
         import structlog
-        from gateway.logging_setup import configure_logging
+        from gateway.observability.logging_setup import configure_logging
         from tests.gateway.test_log_lines import _TRACEBACK
         configure_logging()
         log = structlog.get_logger()

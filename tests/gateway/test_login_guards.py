@@ -16,9 +16,9 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway.client import MtsgClient, error_reason, field_violations, request_id_of
+from gateway.cli.client import MtsgClient, error_reason, field_violations, request_id_of
 from gateway.generated.mtsg.v1 import common_pb2
-from gateway.server import RunningGateway, start_gateway
+from gateway.server.start import RunningGateway, start_gateway
 from tests.helpers import again, app, freezing_login, gateway_config, package_entry_request, request, telemetry
 
 MTSG = [sys.executable, "-m", "gateway.cli"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway.metrics_http import MAX_CONNECTIONS, serve_metrics
+from gateway.observability.metrics_http import MAX_CONNECTIONS, serve_metrics
 
 IDLE = 0.5
 

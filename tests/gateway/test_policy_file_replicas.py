@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from gateway.config import Config
-from gateway.server import RunningGateway, start_gateway
+from gateway.server.start import RunningGateway, start_gateway
 from tests.gateway.conftest import eventually
 from tests.helpers import CALL_STEPS_UP, SHIPPED, gateway_config
 

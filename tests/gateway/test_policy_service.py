@@ -7,9 +7,9 @@ import asyncio
 import grpc
 import pytest
 
-from gateway.client import MtsgClient, field_violations
+from gateway.cli.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2, telemetry_pb2
-from gateway.server import RunningGateway
+from gateway.server.start import RunningGateway
 from tests.helpers import app, telemetry
 from tests.signals.shipped import DEFAULT_POLICY_TEXT
 

@@ -20,7 +20,7 @@ import grpc
 import pytest
 import structlog.testing
 
-from gateway.client import MtsgClient
+from gateway.cli.client import MtsgClient
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
     blocklist_service_pb2_grpc,
@@ -30,7 +30,7 @@ from gateway.generated.mtsg.v1 import (
     telemetry_pb2,
     threat_signal_service_pb2,
 )
-from gateway.server import RunningGateway, start_gateway
+from gateway.server.start import RunningGateway, start_gateway
 from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config
 from tests.helpers import freezing_login, gateway_config, telemetry
 from tests.postgres import PostgresDatabases

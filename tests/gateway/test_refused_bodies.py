@@ -18,10 +18,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.client import error_reason
+from gateway.cli.client import error_reason
 from gateway.config import ServerConfig
 from gateway.security.identities import new_token, token_stanza
-from gateway.server import RunningGateway, start_gateway
+from gateway.server.start import RunningGateway, start_gateway
 from tests.helpers import gateway_config, request, telemetry
 from tests.tcp_proxy import FaultyProxy
 

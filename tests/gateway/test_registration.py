@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway.generated.mtsg.v1 import policy_service_pb2, policy_service_pb2_grpc
-from gateway.server import start_gateway
+from gateway.server.start import start_gateway
 from tests.helpers import gateway_config
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import structlog.testing
 
-from gateway.blocklist_refresh import KnowledgeHolder
-from gateway.client import MtsgClient
-from gateway.knowledge import KnowledgeError, load_knowledge
-from gateway.remote_control_watch import RemoteControlListWatch
-from gateway.server import start_gateway
+from gateway.cli.client import MtsgClient
+from gateway.policy.knowledge import KnowledgeError, load_knowledge
+from gateway.policy.remote_control_watch import RemoteControlListWatch
+from gateway.registry.refresh import KnowledgeHolder
+from gateway.server.start import start_gateway
 from tests.gateway.conftest import eventually
 from tests.helpers import freezing_login, gateway_config
 

@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 
 from blocklists.entry import Category, Indicator, KeyType
-from gateway.knowledge import shipped_policy_document
-from gateway.server import RunningGateway, start_gateway
+from gateway.policy.knowledge import shipped_policy_document
+from gateway.server.start import RunningGateway, start_gateway
 from gateway.store import Store, open_store
 from gateway.store.postgres_database import LISTENER_APPLICATION_NAME
 from tests.gateway.conftest import eventually

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from gateway.server import YOUNG_GENERATION_OBJECTS, settle_the_heap
+from gateway.server.start import YOUNG_GENERATION_OBJECTS, settle_the_heap
 
 
 class _Node:

@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from gateway.server import start_gateway
+from gateway.server.start import start_gateway
 from gateway.store import open_database, open_store
 from gateway.store.migrate import load_migrations
 from tests.helpers import gateway_config

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.client import MtsgClient
+from gateway.cli.client import MtsgClient
 from gateway.generated.mtsg.v1 import command_feed_service_pb2, common_pb2
-from gateway.server import RunningGateway
+from gateway.server.start import RunningGateway
 from tests.gateway.conftest import take_commands
 from tests.helpers import freezing_login
 

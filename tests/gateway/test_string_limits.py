@@ -17,7 +17,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from gateway.client import field_violations
+from gateway.cli.client import field_violations
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
     command_feed_service_pb2,
@@ -25,7 +25,7 @@ from gateway.generated.mtsg.v1 import (
     policy_service_pb2,
     threat_signal_service_pb2,
 )
-from gateway.server import SERVICE_NAMES, RunningGateway
+from gateway.server.start import SERVICE_NAMES, RunningGateway
 from tests.helpers import app, package_entry_request, phone_change, telemetry
 
 HUGE = "a" * 600_000  # past every limit, the policy document's 512 KiB among them

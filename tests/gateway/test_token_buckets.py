@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import rate_limits
-from gateway.rate_limits import TokenBuckets
+from gateway.server import rate_limits
+from gateway.server.rate_limits import TokenBuckets
 
 
 class _Clock:

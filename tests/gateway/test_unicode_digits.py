@@ -10,7 +10,7 @@ import pytest
 
 from gateway.commands.retry import parse_retry_after
 from gateway.config import ConfigError, load_config
-from gateway.policy_admin import PolicyVersionNotFoundError, parse_version
+from gateway.policy.admin import PolicyVersionNotFoundError, parse_version
 
 
 @pytest.mark.parametrize("text", ["\u00b9", "\u0663", "1\u00b2"])

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.wakeup import Wakeup
+from gateway.runtime.wakeup import Wakeup
 
 
 @pytest.mark.parametrize("turns", range(5))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from gateway.workers import _await_other_threads
+from gateway.server.workers import _await_other_threads
 
 
 def test_a_thread_that_is_ending_is_waited_for() -> None:

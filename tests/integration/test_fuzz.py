@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.server import SERVICE_NAMES
+from gateway.server.start import SERVICE_NAMES
 from tests.conftest import BACKENDS
 from tests.helpers import unknown_field
 from tests.integration.conftest import LoggedProcess, serve_command

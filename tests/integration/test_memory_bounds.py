@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
-from gateway.login_wire import CheckLoginWire
+from gateway.login.wire import CheckLoginWire
 from tests.helpers import app, telemetry, unknown_field
 from tests.integration.conftest import LoggedProcess, serve_command
 

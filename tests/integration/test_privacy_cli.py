@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client import MtsgClient
-from gateway.phone_hash import PhoneHashKeyError, read_keys
-from gateway.server import start_gateway
+from gateway.cli.client import MtsgClient
+from gateway.privacy.phone_hash import PhoneHashKeyError, read_keys
+from gateway.server.start import start_gateway
 from tests.helpers import gateway_config, phone_change
 from tests.integration.conftest import run_mtsg
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.client import MtsgClient
+from gateway.cli.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
-from gateway.knowledge import shipped_policy_document
-from gateway.server import start_gateway
+from gateway.policy.knowledge import shipped_policy_document
+from gateway.server.start import start_gateway
 from gateway.store import open_database
 from gateway.store.migrate import load_migrations
 from tests.helpers import app, freezing_login, gateway_config, package_entry_request, phone_change, telemetry

@@ -27,7 +27,7 @@ from gateway.generated.mtsg.v1 import (
     event_service_pb2_grpc,
     threat_signal_service_pb2_grpc,
 )
-from gateway.workers import port_claim_name, reserved_port
+from gateway.server.workers import port_claim_name, reserved_port
 from tests.helpers import CALL_STEPS_UP, SHIPPED, app, freezing_login, phone_change, request, telemetry
 from tests.integration.conftest import MTSG, LoggedProcess, run_mtsg
 

@@ -1,0 +1,1 @@
+"""Metrics, the metrics HTTP endpoint, structured logging and the build's version."""

@@ -1,0 +1,1 @@
+"""Running the gateway: start-up and shutdown, the interceptor and its guards, gRPC options, workers."""
