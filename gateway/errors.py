@@ -23,7 +23,7 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_STORE_UNAVAILABLE,
     ErrorReason,
 )
-from gateway.login.validation import FieldViolation, InvalidRequestError, Violations
+from gateway.violations import FieldViolation, InvalidRequestError, Violations
 
 Detail = TypeVar("Detail", bound=Message)
 

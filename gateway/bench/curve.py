@@ -18,7 +18,7 @@ from gateway.bench.report import error_codes
 from gateway.bench.stages import share_cell
 
 if TYPE_CHECKING:
-    from gateway.bench.runner import Figures
+    from gateway.bench.figures import Figures
 
 SERVERS = ("echo", "gateway")
 # ``mtsg bench --sweep`` without a value: light, moderate and heavy load around the half-rate run.

@@ -26,19 +26,14 @@ from blocklists.entry import Category
 from blocklists.formats.csv_rows import COLUMNS
 from gateway.bench.processes import peak_rss_mb
 from gateway.bench.report import progress
+from gateway.bench.workload import MALICIOUS_SEEDS, malicious_apk_sha256
 from gateway.runtime.parent_death import end_with_parent
 
 if TYPE_CHECKING:  # the child process imports what it runs when it starts
     from blocklists.matcher import Matcher
     from signals.telemetry import LoginTelemetry
 
-# The workload injects these apps into its "malicious" logins; every registry the bench builds lists them.
-MALICIOUS_SEEDS = 50
 _CATEGORIES = [category.value for category in Category]
-
-
-def malicious_apk_sha256(index: int) -> str:
-    return hashlib.sha256(f"mtsg-bench-malicious-{index}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,14 @@ import httpx
 from gateway.bench.curve import render_curve, share_label
 from gateway.bench.delivery import BESIDE_WARMUP_SECONDS, DeliveryFigures, measure_delivery, render_delivery
 from gateway.bench.evaluation import EvaluationFigures, measure_evaluation, render_evaluation
+from gateway.bench.figures import Figures
 from gateway.bench.load import ClientFleet, LoadPlan, LoadResult
 from gateway.bench.processes import ServerProcess, start_echo, start_gateway
 from gateway.bench.registry import RegistryFigures, measure_registry, render_registry
 from gateway.bench.report import error_codes, percentile, progress
 from gateway.bench.stages import (
     GatewayReadings,
-    InsideGateway,
     StageFigures,
-    VerdictMix,
     app_hit_share,
     inside_gateway,
     metrics_url,
@@ -81,43 +80,6 @@ QUICK = BenchSettings(
 )
 # The issue's large preset: a million-entry registry; 100,000 customers build history during the run.
 LARGE = BenchSettings(customers=100_000, operations=4_000, registry_entries=1_000_000)
-
-
-@dataclass(frozen=True)
-class Figures:
-    server: str
-    requests: int
-    errors: dict[str, int]
-    throughput_per_second: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    p999_ms: float
-    cpu_ms_per_request: float | None
-    peak_rss_mb: float | None
-    # The gateway's own timing of each login stage over the measured window.
-    stages: tuple[StageFigures, ...] = ()
-    # The share of installed apps the gateway found already checked over the window (None: not read).
-    app_hit_share: float | None = None
-    # The gateway's verdicts over the window (None: not read, or none answered).
-    verdicts: VerdictMix | None = None
-    # How fast the gateway itself answered the window's logins (None: not read, or none answered).
-    inside: InsideGateway | None = None
-    # Open loop at this share of the rate the same server reached in closed loop (None: as asked).
-    offered_share: float | None = None
-
-    @property
-    def answered(self) -> int:
-        """Calls that got an answer; failed calls end fast and would flatter the throughput."""
-        return self.requests - sum(self.errors.values())
-
-    @property
-    def answered_per_second(self) -> float:
-        return self.throughput_per_second * self.answered / self.requests if self.requests else 0.0
-
-    def share_of(self, baseline: Figures) -> float | None:
-        """Answered calls against ``baseline``'s (the headline gateway/echo ratio); None if either answered none."""
-        return self.answered / baseline.answered if self.answered and baseline.answered else None
 
 
 def _load_plan(target: str, settings: BenchSettings) -> LoadPlan:

@@ -18,8 +18,8 @@ from gateway.bench.stages import share_text
 
 if TYPE_CHECKING:
     from gateway.bench.evaluation import EvaluationFigures
+    from gateway.bench.figures import Figures
     from gateway.bench.registry import RegistryFigures
-    from gateway.bench.runner import Figures
 
 MIN_THROUGHPUT_RATIO = 0.75
 MAX_HALF_RATE_P99_MS = 10.0

@@ -11,10 +11,10 @@ to the next; now and then one more appears (a new install since the last login).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
-from gateway.bench.registry import MALICIOUS_SEEDS, malicious_apk_sha256
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 
 CHECK_LOGIN = "/mtsg.v1.ThreatSignalService/CheckLogin"
@@ -34,6 +34,15 @@ MIX = (
     ("malicious", 0.03),
     ("phone_change", 0.05),
 )
+
+
+# The workload injects these apps into its "malicious" logins; every registry the bench builds
+# (``gateway.bench.registry``) lists them.
+MALICIOUS_SEEDS = 50
+
+
+def malicious_apk_sha256(index: int) -> str:
+    return hashlib.sha256(f"mtsg-bench-malicious-{index}".encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

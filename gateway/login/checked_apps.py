@@ -32,7 +32,8 @@ from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
 from gateway.generated.mtsg.v1 import telemetry_pb2
-from gateway.login.validation import EARLIEST_TIME, Limits, Violations, check_apps, clean_apps
+from gateway.login.validation import Limits, check_apps, clean_apps
+from gateway.violations import EARLIEST_TIME, Violations
 from signals.telemetry import InstalledApp
 
 # The largest app kept: a store app with a long permission list encodes to 2-3 KB.

@@ -13,15 +13,14 @@ import ipaddress
 import math
 import operator
 import re
-from collections.abc import Container, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain, repeat
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from blocklists.entry import CONTROL_CHARACTERS_PROBLEM, without_control_characters
 from blocklists.hashes import (
     SHA1_HEX_LENGTH,
     SHA256_HEX_LENGTH,
@@ -31,15 +30,14 @@ from blocklists.hashes import (
 from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.privacy.phone_hash import PhoneNumberError, normalize_phone_number
+from gateway.violations import (
+    EARLIEST_TIME,
+    REQUEST_ID,
+    Violations,
+    request_id_or_none,
+)
 from signals import telemetry as model
 
-if TYPE_CHECKING:
-    from gateway.login.checked_apps import CheckedApps
-
-MAX_VIOLATIONS = 50
-# Nothing in a login can predate 2000-01-01; earlier (or negative) times are client bugs.
-EARLIEST_TIME = 946_684_800
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PACKAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 _COUNTRY_CODE = re.compile(r"[A-Z]{2}")
 _INSTALLER_CLASSES = {
@@ -60,25 +58,15 @@ _CHANGE_KINDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FieldViolation:
-    field: str
-    description: str
-
-
-class InvalidRequestError(ValueError):
-    """The request breaks the contract; ``violations`` says where and how."""
-
-    def __init__(self, violations: list[FieldViolation], omitted: int = 0) -> None:
-        self.violations = violations
-        self.omitted = omitted
-        first = violations[0]
-        more = len(violations) + omitted - 1
-        suffix = f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""
-        super().__init__(f"{first.field}: {first.description}{suffix}")
-
-
 MIN_NONCE_LENGTH = 16
+
+
+class AppConverter(Protocol):
+    """Turns a login's apps, still in the bytes they arrived as, into checked apps (``checked_apps``)."""
+
+    def convert(
+        self, encoded: Sequence[bytes], latest: float, violations: Violations
+    ) -> tuple[model.InstalledApp, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,79 +87,6 @@ class Limits:
             max_phone_changes_per_call=config.max_phone_changes_per_call,
             max_telemetry_age_seconds=max_telemetry_age_seconds,
         )
-
-
-@dataclass
-class Violations:
-    found: list[FieldViolation] = field(default_factory=list)
-    omitted: int = 0
-
-    def add(self, path: str, description: str) -> None:
-        if len(self.found) < MAX_VIOLATIONS:
-            self.found.append(FieldViolation(path, description))
-        else:
-            self.omitted += 1
-
-    def raise_if_any(self) -> None:
-        if self.found:
-            raise InvalidRequestError(self.found, self.omitted)
-
-    def text(self, path: str, value: str, *, max_length: int, required: bool = False) -> str:
-        if not value:
-            if required:
-                self.add(path, "is required")
-        elif len(value) > max_length:
-            self.add(path, f"must be at most {max_length} characters, got {len(value)}")
-        elif not _clean_text(value, max_length):
-            self.add(path, "must be printable text without control characters or surrounding spaces")
-        return value
-
-    def digest(self, path: str, value: str, *, length: int) -> str:
-        if not value:
-            return ""
-        try:
-            return normalize_hex_digest(value, length=length)
-        except MalformedDigestError as error:
-            self.add(path, str(error))
-            return ""
-
-    def time(
-        self, path: str, stamp: Timestamp, *, latest: float, required: bool = False, earliest: float = EARLIEST_TIME
-    ) -> float | None:
-        """Seconds since the epoch, or None when unset (and not required)."""
-        if stamp.seconds == 0 and stamp.nanos == 0:
-            if required:
-                self.add(path, "is required")
-            return None
-        if not 0 <= stamp.nanos <= 999_999_999:
-            self.add(path, "nanos must be between 0 and 999999999")
-            return None
-        seconds = stamp.seconds + stamp.nanos / 1e9
-        if earliest <= seconds <= latest and seconds >= EARLIEST_TIME:
-            return seconds
-        if seconds < EARLIEST_TIME:
-            self.add(path, "must not be before 2000-01-01T00:00:00Z")
-        elif seconds < earliest:
-            self.add(path, "is too old: telemetry must be collected just before the login (a replay is refused)")
-        elif seconds > latest:
-            self.add(path, "must not be in the future (beyond the allowed clock skew)")
-        return seconds
-
-    def enum(self, path: str, value: int, known: Container[int]) -> None:
-        if value not in known:
-            self.add(path, f"unknown enum value {value}")
-
-
-def control_characters(text: str) -> str | None:
-    """The problem with free text a person wrote (a reason, a comment), by the registry's own rule; else None."""
-    if without_control_characters(text):
-        return None
-    return CONTROL_CHARACTERS_PROBLEM
-
-
-def _clean_text(value: str, max_length: int) -> bool:
-    """Empty, or short enough and printable without surrounding spaces: text ``Violations.text`` accepts."""
-    return not value or (len(value) <= max_length and value.isprintable() and value == value.strip())
 
 
 # What _app_time answers for a timestamp the full path would refuse (no valid time is negative).
@@ -365,14 +280,6 @@ def _app_model(
     )
 
 
-def request_id_or_none(path: str, request_id: str, violations: Violations) -> str | None:
-    if not request_id:
-        return None
-    if not _REQUEST_ID.fullmatch(request_id):
-        violations.add(path, "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
-    return request_id
-
-
 def check_apps(
     apps: Sequence[telemetry_pb2.InstalledApp], limits: Limits, latest: float, v: Violations
 ) -> tuple[model.InstalledApp, ...]:
@@ -471,7 +378,7 @@ def parse_check_login(
     request: threat_signal_service_pb2.CheckLoginRequest | Message,
     limits: Limits,
     now: float,
-    checked_apps: CheckedApps | None = None,
+    checked_apps: AppConverter | None = None,
 ) -> tuple[str | None, model.LoginTelemetry]:
     """Validate a CheckLoginRequest; return (request_id or None, telemetry) or raise InvalidRequestError.
 
@@ -601,7 +508,7 @@ def parse_phone_changes(
         path = f"changes[{index}]"
         if not change.event_id:
             v.add(f"{path}.event_id", "is required")
-        elif not _REQUEST_ID.fullmatch(change.event_id):
+        elif not REQUEST_ID.fullmatch(change.event_id):
             v.add(f"{path}.event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
         elif change.event_id in seen:
             v.add(f"{path}.event_id", f"duplicates changes[{seen[change.event_id]}] in the same batch")

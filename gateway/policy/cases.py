@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.check import CheckFileError, build_plan
-from gateway.login.validation import InvalidRequestError, Limits, parse_check_login
+from gateway.login.validation import Limits, parse_check_login
+from gateway.violations import InvalidRequestError
 from signals.context import DeviceInventory, LoginContext, PastLocation, PhoneNumberChangeSummary
 from signals.telemetry import LoginTelemetry
 

@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from blocklists.entry import Category, Entry, EntrySeverity, Indicator, InvalidIndicatorError, KeyType, make_indicator
 from gateway.generated.mtsg.v1 import blocklist_pb2, common_pb2
-from gateway.login.validation import FieldViolation, InvalidRequestError
+from gateway.violations import FieldViolation, InvalidRequestError
 
 KEY_TYPE_NUMBER = {kind: blocklist_pb2.BlocklistKeyType.Value(f"BLOCKLIST_KEY_TYPE_{kind.name}") for kind in KeyType}
 _CATEGORIES = {

@@ -48,9 +48,9 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_SERVER_DEADLINE,
     ERROR_REASON_UNDECODABLE_REQUEST,
 )
-from gateway.login.validation import FieldViolation, InvalidRequestError
 from gateway.observability.metrics import Metrics
 from gateway.store import StoreUnavailableError
+from gateway.violations import FieldViolation, InvalidRequestError
 
 log = structlog.get_logger(__name__)
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

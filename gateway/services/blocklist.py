@@ -29,13 +29,6 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_STALE_BUNDLE,
     ERROR_REASON_TRUSTED_KEYS,
 )
-from gateway.login.validation import (
-    FieldViolation,
-    InvalidRequestError,
-    Violations,
-    control_characters,
-    request_id_or_none,
-)
 from gateway.registry.importing import import_bundle
 from gateway.registry.messages import (
     CATEGORY_NUMBER,
@@ -53,6 +46,7 @@ from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import EntryExistsError, EntryNotFoundError, RequestIdReusedError
 from gateway.store.records import EntryQuery
 from gateway.urls import without_secrets
+from gateway.violations import FieldViolation, InvalidRequestError, Violations, control_characters, request_id_or_none
 
 log = structlog.get_logger(__name__)
 MAX_PAGE_SIZE = 1000

@@ -21,9 +21,9 @@ from gateway.generated.mtsg.v1 import command_feed_service_pb2, command_feed_ser
 from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_INVALID_CURSOR,
 )
-from gateway.login.validation import FieldViolation, InvalidRequestError
 from gateway.runtime.wakeup import Wakeup
 from gateway.store import Store, StoreUnavailableError
+from gateway.violations import FieldViolation, InvalidRequestError
 
 log = structlog.get_logger(__name__)
 

@@ -12,10 +12,11 @@ from gateway.generated.mtsg.v1 import event_service_pb2, event_service_pb2_grpc
 from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_INVALID_EVENT,
 )
-from gateway.login.validation import InvalidRequestError, Limits, parse_phone_changes
+from gateway.login.validation import Limits, parse_phone_changes
 from gateway.privacy.phone_hash import PhoneNumberHasher
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.records import PhoneChangeRecord
+from gateway.violations import InvalidRequestError
 
 log = structlog.get_logger(__name__)
 

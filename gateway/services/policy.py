@@ -21,13 +21,6 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_POLICY_VERSION_NOT_FOUND,
     ERROR_REASON_REQUEST_ID_REUSED,
 )
-from gateway.login.validation import (
-    FieldViolation,
-    InvalidRequestError,
-    Violations,
-    control_characters,
-    request_id_or_none,
-)
 from gateway.policy.admin import (
     MAX_DOCUMENT_BYTES,
     PolicyVersionNotFoundError,
@@ -39,6 +32,7 @@ from gateway.services.callers import caller_actor
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import RequestIdReusedError
 from gateway.store.records import StoredPolicy
+from gateway.violations import FieldViolation, InvalidRequestError, Violations, control_characters, request_id_or_none
 from signals.policy_document import PolicyError, Problem, read_policy
 from signals.policy_review import review_policy
 

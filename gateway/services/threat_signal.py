@@ -30,7 +30,7 @@ from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_REQUEST_ID_REUSED,
 )
 from gateway.login.checked_apps import CheckedApps
-from gateway.login.validation import FieldViolation, InvalidRequestError, Limits, parse_check_login
+from gateway.login.validation import Limits, parse_check_login
 from gateway.login.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
 from gateway.login.wire import decode_check_login
 from gateway.observability.metrics import LOGIN_STAGES, Metrics
@@ -40,6 +40,7 @@ from gateway.server.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import NonceReusedError
 from gateway.store.records import HistoryWindows, LoginHistory, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
+from gateway.violations import FieldViolation, InvalidRequestError
 from signals.context import DeviceInventory, LoginContext
 from signals.detector_settings import DetectorSettings
 from signals.evaluate import Knowledge, evaluate

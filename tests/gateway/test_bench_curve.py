@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from gateway.bench.curve import curve_of, describe_hold, held_up_to, parse_shares, render_curve, share_label
-from gateway.bench.runner import QUICK, Figures
+from gateway.bench.figures import Figures
+from gateway.bench.runner import QUICK
 from gateway.bench.stages import InsideGateway
 from gateway.bench.targets import check_targets
 

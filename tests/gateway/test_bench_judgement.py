@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gateway.bench.evaluation import EvaluationFigures
+from gateway.bench.figures import Figures
 from gateway.bench.registry import RegistryFigures
-from gateway.bench.runner import QUICK, Figures, throughput_ratio
+from gateway.bench.runner import QUICK, throughput_ratio
 from gateway.bench.stages import InsideGateway
 from gateway.bench.targets import check_targets, render_targets
 

@@ -14,9 +14,10 @@ from gateway.cli.client import MtsgClient, field_violations
 from gateway.config import LimitsConfig
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.login.checked_apps import MAX_KEPT_APP_BYTES, CheckedApps, kept_cost
-from gateway.login.validation import Limits, Violations, check_apps
+from gateway.login.validation import Limits, check_apps
 from gateway.login.wire import CheckLoginWire, decode_check_login
 from gateway.server.start import RunningGateway, start_gateway
+from gateway.violations import Violations
 from tests.gateway.test_validation_paths import LATEST, LIMITS, app_or_mistake
 from tests.helpers import app, gateway_config, telemetry, unknown_field
 

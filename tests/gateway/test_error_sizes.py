@@ -14,7 +14,7 @@ from gateway.errors import (
     invalid_argument,
 )
 from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_ENTRY_NOT_FOUND
-from gateway.login.validation import FieldViolation, InvalidRequestError
+from gateway.violations import FieldViolation, InvalidRequestError
 
 
 def _details(status: grpc.Status) -> tuple[bytes, list[tuple[str, str]]]:
