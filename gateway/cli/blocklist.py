@@ -54,6 +54,7 @@ from blocklists.formats.stix import write_stix
 from gateway.cli.support import (
     CommandError,
     ConfigLoader,
+    StoreCommands,
     actor,
     add_actor_flag,
     ensure_readable,
@@ -460,11 +461,7 @@ def add_registry_commands(
 ) -> None:
     """Attach ``keys``, ``blocklist`` and ``audit`` to the ``mtsg`` parser."""
 
-    def store_command(group: Any, name: str, text: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
-        parser = group.add_parser(name, help=text)
-        add_config_flags(parser)
-        parser.set_defaults(run=lambda options: handler(options, load))
-        return parser
+    store_command = StoreCommands(add_config_flags, load).add
 
     keys = commands.add_parser("keys", help="publisher signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
@@ -531,11 +528,9 @@ def add_registry_commands(
     sign.add_argument("--expires-in-days", type=float, default=7.0, help="default 7")
     sign.set_defaults(run=_blocklist_sign)
 
-    verify = group.add_parser("verify", help="check a signed bundle against the trusted keys")
-    add_config_flags(verify)
+    verify = store_command(group, "verify", "check a signed bundle against the trusted keys", _blocklist_verify)
     verify.add_argument("file", type=Path)
     verify.add_argument("--trusted-keys", type=Path, help="directory of *.pub (default: the gateway's)")
-    verify.set_defaults(run=lambda options: _blocklist_verify(options, load))
 
     audit = commands.add_parser("audit", help="the audit trail of admin changes")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")

@@ -20,7 +20,16 @@ from google.protobuf import json_format
 
 from blocklists.formats import format_timestamp
 from gateway.cli import support as cli_support
-from gateway.cli.support import CommandError, ConfigLoader, actor, add_actor_flag, run_async, with_store
+from gateway.cli.support import (
+    CommandError,
+    ConfigLoader,
+    StoreCommands,
+    StoreHandler,
+    actor,
+    add_actor_flag,
+    run_async,
+    with_store,
+)
 from gateway.commands.building import CUSTOMER_ID, to_proto, unfreeze_command
 from gateway.commands.endpoints import installation_endpoints
 from gateway.commands.webhook_signing import (
@@ -363,11 +372,10 @@ def add_command_commands(
     group = commands.add_parser("commands", help="commands to core banking: the outbox and its deliveries")
     sub = group.add_subparsers(dest="commands_command", required=True, metavar="SUBCOMMAND")
 
-    def store_command(name: str, text: str, handler: Any) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=text)
-        add_config_flags(parser)
-        parser.set_defaults(run=lambda options: handler(options, load))
-        return parser
+    store = StoreCommands(add_config_flags, load)
+
+    def store_command(name: str, text: str, handler: StoreHandler) -> argparse.ArgumentParser:
+        return store.add(sub, name, text, handler)
 
     listing = store_command("list", "newest commands first, with their delivery state", _commands_list)
     listing.add_argument("--state", choices=DELIVERY_STATES, help="only commands with a delivery in this state")

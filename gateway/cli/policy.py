@@ -20,6 +20,7 @@ from gateway.cli.check import format_verdict, verdict_json
 from gateway.cli.support import (
     CommandError,
     ConfigLoader,
+    StoreCommands,
     actor,
     add_actor_flag,
     ensure_readable,
@@ -360,10 +361,7 @@ def add_policy_commands(commands: argparse._SubParsersAction, add_config_flags: 
     group = commands.add_parser("policy", help="the detection policy: versions, apply, rollback, test, shadow report")
     sub = group.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
 
-    def with_config(parser: argparse.ArgumentParser, handler: Any) -> argparse.ArgumentParser:
-        add_config_flags(parser)
-        parser.set_defaults(run=lambda options: handler(options, load))
-        return parser
+    with_config = StoreCommands(add_config_flags, load).bind
 
     show = with_config(sub.add_parser("show", help="print the policy in force (or --version N)"), _show)
     show.add_argument("--version", default="", help="an earlier version")

@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from gateway.cli.support import CommandError, ConfigLoader, iso_time, run_async, with_store
+from gateway.cli.support import (
+    AddFlags,
+    CommandError,
+    ConfigLoader,
+    StoreCommands,
+    iso_time,
+    run_async,
+    with_store,
+)
 from gateway.config import Config
 from gateway.privacy.phone_hash import (
     PhoneHashKeyError,
@@ -94,18 +101,16 @@ def _find(options: argparse.Namespace, load: ConfigLoader) -> int:
     return run_async("privacy find-number", lambda: with_store(config, work), _EXPECTED)
 
 
-def add_privacy_commands(commands: argparse._SubParsersAction, add_config_flags: Any, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+def add_privacy_commands(commands: argparse._SubParsersAction, add_config_flags: AddFlags, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+    configured = StoreCommands(add_config_flags, load)
     privacy = commands.add_parser("privacy", help="the phone-hash key ring: keys, rotate-key, find-number")
     sub = privacy.add_subparsers(dest="privacy_command", required=True, metavar="SUBCOMMAND")
     keys = sub.add_parser(
         "keys", help="the keys in the ring and how many stored changes each hashed (exit 1: a key was lost)"
     )
-    add_config_flags(keys)
-    keys.set_defaults(run=lambda options: _keys(options, load))
+    configured.bind(keys, _keys)
     rotate = sub.add_parser("rotate-key", help="put a fresh key first in the ring, keeping the others")
-    add_config_flags(rotate)
-    rotate.set_defaults(run=lambda options: _rotate(options, load))
+    configured.bind(rotate, _rotate)
     find = sub.add_parser("find-number", help="stored phone-number changes that involved a number, under every key")
-    add_config_flags(find)
     find.add_argument("number", help="E.164, e.g. +821012345678")
-    find.set_defaults(run=lambda options: _find(options, load))
+    configured.bind(find, _find)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
-from gateway.cli.support import ConfigLoader, run_async, table_progress, with_store
+from gateway.cli.support import (
+    AddFlags,
+    ConfigLoader,
+    StoreCommands,
+    run_async,
+    table_progress,
+    with_store,
+)
 from gateway.privacy.retention_job import retention_policy
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.retention import DEFAULT_BATCH_SIZE, RetentionPolicy
@@ -51,11 +57,11 @@ def _purge(options: argparse.Namespace, load: ConfigLoader) -> int:
     return run_async("purge", lambda: with_store(config, work), (OSError, StoreUnavailableError))
 
 
-def add_purge_command(commands: argparse._SubParsersAction, add_config_flags: Any, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+def add_purge_command(commands: argparse._SubParsersAction, add_config_flags: AddFlags, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+    configured = StoreCommands(add_config_flags, load)
     purge = commands.add_parser(
         "purge", help="remove device history, verdicts, commands and phone changes past their [retention] age"
     )
-    add_config_flags(purge)
     purge.add_argument("--dry-run", action="store_true", help="only count what would be removed")
     purge.add_argument(
         "--batch-size",
@@ -63,4 +69,4 @@ def add_purge_command(commands: argparse._SubParsersAction, add_config_flags: An
         default=DEFAULT_BATCH_SIZE,
         help="rows per transaction (default %(default)s); a login waits for one batch at most",
     )
-    purge.set_defaults(run=lambda options: _purge(options, load))
+    configured.bind(purge, _purge)

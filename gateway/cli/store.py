@@ -6,9 +6,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from gateway.cli.support import CommandError, ConfigLoader, run_async, table_progress
+from gateway.cli.support import (
+    AddFlags,
+    CommandError,
+    ConfigLoader,
+    StoreCommands,
+    run_async,
+    table_progress,
+)
 from gateway.observability.logging_setup import configure_logging
 from gateway.store import StoreUnavailableError, newer_migrations, open_database, schema_version_or_zero
 from gateway.store.copy import CopyError, TableCopy, check_source, copy_store
@@ -109,20 +115,19 @@ def _report(results: list[TableCopy]) -> int:
     return 0
 
 
-def add_store_commands(commands: argparse._SubParsersAction, add_config_flags: Any, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+def add_store_commands(commands: argparse._SubParsersAction, add_config_flags: AddFlags, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+    configured = StoreCommands(add_config_flags, load)
     """Attach ``migrate`` and ``store copy`` to the ``mtsg`` parser."""
     migrate = commands.add_parser(
         "migrate", help="apply the schema migrations this mtsg ships (safe while other replicas start)"
     )
-    add_config_flags(migrate)
     migrate.add_argument("--url", help="the database (default: store.url, or SQLite in the data dir)")
     migrate.add_argument("--status", action="store_true", help="only report; exit 3 when migrations are pending")
-    migrate.set_defaults(run=lambda options: _migrate(options, load))
+    configured.bind(migrate, _migrate)
 
     store = commands.add_parser("store", help="the store itself: copy an installation to another backend")
     sub = store.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
     copy = sub.add_parser("copy", help="copy every table into a fresh database, then compare counts and checksums")
-    add_config_flags(copy)
     copy.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///PATH or postgresql://…")
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="an empty database")
-    copy.set_defaults(run=lambda options: _copy(options, load))
+    configured.bind(copy, _copy)

@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,31 @@ from gateway.observability.logging_setup import configure_logging
 from gateway.store import NoStoreError, Store, open_store, sqlite_path
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
+AddFlags = Callable[[argparse.ArgumentParser], None]
+StoreHandler = Callable[[argparse.Namespace, ConfigLoader], int]
+
+
+@dataclass(frozen=True)
+class StoreCommands:
+    """How a command group declares subcommands that read the configuration and so find the store.
+
+    Every such subcommand takes the same configuration flags and runs with the same loader; one
+    place attaches both, so no group can forget the flags on one subcommand.
+    """
+
+    add_flags: AddFlags
+    load: ConfigLoader
+
+    def add(self, group: Any, name: str, text: str, handler: StoreHandler) -> argparse.ArgumentParser:
+        """A new subcommand ``name`` of ``group`` that runs ``handler``."""
+        return self.bind(group.add_parser(name, help=text), handler)
+
+    def bind(self, parser: argparse.ArgumentParser, handler: StoreHandler) -> argparse.ArgumentParser:
+        """``parser`` takes the configuration flags and runs ``handler``."""
+        self.add_flags(parser)
+        load = self.load
+        parser.set_defaults(run=lambda options: handler(options, load))
+        return parser
 
 
 class CommandError(RuntimeError):

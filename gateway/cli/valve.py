@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
-from gateway.cli.support import ConfigLoader, actor, add_actor_flag, iso_time, run_async, stated_reason, with_store
+from gateway.cli.support import (
+    AddFlags,
+    ConfigLoader,
+    StoreCommands,
+    actor,
+    add_actor_flag,
+    iso_time,
+    run_async,
+    stated_reason,
+    with_store,
+)
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.guards import VALVE_WINDOW_SECONDS, ValveState
 
@@ -54,16 +63,15 @@ def _reset(options: argparse.Namespace, load: ConfigLoader) -> int:
     return run_async("valve reset", lambda: with_store(config, work), _EXPECTED)
 
 
-def add_valve_commands(commands: argparse._SubParsersAction, add_config_flags: Any, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+def add_valve_commands(commands: argparse._SubParsersAction, add_config_flags: AddFlags, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+    configured = StoreCommands(add_config_flags, load)
     valve = commands.add_parser("valve", help="the FREEZE safety valve: status, reset")
     sub = valve.add_subparsers(dest="valve_command", required=True, metavar="SUBCOMMAND")
     status = sub.add_parser("status", help="is the valve tripped (exit 3) and how many FREEZE verdicts count now")
-    add_config_flags(status)
-    status.set_defaults(run=lambda options: _status(options, load))
+    configured.bind(status, _status)
     reset = sub.add_parser("reset", help="let FREEZE verdicts go out again, after checking the rules and feeds")
-    add_config_flags(reset)
     reset.add_argument(
         "--reason", required=True, type=stated_reason, help="what was checked or fixed (kept in the audit trail)"
     )
     add_actor_flag(reset)
-    reset.set_defaults(run=lambda options: _reset(options, load))
+    configured.bind(reset, _reset)
