@@ -74,8 +74,8 @@ class _ClearedApps:
     """Installed apps, the very objects, found at earlier logins to have no key in an index's tables.
 
     At a million entries each probe of the big tables misses the CPU's caches: a login's ~1,100
-    values cost ~0.2 ms to look up (issue 3's whole evaluation budget), and remembering the values
-    still cost ~0.1 ms of hashing and set probes.  But the gateway hands the matcher the same object
+    values cost as much to look up as the whole rest of the evaluation, and remembering the values
+    still cost a good share of that in hashing and set probes.  But the gateway hands the matcher the same object
     each time a device reports the same build (``gateway.login.checked_apps``), so one probe by ``id`` per
     app tells which apps are new.  The dict holds each app it remembers, so no other object can take
     its ``id`` meanwhile; apps are immutable and an index never changes, so an app cleared once stays

@@ -26,8 +26,8 @@ class InstallerClass(Enum):
 
 class InstalledApp(NamedTuple):
     """One installed app.  A named tuple, not a frozen dataclass: a login carries hundreds, and a
-    frozen dataclass's constructor (one ``object.__setattr__`` per field) cost ~4 us more per app,
-    about 1 ms per login (issue 3).  Equally immutable and read by attribute."""
+    frozen dataclass's constructor (one ``object.__setattr__`` per field) costs more per app, and
+    that cost is paid hundreds of times a login.  Equally immutable and read by attribute."""
 
     package_name: str
     label: str = ""
@@ -119,7 +119,7 @@ class LoginTelemetry:
     attestation: Attestation | None = None
     # Derived from installed_apps, once per login: the detectors that ask whether any app is in a
     # catalogue or new since the last login intersect sets in C instead of each walking ~230 apps
-    # in Python (issue 3's evaluation budget).  Validation has refused duplicate package names.
+    # in Python.  Validation has refused duplicate package names.
     package_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -40,7 +40,7 @@ from gateway.store import is_postgres_url
 from gateway.store.database import redact
 from signals.wording import counted
 
-# The share of a server's closed-loop rate that issue 3's latency target is measured at.
+# The share of a server's closed-loop rate that the latency target is measured at.
 HALF = 0.5
 
 
@@ -66,7 +66,7 @@ class BenchSettings:
     # Processes of the gateway started here (mtsg serve --workers).
     workers: int = 1
     # After the closed loop, each server again in open loop at half the rate it reached: the latency
-    # a gateway sized with 2x headroom shows (issue 3's p99 target).
+    # a gateway sized with 2x headroom shows (the p99 target).
     half_rate: bool = True
     # More shares of the closed loop's rate to measure in open loop after the half-rate run (``--sweep``):
     # the latency each server shows against its load, and the highest load that keeps p99 under 10 ms.
@@ -78,7 +78,7 @@ class BenchSettings:
 QUICK = BenchSettings(
     warmup_seconds=1.0, seconds=5.0, customers=2_000, operations=500, deliveries=100, evaluation_logins=150
 )
-# The issue's large preset: a million-entry registry; 100,000 customers build history during the run.
+# The large preset: a million-entry registry; 100,000 customers build history during the run.
 LARGE = BenchSettings(customers=100_000, operations=4_000, registry_entries=1_000_000)
 
 

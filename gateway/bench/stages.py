@@ -13,7 +13,7 @@ Last, the share of CheckLogin calls the gateway itself answered within 5 and 10 
 ``mtsg_rpc_duration_seconds`` (our interceptor's start to the answer).  Its buckets are too
 coarse for a percentile, but exact at their edges: at least 99% under 10 ms means the
 gateway's own p99 is under 10 ms.  Beside the clients' p99 it tells how much of the latency
-target's miss is the gateway's and how much the transport's and the machine's (issue 3).
+target's miss is the gateway's and how much the transport's and the machine's.
 """
 
 from __future__ import annotations

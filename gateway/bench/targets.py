@@ -1,4 +1,4 @@
-"""A bench run held against issue 3's targets, so the report itself says what was met.
+"""A bench run held against its targets, so the report itself says what was met.
 
 The targets are for this kind of machine (two cores shared by clients and server) and the
 full pipeline.  Each line names the figure it was judged on, and where the run could not
@@ -152,7 +152,7 @@ def _memory(rows: dict[str, Figures], registry: RegistryFigures | None) -> Targe
 
 
 def render_targets(checks: list[TargetCheck]) -> str:
-    lines = ["against the targets (issue 3):"]
+    lines = ["against the targets:"]
     for check in checks:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[check.met]
         if check.met is None and check.measured != "n/a":

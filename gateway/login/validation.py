@@ -136,7 +136,7 @@ def clean_apps(
     """Every app, when all of them pass every check of the full path; None sends the login there.
 
     Nearly every login is clean, and checking it app by app, field by field, in Python was most of
-    the gateway's cost (issue 3).  Here each field is read once (one attrgetter call per app) and
+    the gateway's cost.  Here each field is read once (one attrgetter call per app) and
     each check runs over a whole column in a few C-level calls (a regex over the joined column, a
     set, ``str.isprintable``).  Anything unusual takes the full path, which names each problem; a
     property test holds the two paths to the same answers.

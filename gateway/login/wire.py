@@ -2,7 +2,7 @@
 
 A login carries 150-300 apps, and most of them are the same few thousand apps that
 every customer's phone holds.  Decoding every app into protobuf objects and checking
-its fields again at each login was most of the gateway's CPU (issue 3).  Protobuf
+its fields again at each login was most of the gateway's CPU.  Protobuf
 encodes a nested message exactly like a ``bytes`` field (length-delimited), so a copy
 of the request's schema in which ``LoginTelemetry.installed_apps`` is ``repeated
 bytes`` decodes the very same request, handing over each app's bytes untouched; the

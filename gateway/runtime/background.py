@@ -19,9 +19,8 @@ Item = TypeVar("Item")
 # Beyond this many registry entries, turning rows into indicators or indexing them is milliseconds
 # of CPU: it goes to a worker thread, so that a large import does not hold the loop and its logins.
 OFF_LOOP_ENTRIES = 2_000
-# Half a millisecond to a millisecond of parsing or indexing between hand-overs.  Every 16 items held
-# logins no better during a feed apply and slowed a plain `mtsg blocklist import` by a third
-# (BENCHMARKS.md, session 21).
+# A short stretch of parsing or indexing between hand-overs.  Handing over four times as often
+# held logins no better during a feed apply and made a plain `mtsg blocklist import` much slower.
 ITEMS_BETWEEN_YIELDS = 64
 
 

@@ -4,10 +4,9 @@ A generated ``add_*_to_server`` registers each of its methods twice: by name thr
 generic handler, and as a "registered method" that grpc prepares a call for in advance.
 grpc.aio keeps one pending call per registered method and, for every call that arrives,
 waits on all of them at once (``asyncio.wait``), then takes the callbacks off each again.
-So every registered method costs every call, the logins included: that wait took 31 us a
-call with mtsg's 19 methods registered and 17-18 us with the two of the login path
-(asyncio alone, one process; issue 3, BENCHMARKS.md), and each admin method added later
-would have added to it.
+So every registered method costs every call, the logins included, and the wait grows with
+the number of methods: registering only the login path's two keeps it as short as it can be,
+and an admin method added later costs the logins nothing.
 
 The admin, feed, health and reflection methods are called rarely; through their generic
 handlers grpc finds them by name at a dictionary look-up's cost, and they cost the logins

@@ -509,7 +509,7 @@ def settle_the_heap() -> None:
     """Hide what was loaded at start (modules, grpc, the knowledge) from the garbage collector.
 
     None of it ever becomes garbage, yet every full collection walked all of it, on the event
-    loop: at half the maximum rate those pauses were most of the p99 (issue 3, BENCHMARKS.md).
+    loop: under load those pauses were most of the slowest logins' time.
     Objects made later are collected as usual, and frozen ones are still freed when unreferenced.
     """
     gc.collect()

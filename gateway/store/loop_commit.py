@@ -3,8 +3,8 @@
 A login's write is a handful of statements (verdict, device, location, inventory, nonce).
 Run on a writer thread, each statement gave the GIL up and had to win it back from the
 event loop, which under load holds it for up to the interpreter's switch interval (5 ms):
-a unit of seven statements waited tens of milliseconds, and the logins queued behind it
-(issue 3: `record` 44-51 ms a login in closed loop, with the SQL itself well under 1 ms).
+a unit of seven statements waited many times longer than its SQL took, and the logins queued
+behind it.
 
 Here the statements run on the loop, which holds the GIL anyway: they are C work on pages
 in memory, like the login's reads (``SQLiteDatabase.run_reads``).  What may wait stays

@@ -4,7 +4,7 @@ A login's reads and its transaction are a handful of statements each.  Through a
 every statement is a trip from the event loop to the connection's thread and back, and a
 write transaction holds the write lock across all those trips, while the loop spends
 milliseconds on other requests between them.  Under load the lock was held for the
-whole of those waits and logins queued behind it (issue 3: 230 ms in `record`).
+whole of those waits and logins queued behind it.
 
 The store's code is written once, as coroutines over the ``Connection`` seam, for both
 backends.  ``StepConnection`` gives that code a plain ``sqlite3`` connection whose async
@@ -26,7 +26,7 @@ from gateway.store.database import Result, Row, Unit
 # Every connection to the store's file, the aiosqlite one and the plain ones alike.  FULL: a
 # committed verdict survives power loss, not only a process crash.  temp_store=MEMORY: each unit
 # of a shared transaction runs in a SAVEPOINT, whose journal SQLite otherwise spills past 64 KiB
-# to a new file in /var/tmp, once per transaction and ~24 writes a login (issue 3); in memory it
+# to a new file in /var/tmp, once per transaction and some two dozen writes a login; in memory it
 # needs no writable temporary directory either.  It holds one unit's changed pages at a time.
 CONNECTION_PRAGMAS = (
     "PRAGMA synchronous=FULL",

@@ -183,7 +183,7 @@ class CommandStore:
             return rows
 
         # One unit, not a transaction held across awaits: on SQLite it joins the logins' group commit
-        # instead of waiting its turn for the write lock through a busy event loop (issue 3).
+        # instead of waiting its turn for the write lock through a busy event loop.
         rows = await self._db.run_in_transaction(claim)
         return [DueDelivery(_command(row[2:]), row[1], row[0]) for row in rows]
 

@@ -54,7 +54,7 @@ class LoginRecord:
     inventory: bytes | None = None
     # Set instead when the list equals the stored one: that one's observed_at.  Only its time moves on
     # to this login's, never back, and only if no other login replaced it meanwhile: most phones keep
-    # their apps, and packing and writing the same list again cost more than the evaluation (issue 3).
+    # their apps, and packing and writing the same list again cost more than the evaluation.
     unchanged_inventory_at: float | None = None
     # Shadow scenarios that fired, recorded beside the verdict they did not change.
     shadow: tuple[ShadowFiring, ...] = ()

@@ -78,7 +78,7 @@ class SQLStore:
         """Everything the detectors need of the past, read as one unit (one snapshot, one trip on SQLite).
 
         With a ``request_id``, the verdict already stored under it comes in the same trip: a separate
-        look-up before the history cost every login a second hop to the store's thread (issue 3).
+        look-up before the history cost every login a second hop to the store's thread.
         """
 
         async def read(db: Connection) -> LoginHistory:
@@ -105,8 +105,8 @@ class SQLStore:
 
         A FREEZE past the cap used to be rolled back, the valve tripped in a transaction of its own
         and the STEP_UP written in a third.  Once the valve was open, every FREEZE login took the
-        write lock three times, once through aiosqlite's thread, and the logins behind it waited
-        (issue 3: closed-loop p99 178 ms against 119 ms with the valve closed).
+        write lock three times, once through aiosqlite's thread, and the logins behind it waited:
+        an open valve made every login slower.
         """
 
         async def write(tx: Connection) -> tuple[bool, bool, bool]:

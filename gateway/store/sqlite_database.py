@@ -288,10 +288,10 @@ class SQLiteDatabase(_Statements):
     async def run_reads(self, unit: Unit[Result]) -> Result:
         """``unit`` in one read transaction (one snapshot), run to its end right here on the event loop.
 
-        A login's reads are a handful of look-ups by index: about 0.18 ms of SQLite's C code on
-        cached pages.  Handing them to a thread cost more than doing them (issue 3): 0.24 ms of CPU
-        for the trip on an idle gateway, and under load 1.5-3 ms of waiting, for the thread and then
-        for the GIL, while the loop ran other logins.  In WAL mode a reader takes no lock that a
+        A login's reads are a handful of look-ups by index: a short run of SQLite's C code on
+        cached pages.  Handing them to a thread cost more than doing them: the trip itself on an
+        idle gateway, and under load a wait for the thread and then for the GIL, while the loop
+        ran other logins.  In WAL mode a reader takes no lock that a
         writer holds, so these statements never wait for another process's write; they wait only
         while a connection recovers the WAL index after a crash.  What stays on the loop is reading a
         page that is not in memory from the disk.

@@ -20,7 +20,7 @@ from signals.wording import listing
 SIDELOADED_RISKY_APP = "SIDELOADED_RISKY_APP"
 
 # A tuple, not a set: membership then compares identities in C, where a set calls the enum's
-# __hash__, a Python function (issue 3's evaluation budget).
+# __hash__, a Python function.
 SIDELOADED_INSTALLERS = (InstallerClass.PACKAGE_INSTALLER, InstallerClass.NONE, InstallerClass.THIRD_PARTY_STORE)
 # The same installers by their value strings, whose hashes are cached: a login's ~230 apps are
 # screened in C by these, at about half the cost of calling ``is_sideloaded`` on each.

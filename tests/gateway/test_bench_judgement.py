@@ -1,5 +1,5 @@
 """The bench judges its own figures: the headline ratio counts answered calls only, and each of
-issue 3's targets is met, missed or not measured by this run."""
+the bench's targets is met, missed or not measured by this run."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from tests.helpers import gateway_config
 async def test_only_the_login_path_is_registered_and_the_rest_still_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """grpc.aio waits on one pending call per registered method for every call that arrives (issue 3)."""
+    """grpc.aio waits on one pending call per registered method for every call that arrives."""
     registered: list[str] = []
     make_server = grpc.aio.server
 

@@ -1,4 +1,4 @@
-"""What `mtsg serve` does to the garbage collector once it serves (issue 3's p99)."""
+"""What `mtsg serve` does to the garbage collector once it serves (the slowest logins' time)."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
         p50, p99 = evaluation["stages_us"][stage]
         assert 0 < p50 <= p99
     assert "brain, CPU per login (150 logins" in result.stdout
-    assert "against the targets (issue 3):" in result.stdout
+    assert "against the targets:" in result.stdout
     targets = {row["target"]: row for row in document["targets"]}
     assert len(targets) == 4
     half_rate = targets["p99 at half the max rate < 10 ms"]
