@@ -113,9 +113,9 @@ class LoginConfig:
     # until the security team resets it (`mtsg valve reset`).
     max_freezes_per_minute: int = 100
     # Installed apps kept checked, by their bytes, so a login's familiar apps are not checked again
-    # (gateway.checked_apps); about 1.3 KB each, per gateway process.  0 keeps none.
+    # (gateway.login.checked_apps); about 1.3 KB each, per gateway process.  0 keeps none.
     app_cache_entries: int = 20_000
-    # And at most this much memory, counted in bytes (gateway.checked_apps.kept_cost): what callers
+    # And at most this much memory, counted in bytes (gateway.login.checked_apps.kept_cost): what callers
     # send is never kept beyond a bound that counts bytes, however large their apps.
     app_cache_bytes: int = 32 * 1024 * 1024
 

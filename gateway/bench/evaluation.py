@@ -20,7 +20,7 @@ from functools import partial
 
 from gateway.bench.report import percentile, progress
 from gateway.bench.workload import CHECK_LOGIN, Workload
-from gateway.config import LimitsConfig
+from gateway.config import Config
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
 from gateway.login.checked_apps import CheckedApps
 from gateway.login.validation import Limits, parse_check_login
@@ -69,7 +69,7 @@ def _cpu_us(action: Callable[[], object], repeat: int = 1) -> float:
 def measure_evaluation(logins: int = 400, seed: int = 1) -> EvaluationFigures:
     progress(f"timing the brain stage by stage over {logins} logins")
     now = time.time()
-    limits = Limits.of(LimitsConfig())
+    limits = Limits.of(Config())
     knowledge = load_knowledge()
     bodies = [op.body for op in Workload(seed, 1000, now).operations(logins * 2) if op.method == CHECK_LOGIN][:logins]
     samples: dict[str, list[float]] = {stage: [] for stage in STAGES}

@@ -113,7 +113,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue, parent: int) -> No
     """Runs in a fresh process, ended with ``parent``: build the matcher, then time lookups and evaluations with it."""
     end_with_parent(parent)
     from gateway.bench.workload import Workload
-    from gateway.config import LimitsConfig
+    from gateway.config import Config
     from gateway.login.checked_apps import CheckedApps
     from gateway.login.validation import Limits, parse_check_login
     from gateway.login.wire import decode_check_login
@@ -138,7 +138,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue, parent: int) -> No
     grown_mb = peak_rss_mb(os.getpid()) - before
 
     now = time.time()
-    limits = Limits.of(LimitsConfig())
+    limits = Limits.of(Config())
     workload = Workload(seed=7, customers=1000, now=now)
     logins = []
     # Parsed as the gateway parses them: an app sent again is the object kept at its first login.

@@ -53,7 +53,7 @@ class GatewayReadings:
     """What the bench reads off the gateway's /metrics at each end of a measured window."""
 
     stages: StageTotals
-    # "hit" / "miss" -> installed apps looked up among those already checked (gateway.checked_apps)
+    # "hit" / "miss" -> installed apps looked up among those already checked (gateway.login.checked_apps)
     app_lookups: dict[str, float]
     # "ACTION_ALLOW", ... -> verdicts answered; a FREEZE the valve held back counts as the STEP_UP it became
     verdicts: dict[str, float]

@@ -254,7 +254,7 @@ def _test(options: argparse.Namespace, load: ConfigLoader) -> int:
     try:
         policy = read_policy(_read_document(options.file), f"test:{options.file.name}")
         config = load(options)
-        cases = read_cases(options.cases, Limits.of(config.limits), time.time())
+        cases = read_cases(options.cases, Limits.of(config), time.time())
         catalog = load_remote_control_catalog(config.signals.remote_control_apps_file)
     except CommandError as error:
         print(f"mtsg policy test: {error}", file=sys.stderr)

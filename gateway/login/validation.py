@@ -27,7 +27,7 @@ from blocklists.hashes import (
     MalformedDigestError,
     normalize_hex_digest,
 )
-from gateway.config import LimitsConfig
+from gateway.config import Config
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.privacy.phone_hash import PhoneNumberError, normalize_phone_number
 from gateway.violations import (
@@ -79,13 +79,15 @@ class Limits:
     max_telemetry_age_seconds: int = 300
 
     @classmethod
-    def of(cls, config: LimitsConfig, max_telemetry_age_seconds: int = 300) -> Limits:
+    def of(cls, config: Config) -> Limits:
+        """The limits a configuration sets: the ``[limits]`` section and the login's replay window."""
+        limits = config.limits
         return cls(
-            max_installed_apps=config.max_installed_apps,
-            max_permissions_per_app=config.max_permissions_per_app,
-            max_clock_skew_seconds=config.max_clock_skew_seconds,
-            max_phone_changes_per_call=config.max_phone_changes_per_call,
-            max_telemetry_age_seconds=max_telemetry_age_seconds,
+            max_installed_apps=limits.max_installed_apps,
+            max_permissions_per_app=limits.max_permissions_per_app,
+            max_clock_skew_seconds=limits.max_clock_skew_seconds,
+            max_phone_changes_per_call=limits.max_phone_changes_per_call,
+            max_telemetry_age_seconds=config.login.max_telemetry_age_seconds,
         )
 
 

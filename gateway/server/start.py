@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import ssl
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Thread
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -49,7 +52,7 @@ from gateway.observability.version import mtsg_version
 from gateway.policy.knowledge import KnowledgeError, load_knowledge
 from gateway.policy.refresh import PolicyFileError, PolicyRefresher
 from gateway.policy.remote_control_watch import RemoteControlListWatch
-from gateway.privacy.phone_hash import PhoneHashKeyError, load_or_create_keys
+from gateway.privacy.phone_hash import PhoneHashKeyError, PhoneNumberHasher, load_or_create_keys
 from gateway.privacy.pseudonyms import use_pseudonym_key
 from gateway.privacy.retention_job import RetentionJob, retention_policy
 from gateway.registry.feed_sync import FeedSync
@@ -64,7 +67,7 @@ from gateway.security.tls_client import ClientTLSError, client_tls
 from gateway.server.grpc_options import gateway_options, health_options
 from gateway.server.interceptor import ObservabilityInterceptor
 from gateway.server.listen_check import refuse_taken_ports
-from gateway.server.rate_limits import InFlightLimit, Refusal, TokenBuckets, answers_once
+from gateway.server.rate_limits import InFlightLimit, Refusal, answers_once
 from gateway.server.registration import add_rarely_called
 from gateway.services.blocklist import BlocklistService
 from gateway.services.command_feed import CommandFeedService
@@ -74,6 +77,7 @@ from gateway.services.threat_signal import LoginSettings, LoginThrottle, ThreatS
 from gateway.services.threat_signal import add_to_server as add_threat_signal_service
 from gateway.store import Store, StoreUnavailableError, is_postgres_url, open_store
 from gateway.urls import without_secrets
+from signals.evaluate import Knowledge
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +115,22 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+class _Job(Protocol):
+    """Background work a gateway starts once and stops at shutdown."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Jobs:
+    feed_sync: FeedSync | None
+    dispatcher: CommandDispatcher | None
+    retention: RetentionJob | None
+    stream_lag: StreamLagGauge
+
+
 @dataclass
 class RunningGateway:
     config: Config
@@ -132,7 +152,8 @@ class RunningGateway:
     stream_lag: StreamLagGauge
     remote_control_watch: RemoteControlListWatch | None
     tls: ReloadingServerCredentials | None
-    _metrics_http: tuple[WSGIServer, Thread] | None
+    # What start_gateway started, each with its clean-up: closed, newest first, by ``stop``.
+    _resources: AsyncExitStack = field(repr=False)
     _stopped: bool = False
 
     @property
@@ -155,26 +176,8 @@ class RunningGateway:
         if drain > 0:
             await asyncio.sleep(drain)
         await self.server.stop(grace)
-        if self.health_server is not None:
-            await self.health_server.stop(0)
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
-        await self.push_endpoints.stop()
-        if self.feed_sync is not None:
-            await self.feed_sync.stop()
-        if self.retention is not None:
-            await self.retention.stop()
-        await self.stream_lag.stop()
-        if self.remote_control_watch is not None:
-            await self.remote_control_watch.stop()
-        await self.refresher.stop()
-        await self.policy_refresher.stop()
-        await self.store.close()
-        if self._metrics_http is not None:
-            http, thread = self._metrics_http
-            http.shutdown()
-            http.server_close()
-            thread.join(timeout=5)
+        # Everything started is stopped in the reverse order it was started in (start_gateway).
+        await self._resources.aclose()
         log.info("stopped")
 
 
@@ -231,43 +234,72 @@ def _ports_served(config: Config) -> list[tuple[str, str]]:
     return [(purpose, address) for purpose, address in wanted if address]
 
 
-async def start_gateway(
-    config: Config, *, clock: Callable[[], float] = time.time, reuse_port: bool = False
-) -> RunningGateway:
-    """Open the store, load the brain's data, bind the port and start serving.
+@dataclass(frozen=True)
+class _StartFiles:
+    """Everything a start reads from files, read before anything is written or bound."""
 
-    ``reuse_port``: one of ``mtsg serve --workers``' processes, sharing its ports with the others.
-    """
+    tls: ReloadingServerCredentials | None
+    identities: WatchedFiles[IdentityBook] | None
+    remote_control_watch: RemoteControlListWatch | None
+    knowledge: Knowledge
+    signer: WebhookSigner
+    endpoint_context: ssl.SSLContext | bool
+    feed_context: ssl.SSLContext | bool
+
+
+def _read_files(config: Config) -> _StartFiles:
+    """Every file the gateway needs, read and checked, so a bad one stops the start with nothing done."""
     tls, identities = _load_transport(config)
     remote_control_file = config.signals.remote_control_apps_file
     remote_control_watch = RemoteControlListWatch(Path(remote_control_file)) if remote_control_file else None
-    knowledge = load_knowledge(remote_control_watch.catalog if remote_control_watch is not None else None)
-    signer = WebhookSigner.from_files(
-        Path(config.commands.hmac_secret_file) if config.commands.hmac_secret_file else None,
-        Path(config.commands.ed25519_key_file) if config.commands.ed25519_key_file else None,
-    )
     commands = config.commands
-    endpoint_context = client_tls(
-        commands.ca_file, commands.client_cert_file, commands.client_key_file, settings="commands."
+    files = _StartFiles(
+        tls=tls,
+        identities=identities,
+        remote_control_watch=remote_control_watch,
+        knowledge=load_knowledge(remote_control_watch.catalog if remote_control_watch is not None else None),
+        signer=WebhookSigner.from_files(
+            Path(commands.hmac_secret_file) if commands.hmac_secret_file else None,
+            Path(commands.ed25519_key_file) if commands.ed25519_key_file else None,
+        ),
+        endpoint_context=client_tls(
+            commands.ca_file, commands.client_cert_file, commands.client_key_file, settings="commands."
+        ),
+        feed_context=client_tls(config.blocklist.feed_ca_file, settings="blocklist.feed_"),
     )
-    feed_context = client_tls(config.blocklist.feed_ca_file, settings="blocklist.feed_")
     if is_postgres_url(config.store.url) and not config.privacy.phone_hash_key_file:
         # A key made up in each replica's data dir would hash one number differently per replica.
         raise ConfigError(
             "privacy.phone_hash_key_file must be set when store.url is PostgreSQL: every replica must hash"
             " phone numbers with the same key (mount it from a Secret; docs/POSTGRESQL.md)"
         )
-    # Every file read and checked above; nothing written yet.  The ports next, then the data dir.
-    if not reuse_port:  # a worker's ports were reserved by its supervisor, which looked at them first
-        refuse_taken_ports(_ports_served(config))
+    return files
+
+
+@dataclass(frozen=True)
+class _Brain:
+    """The store and what the gateway knows from it, loaded and kept current."""
+
+    store: Store
+    holder: KnowledgeHolder
+    refresher: BlocklistRefresher
+    policy_refresher: PolicyRefresher
+    push_endpoints: PushEndpoints
+    hasher: PhoneNumberHasher
+    # Another replica's committed change (PostgreSQL NOTIFY) wakes the one who acts on it here.
+    woken: dict[str, Wakeup]
+
+
+async def _open_brain(config: Config, files: _StartFiles, clock: Callable[[], float], stack: AsyncExitStack) -> _Brain:
+    """The data dir, the keys and the store; the registry and policy loaded; replicas' changes listened to."""
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its store and keys are the owner's alone
     hasher = load_or_create_keys(config.phone_hash_key_path).current
     use_pseudonym_key(hasher.key)
     store = await open_store(
         config.store.url, config.data_dir, config.store.pool_size, config.store.statement_timeout_seconds
     )
-    holder = KnowledgeHolder(knowledge)
-    push_endpoints = PushEndpoints(store, config.command_endpoints, clock)
+    stack.push_async_callback(store.close)
+    holder = KnowledgeHolder(files.knowledge)
     refresher = BlocklistRefresher(
         store, holder, config.blocklist.refresh_interval_seconds, config.blocklist.rebuild_threshold
     )
@@ -278,23 +310,26 @@ async def start_gateway(
         Path(config.signals.policy_file) if config.signals.policy_file else None,
         clock,
     )
-    wakeup = Wakeup()
-    # Another replica's committed change (PostgreSQL NOTIFY) wakes the one who acts on it here.
-    woken = {"blocklist": Wakeup(), "policy": Wakeup(), "commands": wakeup}
-    try:
-        await refresher.load()
-        await policy_refresher.load()
-        await store.listen(lambda topic: woken[topic].notify() if topic in woken else None)
-    except BaseException:
-        await store.close()
-        raise
-    metrics = Metrics.create()
-    limits = Limits.of(config.limits, config.login.max_telemetry_age_seconds)
-    metrics.insecure_mode.set(1 if config.auth.insecure else 0)
-    metrics.blocklist_version.set_function(lambda: holder.current.blocklist.version)
-    metrics.policy_version.set_function(lambda: policy_refresher.version)
-    if tls is not None:
-        metrics.tls_expiry.set_function(lambda: tls.expires_at)
+    woken = {"blocklist": Wakeup(), "policy": Wakeup(), "commands": Wakeup()}
+    await refresher.load()
+    await policy_refresher.load()
+    await store.listen(lambda topic: woken[topic].notify() if topic in woken else None)
+    return _Brain(
+        store=store,
+        holder=holder,
+        refresher=refresher,
+        policy_refresher=policy_refresher,
+        push_endpoints=PushEndpoints(store, config.command_endpoints, clock),
+        hasher=hasher,
+        woken=woken,
+    )
+
+
+def _grpc_server(
+    config: Config, files: _StartFiles, brain: _Brain, metrics: Metrics, clock: Callable[[], float], reuse_port: bool
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The gRPC server with its guards and every service on it; not yet bound or started."""
+    identities = files.identities
     guard = AccessGuard((lambda: identities.value) if identities else None, metrics)
     in_flight = InFlightLimit(config.server.max_in_flight, metrics, answers_once(frozenset({SUBSCRIBE_METHOD})))
     streams = InFlightLimit(
@@ -305,44 +340,38 @@ async def start_gateway(
         interceptors=[ObservabilityInterceptor(metrics, config.server.max_call_seconds, guards=guards)],
         options=gateway_options(config.server, reuse_port),
     )
+    store, holder, commands_woken = brain.store, brain.holder, brain.woken["commands"]
+    push_endpoints = brain.push_endpoints
     add_threat_signal_service(
         ThreatSignalService(
             store,
             lambda: holder.current,
-            LoginSettings(
-                limits,
-                config.signals.phone_change_window_hours * 3600.0,
-                lambda: push_endpoints.current,
-                store_timeout_seconds=config.login.store_timeout_seconds,
-                fail_mode=config.login.fail_mode,
-                max_freezes_per_minute=config.login.max_freezes_per_minute,
-                app_cache_entries=config.login.app_cache_entries,
-                app_cache_bytes=config.login.app_cache_bytes,
-            ),
+            LoginSettings.of(config, lambda: push_endpoints.current),
             metrics,
             clock,
-            wakeup,
-            LoginThrottle(
-                TokenBuckets(config.login.device_logins_per_minute, config.login.device_login_burst),
-                TokenBuckets(config.login.customer_logins_per_minute, config.login.customer_login_burst),
-            ),
+            commands_woken,
+            LoginThrottle.of(config.login),
         ),
         server,
     )
-    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store, hasher, limits, clock), server)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(
+        EventService(store, brain.hasher, Limits.of(config), clock), server
+    )
     add_rarely_called(
         blocklist_service_pb2_grpc.add_BlocklistServiceServicer_to_server,
-        BlocklistService(store, config.trusted_keys_dir, refresher.refresh, clock, config.server.max_message_bytes),
+        BlocklistService(
+            store, config.trusted_keys_dir, brain.refresher.refresh, clock, config.server.max_message_bytes
+        ),
         server,
     )
     add_rarely_called(
         policy_service_pb2_grpc.add_PolicyServiceServicer_to_server,
-        PolicyService(store, policy_refresher.refresh, clock),
+        PolicyService(store, brain.policy_refresher.refresh, clock),
         server,
     )
     add_rarely_called(
         command_feed_service_pb2_grpc.add_CommandFeedServiceServicer_to_server,
-        CommandFeedService(store, wakeup, config.commands.poll_interval_seconds, clock),
+        CommandFeedService(store, commands_woken, config.commands.poll_interval_seconds, clock),
         server,
     )
     health_servicer = health.aio.HealthServicer()
@@ -352,37 +381,107 @@ async def start_gateway(
         reflection.aio.ReflectionServicer((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)),
         server,
     )
+    return server, health_servicer
 
+
+def _bind(add_port: Callable[[], int], purpose: str, address: str) -> int:
+    """The port ``add_port`` bound; grpc's bare RuntimeError becomes an OSError that names the address."""
     try:
-        if tls is not None:
-            port = server.add_secure_port(config.server.listen, tls.credentials)
-        else:
-            port = server.add_insecure_port(config.server.listen)
+        return add_port()
     except RuntimeError as error:
-        await store.close()
-        raise OSError(f"cannot listen on {config.server.listen}: {error}") from error
+        raise OSError(f"cannot {purpose} {address}: {error}") from error
+
+
+def _stopped_by(stack: AsyncExitStack, server: grpc.aio.Server) -> Callable[[], Awaitable[None]]:
+    """``server``'s start; ``stack`` stops the server at clean-up, whether it started or not.
+
+    grpc.aio lets go of the ports bound to a server only once the server has run, so one that
+    never started is started for its stop: without that, a start that failed after a bind would
+    leave the port taken for as long as the process lives.  Health has not said SERVING by then,
+    so no balancer sends it a call.
+    """
+    started = False
+
+    async def start() -> None:
+        nonlocal started
+        await server.start()
+        started = True
+
+    async def stop() -> None:
+        if not started:
+            await server.start()
+        await server.stop(0)
+
+    stack.push_async_callback(stop)
+    return start
+
+
+async def _serve_ports(
+    config: Config,
+    server: grpc.aio.Server,
+    health_servicer: health.aio.HealthServicer,
+    files: _StartFiles,
+    metrics: Metrics,
+    reuse_port: bool,
+    stack: AsyncExitStack,
+) -> tuple[int, grpc.aio.Server | None, int | None, int | None]:
+    """Bind every port, then start the servers; ``stack`` stops each of them."""
+    metrics_port = None
+    if config.server.metrics_listen:
+        host, wanted = split_listen(config.server.metrics_listen)
+        try:
+            http, thread = serve_metrics(host, wanted, metrics.registry)
+        except OSError as error:
+            raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
+        stack.callback(_stop_metrics_http, http, thread)
+        metrics_port = http.server_port
+    start_server = _stopped_by(stack, server)
+    listen = config.server.listen
+    tls = files.tls
+    if tls is not None:
+        port = _bind(lambda: server.add_secure_port(listen, tls.credentials), "listen on", listen)
+    else:
+        port = _bind(lambda: server.add_insecure_port(listen), "listen on", listen)
     health_server, health_port = None, None
+    start_health: Callable[[], Awaitable[None]] | None = None
     if config.server.health_listen:
         health_server = grpc.aio.server(options=health_options(reuse_port))
+        start_health = _stopped_by(stack, health_server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
-        try:
-            health_port = health_server.add_insecure_port(config.server.health_listen)
-        except RuntimeError as error:
-            await store.close()
-            raise OSError(f"cannot serve health on {config.server.health_listen}: {error}") from error
-    metrics_http = None
-    if config.server.metrics_listen:
-        host, metrics_port = split_listen(config.server.metrics_listen)
-        try:
-            metrics_http = serve_metrics(host, metrics_port, metrics.registry)
-        except OSError as error:
-            await store.close()
-            raise OSError(f"cannot serve metrics on {config.server.metrics_listen}: {error}") from error
-    await server.start()
-    if health_server is not None:
-        await health_server.start()
-    refresher.start(woken["blocklist"])
-    policy_refresher.start(woken["policy"])
+        address = config.server.health_listen
+        health_port = _bind(lambda: health_server.add_insecure_port(address), "serve health on", address)
+    await start_server()
+    if start_health is not None:
+        await start_health()
+    return port, health_server, health_port, metrics_port
+
+
+def _stop_metrics_http(http: WSGIServer, thread: Thread) -> None:
+    http.shutdown()
+    http.server_close()
+    thread.join(timeout=5)
+
+
+def _started(stack: AsyncExitStack, job: _Job) -> None:
+    """Start ``job`` and have ``stack`` stop it."""
+    job.start()
+    stack.push_async_callback(job.stop)
+
+
+async def _start_jobs(
+    config: Config,
+    files: _StartFiles,
+    brain: _Brain,
+    metrics: Metrics,
+    clock: Callable[[], float],
+    stack: AsyncExitStack,
+) -> _Jobs:
+    """The background work: refreshers, feed sync, endpoint announcements, push, retention, gauges."""
+    store = brain.store
+    brain.refresher.start(brain.woken["blocklist"])
+    stack.push_async_callback(brain.refresher.stop)
+    brain.policy_refresher.start(brain.woken["policy"])
+    stack.push_async_callback(brain.policy_refresher.stop)
     feed_sync = None
     if config.feed_urls:
         feed_sync = FeedSync(
@@ -391,80 +490,121 @@ async def start_gateway(
             interval=config.blocklist.feed_interval_seconds,
             timeout=config.blocklist.feed_timeout_seconds,
             trusted_keys_dir=config.trusted_keys_dir,
-            on_change=refresher.refresh,
+            on_change=brain.refresher.refresh,
             metrics=metrics,
             clock=clock,
-            verify=feed_context,
+            verify=files.feed_context,
         )
-        feed_sync.start()
-    await push_endpoints.announce()
-    push_endpoints.start()
+        _started(stack, feed_sync)
+    await brain.push_endpoints.announce()
+    _started(stack, brain.push_endpoints)
     await _report_stranded_deliveries(store, config.command_endpoints)
     dispatcher = None
     if config.command_endpoints:
         dispatcher = CommandDispatcher(
             store,
             config.command_endpoints,
-            signer,
+            files.signer,
             _dispatch_settings(config),
             metrics,
-            wakeup,
+            brain.woken["commands"],
             clock,
-            endpoint_context,
+            files.endpoint_context,
         )
-        dispatcher.start()
+        _started(stack, dispatcher)
     retention = None
     if config.retention.purge_interval_seconds > 0:
         retention = RetentionJob(
             store, retention_policy(config), config.retention.purge_interval_seconds, metrics, clock
         )
-        retention.start()
+        _started(stack, retention)
     stream_lag = StreamLagGauge(store, metrics, clock)
-    stream_lag.start()
-    if remote_control_watch is not None:
-        remote_control_watch.start(holder)
-    for name in ("", *SERVICE_NAMES):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningGateway(
-        config=config,
-        server=server,
-        port=port,
-        health_server=health_server,
-        health_port=health_port,
-        metrics_port=metrics_http[0].server_port if metrics_http else None,
-        health=health_servicer,
-        store=store,
-        metrics=metrics,
-        knowledge=holder,
-        refresher=refresher,
-        policy_refresher=policy_refresher,
-        feed_sync=feed_sync,
-        dispatcher=dispatcher,
-        push_endpoints=push_endpoints,
-        retention=retention,
-        stream_lag=stream_lag,
-        remote_control_watch=remote_control_watch,
-        tls=tls,
-        _metrics_http=metrics_http,
-    )
+    _started(stack, stream_lag)
+    if files.remote_control_watch is not None:
+        files.remote_control_watch.start(brain.holder)
+        stack.push_async_callback(files.remote_control_watch.stop)
+    return _Jobs(feed_sync, dispatcher, retention, stream_lag)
+
+
+def _set_gauges(metrics: Metrics, config: Config, files: _StartFiles, brain: _Brain) -> None:
+    tls, holder, policy_refresher = files.tls, brain.holder, brain.policy_refresher
+    metrics.insecure_mode.set(1 if config.auth.insecure else 0)
+    metrics.blocklist_version.set_function(lambda: holder.current.blocklist.version)
+    metrics.policy_version.set_function(lambda: policy_refresher.version)
+    if tls is not None:
+        metrics.tls_expiry.set_function(lambda: tls.expires_at)
+
+
+async def start_gateway(
+    config: Config, *, clock: Callable[[], float] = time.time, reuse_port: bool = False
+) -> RunningGateway:
+    """Open the store, load the brain's data, bind the port and start serving.
+
+    Each step's clean-up goes on one exit stack as the step succeeds: a start that fails at any
+    step undoes every earlier one in reverse order, and a running gateway's ``stop`` does the same.
+
+    ``reuse_port``: one of ``mtsg serve --workers``' processes, sharing its ports with the others.
+    """
+    files = _read_files(config)
+    # Every file read and checked; nothing written yet.  The ports next, then the data dir.
+    if not reuse_port:  # a worker's ports were reserved by its supervisor, which looked at them first
+        refuse_taken_ports(_ports_served(config))
+    async with AsyncExitStack() as stack:
+        brain = await _open_brain(config, files, clock, stack)
+        metrics = Metrics.create()
+        _set_gauges(metrics, config, files, brain)
+        server, health_servicer = _grpc_server(config, files, brain, metrics, clock, reuse_port)
+        port, health_server, health_port, metrics_port = await _serve_ports(
+            config, server, health_servicer, files, metrics, reuse_port, stack
+        )
+        jobs = await _start_jobs(config, files, brain, metrics, clock, stack)
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        running = RunningGateway(
+            config=config,
+            server=server,
+            port=port,
+            health_server=health_server,
+            health_port=health_port,
+            metrics_port=metrics_port,
+            health=health_servicer,
+            store=brain.store,
+            metrics=metrics,
+            knowledge=brain.holder,
+            refresher=brain.refresher,
+            policy_refresher=brain.policy_refresher,
+            feed_sync=jobs.feed_sync,
+            dispatcher=jobs.dispatcher,
+            push_endpoints=brain.push_endpoints,
+            retention=jobs.retention,
+            stream_lag=jobs.stream_lag,
+            remote_control_watch=files.remote_control_watch,
+            tls=files.tls,
+            _resources=stack.pop_all(),
+        )
+    _log_serving(running, files)
+    return running
+
+
+def _log_serving(running: RunningGateway, files: _StartFiles) -> None:
+    config, holder = running.config, running.knowledge
     log.info(
         "serving",
         version=mtsg_version(),
         listen=config.server.listen,
-        port=port,
+        port=running.port,
         metrics_port=running.metrics_port,
-        health_port=health_port,
+        health_port=running.health_port,
         data_dir=str(config.data_dir),
         policy_version=holder.current.policy.version,
-        remote_control_apps=len(knowledge.remote_control.by_package),
+        remote_control_apps=len(files.knowledge.remote_control.by_package),
         blocklist_version=holder.current.blocklist.version,
         blocklist_entries=holder.current.blocklist.size,
         command_endpoints=[without_secrets(url) for url in config.command_endpoints],
-        tls=tls is not None,
+        tls=files.tls is not None,
         client_certificates_required=bool(config.server.tls_client_ca_file),
         authentication="off (insecure)" if config.auth.insecure else config.auth.identities_file,
     )
-    return running
 
 
 async def _report_stranded_deliveries(store: Store, endpoints: Sequence[str]) -> None:

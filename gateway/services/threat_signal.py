@@ -20,6 +20,7 @@ import structlog
 from google.protobuf.message import Message
 
 from gateway.commands.building import command_for_verdict
+from gateway.config import Config, LoginConfig
 from gateway.errors import abort_with, invalid_argument, resource_exhausted, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
 from gateway.generated.mtsg.v1.error_reason_pb2 import (
@@ -60,18 +61,40 @@ class LoginSettings:
     # "step_up" or "unavailable" when the store cannot be used.
     fail_mode: str = "step_up"
     max_freezes_per_minute: int = 100
-    # Installed apps kept already checked (gateway.checked_apps); 0 keeps none.
+    # Installed apps kept already checked (gateway.login.checked_apps); 0 keeps none.
     app_cache_entries: int = 20_000
-    # ...and at most this much memory (gateway.checked_apps.kept_cost).
+    # ...and at most this much memory (gateway.login.checked_apps.kept_cost).
     app_cache_bytes: int = 32 * 1024 * 1024
+
+    @classmethod
+    def of(cls, config: Config, command_endpoints: Callable[[], Sequence[str]]) -> LoginSettings:
+        """What a configuration sets for CheckLogin; ``command_endpoints`` says where commands go now."""
+        login = config.login
+        return cls(
+            Limits.of(config),
+            config.signals.phone_change_window_hours * 3600.0,
+            command_endpoints,
+            store_timeout_seconds=login.store_timeout_seconds,
+            fail_mode=login.fail_mode,
+            max_freezes_per_minute=login.max_freezes_per_minute,
+            app_cache_entries=login.app_cache_entries,
+            app_cache_bytes=login.app_cache_bytes,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class LoginThrottle:
-    """Per-device and per-customer token buckets (gateway.rate_limits)."""
+    """Per-device and per-customer token buckets (gateway.server.rate_limits)."""
 
     devices: TokenBuckets
     customers: TokenBuckets
+
+    @classmethod
+    def of(cls, login: LoginConfig) -> LoginThrottle:
+        return cls(
+            TokenBuckets(login.device_logins_per_minute, login.device_login_burst),
+            TokenBuckets(login.customer_logins_per_minute, login.customer_login_burst),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.cli.client import MtsgClient, field_violations
-from gateway.config import LimitsConfig
+from gateway.config import Config
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.login.checked_apps import MAX_KEPT_APP_BYTES, CheckedApps, kept_cost
 from gateway.login.validation import Limits, check_apps
@@ -169,7 +169,7 @@ def test_kept_apps_never_cost_more_than_the_byte_bound() -> None:
     (found,), _ = _converted(kept, [plain[-1]])
     assert found.kept_bytes == len(plain[-1])
     # A valid app can be large (200 permissions of 255 characters); such an app is used, never kept.
-    roomy = CheckedApps(Limits.of(LimitsConfig()), max_entries=1_000)
+    roomy = CheckedApps(Limits.of(Config()), max_entries=1_000)
     big = app("com.big.app", granted_permissions=[f"p.{'x' * 200}.{n}" for n in range(60)]).SerializeToString()
     assert len(big) > MAX_KEPT_APP_BYTES
     (converted,), violations = _converted(roomy, [big])

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.bench.workload import CHECK_LOGIN, Workload
-from gateway.config import LimitsConfig
+from gateway.config import Config, LimitsConfig
 from gateway.generated.mtsg.v1 import telemetry_pb2, threat_signal_service_pb2
 from gateway.login.validation import Limits, _checked_app, clean_apps
 from gateway.violations import EARLIEST_TIME, Violations
 
 NOW = time.time()
-LIMITS = Limits.of(LimitsConfig(max_permissions_per_app=4))
+LIMITS = Limits.of(Config(limits=LimitsConfig(max_permissions_per_app=4)))
 LATEST = NOW + LIMITS.max_clock_skew_seconds
 
 _texts = st.one_of(
