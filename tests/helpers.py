@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +29,26 @@ action = "step_up"
 step_up_method = "otp"
 when = { code = "ACTIVE_CALL" }
 """
+
+
+# The `mtsg` command as this test run's interpreter runs it (the venv's console script may be absent).
+MTSG = [sys.executable, "-m", "gateway.cli"]
+
+
+def run_mtsg(
+    *arguments: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run one `mtsg` command to its end, output captured.
+
+    ``env`` adds to the test's environment; ``environment`` replaces it (an operator's host that
+    has none of the gateway's settings).
+    """
+    base = environment if environment is not None else {**os.environ, **(env or {})}
+    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=base)
 
 
 def telemetry(**fields: Any) -> telemetry_pb2.LoginTelemetry:
@@ -88,7 +111,7 @@ def gateway_config(tmp_path: Path, store_url: str = "", *, metrics: bool = False
         ("store", "url"): (store_url, "test"),
         # Replicas on PostgreSQL must share one key; harmless on SQLite.
         ("privacy", "phone_hash_key_file"): (str(tmp_path / "phone-hash.key"), "test"),
-        # Most tests are about something else; tests/gateway/test_access.py runs with TLS and identities.
+        # Most tests are about something else; tests/gateway/security/test_access.py runs with TLS and identities.
         ("auth", "insecure"): ("true", "test"),
     }
     for name, value in settings.items():

@@ -8,18 +8,16 @@ outside --dir.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.cli.support import write_key_files
-
-MTSG = [sys.executable, "-m", "gateway.cli"]
+from tests.helpers import run_mtsg
 
 
 def _mtsg(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    return run_mtsg(*arguments, cwd=tmp_path)
 
 
 def test_a_failure_midway_removes_what_was_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

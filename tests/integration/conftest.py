@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,14 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-MTSG = [sys.executable, "-m", "gateway.cli"]
+from tests.helpers import MTSG, run_mtsg
 
-
-def run_mtsg(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run one `mtsg` command to its end, output captured; ``env`` adds to the test's environment."""
-    return subprocess.run(
-        [*MTSG, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd, env={**os.environ, **(env or {})}
-    )
+__all__ = ["MTSG", "run_mtsg"]
 
 
 def serve_command(data_dir: Path | str) -> list[str]:

@@ -12,14 +12,14 @@ from pathlib import Path
 from gateway.cli.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import again, app, telemetry
-from tests.integration.conftest import MTSG, ServeProcess
+from tests.integration.conftest import ServeProcess, run_mtsg
 
 SPY_APK = hashlib.sha256(b"spy apk").hexdigest()
 SPY_CERT_SHA1 = hashlib.sha1(b"spy cert").hexdigest().upper()
 
 
 def mtsg(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    return run_mtsg(*arguments, cwd=tmp_path)
 
 
 def store_args(tmp_path: Path) -> list[str]:

@@ -21,7 +21,14 @@ from gateway.cli.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.store import open_store
 from tests.helpers import freezing_login
-from tests.integration.conftest import MTSG, LoggedProcess, applied_commands, gateway_env, serve_command, wait_applied
+from tests.integration.conftest import (
+    LoggedProcess,
+    applied_commands,
+    gateway_env,
+    run_mtsg,
+    serve_command,
+    wait_applied,
+)
 
 
 def _start_gateway(tmp_path: Path, env: dict[str, str], name: str) -> tuple[LoggedProcess, str]:
@@ -72,7 +79,7 @@ async def test_sigkill_with_commands_pending_loses_nothing_and_applies_each_once
 
 
 def _mtsg(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=60, env=env)
+    return run_mtsg(*arguments, environment=env)
 
 
 async def test_operators_unfreeze_list_show_and_redeliver_from_the_command_line(

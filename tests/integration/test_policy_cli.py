@@ -14,14 +14,14 @@ import pytest
 from gateway.cli.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import CALL_STEPS_UP, SHIPPED, telemetry
-from tests.integration.conftest import MTSG, LoggedProcess, ServeProcess, serve_command
+from tests.integration.conftest import LoggedProcess, ServeProcess, run_mtsg, serve_command
 from tests.tcp_proxy import FaultyProxy
 
 CASES = Path(__file__).parent / "policy_cases"
 
 
 def mtsg(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=60, cwd=cwd)
+    return run_mtsg(*arguments, cwd=cwd)
 
 
 def test_validate_apply_versions_rollback_and_show(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ EVIL_PACKAGE = "com.copy.fake.bank"
 
 
 def mtsg(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MTSG, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return run_mtsg(*arguments, cwd=cwd)
 
 
 async def test_an_embedded_installation_moves_to_postgresql_and_carries_on(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from gateway.observability.logging_setup import MAX_LINE_CHARACTERS, render_bounded_json
 
-_ROOT = Path(__file__).parents[2]
+_ROOT = Path(__file__).parents[3]
 
 # About 20 KiB as a log line: three fill the pipe but for one page, which the poll calls room.
 _FRAME = '  File "/srv/mtsg/gateway/layer{depth}.py", line {depth}, in call\n    await inner()\n'
@@ -107,7 +107,7 @@ def test_long_lines_to_a_stalled_log_reader_do_not_block_the_process() -> None:
         """
         import structlog
         from gateway.observability.logging_setup import configure_logging
-        from tests.gateway.test_log_lines import _TRACEBACK
+        from tests.gateway.observability.test_log_lines import _TRACEBACK
         configure_logging()
         log = structlog.get_logger()
         for number in range(200):

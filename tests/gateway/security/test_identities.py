@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,8 @@ from gateway.security.identities import (
     parse_identities,
     token_stanza,
 )
+from tests.helpers import run_mtsg
 
-MTSG = [sys.executable, "-m", "gateway.cli"]
 DIGEST = "a" * 64
 
 
@@ -111,12 +109,8 @@ def test_serving_needs_identities_or_the_explicit_insecure_choice(tmp_path: Path
 
 
 def test_serve_without_a_choice_says_what_to_do(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
+    result = run_mtsg(
+        "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path), environment={"PATH": "/usr/bin:/bin"}
     )
     assert result.returncode == 2
     assert "auth.identities_file" in result.stderr and "--insecure" in result.stderr
@@ -125,24 +119,20 @@ def test_serve_without_a_choice_says_what_to_do(tmp_path: Path) -> None:
 def test_serve_refuses_a_broken_identities_file(tmp_path: Path) -> None:
     identities = tmp_path / "identities.toml"
     identities.write_text("[[token]]\nname = 'a'\nroles = ['app']\nsha256 = 'not-a-hash'\n")
-    result = subprocess.run(
-        [*MTSG, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "MTSG_AUTH_IDENTITIES_FILE": str(identities)},
+    result = run_mtsg(
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(tmp_path),
+        environment={"PATH": "/usr/bin:/bin", "MTSG_AUTH_IDENTITIES_FILE": str(identities)},
     )
     assert result.returncode == 1 and "token #1: sha256 must be" in result.stderr
 
 
 def test_auth_token_writes_the_secret_once_and_prints_its_entry(tmp_path: Path) -> None:
     out = tmp_path / "app.token"
-    made = subprocess.run(
-        [*MTSG, "auth", "token", "--name", "android-app", "--role", "app", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    made = run_mtsg("auth", "token", "--name", "android-app", "--role", "app", "--out", str(out))
     assert made.returncode == 0, made.stderr
     token = out.read_text().strip()
     assert out.stat().st_mode & 0o777 == 0o600 and token not in made.stderr + made.stdout
@@ -150,27 +140,21 @@ def test_auth_token_writes_the_secret_once_and_prints_its_entry(tmp_path: Path) 
     identities.write_text(made.stderr.split("not kept:\n", 1)[1])
     book = parse_identities(identities.read_text())
     assert book.by_token(token) is not None
-    checked = subprocess.run([*MTSG, "auth", "check", str(identities)], capture_output=True, text=True, timeout=60)
+    checked = run_mtsg("auth", "check", str(identities))
     assert checked.returncode == 0 and "token        android-app: app" in checked.stdout
-    again = subprocess.run(
-        [*MTSG, "auth", "token", "--name", "x", "--role", "app", "--out", str(out)], capture_output=True, text=True
-    )
+    again = run_mtsg("auth", "token", "--name", "x", "--role", "app", "--out", str(out))
     assert again.returncode == 1 and out.read_text().strip() == token  # never overwrites a token
-    wrong = subprocess.run([*MTSG, "auth", "token", "--name", "x", "--role", "root"], capture_output=True, text=True)
+    wrong = run_mtsg("auth", "token", "--name", "x", "--role", "root")
     assert wrong.returncode == 2 and "invalid choice: 'root'" in wrong.stderr
 
 
 def test_auth_token_writes_an_entry_that_loads_whatever_the_name_holds(tmp_path: Path) -> None:
     """A quote in the name was written raw: the pasted entry made the whole identities file invalid TOML."""
     name = 'branch "Gangnam" \\ ops'
-    made = subprocess.run(
-        [*MTSG, "auth", "token", "--name", name, "--role", "secops"], capture_output=True, text=True, timeout=60
-    )
+    made = run_mtsg("auth", "token", "--name", name, "--role", "secops")
     assert made.returncode == 0, made.stderr
     found = parse_identities(made.stderr.split("not kept:\n", 1)[1]).by_token(made.stdout.strip())
     assert found is not None and found.name == name
-    forged = subprocess.run(
-        [*MTSG, "auth", "token", "--name", "app\nsecops", "--role", "app"], capture_output=True, text=True, timeout=60
-    )
+    forged = run_mtsg("auth", "token", "--name", "app\nsecops", "--role", "app")
     assert forged.returncode == 2 and "argument --name: must be one line of printable text" in forged.stderr
     assert "mtsg_" not in forged.stdout  # no token made for a name the file would refuse

@@ -18,7 +18,7 @@ from gateway.login.validation import Limits, check_apps
 from gateway.login.wire import CheckLoginWire, decode_check_login
 from gateway.server.start import RunningGateway, start_gateway
 from gateway.violations import Violations
-from tests.gateway.test_validation_paths import LATEST, LIMITS, app_or_mistake
+from tests.gateway.login.test_validation_paths import LATEST, LIMITS, app_or_mistake
 from tests.helpers import app, gateway_config, telemetry, unknown_field
 
 # Shared by every example: what one example keeps must not change another's answer.

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,9 +17,16 @@ from grpc_status import rpc_status
 from gateway.cli.client import MtsgClient, error_reason, field_violations, request_id_of
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server.start import RunningGateway, start_gateway
-from tests.helpers import again, app, freezing_login, gateway_config, package_entry_request, request, telemetry
-
-MTSG = [sys.executable, "-m", "gateway.cli"]
+from tests.helpers import (
+    again,
+    app,
+    freezing_login,
+    gateway_config,
+    package_entry_request,
+    request,
+    run_mtsg,
+    telemetry,
+)
 
 
 async def _started(tmp_path: Path, store_url: str = "", **settings: str) -> RunningGateway:
@@ -117,22 +122,16 @@ async def test_the_safety_valve_degrades_freezes_past_the_cap_until_reset(
     assert sorted(command.type for command in commands) == ["FREEZE_ACCOUNT"] * 2 + ["REQUIRE_STEP_UP"] * 3
 
     env = {"PATH": "/usr/bin:/bin", "MTSG_STORE_DATA_DIR": str(tmp_path / "data"), "MTSG_STORE_URL": store_url}
-    status = subprocess.run([*MTSG, "valve", "status"], capture_output=True, text=True, env=env, timeout=60)
+    status = run_mtsg("valve", "status", environment=env)
     assert status.returncode == 3 and "TRIPPED" in status.stdout
-    unexplained = subprocess.run([*MTSG, "valve", "reset"], capture_output=True, text=True, env=env, timeout=60)
+    unexplained = run_mtsg("valve", "reset", environment=env)
     assert unexplained.returncode == 2 and "--reason" in unexplained.stderr
-    reset = subprocess.run(
-        [*MTSG, "valve", "reset", "--reason", "bad feed revoked", "--actor", "secops:kim"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    reset = run_mtsg("valve", "reset", "--reason", "bad feed revoked", "--actor", "secops:kim", environment=env)
     assert reset.returncode == 0, reset.stderr
     assert "FREEZE verdicts go out again" in reset.stdout
     async with MtsgClient(guarded.target) as client:
         assert (await client.check_login(freezing_login())).action == common_pb2.ACTION_FREEZE
-    status = subprocess.run([*MTSG, "valve", "status"], capture_output=True, text=True, env=env, timeout=60)
+    status = run_mtsg("valve", "status", environment=env)
     assert status.returncode == 0 and "closed" in status.stdout and "by secops:kim" in status.stdout
 
 
