@@ -32,15 +32,20 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ServerConfig:
+    # The gRPC address (`--listen`); port 0 picks a free one.
     listen: str = "127.0.0.1:50051"
+    # Prometheus /metrics (`--metrics-listen`); empty: no metrics endpoint.
     metrics_listen: str = "127.0.0.1:9464"
     # A plain-text port serving only grpc.health.v1.Health, for probes that cannot speak TLS
     # (Kubernetes gRPC probes).  Empty: health is only on the main port.
     health_listen: str = ""
+    # Larger requests are refused RESOURCE_EXHAUSTED; admitted calls may hold max_in_flight requests
+    # of this size at once (docs/SECURITY.md sizes it).
     max_message_bytes: int = 4 * 1024 * 1024
     # On SIGTERM: keep answering (health NOT_SERVING) this long, then refuse new calls
     # and give calls in flight the grace period.
     shutdown_drain_seconds: float = 1.0
+    # Then calls in flight get this long to finish.
     shutdown_grace_seconds: float = 10.0
     # Calls being handled at once; more are answered RESOURCE_EXHAUSTED at once instead of queueing.
     max_in_flight: int = 1000
@@ -67,6 +72,7 @@ class ServerConfig:
     workers: int = 1
     # TLS on the gRPC port: PEM certificate chain and key, re-read when the files change.
     tls_cert_file: str = ""
+    # The private key of tls_cert_file's certificate; the two are set together.
     tls_key_file: str = ""
     # CA bundle for client certificates: set, every connection must present a certificate it
     # signed (mTLS); the certificate names the caller unless a bearer token does.
@@ -75,6 +81,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
+    # The SQLite database (WAL) and the phone-hash key live here (`--data-dir`).
     data_dir: str = "mtsg-data"
     # Empty: SQLite in data_dir.  "sqlite:///path/to/file.db" picks another file;
     # "postgresql://user@host:5432/db" runs on PostgreSQL (several replicas may share it).
@@ -88,9 +95,13 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
+    # Installed apps one login may report.
     max_installed_apps: int = 2000
+    # Permissions one installed app may list.
     max_permissions_per_app: int = 200
+    # How far in the future a device's clock may be.
     max_clock_skew_seconds: int = 300
+    # Phone-number changes one ReportPhoneNumberChange call may carry.
     max_phone_changes_per_call: int = 1000
 
 
@@ -102,8 +113,11 @@ class LoginConfig:
     max_telemetry_age_seconds: int = 300
     # Token buckets per device and per customer, in each gateway process.
     device_logins_per_minute: float = 30.0
+    # Logins one device may make at once before its rate applies.
     device_login_burst: int = 10
+    # The same for each customer, over all their devices.
     customer_logins_per_minute: float = 60.0
+    # Logins one customer may make at once before their rate applies.
     customer_login_burst: int = 20
     # How long a login waits for the store before it answers with the fail mode.
     store_timeout_seconds: float = 2.0
@@ -125,6 +139,7 @@ _FAIL_MODES = ("step_up", "unavailable")
 
 @dataclass(frozen=True)
 class SignalsConfig:
+    # A phone-number change this recent counts as a sign at login.
     phone_change_window_hours: int = 168
     # Empty: the list shipped with mtsg (signals/data/remote_control_apps.toml).
     remote_control_apps_file: str = ""
@@ -145,7 +160,9 @@ class BlocklistConfig:
     trusted_keys_dir: str = ""
     # Signed bundle URLs to follow, separated by commas or spaces.  Empty: no feed sync.
     feed_urls: str = ""
+    # How often each feed is fetched.
     feed_interval_seconds: float = 300.0
+    # The longest one whole fetch may take, download included.
     feed_timeout_seconds: float = 30.0
     # A PEM CA bundle the feed fetch trusts instead of the public CAs (a feed on the bank's own PKI).
     feed_ca_file: str = ""
@@ -159,11 +176,15 @@ class CommandsConfig:
     # Standard Webhooks keys, one per line; several lines sign with each (key rotation).
     # whsec_… HMAC secrets (signature v1) and/or whsk_… Ed25519 private keys (v1a).
     hmac_secret_file: str = ""
+    # Ed25519 signing keys (whsk_…, signature v1a), one per line, beside or instead of the HMAC secrets.
     ed25519_key_file: str = ""
     # Attempts per delivery (the first included) before it is dead-lettered.
     max_attempts: int = 160
+    # The wait before the first retry; each retry waits about twice as long as the one before.
     backoff_initial_seconds: float = 1.0
+    # The longest backoff between two attempts (an endpoint's Retry-After may ask for more, up to an hour).
     backoff_max_seconds: float = 600.0
+    # The longest one push may take before it counts as failed and is retried.
     request_timeout_seconds: float = 10.0
     # How long a dispatcher holds a delivery it is sending; a crashed one's deliveries are retried after this.
     lease_seconds: float = 30.0
@@ -177,7 +198,9 @@ class CommandsConfig:
     # TLS towards the endpoints: a PEM CA bundle to trust instead of the public CAs (the bank's own
     # PKI), and a client certificate and key for endpoints that ask for one (mTLS).  Read at start.
     ca_file: str = ""
+    # The client certificate (PEM) shown to endpoints that ask for one.
     client_cert_file: str = ""
+    # The private key of client_cert_file's certificate; the two are set together.
     client_key_file: str = ""
 
 
@@ -198,6 +221,7 @@ class RetentionConfig:
     verdicts_days: float = 0.0
     # Commands every endpoint has received and every stream consumer has acknowledged.
     commands_days: float = 0.0
+    # Phone-number-change events.
     phone_changes_days: float = 0.0
     # How often each gateway runs the purge (login nonces are purged then too); 0: never.
     purge_interval_seconds: float = 3600.0
@@ -215,6 +239,7 @@ class AuthConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
+    # debug, info, warning or error.
     level: str = "info"
 
 
@@ -551,7 +576,7 @@ def load_config(
     return LoadedConfig(config, sources, _ignored_variables(environ))
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -571,7 +596,7 @@ def render_config(loaded: LoadedConfig) -> str:
                 value = redact(value)  # a DSN may carry the database password
             elif (section, name) in _URL_LISTS and value:
                 value = " ".join(without_secrets(url) for url in _urls(value))  # a feed's token, say
-            lines.append(f"{name} = {_toml_value(value)}  # {loaded.sources[(section, name)]}")
+            lines.append(f"{name} = {toml_value(value)}  # {loaded.sources[(section, name)]}")
         lines.append("")
     lines.extend(f"# ignored: {note}" for note in loaded.ignored_variables)
     return "\n".join(lines) + ("\n" if loaded.ignored_variables else "")

@@ -152,6 +152,13 @@ def _config_show(options: argparse.Namespace) -> int:
     return 0
 
 
+def _config_reference(options: argparse.Namespace) -> int:
+    from gateway.cli.config_reference import render_reference
+
+    print(render_reference(), end="")
+    return 0
+
+
 def _check(options: argparse.Namespace) -> int:
     from gateway.cli.check import (
         CheckFileError,
@@ -408,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser("show", help="print the effective configuration and where each value comes from")
     _add_config_flags(show)
     show.set_defaults(run=_config_show)
+    reference = config_commands.add_parser(
+        "reference", help="print every setting with its default, its variable and what it does (Markdown)"
+    )
+    reference.set_defaults(run=_config_reference)
     return parser
 
 
