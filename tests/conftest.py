@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.server.start import RunningGateway, start_gateway
 from gateway.store import Store, open_store
 from tests.helpers import gateway_config

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.server.start import RunningGateway, start_gateway
 from tests.helpers import app, gateway_config, telemetry
 

@@ -103,3 +103,29 @@ def test_the_walk_sees_imports_of_every_kind() -> None:
 
 def test_no_import_cycles() -> None:
     assert cycles(import_graph()) == []
+
+
+def room_of(module: str) -> str:
+    """The room a module lives in: ``signals``, ``blocklists``, or a room of ``gateway`` (a sub-package,
+    or one of the few shared modules at its top)."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "gateway" and len(parts) > 1 else parts[0]
+
+
+def room_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    rooms: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        here = room_of(module)
+        rooms.setdefault(here, set()).update(room_of(target) for target in targets if room_of(target) != here)
+    return rooms
+
+
+def test_rooms_import_one_way() -> None:
+    """Who may import whom holds between rooms too: two rooms that import each other are one room."""
+    assert cycles(room_graph(import_graph())) == []
+
+
+def test_the_core_imports_no_shell() -> None:
+    rooms = room_graph(import_graph())
+    assert rooms["blocklists"] == set()
+    assert rooms["signals"] == {"blocklists"}

@@ -30,7 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway.bench.load import ClientFleet, LoadResult
 from gateway.bench.processes import start_gateway, start_receiver
 from gateway.bench.report import percentile, progress
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.commands.webhook_signing import WebhookSigner, generate_hmac_secret, parse_hmac_secret
 from gateway.generated.mtsg.v1 import telemetry_pb2
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, event_service_pb2, threat_signal_service_pb2
 from gateway.security.client_credentials import ClientCredentials
 

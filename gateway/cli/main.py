@@ -75,7 +75,7 @@ def _loaded_config(options: argparse.Namespace) -> LoadedConfig:
 
 def _add_client_flags(parser: argparse.ArgumentParser) -> None:
     """How a command proves itself to a gateway that runs with TLS and identities."""
-    from gateway.cli.client import DEFAULT_TARGET
+    from gateway.client import DEFAULT_TARGET
 
     parser.add_argument(
         "--target",
@@ -169,7 +169,7 @@ def _check(options: argparse.Namespace) -> int:
         run_plan,
         verdict_json,
     )
-    from gateway.cli.client import field_violations, request_id_of
+    from gateway.client import field_violations, request_id_of
 
     try:
         text = example_text(options.example) if options.example else read_check_file(options.file)
@@ -208,7 +208,7 @@ def _check(options: argparse.Namespace) -> int:
 def _health(options: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2
 
-    from gateway.cli.client import MtsgClient
+    from gateway.client import MtsgClient
 
     credentials = _client_credentials(options, "health")
     if credentials is None:

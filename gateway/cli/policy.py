@@ -17,6 +17,7 @@ from typing import Any
 from blocklists.formats import format_timestamp, parse_timestamp
 from blocklists.matcher import Matcher
 from gateway.cli.check import format_verdict, verdict_json
+from gateway.cli.policy_cases import CaseError, PolicyCase, read_cases
 from gateway.cli.support import (
     CommandError,
     ConfigLoader,
@@ -40,7 +41,6 @@ from gateway.policy.admin import (
     parse_version,
     rollback_policy,
 )
-from gateway.policy.cases import CaseError, PolicyCase, read_cases
 from gateway.policy.knowledge import KnowledgeError, load_remote_control_catalog, shipped_policy_document
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import RequestIdReusedError

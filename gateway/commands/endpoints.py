@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.runtime.periodic import cancel, every
 from gateway.store import Store
+from gateway.store.errors import StoreUnavailableError
 
 # How often a serving gateway says again which endpoints it pushes to.
 ANNOUNCE_INTERVAL_SECONDS = 300.0
@@ -50,7 +51,13 @@ class PushEndpoints:
 
     def start(self) -> None:
         self._task = asyncio.create_task(
-            every(ANNOUNCE_INTERVAL_SECONDS, self.announce, "push endpoint announcement"), name="push-endpoints"
+            every(
+                ANNOUNCE_INTERVAL_SECONDS,
+                self.announce,
+                "push endpoint announcement",
+                expected=(StoreUnavailableError,),
+            ),
+            name="push-endpoints",
         )
 
     async def stop(self) -> None:

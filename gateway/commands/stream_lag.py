@@ -14,6 +14,7 @@ from collections.abc import Callable
 from gateway.observability.metrics import Metrics
 from gateway.runtime.periodic import cancel, every
 from gateway.store import Store
+from gateway.store.errors import StoreUnavailableError
 
 # A query on the commands' primary key: cheap enough for every replica to run this often.
 INTERVAL_SECONDS = 10.0
@@ -40,7 +41,8 @@ class StreamLagGauge:
 
     def start(self) -> None:
         self._task = asyncio.create_task(
-            every(self._interval, self.report, "stream consumer lag report"), name="stream-lag"
+            every(self._interval, self.report, "stream consumer lag report", expected=(StoreUnavailableError,)),
+            name="stream-lag",
         )
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ from gateway.registry.refresh import KnowledgeHolder
 from gateway.runtime.periodic import cancel, every
 from gateway.runtime.wakeup import Wakeup
 from gateway.store import Store
+from gateway.store.errors import StoreUnavailableError
 from gateway.store.policies import document_sha256
 from signals.policy import Policy
 from signals.policy_document import PolicyError
@@ -143,7 +144,8 @@ class PolicyRefresher:
     def start(self, wakeup: Wakeup | None = None) -> None:
         """Poll every interval; ``wakeup`` (another replica's NOTIFY) brings a round at once."""
         self._task = asyncio.create_task(
-            every(self._interval, self.refresh, "policy refresh", wakeup), name="policy-refresh"
+            every(self._interval, self.refresh, "policy refresh", wakeup, expected=(StoreUnavailableError,)),
+            name="policy-refresh",
         )
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from gateway.config import Config
 from gateway.observability.metrics import Metrics
 from gateway.runtime.periodic import cancel, every
 from gateway.store import Store
+from gateway.store.errors import StoreUnavailableError
 from gateway.store.retention import RetentionPolicy
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,9 @@ class RetentionJob:
         return removed
 
     def start(self) -> None:
-        self._task = asyncio.create_task(every(self._interval, self.run_once, "retention purge"))
+        self._task = asyncio.create_task(
+            every(self._interval, self.run_once, "retention purge", expected=(StoreUnavailableError,))
+        )
 
     async def stop(self) -> None:
         await cancel(self._task)

@@ -22,6 +22,7 @@ from gateway.runtime.background import OFF_LOOP_ENTRIES
 from gateway.runtime.periodic import cancel, every
 from gateway.runtime.wakeup import Wakeup
 from gateway.store import Store
+from gateway.store.errors import StoreUnavailableError
 from signals.evaluate import Knowledge
 
 log = structlog.get_logger(__name__)
@@ -96,7 +97,8 @@ class BlocklistRefresher:
     def start(self, wakeup: Wakeup | None = None) -> None:
         """Poll every interval; ``wakeup`` (another replica's NOTIFY) brings a round at once."""
         self._task = asyncio.create_task(
-            every(self._interval, self._round, "blocklist refresh", wakeup), name="blocklist-refresh"
+            every(self._interval, self._round, "blocklist refresh", wakeup, expected=(StoreUnavailableError,)),
+            name="blocklist-refresh",
         )
 
     async def stop(self) -> None:

@@ -9,16 +9,23 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from gateway.runtime.wakeup import Wakeup
-from gateway.store.errors import StoreUnavailableError
 
 log = structlog.get_logger(__name__)
 
 
 async def every(
-    interval: float, step: Callable[[], Awaitable[object]], what: str, wakeup: Wakeup | None = None
+    interval: float,
+    step: Callable[[], Awaitable[object]],
+    what: str,
+    wakeup: Wakeup | None = None,
+    *,
+    expected: tuple[type[Exception], ...] = (),
 ) -> None:
     """Run ``step`` every ``interval`` seconds, or at once when ``wakeup`` is notified, until cancelled;
-    a failed round is logged and the next one runs."""
+    a failed round is logged and the next one runs.
+
+    An ``expected`` failure (a store outage, say) is logged in one line; any other with its traceback.
+    """
     ticket = wakeup.ticket() if wakeup is not None else None
     while True:
         if ticket is None:
@@ -29,7 +36,7 @@ async def every(
         ticket = wakeup.ticket() if wakeup is not None else None
         try:
             await step()
-        except StoreUnavailableError as error:
+        except expected as error:
             log.warning(f"{what} failed; keeping the current one", error=str(error))
         except Exception:  # the loop must outlive any one bad round
             log.exception(f"{what} failed; keeping the current one")

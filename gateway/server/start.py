@@ -62,12 +62,12 @@ from gateway.runtime.wakeup import Wakeup
 from gateway.security.access import AccessGuard
 from gateway.security.file_watch import WatchedFiles
 from gateway.security.identities import IdentitiesError, IdentityBook, load_identities
+from gateway.security.rate_limits import InFlightLimit, Refusal, answers_once
 from gateway.security.tls import ReloadingServerCredentials, TlsFileError, TlsFiles
 from gateway.security.tls_client import ClientTLSError, client_tls
 from gateway.server.grpc_options import gateway_options, health_options
 from gateway.server.interceptor import ObservabilityInterceptor
 from gateway.server.listen_check import refuse_taken_ports
-from gateway.server.rate_limits import InFlightLimit, Refusal, answers_once
 from gateway.server.registration import add_rarely_called
 from gateway.services.blocklist import BlocklistService
 from gateway.services.command_feed import CommandFeedService

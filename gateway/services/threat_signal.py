@@ -37,7 +37,7 @@ from gateway.login.wire import decode_check_login
 from gateway.observability.metrics import LOGIN_STAGES, Metrics
 from gateway.privacy.pseudonyms import pseudonym
 from gateway.runtime.wakeup import Wakeup
-from gateway.server.rate_limits import TokenBuckets
+from gateway.security.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import NonceReusedError
 from gateway.store.records import HistoryWindows, LoginHistory, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict

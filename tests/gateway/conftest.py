@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.commands.webhook_signing import (
     generate_hmac_secret,
     generate_key_pair,

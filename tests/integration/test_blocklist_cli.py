@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import again, app, telemetry
 from tests.integration.conftest import ServeProcess, run_mtsg

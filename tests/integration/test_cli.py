@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import SHIPPED, app, telemetry
 from tests.integration.conftest import MTSG, ServeProcess, run_mtsg, serve_command

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.store import open_store
 from tests.helpers import freezing_login

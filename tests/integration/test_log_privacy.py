@@ -18,7 +18,7 @@ import grpc
 import httpx
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from tests.helpers import again, app, freezing_login, package_entry_request, phone_change, telemetry
 from tests.integration.conftest import MTSG, LoggedProcess, gateway_env, wait_applied
 

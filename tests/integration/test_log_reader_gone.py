@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import freezing_login, telemetry
 from tests.integration.conftest import serve_command

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from tests.helpers import CALL_STEPS_UP, SHIPPED, telemetry
 from tests.integration.conftest import LoggedProcess, ServeProcess, run_mtsg, serve_command

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.privacy.phone_hash import PhoneHashKeyError, read_keys
 from gateway.server.start import start_gateway
 from tests.helpers import gateway_config, phone_change

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.server.start import start_gateway
 from tests.helpers import freezing_login, gateway_config, telemetry
 from tests.integration.conftest import run_mtsg

@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
 from gateway.policy.knowledge import shipped_policy_document
 from tests.helpers import app, freezing_login, package_entry_request, telemetry

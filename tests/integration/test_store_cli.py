@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2
 from gateway.policy.knowledge import shipped_policy_document
 from gateway.server.start import start_gateway

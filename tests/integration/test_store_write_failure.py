@@ -17,7 +17,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2
 from tests.helpers import freezing_login, telemetry
 from tests.integration.conftest import LoggedProcess, serve_command

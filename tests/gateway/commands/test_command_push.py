@@ -16,7 +16,7 @@ import pytest
 import structlog.testing
 from prometheus_client import generate_latest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.commands.webhook_signing import WebhookSigner
 from gateway.config import CommandsConfig, ConfigError
 from gateway.core_receiver.receiver import Behaviour, CoreReceiver, Ledger

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import structlog.testing
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server.start import RunningGateway, start_gateway
 from tests.gateway.conftest import ReceiverKeyFiles, RunningReceiver, eventually, push_config

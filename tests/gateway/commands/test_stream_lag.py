@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import command_feed_service_pb2, common_pb2
 from gateway.server.start import RunningGateway
 from tests.gateway.conftest import take_commands

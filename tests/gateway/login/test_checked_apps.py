@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.cli.client import MtsgClient, field_violations
+from gateway.client import MtsgClient, field_violations
 from gateway.config import Config
 from gateway.generated.mtsg.v1 import common_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.login.checked_apps import MAX_KEPT_APP_BYTES, CheckedApps, kept_cost

@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 
-from gateway.cli.client import MtsgClient, field_violations
+from gateway.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import common_pb2, policy_service_pb2, telemetry_pb2
 from gateway.server.start import RunningGateway
 from tests.helpers import app, telemetry

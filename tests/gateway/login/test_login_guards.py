@@ -14,7 +14,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway.cli.client import MtsgClient, error_reason, field_violations, request_id_of
+from gateway.client import MtsgClient, error_reason, field_violations, request_id_of
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.server.start import RunningGateway, start_gateway
 from tests.helpers import (

@@ -17,7 +17,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from gateway.cli.client import field_violations
+from gateway.client import field_violations
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
     command_feed_service_pb2,

@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
 
 from blocklists.entry import Category, Indicator, KeyType
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.policy.knowledge import shipped_policy_document
 from gateway.server.start import RunningGateway
 from tests.helpers import app, request, telemetry

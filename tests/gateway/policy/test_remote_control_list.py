@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import structlog.testing
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.policy.knowledge import KnowledgeError, load_knowledge
 from gateway.policy.remote_control_watch import RemoteControlListWatch
 from gateway.registry.refresh import KnowledgeHolder

@@ -210,7 +210,7 @@ async def test_a_restarted_gateway_shows_each_feeds_last_success_from_the_store(
 
 
 async def test_the_running_gateway_follows_its_feed(feed_server: FeedServer, tmp_path: Path) -> None:
-    from gateway.cli.client import MtsgClient
+    from gateway.client import MtsgClient
     from gateway.generated.mtsg.v1 import common_pb2
     from tests.helpers import again, app, telemetry
 
@@ -236,7 +236,7 @@ async def test_a_feeds_token_is_sent_to_the_feed_and_shown_nowhere(feed_server: 
     import httpx
     import structlog.testing
 
-    from gateway.cli.client import MtsgClient
+    from gateway.client import MtsgClient
     from gateway.generated.mtsg.v1 import blocklist_service_pb2
 
     secret = "S3CRET-feed-token"

@@ -16,8 +16,8 @@ import structlog
 from gateway.errors import REQUEST_ID_KEY, abort_with, failure
 from gateway.generated.mtsg.v1.error_reason_pb2 import ERROR_REASON_MISSING_ROLE
 from gateway.observability.metrics import Metrics
+from gateway.security.rate_limits import InFlightLimit, answers_once
 from gateway.server.interceptor import ObservabilityInterceptor
-from gateway.server.rate_limits import InFlightLimit, answers_once
 
 SERVICE = "test.Probe"
 EXPLODE, STREAM, ANSWER = f"/{SERVICE}/Explode", f"/{SERVICE}/Stream", f"/{SERVICE}/Answer"

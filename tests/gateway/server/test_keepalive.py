@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import command_feed_service_pb2, command_feed_service_pb2_grpc
 from gateway.server.start import start_gateway
 from tests.gateway.conftest import take_or_refused

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.cli.client import error_reason
+from gateway.client import error_reason
 from gateway.config import ServerConfig
 from gateway.security.identities import new_token, token_stanza
 from gateway.server.start import RunningGateway, start_gateway

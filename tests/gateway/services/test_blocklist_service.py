@@ -21,7 +21,7 @@ from blocklists.bundle import (
     sign_manifest,
 )
 from blocklists.entry import make_indicator
-from gateway.cli.client import MtsgClient, field_violations, request_id_of
+from gateway.client import MtsgClient, field_violations, request_id_of
 from gateway.generated.mtsg.v1 import blocklist_pb2, blocklist_service_pb2, common_pb2, telemetry_pb2
 from gateway.server.start import RunningGateway
 from tests.helpers import app, telemetry

@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.cli.client import MtsgClient, error_reason, field_violations
+from gateway.client import MtsgClient, error_reason, field_violations
 from gateway.generated.mtsg.v1 import command_feed_service_pb2
 from gateway.server.start import RunningGateway, start_gateway
 from tests.gateway.conftest import eventually, take_commands, take_or_refused

@@ -8,7 +8,7 @@ import uuid
 import grpc
 import pytest
 
-from gateway.cli.client import MtsgClient, field_violations
+from gateway.client import MtsgClient, field_violations
 from gateway.generated.mtsg.v1 import event_service_pb2
 from gateway.server.start import RunningGateway
 from gateway.store.sql_store import TABLES, SQLStore

@@ -20,7 +20,7 @@ import grpc
 import pytest
 import structlog.testing
 
-from gateway.cli.client import MtsgClient
+from gateway.client import MtsgClient
 from gateway.generated.mtsg.v1 import (
     blocklist_service_pb2,
     blocklist_service_pb2_grpc,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.server import rate_limits
-from gateway.server.rate_limits import TokenBuckets
+from gateway.security import rate_limits
+from gateway.security.rate_limits import TokenBuckets
 
 
 class _Clock:
