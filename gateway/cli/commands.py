@@ -43,7 +43,7 @@ from gateway.commands.webhook_signing import (
 from gateway.generated.mtsg.v1 import common_pb2
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.outbox import DELIVERY_STATES
-from gateway.store.records import CommandOverview, CommandQuery, StoredCommand
+from gateway.store.records import CommandOverview, CommandQuery, DeliveryStatus, StoredCommand
 from gateway.urls import without_secrets
 from signals.wording import counted
 
@@ -119,7 +119,9 @@ def _commands_show(options: argparse.Namespace, load: ConfigLoader) -> int:
         for delivery in await store.commands.deliveries(stored.cursor):
             when = f", delivered {format_timestamp(delivery.delivered_at)}" if delivery.delivered_at else ""
             retry = (
-                f", next attempt {format_timestamp(delivery.next_attempt_at)}" if delivery.state == "pending" else ""
+                f", next attempt {format_timestamp(delivery.next_attempt_at)}"
+                if delivery.state == DeliveryStatus.PENDING
+                else ""
             )
             print(f"  delivery to {delivery.endpoint}: {delivery.state}, {delivery.attempts} attempts{when}{retry}")
         # Numbered per endpoint over the command's whole life: a redelivery starts a fresh retry budget,

@@ -32,7 +32,7 @@ from gateway.commands.webhook_signing import WebhookSigner
 from gateway.observability.metrics import Metrics
 from gateway.runtime.wakeup import Wakeup
 from gateway.store import Store, StoreUnavailableError
-from gateway.store.records import DeliveryAttempt, DueDelivery
+from gateway.store.records import AttemptOutcome, DeliveryAttempt, DueDelivery
 from gateway.urls import without_secrets
 
 log = structlog.get_logger(__name__)
@@ -212,9 +212,9 @@ class CommandDispatcher:
         shown = without_secrets(delivery.endpoint)
         self._metrics.delivery_attempts.labels(endpoint=shown, outcome=attempt.outcome).inc()
         self._log(delivery, attempt, shown)
-        if attempt.outcome == "delivered":
+        if attempt.outcome is AttemptOutcome.DELIVERED:
             self._metrics.delivery_latency.labels(endpoint=shown).observe(finished - command.created_at)
-        elif attempt.outcome == "dead":
+        elif attempt.outcome is AttemptOutcome.DEAD:
             self._metrics.dead_letters.labels(endpoint=shown).inc()
 
     def _outcome(
@@ -229,14 +229,14 @@ class CommandDispatcher:
     ) -> DeliveryAttempt:
         duration_ms = (finished - started) * 1000
         if status is not None and 200 <= status < 300:
-            outcome, next_at = "delivered", 0.0
+            outcome, next_at = AttemptOutcome.DELIVERED, 0.0
         elif status == 410:
             # Gone: the receiver asks us to stop.  The delivery stays pending for when an operator re-enables it.
-            outcome, next_at = "gone", finished
+            outcome, next_at = AttemptOutcome.GONE, finished
         elif self._settings.retry.exhausted(attempt):
-            outcome, next_at = "dead", 0.0
+            outcome, next_at = AttemptOutcome.DEAD, 0.0
         else:
-            outcome, next_at = "retry", finished + self._settings.retry.delay(attempt, retry_after)
+            outcome, next_at = AttemptOutcome.RETRY, finished + self._settings.retry.delay(attempt, retry_after)
         return DeliveryAttempt(endpoint, attempt, started, duration_ms, status, outcome, error, next_at)
 
     def _log(self, delivery: DueDelivery, attempt: DeliveryAttempt, shown_endpoint: str) -> None:
@@ -247,12 +247,12 @@ class CommandDispatcher:
             "status": attempt.status,
             "duration_ms": round(attempt.duration_ms, 1),
         }
-        if attempt.outcome == "delivered":
+        if attempt.outcome is AttemptOutcome.DELIVERED:
             log.info("command delivered", **fields)
-        elif attempt.outcome == "retry":
+        elif attempt.outcome is AttemptOutcome.RETRY:
             retry_at = round(attempt.next_attempt_at, 3)
             log.warning("command delivery failed; will retry", error=attempt.error, retry_at=retry_at, **fields)
-        elif attempt.outcome == "dead":
+        elif attempt.outcome is AttemptOutcome.DEAD:
             log.error("command dead-lettered after the last attempt", error=attempt.error, **fields)
         else:
             log.error("endpoint answered 410 Gone and is disabled", **fields)

@@ -22,10 +22,12 @@ from typing import Any
 from gateway.store.audit import insert_audit
 from gateway.store.database import Connection, Database, Row
 from gateway.store.records import (
+    AttemptOutcome,
     CommandOverview,
     CommandQuery,
     DeliveryAttempt,
     DeliveryState,
+    DeliveryStatus,
     DueDelivery,
     EndpointMove,
     NewCommand,
@@ -39,7 +41,7 @@ _COMMAND_COLUMNS = "cursor, command_id, type, customer_id, sequence, verdict_id,
 # The same columns read through the alias "c" in joins.
 _COMMAND_COLUMNS_OF_C = ", ".join(f"c.{name}" for name in _COMMAND_COLUMNS.split(", "))
 _DELIVERY_COLUMNS = "endpoint, state, attempts, next_attempt_at, last_attempt_at, last_status, last_error, delivered_at"
-DELIVERY_STATES = ("pending", "delivered", "dead")
+DELIVERY_STATES = tuple(status.value for status in DeliveryStatus)
 _CONSUMER_CURSOR = "SELECT acknowledged_cursor FROM command_consumers WHERE consumer_id = ?"
 
 
@@ -135,7 +137,18 @@ class CommandStore:
             " WHERE cursor = ? ORDER BY id",
             (cursor,),
         )
-        return [DeliveryAttempt(*row) for row in rows]
+        return [
+            DeliveryAttempt(
+                endpoint=row[0],
+                attempt=row[1],
+                at=row[2],
+                duration_ms=row[3],
+                status=row[4],
+                outcome=AttemptOutcome(row[5]),
+                error=row[6],
+            )
+            for row in rows
+        ]
 
     async def overview(self, query: CommandQuery) -> list[CommandOverview]:
         conditions: list[str] = []
@@ -189,7 +202,7 @@ class CommandStore:
 
     async def record_attempt(self, cursor: int, attempt: DeliveryAttempt, owner: str) -> bool:
         """Store one attempt's outcome; False when ``owner`` lost its lease meanwhile (nothing is changed then)."""
-        state = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
+        state = attempt.outcome.status
 
         async def record(tx: Connection) -> bool:
             changed = await tx.execute(
@@ -203,7 +216,7 @@ class CommandStore:
                     attempt.status,
                     attempt.error,
                     attempt.next_attempt_at,
-                    attempt.at if state == "delivered" else None,
+                    attempt.at if state is DeliveryStatus.DELIVERED else None,
                     cursor,
                     attempt.endpoint,
                     owner,
@@ -225,7 +238,7 @@ class CommandStore:
                     attempt.error,
                 ),
             )
-            if attempt.outcome == "gone":
+            if attempt.outcome is AttemptOutcome.GONE:
                 await tx.execute(
                     "INSERT INTO command_endpoints (endpoint, disabled_at, disabled_reason) VALUES (?, ?, ?)"
                     " ON CONFLICT (endpoint) DO UPDATE SET disabled_at = excluded.disabled_at,"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from signals.context import DeviceInventory, PastLocation, PhoneNumberChangeSummary
 
@@ -243,20 +244,46 @@ class DeliveryState:
     delivered_at: float | None
 
 
+class DeliveryStatus(StrEnum):
+    """Where one command's delivery to one endpoint stands, as ``command_deliveries.state`` stores it."""
+
+    # Still to be sent: never tried, waiting for a retry, or held while its endpoint is disabled.
+    PENDING = "pending"
+    # The endpoint answered 2xx.
+    DELIVERED = "delivered"
+    # Every attempt failed: an operator must look at it (``mtsg commands redeliver``).
+    DEAD = "dead"
+
+
+class AttemptOutcome(StrEnum):
+    """What one HTTP attempt means for its delivery, as ``command_attempts.outcome`` stores it."""
+
+    DELIVERED = "delivered"
+    # Failed; tried again at the attempt's ``next_attempt_at``.
+    RETRY = "retry"
+    # Failed with no attempts left: the delivery is dead-lettered.
+    DEAD = "dead"
+    # The endpoint answered 410 Gone: it is disabled, and the delivery waits for it.
+    GONE = "gone"
+
+    @property
+    def status(self) -> DeliveryStatus:
+        """The delivery's status after an attempt with this outcome."""
+        if self is AttemptOutcome.DELIVERED:
+            return DeliveryStatus.DELIVERED
+        return DeliveryStatus.DEAD if self is AttemptOutcome.DEAD else DeliveryStatus.PENDING
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryAttempt:
-    """One HTTP attempt and what it means for the delivery.
-
-    ``outcome`` is "delivered", "retry" (again at ``next_attempt_at``), "dead" (no
-    attempts left) or "gone" (the endpoint answered 410 and is disabled).
-    """
+    """One HTTP attempt and what it means for the delivery."""
 
     endpoint: str
     attempt: int
     at: float
     duration_ms: float
     status: int | None
-    outcome: str
+    outcome: AttemptOutcome
     error: str
     next_attempt_at: float = 0.0
 
@@ -268,7 +295,7 @@ class CommandQuery:
     limit: int = 50
     before: int = 0
     customer_id: str = ""
-    # "" (any), "pending", "delivered" or "dead": commands with at least one delivery in that state.
+    # "" (any) or a DeliveryStatus: commands with at least one delivery in that state.
     state: str = ""
 
 

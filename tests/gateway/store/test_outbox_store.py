@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.store import Store
-from gateway.store.records import DeliveryAttempt, LoginRecord, NewCommand
+from gateway.store.records import AttemptOutcome, DeliveryAttempt, LoginRecord, NewCommand
 
 NOW = 1_800_000_000.0
 ENDPOINT = "http://core.example/commands"
@@ -36,7 +36,9 @@ def _login(verdict_id: str, customer_id: str, request_id: str | None = None) -> 
 
 
 def _attempt(outcome: str, attempt: int = 1, next_at: float = 0.0) -> DeliveryAttempt:
-    return DeliveryAttempt(ENDPOINT, attempt, NOW, 1.0, 200 if outcome == "delivered" else 500, outcome, "", next_at)
+    return DeliveryAttempt(
+        ENDPOINT, attempt, NOW, 1.0, 200 if outcome == "delivered" else 500, AttemptOutcome(outcome), "", next_at
+    )
 
 
 async def test_a_retried_login_stores_its_command_once(store: Store) -> None:
@@ -86,7 +88,7 @@ async def test_gone_disables_the_endpoint_and_redeliver_requeues_with_a_fresh_bu
     await store.record_login(_login("v1", "alice"))
     (due,) = await store.commands.claim_due([ENDPOINT], "me", NOW, 30, 10)
     await store.commands.record_attempt(
-        due.command.cursor, DeliveryAttempt(ENDPOINT, 1, NOW, 1.0, 410, "gone", "HTTP 410", NOW), "me"
+        due.command.cursor, DeliveryAttempt(ENDPOINT, 1, NOW, 1.0, 410, AttemptOutcome.GONE, "HTTP 410", NOW), "me"
     )
     assert ENDPOINT in await store.commands.disabled_endpoints()
     assert await store.commands.claim_due([ENDPOINT], "me", NOW + 60, 30, 10) == []
@@ -131,7 +133,7 @@ async def test_a_delivery_being_attempted_at_the_old_url_is_not_moved_until_its_
     left = [row.endpoint for row in await store.commands.deliveries(leased.command.cursor)]
     assert left == [ENDPOINT]
     # The old replica's attempt fails and leaves the delivery pending; the next move takes it.
-    retry = DeliveryAttempt(ENDPOINT, 1, NOW + 2, 1.0, 503, "retry", "unavailable", NOW + 60)
+    retry = DeliveryAttempt(ENDPOINT, 1, NOW + 2, 1.0, 503, AttemptOutcome.RETRY, "unavailable", NOW + 60)
     assert await store.commands.record_attempt(leased.command.cursor, retry, "old-replica")
     again = await store.commands.move_pending(ENDPOINT, new, NOW + 3, "test:operator")
     assert (again.moved, again.kept, again.sending) == (1, 0, 0)

@@ -215,5 +215,5 @@ async def test_a_delivery_whose_outcome_cannot_be_recorded_is_sent_again_after_i
 
 
 async def _delivered(gateway: RunningGateway, cursor: int) -> list[str] | None:
-    outcomes = [attempt.outcome for attempt in await gateway.store.commands.attempts(cursor)]
+    outcomes = [str(attempt.outcome) for attempt in await gateway.store.commands.attempts(cursor)]
     return outcomes if outcomes and outcomes[-1] == "delivered" else None

@@ -9,6 +9,7 @@ import pytest
 from gateway.store import Store
 from gateway.store.errors import NonceReusedError
 from gateway.store.records import (
+    AttemptOutcome,
     DeliveryAttempt,
     LoginLocation,
     LoginRecord,
@@ -63,7 +64,8 @@ async def _deliver(store: Store, command_id: str, outcome: str = "delivered") ->
         for item in await store.commands.claim_due([ENDPOINT], "me", NOW, 30, 100)
         if item.command.command_id == command_id
     ]
-    attempt = DeliveryAttempt(ENDPOINT, 1, NOW, 1.0, 200 if outcome == "delivered" else 500, outcome, "", 0.0)
+    status = 200 if outcome == "delivered" else 500
+    attempt = DeliveryAttempt(ENDPOINT, 1, NOW, 1.0, status, AttemptOutcome(outcome), "", 0.0)
     assert await store.commands.record_attempt(claimed.command.cursor, attempt, "me")
     await store.commands.release_leases("me")  # the claim leased the others too
 
