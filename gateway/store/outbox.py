@@ -44,6 +44,38 @@ _DELIVERY_COLUMNS = "endpoint, state, attempts, next_attempt_at, last_attempt_at
 DELIVERY_STATES = tuple(status.value for status in DeliveryStatus)
 _CONSUMER_CURSOR = "SELECT acknowledged_cursor FROM command_consumers WHERE consumer_id = ?"
 
+# The deliveries a dispatcher may send now, oldest first: pending, due, not leased by another
+# dispatcher, to an endpoint that is not disabled, and the oldest pending one of its customer at
+# that endpoint (a customer's commands arrive in order).  {endpoints}: one mark per endpoint;
+# {skip_locked}: PostgreSQL's FOR UPDATE SKIP LOCKED, so replicas claim different rows.
+_DUE_DELIVERIES = (
+    f"SELECT d.attempts, d.endpoint, {_COMMAND_COLUMNS_OF_C}"
+    " FROM command_deliveries d JOIN commands c ON c.cursor = d.cursor"
+    " WHERE d.state = 'pending' AND d.endpoint IN ({endpoints})"
+    " AND d.next_attempt_at <= ? AND d.lease_expires_at <= ?"
+    " AND d.endpoint NOT IN (SELECT endpoint FROM command_endpoints WHERE disabled_at IS NOT NULL)"
+    " AND NOT EXISTS (SELECT 1 FROM command_deliveries e WHERE e.endpoint = d.endpoint"
+    "  AND e.customer_id = d.customer_id AND e.state = 'pending' AND e.sequence < d.sequence)"
+    " ORDER BY d.cursor LIMIT ?{skip_locked}"
+)
+# One command queued again for one endpoint with fresh attempts, whatever its delivery there was.
+_QUEUE_AGAIN = (
+    "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
+    " SELECT cursor, ?, customer_id, sequence, 'pending', ? FROM commands WHERE command_id = ?"
+    " ON CONFLICT (cursor, endpoint) DO UPDATE SET state = 'pending', attempts = 0,"
+    " next_attempt_at = excluded.next_attempt_at, lease_owner = '', lease_expires_at = 0,"
+    " last_error = '', delivered_at = NULL"
+)
+# A stream consumer's acknowledged position, moved forward only: a late or repeated Ack never
+# takes it back.
+_ACKNOWLEDGE = (
+    "INSERT INTO command_consumers (consumer_id, acknowledged_cursor, updated_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (consumer_id) DO UPDATE SET acknowledged_cursor = CASE"
+    " WHEN excluded.acknowledged_cursor > command_consumers.acknowledged_cursor"
+    " THEN excluded.acknowledged_cursor ELSE command_consumers.acknowledged_cursor END,"
+    " updated_at = excluded.updated_at"
+)
+
 
 def _command(row: Sequence[Any]) -> StoredCommand:
     return StoredCommand(
@@ -179,14 +211,7 @@ class CommandStore:
 
         async def claim(tx: Connection) -> list[Row]:
             rows = await tx.fetch(
-                f"SELECT d.attempts, d.endpoint, {_COMMAND_COLUMNS_OF_C}"
-                " FROM command_deliveries d JOIN commands c ON c.cursor = d.cursor"
-                f" WHERE d.state = 'pending' AND d.endpoint IN ({marks})"
-                " AND d.next_attempt_at <= ? AND d.lease_expires_at <= ?"
-                " AND d.endpoint NOT IN (SELECT endpoint FROM command_endpoints WHERE disabled_at IS NOT NULL)"
-                " AND NOT EXISTS (SELECT 1 FROM command_deliveries e WHERE e.endpoint = d.endpoint"
-                "  AND e.customer_id = d.customer_id AND e.state = 'pending' AND e.sequence < d.sequence)"
-                f" ORDER BY d.cursor LIMIT ?{self._db.skip_locked('d')}",
+                _DUE_DELIVERIES.format(endpoints=marks, skip_locked=self._db.skip_locked("d")),
                 [*endpoints, now, now, limit],
             )
             await tx.executemany(
@@ -268,14 +293,7 @@ class CommandStore:
                 tx, at=now, actor=actor, action="command.redeliver", target=command_id, detail=" ".join(endpoints)
             )
             for endpoint in endpoints:
-                queued += await tx.execute(
-                    "INSERT INTO command_deliveries (cursor, endpoint, customer_id, sequence, state, next_attempt_at)"
-                    " SELECT cursor, ?, customer_id, sequence, 'pending', ? FROM commands WHERE command_id = ?"
-                    " ON CONFLICT (cursor, endpoint) DO UPDATE SET state = 'pending', attempts = 0,"
-                    " next_attempt_at = excluded.next_attempt_at, lease_owner = '', lease_expires_at = 0,"
-                    " last_error = '', delivered_at = NULL",
-                    (endpoint, now, command_id),
-                )
+                queued += await tx.execute(_QUEUE_AGAIN, (endpoint, now, command_id))
             await tx.notify("commands")
         return queued
 
@@ -406,14 +424,7 @@ class CommandStore:
         """
 
         async def advance(tx: Connection) -> int:
-            await tx.execute(
-                "INSERT INTO command_consumers (consumer_id, acknowledged_cursor, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (consumer_id) DO UPDATE SET acknowledged_cursor = CASE"
-                " WHEN excluded.acknowledged_cursor > command_consumers.acknowledged_cursor"
-                " THEN excluded.acknowledged_cursor ELSE command_consumers.acknowledged_cursor END,"
-                " updated_at = excluded.updated_at",
-                (consumer_id, cursor, now),
-            )
+            await tx.execute(_ACKNOWLEDGE, (consumer_id, cursor, now))
             row = await tx.fetchone(_CONSUMER_CURSOR, (consumer_id,))
             return int(row[0]) if row else 0
 
