@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from gateway.bench.workload import CHECK_LOGIN, Operation, Workload
+from gateway.bench.workload import CHECK_LOGIN, LOGIN_ROUNDS, Operation, Workload
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
 from gateway.runtime.parent_death import end_with_parent
 
@@ -61,13 +61,13 @@ class LoadResult:
         return total
 
 
-def _made_unique(operation: Operation, unique: str) -> bytes:
+def _made_unique(operation: Operation, body: bytes, unique: str) -> bytes:
     if operation.method != CHECK_LOGIN:
-        return operation.body
+        return body
     fresh = threat_signal_service_pb2.CheckLoginRequest(request_id=unique)
     fresh.telemetry.nonce = unique.rjust(16, "0")
     fresh.telemetry.collected_at.FromNanoseconds(time.time_ns())
-    return operation.body + fresh.SerializeToString()
+    return body + fresh.SerializeToString()
 
 
 # Calls in flight per connection: a bank's backend keeps a pool of connections, and a gateway
@@ -96,7 +96,9 @@ async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation],
             nonlocal cursor
             operation = operations[cursor % len(operations)]
             cursor += 1
-            body = _made_unique(operation, f"b{client_index}-{cursor}-{started:.0f}")
+            body = _made_unique(
+                operation, operation.in_round(cursor // len(operations)), f"b{client_index}-{cursor}-{started:.0f}"
+            )
             try:
                 await pools[cursor % connections][operation.method](body, timeout=30)
                 ok = True
@@ -140,7 +142,7 @@ def run_client(plan: LoadPlan, client_index: int, start: StartSignal, ready: Any
     It ends with ``parent``: a bench killed outright would leave it waiting for a start forever.
     """
     end_with_parent(parent)
-    operations = Workload(plan.seed, plan.customers, plan.now).operations(plan.operations)
+    operations = Workload(plan.seed, plan.customers, plan.now).operations(plan.operations, LOGIN_ROUNDS)
     ready.put(client_index)
     while start.value == 0:
         time.sleep(0.01)

@@ -35,6 +35,7 @@ from gateway.bench.stages import (
     verdict_mix,
 )
 from gateway.bench.targets import MAX_HALF_RATE_P99_MS, TargetCheck, baseline_doubt, check_targets, render_targets
+from gateway.bench.workload import WorkloadMix, workload_mix
 from gateway.config import env_variable
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
@@ -173,6 +174,8 @@ class BenchResult:
     registry: RegistryFigures | None
     delivery: DeliveryFigures | None = None
     evaluation: EvaluationFigures | None = None
+    # What each client process's logins were (``WorkloadMix``): devices, first logins, changed inventories.
+    workload: WorkloadMix | None = None
 
 
 # Every login-rate limit of the gateway the bench starts (LoginConfig's fields).
@@ -204,6 +207,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         if settings.registry_only:
             return BenchResult([], registry)
         evaluation = measure_evaluation(logins=settings.evaluation_logins, seed=settings.seed)
+        workload = workload_mix(settings.seed, settings.customers, settings.operations)
         echo = start_echo()
         try:
             baseline = _measure_runs(_Measured("echo", echo.target, echo), settings)
@@ -211,7 +215,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             echo.stop()
         if settings.target:
             measured = _measure_runs(_Measured("gateway", settings.target, metrics=settings.target_metrics), settings)
-            return BenchResult(_rows(baseline, measured), registry, evaluation=evaluation)
+            return BenchResult(_rows(baseline, measured), registry, evaluation=evaluation, workload=workload)
         store_url = os.environ.get("MTSG_STORE_URL", "")  # inherited by mtsg serve, like every MTSG_* setting
         where = (
             f"the PostgreSQL store at {redact(store_url)}" if is_postgres_url(store_url) else f"SQLite in {data_dir}"
@@ -235,7 +239,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             if settings.deliveries
             else None
         )
-    return BenchResult(_rows(baseline, measured), registry, delivery, evaluation)
+    return BenchResult(_rows(baseline, measured), registry, delivery, evaluation, workload)
 
 
 def _beside_pushes(half_rate: Figures | None, settings: BenchSettings) -> Callable[[str], ClientFleet] | None:
@@ -290,6 +294,8 @@ def render_report(result: BenchResult, settings: BenchSettings) -> str:
     parts = [render_registry(result.registry)] if result.registry else []
     if result.evaluation:
         parts.append(render_evaluation(result.evaluation))
+    if result.workload:
+        parts.append(result.workload.describe(settings.operations))
     if result.figures:
         parts.append(_render_load(result.figures, settings))
     if result.delivery:
@@ -376,6 +382,7 @@ def write_json(path: Path, result: BenchResult, settings: BenchSettings) -> None
         "registry": asdict(result.registry) if result.registry else None,
         "delivery": asdict(result.delivery) if result.delivery else None,
         "evaluation": asdict(result.evaluation) if result.evaluation else None,
+        "workload": asdict(result.workload) if result.workload else None,
         "targets": [asdict(check) for check in _targets(result, settings)] if result.figures else [],
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

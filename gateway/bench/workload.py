@@ -5,14 +5,17 @@ new devices and far-away locations, remote-control apps (some running during a
 call), and correlated sequences (a phone-number change, then a login from a new
 device, then another login).  Each device holds 150-300 installed apps: most from
 3,000 common apps, as every phone holds the same popular builds, and one to eight
-that no other device has (the long tail).  A device keeps its apps from one login
-to the next; now and then one more appears (a new install since the last login).
+that no other device has (the long tail).  Like a real phone, each device reports those
+builds with its own install and update times and its own grants, so no two devices send
+one app's bytes alike; a few apps run at each login, a different few each time; and a few
+percent of a device's logins find an app installed, updated or removed since the last.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import time
 from dataclasses import dataclass
 
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
@@ -47,8 +50,18 @@ def malicious_apk_sha256(index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Operation:
+    """One call a client sends; a login comes as the device's next logins, one per round of the pool."""
+
     method: str
     body: bytes
+    # The same device's later logins (what runs has changed, now and then its inventory), sent in the
+    # pool's later rounds in turn, so a login sent again is not the same bytes again.
+    later: tuple[bytes, ...] = ()
+
+    def in_round(self, round_number: int) -> bytes:
+        """The body to send in the pool's ``round_number``-th round (0 first)."""
+        bodies = (self.body, *self.later)
+        return bodies[round_number % len(bodies)]
 
 
 def _hex(rng: random.Random, digits: int) -> str:
@@ -61,14 +74,28 @@ _PERMISSIONS = (
     "android.permission.RECORD_AUDIO",
     "android.permission.ACCESS_FINE_LOCATION",
     "android.permission.POST_NOTIFICATIONS",
+    "android.permission.READ_PHONE_STATE",
+    "android.permission.BLUETOOTH_CONNECT",
+    "android.permission.READ_MEDIA_IMAGES",
 )
 # Apps a device holds that no other device has: 1 to 8, about 2% of its apps.
 _LONG_TAIL = (1, 8)
-# The share of logins from a known device that report an app installed since the last one.
-_NEW_INSTALL_SHARE = 0.1
+# The share of a known device's logins whose inventory changed since its last one: an app
+# installed, updated or removed, in that order of likelihood.
+INVENTORY_CHANGE_SHARE = 0.04
+_CHANGE_KINDS = (("installed", 0.4), ("updated", 0.45), ("removed", 0.15))
+# The logins of each device a client's pool holds: sent round and round, a pool whose logins
+# repeated their bytes would have the gateway meet the same login again and again.
+LOGIN_ROUNDS = 4
+# The share of a device's apps with a process running at one login (a different few each time).
+_RUNNING_SHARE = 0.06
+# A phone's apps were installed over the months before the run.
+_DAY = 86_400.0
+_SETUP_DAYS = (30, 900)
 
 
 def _store_app(rng: random.Random, package_name: str, label: str) -> telemetry_pb2.InstalledApp:
+    """One build of an app as a store ships it: what every device holding that build reports alike."""
     return telemetry_pb2.InstalledApp(
         package_name=package_name,
         label=label,
@@ -79,12 +106,71 @@ def _store_app(rng: random.Random, package_name: str, label: str) -> telemetry_p
         apk_sha256=_hex(rng, 64),
         signing_cert_sha256=_hex(rng, 64),
         signing_cert_sha1=_hex(rng, 40),
-        granted_permissions=rng.sample(_PERMISSIONS, k=rng.randint(0, 3)),
+        # The dangerous permissions the app asks for; each device grants its own share of them.
+        granted_permissions=rng.sample(_PERMISSIONS, k=rng.randint(0, 4)),
     )
 
 
 def _app_universe(rng: random.Random, size: int = 3000) -> list[telemetry_pb2.InstalledApp]:
     return [_store_app(rng, f"com.vendor{index % 400}.app{index}", f"App {index}") for index in range(size)]
+
+
+def _on_device(
+    build: telemetry_pb2.InstalledApp, rng: random.Random, installed_at: float, updated_at: float
+) -> telemetry_pb2.InstalledApp:
+    """``build`` as one device reports it: its own install and update times and its own grants."""
+    app = telemetry_pb2.InstalledApp()
+    app.CopyFrom(build)
+    asked = list(build.granted_permissions)
+    del app.granted_permissions[:]
+    app.granted_permissions.extend(permission for permission in asked if rng.random() < 0.6)
+    app.first_install_time.FromSeconds(int(installed_at))
+    app.last_update_time.FromSeconds(int(max(installed_at, updated_at)))
+    return app
+
+
+def _running(app: telemetry_pb2.InstalledApp, *, running: bool, foreground: bool) -> telemetry_pb2.InstalledApp:
+    shown = telemetry_pb2.InstalledApp()
+    shown.CopyFrom(app)
+    shown.running = running
+    shown.foreground = foreground
+    return shown
+
+
+@dataclass
+class WorkloadMix:
+    """What a workload sent, to print beside its figures: a bench is only as real as its devices."""
+
+    logins: int = 0
+    first_logins: int = 0
+    installed: int = 0
+    updated: int = 0
+    removed: int = 0
+    apps: int = 0
+    phone_changes: int = 0
+
+    def describe(self, pool: int) -> str:
+        """The mix in a line or two; ``pool``: the operations each client builds and then sends round."""
+        logins = self.logins or 1
+        changed = self.installed + self.updated + self.removed
+        return (
+            f"workload: {self.logins} logins per client, {self.apps / logins:.0f} apps each on average, every"
+            f" device with its own install times and grants and a few apps running;"
+            f" {self.first_logins / logins:.1%} first logins of a device, {changed / logins:.1%} with an"
+            f" inventory changed since the device's last login ({self.installed} installed,"
+            f" {self.updated} updated, {self.removed} removed); {self.phone_changes} phone-number changes."
+            f"\n  Each client sends its pool of {pool} operations round and round, each login as the"
+            f" device's next one for {LOGIN_ROUNDS} rounds; past them a login repeats its bytes (with a fresh"
+            f" request id, nonce and time)."
+        )
+
+
+@dataclass
+class _Device:
+    """A device's inventory between its logins: what changed since the seed drew it."""
+
+    apps: list[telemetry_pb2.InstalledApp]
+    logins: int = 0
 
 
 class Workload:
@@ -97,26 +183,64 @@ class Workload:
         self._universe = _app_universe(self._rng)
         self._customers = customers
         self._counter = 0
+        self._devices: dict[str, _Device] = {}
+        self.mix = WorkloadMix()
 
     def _device_apps(self, device: str) -> list[telemetry_pb2.InstalledApp]:
-        """The apps ``device`` holds: drawn from the seed and the device alone, so every client process
-        and every login of the device report the same ones."""
+        """The apps ``device`` holds when first seen: drawn from the seed and the device alone, so every
+        client process reports the same ones, each with this device's own times and grants."""
         rng = random.Random(f"{self._seed}/{device}")
         count, tail = rng.randint(150, 300), rng.randint(*_LONG_TAIL)
+        setup = self._now - rng.uniform(*_SETUP_DAYS) * _DAY
         rare = [_store_app(rng, f"org.rare.{device}.app{n}", f"Rare {n}") for n in range(tail)]
-        return rng.sample(self._universe, k=count - tail) + rare
+        builds = rng.sample(self._universe, k=count - tail) + rare
+        apps = []
+        for build in builds:
+            installed_at = rng.uniform(setup, self._now - _DAY)
+            apps.append(_on_device(build, rng, installed_at, rng.uniform(installed_at, self._now - _DAY)))
+        return apps
 
-    def _login(self, customer: int, device: str, *, lat: float, lon: float) -> telemetry_pb2.LoginTelemetry:
+    def _change_inventory(self, device: _Device) -> None:
+        """One change since the device's last login: an app installed, updated or removed."""
+        rng = self._rng
+        kind = rng.choices([name for name, _ in _CHANGE_KINDS], weights=[weight for _, weight in _CHANGE_KINDS])[0]
+        held = {app.package_name for app in device.apps}
+        if kind == "installed":
+            build = next((app for app in rng.sample(self._universe, k=8) if app.package_name not in held), None)
+            if build is None:
+                return
+            device.apps.append(_on_device(build, rng, self._now - 600, self._now - 600))
+            self.mix.installed += 1
+        elif kind == "updated":
+            index = rng.randrange(len(device.apps))
+            app = telemetry_pb2.InstalledApp()
+            app.CopyFrom(device.apps[index])
+            app.version_code += 1
+            app.apk_sha256 = _hex(rng, 64)
+            app.last_update_time.FromSeconds(int(self._now - 600))
+            device.apps[index] = app
+            self.mix.updated += 1
+        elif len(device.apps) > 1:
+            del device.apps[rng.randrange(len(device.apps))]
+            self.mix.removed += 1
+
+    def _login(self, customer: int, device_id: str, *, lat: float, lon: float) -> telemetry_pb2.LoginTelemetry:
         rng = self._rng
         self._counter += 1
-        apps = self._device_apps(device)
-        if rng.random() < _NEW_INSTALL_SHARE:
-            held = {app.package_name for app in apps}
-            installed = next((app for app in rng.sample(self._universe, k=8) if app.package_name not in held), None)
-            apps.extend([installed] if installed is not None else [])
+        device = self._devices.get(device_id)
+        if device is None:
+            device = self._devices[device_id] = _Device(self._device_apps(device_id))
+            self.mix.first_logins += 1
+        elif rng.random() < INVENTORY_CHANGE_SHARE:
+            self._change_inventory(device)
+        device.logins += 1
+        # What runs changes from one login to the next; the rest of each app is the device's own.
+        apps = self._running_now(device.apps)
+        self.mix.logins += 1
+        self.mix.apps += len(apps)
         login = telemetry_pb2.LoginTelemetry(
             customer_id=f"bench-cust-{customer}",
-            device_id=device,
+            device_id=device_id,
             session_id=f"s{self._counter}",
             nonce=_hex(rng, 32),
             installed_apps=apps,
@@ -168,6 +292,7 @@ class Workload:
         )
         change.changed_at.FromSeconds(int(self._now) - 3600)
         report = event_service_pb2.ReportPhoneNumberChangeRequest(changes=[change])
+        self.mix.phone_changes += 1
         new_device = f"bench-dev-{customer}-{self._counter}"
         return [
             Operation(REPORT_PHONE_CHANGE, report.SerializeToString()),
@@ -175,8 +300,56 @@ class Workload:
             self._request(self._login(customer, new_device, lat=home[0], lon=home[1])),
         ]
 
-    def operations(self, count: int) -> list[Operation]:
+    def operations(self, count: int, rounds: int = 1) -> list[Operation]:
+        """A pool of ``count`` operations; with ``rounds`` above 1 each login carries the device's next
+        ``rounds - 1`` logins for the pool's later rounds."""
         found: list[Operation] = []
         while len(found) < count:
             found.extend(self.sequence())
-        return found[:count]
+        pool = found[:count]
+        if rounds <= 1:
+            return pool
+        return [
+            self._with_later_logins(operation, rounds - 1) if operation.method == CHECK_LOGIN else operation
+            for operation in pool
+        ]
+
+    def _with_later_logins(self, operation: Operation, later: int) -> Operation:
+        request = threat_signal_service_pb2.CheckLoginRequest.FromString(operation.body)
+        device = _Device(list(request.telemetry.installed_apps))
+        bodies = []
+        for _ in range(later):
+            if self._rng.random() < INVENTORY_CHANGE_SHARE:
+                self._change_inventory(device)
+            del request.telemetry.installed_apps[:]
+            request.telemetry.installed_apps.extend(self._running_now(device.apps))
+            self.mix.logins += 1
+            self.mix.apps += len(device.apps)
+            bodies.append(request.SerializeToString())
+        return Operation(operation.method, operation.body, tuple(bodies))
+
+    def _running_now(self, apps: list[telemetry_pb2.InstalledApp]) -> list[telemetry_pb2.InstalledApp]:
+        """``apps`` at one login: a different few of the device's own apps running (an app the workload
+        added to the login, a remote-control or listed one, keeps what it reports)."""
+        rng = self._rng
+        own = [index for index, app in enumerate(apps) if app.HasField("first_install_time")]
+        running = rng.sample(own, k=int(len(own) * _RUNNING_SHARE))
+        # Now and then one of them is on screen (the banking app itself is not in the list).
+        foreground = running[0] if running and rng.random() < 0.3 else -1
+        own_set = set(own)
+        shown = [
+            _running(app, running=False, foreground=False)
+            if index in own_set and (app.running or app.foreground)
+            else app
+            for index, app in enumerate(apps)
+        ]
+        for index in running:
+            shown[index] = _running(shown[index], running=True, foreground=index == foreground)
+        return shown
+
+
+def workload_mix(seed: int, customers: int, operations: int) -> WorkloadMix:
+    """The mix of the pool a client builds from these settings (every client builds the same one)."""
+    workload = Workload(seed, customers, time.time())
+    workload.operations(operations, LOGIN_ROUNDS)
+    return workload.mix
