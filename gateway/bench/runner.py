@@ -342,7 +342,7 @@ def _render_load(figures: list[Figures], settings: BenchSettings) -> str:
     if gateway.app_hit_share is not None:
         lines.append(
             f"  installed apps found already checked: {gateway.app_hit_share:.1%} (the rest decoded and checked;"
-            " the workload's 3,000 common apps and a few per device that no other device has)"
+            " each device reports its apps with its own times, grants and running state)"
         )
     if gateway.verdicts is not None:
         lines.append(render_verdict_mix(gateway.verdicts))
