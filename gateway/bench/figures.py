@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.bench.stages import InsideGateway, StageFigures, VerdictMix
+from gateway.bench.workload import WorkloadMix
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Figures:
     inside: InsideGateway | None = None
     # Open loop at this share of the rate the same server reached in closed loop (None: as asked).
     offered_share: float | None = None
+    # What the clients sent in this run (devices, first logins, changed inventories).
+    workload: WorkloadMix | None = None
 
     @property
     def answered(self) -> int:

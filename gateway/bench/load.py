@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from gateway.bench.workload import CHECK_LOGIN, LOGIN_ROUNDS, Operation, Workload
+from gateway.bench.workload import CHECK_LOGIN, LOGIN_ROUNDS, Operation, Workload, WorkloadMix
 from gateway.generated.mtsg.v1 import threat_signal_service_pb2
 from gateway.runtime.parent_death import end_with_parent
 
@@ -49,11 +49,14 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    # What the client's pool held (every client builds the same one from the plan).
+    mix: WorkloadMix | None = None
 
     @classmethod
     def combined(cls, results: list[LoadResult]) -> LoadResult:
         """All clients' figures as one, latencies sorted (for percentiles)."""
         total = cls(sorted(latency for result in results for latency in result.latencies))
+        total.mix = next((result.mix for result in results if result.mix is not None), None)
         for result in results:
             total.requests += result.requests
             for code, count in result.errors.items():
@@ -142,11 +145,14 @@ def run_client(plan: LoadPlan, client_index: int, start: StartSignal, ready: Any
     It ends with ``parent``: a bench killed outright would leave it waiting for a start forever.
     """
     end_with_parent(parent)
-    operations = Workload(plan.seed, plan.customers, plan.now).operations(plan.operations, LOGIN_ROUNDS)
+    workload = Workload(plan.seed, plan.customers, plan.now)
+    operations = workload.operations(plan.operations, LOGIN_ROUNDS)
     ready.put(client_index)
     while start.value == 0:
         time.sleep(0.01)
-    results.put(asyncio.run(_drive(plan, client_index, operations, start.value)))
+    result = asyncio.run(_drive(plan, client_index, operations, start.value))
+    result.mix = workload.mix
+    results.put(result)
 
 
 class ClientFleet:

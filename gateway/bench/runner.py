@@ -35,7 +35,7 @@ from gateway.bench.stages import (
     verdict_mix,
 )
 from gateway.bench.targets import MAX_HALF_RATE_P99_MS, TargetCheck, baseline_doubt, check_targets, render_targets
-from gateway.bench.workload import WorkloadMix, workload_mix
+from gateway.bench.workload import WorkloadMix
 from gateway.config import env_variable
 from gateway.store import is_postgres_url
 from gateway.store.database import redact
@@ -154,6 +154,7 @@ def _measure(measured: _Measured, settings: BenchSettings, share: float | None =
         verdicts=mix,
         inside=inside,
         offered_share=share,
+        workload=load.mix,
     )
     progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
     return figures
@@ -207,7 +208,6 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         if settings.registry_only:
             return BenchResult([], registry)
         evaluation = measure_evaluation(logins=settings.evaluation_logins, seed=settings.seed)
-        workload = workload_mix(settings.seed, settings.customers, settings.operations)
         echo = start_echo()
         try:
             baseline = _measure_runs(_Measured("echo", echo.target, echo), settings)
@@ -215,7 +215,9 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             echo.stop()
         if settings.target:
             measured = _measure_runs(_Measured("gateway", settings.target, metrics=settings.target_metrics), settings)
-            return BenchResult(_rows(baseline, measured), registry, evaluation=evaluation, workload=workload)
+            return BenchResult(
+                _rows(baseline, measured), registry, evaluation=evaluation, workload=baseline.as_asked.workload
+            )
         store_url = os.environ.get("MTSG_STORE_URL", "")  # inherited by mtsg serve, like every MTSG_* setting
         where = (
             f"the PostgreSQL store at {redact(store_url)}" if is_postgres_url(store_url) else f"SQLite in {data_dir}"
@@ -239,7 +241,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             if settings.deliveries
             else None
         )
-    return BenchResult(_rows(baseline, measured), registry, delivery, evaluation, workload)
+    return BenchResult(_rows(baseline, measured), registry, delivery, evaluation, baseline.as_asked.workload)
 
 
 def _beside_pushes(half_rate: Figures | None, settings: BenchSettings) -> Callable[[str], ClientFleet] | None:

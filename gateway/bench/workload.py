@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 from dataclasses import dataclass
 
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
@@ -170,7 +169,6 @@ class _Device:
     """A device's inventory between its logins: what changed since the seed drew it."""
 
     apps: list[telemetry_pb2.InstalledApp]
-    logins: int = 0
 
 
 class Workload:
@@ -233,7 +231,6 @@ class Workload:
             self.mix.first_logins += 1
         elif rng.random() < INVENTORY_CHANGE_SHARE:
             self._change_inventory(device)
-        device.logins += 1
         # What runs changes from one login to the next; the rest of each app is the device's own.
         apps = self._running_now(device.apps)
         self.mix.logins += 1
@@ -346,10 +343,3 @@ class Workload:
         for index in running:
             shown[index] = _running(shown[index], running=True, foreground=index == foreground)
         return shown
-
-
-def workload_mix(seed: int, customers: int, operations: int) -> WorkloadMix:
-    """The mix of the pool a client builds from these settings (every client builds the same one)."""
-    workload = Workload(seed, customers, time.time())
-    workload.operations(operations, LOGIN_ROUNDS)
-    return workload.mix

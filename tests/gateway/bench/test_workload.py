@@ -11,7 +11,6 @@ from gateway.bench.workload import (
     LOGIN_ROUNDS,
     Operation,
     Workload,
-    workload_mix,
 )
 from gateway.generated.mtsg.v1 import telemetry_pb2, threat_signal_service_pb2
 
@@ -68,7 +67,9 @@ def test_a_device_s_next_logins_differ_and_some_change_inventory() -> None:
 
 
 def test_the_mix_says_what_was_sent() -> None:
-    mix = workload_mix(5, 2000, 500)
+    workload = Workload(5, 2000, NOW)
+    workload.operations(500, LOGIN_ROUNDS)
+    mix = workload.mix
     assert mix.logins > 500 * 3
     assert 0 < mix.first_logins < mix.logins
     assert mix.installed + mix.updated + mix.removed > 0
