@@ -7,6 +7,7 @@ may be written twice or lost, a worker that dies is replaced, and SIGTERM stops 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -247,15 +248,31 @@ def test_bad_worker_counts_and_taken_ports_are_refused(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+@contextlib.contextmanager
+def _held_port_after_a_free_one() -> Iterator[socket.socket]:
+    """A listening socket on a port whose lower neighbour is free: the kernel hands out ports in
+    no order, so the neighbour of the first one it gives may belong to another test."""
+    for _ in range(50):
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", taken.getsockname()[1] - 1))
+            except OSError:
+                taken.close()
+                continue
+        taken.listen()
+        with taken:
+            yield taken
+        return
+    raise AssertionError("no port with a free lower neighbour in 50 tries")
+
+
 def test_a_taken_metrics_port_of_any_worker_is_refused_before_the_store_is_made(tmp_path: Path) -> None:
     """Worker i serves /metrics on the base port + i: the second worker's port held by another program
     stopped the start only once the supervisor had made a store and a key ring."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
+    with _held_port_after_a_free_one() as taken:
         second = taken.getsockname()[1]
-        with socket.socket() as probe:  # the first worker's port, base + 0, must be free for this test
-            probe.bind(("127.0.0.1", second - 1))
         result = run_mtsg(
             *("serve", "--insecure", "--workers", "2", "--listen", "127.0.0.1:0"),
             *("--metrics-listen", f"127.0.0.1:{second - 1}", "--data-dir", str(tmp_path / "d")),
