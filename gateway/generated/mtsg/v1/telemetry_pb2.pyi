@@ -197,8 +197,16 @@ class AttestationSummary(_message.Message):
     evaluated_at: _timestamp_pb2.Timestamp
     def __init__(self, provider: _Optional[str] = ..., meets_basic_integrity: _Optional[bool] = ..., meets_device_integrity: _Optional[bool] = ..., meets_strong_integrity: _Optional[bool] = ..., app_recognized: _Optional[bool] = ..., evaluated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class AppActivity(_message.Message):
+    __slots__ = ("running_packages", "foreground_packages")
+    RUNNING_PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    FOREGROUND_PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    running_packages: _containers.RepeatedScalarFieldContainer[str]
+    foreground_packages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, running_packages: _Optional[_Iterable[str]] = ..., foreground_packages: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class LoginTelemetry(_message.Message):
-    __slots__ = ("customer_id", "device_id", "session_id", "collected_at", "nonce", "device", "bank_app", "integrity", "installed_apps", "screen", "call", "location", "client_ip", "network", "attestation")
+    __slots__ = ("customer_id", "device_id", "session_id", "collected_at", "nonce", "device", "bank_app", "integrity", "installed_apps", "screen", "call", "location", "client_ip", "network", "attestation", "inventory_digest", "app_activity")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +222,8 @@ class LoginTelemetry(_message.Message):
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_FIELD_NUMBER: _ClassVar[int]
+    INVENTORY_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    APP_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     device_id: str
     session_id: str
@@ -229,4 +239,6 @@ class LoginTelemetry(_message.Message):
     client_ip: str
     network: NetworkState
     attestation: AttestationSummary
-    def __init__(self, customer_id: _Optional[str] = ..., device_id: _Optional[str] = ..., session_id: _Optional[str] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nonce: _Optional[str] = ..., device: _Optional[_Union[DeviceInfo, _Mapping]] = ..., bank_app: _Optional[_Union[BankAppSelfCheck, _Mapping]] = ..., integrity: _Optional[_Union[DeviceIntegrity, _Mapping]] = ..., installed_apps: _Optional[_Iterable[_Union[InstalledApp, _Mapping]]] = ..., screen: _Optional[_Union[ScreenState, _Mapping]] = ..., call: _Optional[_Union[CallState, _Mapping]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., client_ip: _Optional[str] = ..., network: _Optional[_Union[NetworkState, _Mapping]] = ..., attestation: _Optional[_Union[AttestationSummary, _Mapping]] = ...) -> None: ...
+    inventory_digest: str
+    app_activity: AppActivity
+    def __init__(self, customer_id: _Optional[str] = ..., device_id: _Optional[str] = ..., session_id: _Optional[str] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nonce: _Optional[str] = ..., device: _Optional[_Union[DeviceInfo, _Mapping]] = ..., bank_app: _Optional[_Union[BankAppSelfCheck, _Mapping]] = ..., integrity: _Optional[_Union[DeviceIntegrity, _Mapping]] = ..., installed_apps: _Optional[_Iterable[_Union[InstalledApp, _Mapping]]] = ..., screen: _Optional[_Union[ScreenState, _Mapping]] = ..., call: _Optional[_Union[CallState, _Mapping]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., client_ip: _Optional[str] = ..., network: _Optional[_Union[NetworkState, _Mapping]] = ..., attestation: _Optional[_Union[AttestationSummary, _Mapping]] = ..., inventory_digest: _Optional[str] = ..., app_activity: _Optional[_Union[AppActivity, _Mapping]] = ...) -> None: ...

@@ -27,7 +27,7 @@ from gateway.generated.mtsg.v1 import common_pb2 as mtsg_dot_v1_dot_common__pb2
 from gateway.generated.mtsg.v1 import telemetry_pb2 as mtsg_dot_v1_dot_telemetry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#mtsg/v1/threat_signal_service.proto\x12\x07mtsg.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mtsg/v1/common.proto\x1a\x17mtsg/v1/telemetry.proto\"S\n\x11\x43heckLoginRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\ttelemetry\x18\x02 \x01(\x0b\x32\x17.mtsg.v1.LoginTelemetry\"\xaa\x03\n\x12\x43heckLoginResponse\x12\x12\n\nverdict_id\x18\x01 \x01(\t\x12\x1f\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x0f.mtsg.v1.Action\x12-\n\x0estep_up_method\x18\x03 \x01(\x0e\x32\x15.mtsg.v1.StepUpMethod\x12+\n\rfreeze_scopes\x18\x04 \x03(\x0e\x32\x14.mtsg.v1.FreezeScope\x12\x12\n\nrisk_score\x18\x05 \x01(\x05\x12 \n\x07reasons\x18\x06 \x03(\x0b\x32\x0f.mtsg.v1.Reason\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x13\n\x0bscenario_id\x18\x08 \x01(\t\x12\x16\n\x0epolicy_version\x18\t \x01(\t\x12\x19\n\x11\x62locklist_version\x18\n \x01(\t\x12.\n\ndecided_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0f\x66ired_scenarios\x18\x0c \x03(\x0b\x32\x16.mtsg.v1.FiredScenario\x12\x13\n\x0b\x65xplanation\x18\r \x01(\t\"f\n\rFiredScenario\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x1f\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x0f.mtsg.v1.Action\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x10\n\x08\x64\x65\x63iding\x18\x04 \x01(\x08\x32\\\n\x13ThreatSignalService\x12\x45\n\nCheckLogin\x12\x1a.mtsg.v1.CheckLoginRequest\x1a\x1b.mtsg.v1.CheckLoginResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#mtsg/v1/threat_signal_service.proto\x12\x07mtsg.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mtsg/v1/common.proto\x1a\x17mtsg/v1/telemetry.proto\"S\n\x11\x43heckLoginRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\ttelemetry\x18\x02 \x01(\x0b\x32\x17.mtsg.v1.LoginTelemetry\"\xc4\x03\n\x12\x43heckLoginResponse\x12\x12\n\nverdict_id\x18\x01 \x01(\t\x12\x1f\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x0f.mtsg.v1.Action\x12-\n\x0estep_up_method\x18\x03 \x01(\x0e\x32\x15.mtsg.v1.StepUpMethod\x12+\n\rfreeze_scopes\x18\x04 \x03(\x0e\x32\x14.mtsg.v1.FreezeScope\x12\x12\n\nrisk_score\x18\x05 \x01(\x05\x12 \n\x07reasons\x18\x06 \x03(\x0b\x32\x0f.mtsg.v1.Reason\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x13\n\x0bscenario_id\x18\x08 \x01(\t\x12\x16\n\x0epolicy_version\x18\t \x01(\t\x12\x19\n\x11\x62locklist_version\x18\n \x01(\t\x12.\n\ndecided_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0f\x66ired_scenarios\x18\x0c \x03(\x0b\x32\x16.mtsg.v1.FiredScenario\x12\x13\n\x0b\x65xplanation\x18\r \x01(\t\x12\x18\n\x10inventory_digest\x18\x0e \x01(\t\"f\n\rFiredScenario\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x1f\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x0f.mtsg.v1.Action\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x10\n\x08\x64\x65\x63iding\x18\x04 \x01(\x08\x32\\\n\x13ThreatSignalService\x12\x45\n\nCheckLogin\x12\x1a.mtsg.v1.CheckLoginRequest\x1a\x1b.mtsg.v1.CheckLoginResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,9 +37,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKLOGINREQUEST']._serialized_start=128
   _globals['_CHECKLOGINREQUEST']._serialized_end=211
   _globals['_CHECKLOGINRESPONSE']._serialized_start=214
-  _globals['_CHECKLOGINRESPONSE']._serialized_end=640
-  _globals['_FIREDSCENARIO']._serialized_start=642
-  _globals['_FIREDSCENARIO']._serialized_end=744
-  _globals['_THREATSIGNALSERVICE']._serialized_start=746
-  _globals['_THREATSIGNALSERVICE']._serialized_end=838
+  _globals['_CHECKLOGINRESPONSE']._serialized_end=666
+  _globals['_FIREDSCENARIO']._serialized_start=668
+  _globals['_FIREDSCENARIO']._serialized_end=770
+  _globals['_THREATSIGNALSERVICE']._serialized_start=772
+  _globals['_THREATSIGNALSERVICE']._serialized_end=864
 # @@protoc_insertion_point(module_scope)

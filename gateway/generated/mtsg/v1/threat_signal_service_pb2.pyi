@@ -20,7 +20,7 @@ class CheckLoginRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., telemetry: _Optional[_Union[_telemetry_pb2.LoginTelemetry, _Mapping]] = ...) -> None: ...
 
 class CheckLoginResponse(_message.Message):
-    __slots__ = ("verdict_id", "action", "step_up_method", "freeze_scopes", "risk_score", "reasons", "summary", "scenario_id", "policy_version", "blocklist_version", "decided_at", "fired_scenarios", "explanation")
+    __slots__ = ("verdict_id", "action", "step_up_method", "freeze_scopes", "risk_score", "reasons", "summary", "scenario_id", "policy_version", "blocklist_version", "decided_at", "fired_scenarios", "explanation", "inventory_digest")
     VERDICT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     STEP_UP_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class CheckLoginResponse(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     FIRED_SCENARIOS_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    INVENTORY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     verdict_id: str
     action: _common_pb2.Action
     step_up_method: _common_pb2.StepUpMethod
@@ -47,7 +48,8 @@ class CheckLoginResponse(_message.Message):
     decided_at: _timestamp_pb2.Timestamp
     fired_scenarios: _containers.RepeatedCompositeFieldContainer[FiredScenario]
     explanation: str
-    def __init__(self, verdict_id: _Optional[str] = ..., action: _Optional[_Union[_common_pb2.Action, str]] = ..., step_up_method: _Optional[_Union[_common_pb2.StepUpMethod, str]] = ..., freeze_scopes: _Optional[_Iterable[_Union[_common_pb2.FreezeScope, str]]] = ..., risk_score: _Optional[int] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., summary: _Optional[str] = ..., scenario_id: _Optional[str] = ..., policy_version: _Optional[str] = ..., blocklist_version: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fired_scenarios: _Optional[_Iterable[_Union[FiredScenario, _Mapping]]] = ..., explanation: _Optional[str] = ...) -> None: ...
+    inventory_digest: str
+    def __init__(self, verdict_id: _Optional[str] = ..., action: _Optional[_Union[_common_pb2.Action, str]] = ..., step_up_method: _Optional[_Union[_common_pb2.StepUpMethod, str]] = ..., freeze_scopes: _Optional[_Iterable[_Union[_common_pb2.FreezeScope, str]]] = ..., risk_score: _Optional[int] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., summary: _Optional[str] = ..., scenario_id: _Optional[str] = ..., policy_version: _Optional[str] = ..., blocklist_version: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fired_scenarios: _Optional[_Iterable[_Union[FiredScenario, _Mapping]]] = ..., explanation: _Optional[str] = ..., inventory_digest: _Optional[str] = ...) -> None: ...
 
 class FiredScenario(_message.Message):
     __slots__ = ("scenario_id", "action", "score", "deciding")
