@@ -108,6 +108,22 @@ class _ClearedApps:
         self._bytes += size
 
 
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """Which apps of one unchanging app list have a key in a matcher's indexes, by position.
+
+    Validity windows play no part (they are applied when matching), so a screening stays true for
+    as long as the indexes it was made against: a registry version that keeps its base and changes
+    only its overlay (``Matcher.with_changes``) has only the overlay screened again, a cost that
+    follows the registry's changes, not the size of its base.
+    """
+
+    base: object
+    base_hits: tuple[int, ...]
+    overlay: object
+    overlay_hits: tuple[int, ...]
+
+
 class _Index:
     """Packed, read-only index of indicators that can match (revoked ones are left out)."""
 
@@ -211,6 +227,18 @@ class _Index:
         self._cleared.remember(cleared)
         return hits
 
+    def hit_positions(self, apps: Sequence[AppKeys]) -> tuple[int, ...]:
+        """The positions of the apps with a name or digest among this index's keys."""
+        if not self.size or (
+            self._by_apk.keys().isdisjoint(map(_APK_SHA256, apps))
+            and self._by_cert256.keys().isdisjoint(map(_CERT_SHA256, apps))
+            and self._by_cert1.keys().isdisjoint(map(_CERT_SHA1, apps))
+            and self._by_package.keys().isdisjoint(map(_PACKAGE_NAME, apps))
+            and self._by_package_cert.keys().isdisjoint(map(_PACKAGE_NAME, apps))
+        ):
+            return ()
+        return tuple(position for position, app in enumerate(apps) if self._has_key(app))
+
     def _has_key(self, app: AppKeys) -> bool:
         certs = self._by_package_cert.get(app.package_name)
         return (
@@ -244,10 +272,14 @@ class _Index:
             slot = self._next[slot]
 
     def match(self, apps: Sequence[AppKeys], now: float) -> list[Match]:
+        return self.match_candidates(self._candidates(apps), now)
+
+    def match_candidates(self, candidates: Iterable[AppKeys], now: float) -> list[Match]:
+        """The matches of apps known to hold a key (``_candidates``, ``hit_positions``)."""
         found: list[Match] = []
         by_apk, by_cert256, by_cert1 = self._by_apk, self._by_cert256, self._by_cert1
         by_package, by_package_cert = self._by_package, self._by_package_cert
-        for app in self._candidates(apps):
+        for app in candidates:
             # Digests are "" when the app did not report them; "" is never a key.
             apk, cert256 = app.apk_sha256, app.signing_cert_sha256
             slot = by_apk.get(apk)
@@ -305,12 +337,36 @@ class Matcher:
             overlay[indicator.entry_id] = indicator
         return Matcher(version, self._base, _Index(overlay.values()), MappingProxyType(overlay))
 
-    def match(self, apps: Iterable[AppKeys], now: float) -> list[Match]:
-        """Every active indicator matching any of ``apps`` at time ``now`` (base matches first, then changed ones)."""
+    def screen(self, apps: Sequence[AppKeys], earlier: Screening | None = None) -> Screening:
+        """Which of ``apps`` hold a key here; the parts of ``earlier`` (the same list's screening by an
+        earlier version) whose index this version still uses are taken as they are."""
+        if earlier is not None and earlier.base is self._base:
+            base_hits = earlier.base_hits
+        else:
+            base_hits = self._base.hit_positions(apps)
+        if earlier is not None and earlier.overlay is self._overlay:
+            if earlier.base is self._base:
+                return earlier
+            overlay_hits = earlier.overlay_hits
+        else:
+            overlay_hits = self._overlay.hit_positions(apps)
+        return Screening(self._base, base_hits, self._overlay, overlay_hits)
+
+    def match(self, apps: Iterable[AppKeys], now: float, screening: Screening | None = None) -> list[Match]:
+        """Every active indicator matching any of ``apps`` at time ``now`` (base matches first, then changed ones).
+
+        With ``screening`` (this version's, of the same list: ``screen``), only the apps it names are
+        looked at; a screening made against other indexes is ignored.
+        """
         apps = apps if isinstance(apps, (list, tuple)) else list(apps)
-        found = self._base.match(apps, now)
+        if screening is not None and screening.base is self._base and screening.overlay is self._overlay:
+            found = self._base.match_candidates([apps[position] for position in screening.base_hits], now)
+            overlay = self._overlay.match_candidates([apps[position] for position in screening.overlay_hits], now)
+        else:
+            found = self._base.match(apps, now)
+            overlay = self._overlay.match(apps, now) if self._overlay_indicators else []
         if self._overlay_indicators:
             shadowed = self._overlay_indicators
             found = [match for match in found if match.entry_id not in shadowed]
-            found.extend(self._overlay.match(apps, now))
+            found.extend(overlay)
         return found

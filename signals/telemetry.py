@@ -7,10 +7,12 @@ since the Unix epoch.  Digests are already normalised to lower-case hex.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from enum import Enum
 from operator import attrgetter
 from typing import NamedTuple
+
+from blocklists.matcher import Screening
 
 
 class InstallerClass(Enum):
@@ -121,6 +123,14 @@ class LoginTelemetry:
     # catalogue or new since the last login intersect sets in C instead of each walking ~230 apps
     # in Python.  Validation has refused duplicate package names.
     package_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    # For an app list the gateway holds from login to login: which of its apps hold a key in the
+    # registry, screened once per registry version instead of at every login (blocklists.matcher).
+    screening: Screening | None = field(default=None, repr=False, compare=False)
+    # The package names when the caller already has them (a held list); derived otherwise.
+    known_package_names: InitVar[frozenset[str] | None] = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "package_names", frozenset(map(_PACKAGE_NAME, self.installed_apps)))
+    def __post_init__(self, known_package_names: frozenset[str] | None) -> None:
+        names = known_package_names
+        if names is None:
+            names = frozenset(map(_PACKAGE_NAME, self.installed_apps))
+        object.__setattr__(self, "package_names", names)

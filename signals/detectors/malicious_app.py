@@ -65,7 +65,7 @@ def _finding(app_package: str, label: str, matches: list[Match]) -> Finding:
 
 
 def detect_malicious_apps(telemetry: LoginTelemetry, context: LoginContext, blocklist: Matcher) -> list[Finding]:
-    matches = blocklist.match(telemetry.installed_apps, context.now)
+    matches = blocklist.match(telemetry.installed_apps, context.now, telemetry.screening)
     if not matches:
         return []
     labels = {app.package_name: app.label for app in telemetry.installed_apps}
