@@ -82,7 +82,7 @@ def measure_evaluation(logins: int = 400, seed: int = 1) -> EvaluationFigures:
         parse_check_login(decode_check_login(body), limits, now, checked())
 
     for body in bodies:
-        _, login = parse_check_login(decode_check_login(body), limits, now, kept)
+        login = parse_check_login(decode_check_login(body), limits, now, kept).telemetry
         context = _history(login, now)
         findings = detect(login, context, knowledge)
         apps += len(login.installed_apps)

@@ -145,7 +145,7 @@ def _matcher_child(data_dir: str, out: multiprocessing.Queue, parent: int) -> No
     checked = CheckedApps(limits, max_entries=20_000)
     for operation in workload.operations(1200):
         if operation.method.endswith("CheckLogin"):
-            logins.append(parse_check_login(decode_check_login(operation.body), limits, now, checked)[1])
+            logins.append(parse_check_login(decode_check_login(operation.body), limits, now, checked).telemetry)
     earlier, later = logins[: len(logins) // 2], logins[len(logins) // 2 :]
     # The earlier logins' apps new to the matcher (a gateway's first minutes), then the same logins
     # again: an index remembers the apps it found in none of its tables (blocklists.matcher._ClearedApps).

@@ -121,7 +121,7 @@ def read_case(path: Path, limits: Limits, now: float) -> PolicyCase:
         if not isinstance(document, dict):
             raise CaseError("the top level must be a JSON object")
         plan = build_plan(text, now=now, run_id="case")
-        _, telemetry = parse_check_login(plan.login, limits, now)
+        telemetry = parse_check_login(plan.login, limits, now).telemetry
         history = document.get("history", {})
         if not isinstance(history, dict):
             raise CaseError("history must be an object")

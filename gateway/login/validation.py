@@ -29,6 +29,8 @@ from blocklists.hashes import (
 )
 from gateway.config import Config
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
+from gateway.login.held_inventories import with_activity
+from gateway.login.inventory_claim import InventoryClaim, app_activity, inventory_claim
 from gateway.privacy.phone_hash import PhoneNumberError, normalize_phone_number
 from gateway.violations import (
     EARLIEST_TIME,
@@ -376,13 +378,24 @@ def _attestation(telemetry: telemetry_pb2.LoginTelemetry, v: Violations) -> mode
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedLogin:
+    """A valid CheckLoginRequest: its idempotency key, its telemetry, and its inventory claim."""
+
+    request_id: str | None
+    telemetry: model.LoginTelemetry
+    # Set when the login sent an inventory_digest; its apps are then still to be found when it sent
+    # the digest alone (``telemetry.installed_apps`` is empty until the service fills it).
+    inventory: InventoryClaim | None = None
+
+
 def parse_check_login(
     request: threat_signal_service_pb2.CheckLoginRequest | Message,
     limits: Limits,
     now: float,
     checked_apps: AppConverter | None = None,
-) -> tuple[str | None, model.LoginTelemetry]:
-    """Validate a CheckLoginRequest; return (request_id or None, telemetry) or raise InvalidRequestError.
+) -> ParsedLogin:
+    """Validate a CheckLoginRequest, or raise InvalidRequestError naming every bad field.
 
     With ``checked_apps``, ``request`` is the wire form (``gateway.login.wire``): its apps are bytes,
     and the apps checked at earlier logins are taken from ``checked_apps`` as they are.
@@ -436,13 +449,29 @@ def parse_check_login(
     else:
         apps = check_apps(t.installed_apps, limits, latest, v)
 
+    running, foreground = app_activity(t, limits.max_installed_apps, v)
+    claim = inventory_claim(t, running, foreground, v)
+    if running or foreground:
+        apps = with_activity(apps, {app.package_name: index for index, app in enumerate(apps)}, running, foreground)
     call_started = v.time("telemetry.call.started_at", t.call.started_at, latest=latest)
     location = _location(t, v)
     attestation = _attestation(t, v)
     v.raise_if_any()
     assert collected_at is not None  # required above
+    return ParsedLogin(request_id, _telemetry(t, collected_at, apps, call_started, location, attestation), claim)
+
+
+def _telemetry(
+    t: telemetry_pb2.LoginTelemetry,
+    collected_at: float,
+    apps: tuple[model.InstalledApp, ...],
+    call_started: float | None,
+    location: model.Location | None,
+    attestation: model.Attestation | None,
+) -> model.LoginTelemetry:
+    """The brain's view of checked telemetry."""
     integrity = t.integrity
-    return request_id, model.LoginTelemetry(
+    return model.LoginTelemetry(
         customer_id=t.customer_id,
         device_id=t.device_id,
         collected_at=collected_at,

@@ -74,6 +74,8 @@ class Metrics:
     app_cache_lookups: Counter
     app_cache_entries: Gauge
     app_cache_bytes: Gauge
+    held_inventory_lookups: Counter
+    held_inventory_bytes: Gauge
     feed_last_success: Gauge
     feed_sync_failures: Counter
     blocklist_version: Gauge
@@ -203,6 +205,18 @@ class Metrics:
             app_cache_bytes=Gauge(
                 "mtsg_app_cache_bytes",
                 "Memory the kept apps are counted at (login.app_cache_bytes)",
+                registry=registry,
+            ),
+            held_inventory_lookups=Counter(
+                "mtsg_held_inventory_lookups",
+                "Logins that sent an inventory digest without the list, by where its apps came from:"
+                " memory, store, or unknown (refused with INVENTORY_UNKNOWN)",
+                ["result"],
+                registry=registry,
+            ),
+            held_inventory_bytes=Gauge(
+                "mtsg_held_inventory_bytes",
+                "Memory the inventories kept by digest are counted at (login.held_inventory_bytes)",
                 registry=registry,
             ),
             feed_last_success=Gauge(

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 import structlog
@@ -21,17 +21,20 @@ from google.protobuf.message import Message
 
 from gateway.commands.building import command_for_verdict
 from gateway.config import Config, LoginConfig
-from gateway.errors import abort_with, invalid_argument, resource_exhausted, unavailable
+from gateway.errors import abort_with, failure, invalid_argument, resource_exhausted, unavailable
 from gateway.generated.mtsg.v1 import common_pb2, threat_signal_service_pb2, threat_signal_service_pb2_grpc
 from gateway.generated.mtsg.v1.error_reason_pb2 import (
     ERROR_REASON_CUSTOMER_RATE_LIMITED,
     ERROR_REASON_DEVICE_RATE_LIMITED,
     ERROR_REASON_INVALID_TELEMETRY,
+    ERROR_REASON_INVENTORY_UNKNOWN,
     ERROR_REASON_NONCE_REUSED,
     ERROR_REASON_REQUEST_ID_REUSED,
 )
 from gateway.login.checked_apps import CheckedApps
-from gateway.login.validation import Limits, parse_check_login
+from gateway.login.held_inventories import HeldApps, HeldInventories, unpack_held_apps, with_activity
+from gateway.login.inventory_claim import InventoryClaim
+from gateway.login.validation import Limits, check_apps, parse_check_login
 from gateway.login.verdicts import degraded_freeze, fail_safe_response, new_verdict_id, to_response
 from gateway.login.wire import decode_check_login
 from gateway.observability.metrics import LOGIN_STAGES, Metrics
@@ -41,8 +44,8 @@ from gateway.security.rate_limits import TokenBuckets
 from gateway.store import Store, StoreUnavailableError
 from gateway.store.errors import NonceReusedError
 from gateway.store.records import HistoryWindows, LoginHistory, LoginLocation, LoginRecord, ShadowFiring, StoredVerdict
-from gateway.violations import FieldViolation, InvalidRequestError
-from signals.context import DeviceInventory, LoginContext
+from gateway.violations import FieldViolation, InvalidRequestError, Violations
+from signals.context import LoginContext
 from signals.detector_settings import DetectorSettings
 from signals.evaluate import Knowledge, evaluate
 from signals.inventory import pack_inventory
@@ -65,6 +68,8 @@ class LoginSettings:
     app_cache_entries: int = 20_000
     # ...and at most this much memory (gateway.login.checked_apps.kept_cost).
     app_cache_bytes: int = 32 * 1024 * 1024
+    # Inventories kept in memory by digest (gateway.login.held_inventories); 0 keeps none.
+    held_inventory_bytes: int = 128 * 1024 * 1024
 
     @classmethod
     def of(cls, config: Config, command_endpoints: Callable[[], Sequence[str]]) -> LoginSettings:
@@ -79,6 +84,7 @@ class LoginSettings:
             max_freezes_per_minute=login.max_freezes_per_minute,
             app_cache_entries=login.app_cache_entries,
             app_cache_bytes=login.app_cache_bytes,
+            held_inventory_bytes=login.held_inventory_bytes,
         )
 
 
@@ -104,6 +110,12 @@ class _LoginIdentity:
     request_id: str | None
     fingerprint: bytes
     nonce: str
+    # What the login said of its inventory by digest, if it used one.
+    inventory: InventoryClaim | None = None
+
+
+class _InventoryUnknownError(Exception):
+    """A login sent a digest alone that the store does not hold for its device."""
 
 
 # Kept back from the client's deadline for the answer to travel.
@@ -162,6 +174,10 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         )
         metrics.app_cache_entries.set_function(lambda: len(self._checked_apps))
         metrics.app_cache_bytes.set_function(lambda: self._checked_apps.kept_bytes)
+        self._held = HeldInventories(settings.held_inventory_bytes)
+        metrics.held_inventory_bytes.set_function(lambda: self._held.held_bytes)
+        held_lookups = metrics.held_inventory_lookups
+        self._held_found = {result: held_lookups.labels(result=result) for result in ("memory", "store", "unknown")}
 
     async def CheckLogin(
         self, request: Message, context: grpc.aio.ServicerContext
@@ -170,18 +186,30 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         now = self._clock()
         started = time.perf_counter()
         try:
-            request_id, telemetry = parse_check_login(request, self._settings.limits, now, self._checked_apps)
+            parsed = parse_check_login(request, self._settings.limits, now, self._checked_apps)
         except InvalidRequestError as error:
             await abort_with(context, invalid_argument(error, ERROR_REASON_INVALID_TELEMETRY))
+        telemetry = parsed.telemetry
         self._stage["validate"].observe(time.perf_counter() - started)
         await self._admit(telemetry, context)
         fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         try:
             async with asyncio.timeout(self._store_budget(context)):
-                identity = _LoginIdentity(request_id, fingerprint, request.telemetry.nonce)
+                identity = _LoginIdentity(parsed.request_id, fingerprint, request.telemetry.nonce, parsed.inventory)
                 return await self._check(identity, telemetry, now, context)
         except (StoreUnavailableError, TimeoutError) as error:
             return await self._fail_mode(error, now, context)
+        except _InventoryUnknownError:
+            self._held_found["unknown"].inc()
+            await abort_with(
+                context,
+                failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "the gateway holds no inventory under this inventory_digest for this device:"
+                    " send the same request again with installed_apps",
+                    ERROR_REASON_INVENTORY_UNKNOWN,
+                ),
+            )
         except NonceReusedError:
             self._metrics.rate_limited.labels(limit="replay").inc()
             log.warning("replayed login refused", device=pseudonym(telemetry.device_id))
@@ -208,13 +236,17 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         self._stage["history"].observe(time.perf_counter() - started)
         if history.earlier_verdict is not None:
             return await self._replay(history.earlier_verdict, identity.fingerprint, context)
+        if identity.inventory is not None:
+            telemetry = await self._with_held_inventory(telemetry, identity.inventory, history, knowledge, now)
         response, shadow = self._decide(telemetry, history, knowledge, now)
-        record = self._record(identity, telemetry, now, response, shadow, history.previous_inventory)
+        if identity.inventory is not None:
+            response.inventory_digest = identity.inventory.digest
+        record = self._record(identity, telemetry, now, response, shadow, history)
         started = time.perf_counter()
         cap = self._settings.max_freezes_per_minute
         if response.action == common_pb2.ACTION_FREEZE and cap:
             held_back = degraded_freeze(response, cap)
-            instead = self._record(identity, telemetry, now, held_back, shadow, history.previous_inventory)
+            instead = self._record(identity, telemetry, now, held_back, shadow, history)
             outcome = await self._store.record_freeze(record, cap=cap, held_back=instead)
             if outcome.held_back:
                 self._valve_held_back(response, outcome.tripped_valve)
@@ -238,12 +270,16 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
         now: float,
         response: threat_signal_service_pb2.CheckLoginResponse,
         shadow: tuple[ShadowFiring, ...],
-        previous_inventory: DeviceInventory | None,
+        history: LoginHistory,
     ) -> LoginRecord:
         names = telemetry.package_names
+        claim = identity.inventory
+        previous_inventory = history.previous_inventory
+        # A list sent under a digest the store does not hold yet is stored whole, with its digest.
+        holds = claim is not None and claim.listed and history.held_digest != claim.digest
         unchanged_at = (
             previous_inventory.observed_at
-            if previous_inventory is not None and previous_inventory.package_names == names
+            if previous_inventory is not None and previous_inventory.package_names == names and not holds
             else None
         )
         return LoginRecord(
@@ -258,11 +294,55 @@ class ThreatSignalService(threat_signal_service_pb2_grpc.ThreatSignalServiceServ
             location=_location_record(telemetry),
             command=command_for_verdict(response, telemetry.customer_id, self._settings.command_endpoints()),
             inventory=None if unchanged_at is not None else pack_inventory(names),
+            held_digest=claim.digest if holds and claim is not None else None,
+            held_apps=claim.stored_form if holds and claim is not None else None,
             unchanged_inventory_at=unchanged_at,
             shadow=shadow,
             policy_version=response.policy_version,
             nonce=identity.nonce,
         )
+
+    async def _with_held_inventory(
+        self, telemetry: LoginTelemetry, claim: InventoryClaim, history: LoginHistory, knowledge: Knowledge, now: float
+    ) -> LoginTelemetry:
+        """The login's telemetry with the inventory its digest names, screened by the registry in force.
+
+        A list sent with its digest is kept for the device's next logins.  A digest sent alone must be
+        the one the store holds for this device: the list comes from memory, or else from the store,
+        and the apps the login's activity names are marked.  Any other digest raises
+        _InventoryUnknownError: the gateway never decides without the inventory.
+        """
+        running, foreground = claim.running, claim.foreground
+        held = self._held.get(claim.digest)
+        if claim.listed:
+            sent = telemetry.installed_apps
+            running |= {app.package_name for app in sent if app.running}
+            foreground |= {app.package_name for app in sent if app.foreground}
+            held = held or self._held.keep(HeldApps.of(claim.digest, sent))
+        elif history.held_digest != claim.digest:
+            raise _InventoryUnknownError
+        elif held is not None:
+            self._held_found["memory"].inc()
+        else:
+            held = await self._load_held(telemetry.device_id, claim.digest, now)
+        # The held list's order, which its screening's positions refer to (a digest does not depend on order).
+        apps = with_activity(held.apps, held.positions, running, foreground)
+        held.screening = knowledge.blocklist.screen(held.apps, held.screening)
+        return replace(telemetry, installed_apps=apps, screening=held.screening, known_package_names=held.package_names)
+
+    async def _load_held(self, device_id: str, digest: str, now: float) -> HeldApps:
+        """The device's list read back from the store, checked again, and kept in memory."""
+        blob = await self._store.load_held_apps(device_id, digest)
+        messages = unpack_held_apps(blob) if blob is not None else None
+        if messages is None:
+            raise _InventoryUnknownError
+        violations, limits = Violations(), self._settings.limits
+        apps = check_apps(messages, limits, now + limits.max_clock_skew_seconds, violations)
+        if violations.found:  # stored by an older gateway under other limits: the device sends it again
+            log.warning("a held inventory no longer passes validation", device=pseudonym(device_id))
+            raise _InventoryUnknownError
+        self._held_found["store"].inc()
+        return self._held.keep(HeldApps.of(digest, apps))
 
     async def _admit(self, telemetry: LoginTelemetry, context: grpc.aio.ServicerContext) -> None:
         """Take a token from the device's and the customer's bucket, or refuse with when to retry."""

@@ -50,6 +50,10 @@ class Store(Protocol):
         ``request_id``, if any (a retry)."""
         ...
 
+    async def load_held_apps(self, device_id: str, digest: str) -> bytes | None:
+        """The stored form of the list ``device_id`` sent under ``digest``, if the store holds it still."""
+        ...
+
     async def record_login(self, record: LoginRecord) -> StoredVerdict:
         """Store verdict, device and location atomically.
 

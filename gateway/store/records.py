@@ -53,6 +53,11 @@ class LoginRecord:
     command: NewCommand | None = None
     # The device's app list, packed (signals.inventory), replacing the previous one.
     inventory: bytes | None = None
+    # With ``inventory``: the digest the device sent its list under, and that list in its stored form
+    # (gateway.login.held_inventories), so that later logins may send the digest alone.  None for a
+    # device that sends no digest: the row then holds its package names only.
+    held_digest: str | None = None
+    held_apps: bytes | None = None
     # Set instead when the list equals the stored one: that one's observed_at.  Only its time moves on
     # to this login's, never back, and only if no other login replaced it meanwhile: most phones keep
     # their apps, and packing and writing the same list again cost more than the evaluation.
@@ -110,6 +115,8 @@ class LoginHistory:
     # Other customers seen on this device in the shared-device window.
     other_customers_on_device: int = 0
     previous_inventory: DeviceInventory | None = None
+    # The inventory digest whose list the store holds for this device, when its SDK sends digests.
+    held_digest: str | None = None
     # The verdict already stored under the login's request_id: the login is a retry, answered with it.
     earlier_verdict: StoredVerdict | None = None
 

@@ -88,6 +88,15 @@ class SQLStore:
 
         return await self.db.run_reads(read)
 
+    async def load_held_apps(self, device_id: str, digest: str) -> bytes | None:
+        """The stored form of the list the device sent under ``digest``; None when the store holds
+        another digest for it, or none (a retention purge, or a newer login that replaced it)."""
+        row = await self.db.fetchone(
+            "SELECT apps FROM device_inventories WHERE device_id = ? AND inventory_digest = ? AND apps IS NOT NULL",
+            (device_id, digest),
+        )
+        return bytes(row[0]) if row else None
+
     async def record_login(self, record: LoginRecord) -> StoredVerdict:
         """The verdict goes in first and claims its request_id: a concurrent retry, in this replica or
         another, finds the key taken (after the first commits), writes nothing and returns the first.
@@ -180,11 +189,12 @@ class SQLStore:
             )
         if record.inventory is not None:
             await tx.execute(
-                "INSERT INTO device_inventories (device_id, observed_at, packages) VALUES (?, ?, ?)"
-                " ON CONFLICT (device_id) DO UPDATE SET"
-                " observed_at = excluded.observed_at, packages = excluded.packages"
+                "INSERT INTO device_inventories (device_id, observed_at, packages, inventory_digest, apps)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+                " observed_at = excluded.observed_at, packages = excluded.packages,"
+                " inventory_digest = excluded.inventory_digest, apps = excluded.apps"
                 " WHERE excluded.observed_at >= device_inventories.observed_at",
-                (record.device_id, record.decided_at, record.inventory),
+                (record.device_id, record.decided_at, record.inventory, record.held_digest, record.held_apps),
             )
         if record.unchanged_inventory_at is not None:
             await tx.execute(
@@ -333,7 +343,10 @@ async def _read_history(db: Connection, customer_id: str, device_id: str, window
         (device_id, customer_id, windows.shared_device_since),
     )
     others = int(row[0]) if row else 0
-    row = await db.fetchone("SELECT observed_at, packages FROM device_inventories WHERE device_id = ?", (device_id,))
+    row = await db.fetchone(
+        "SELECT observed_at, packages, inventory_digest FROM device_inventories WHERE device_id = ?", (device_id,)
+    )
     names = unpack_inventory(bytes(row[1])) if row else None
     inventory = DeviceInventory(row[0], names) if row and names is not None else None
-    return LoginHistory(devices, change, locations, others, inventory)
+    held_digest = row[2] if row is not None and inventory is not None else None
+    return LoginHistory(devices, change, locations, others, inventory, held_digest)
