@@ -2,11 +2,14 @@
 
 It wraps a grpc.aio channel; errors surface as ``grpc.aio.AioRpcError``, and
 ``field_violations`` reads the BadRequest details out of one, ``request_id_of`` the id to quote.
+
+``check_login_by_digest`` is the SDK side of inventory by digest (docs/INVENTORY_DIGEST.md), as a
+banking app would do it: the list goes once, then only its digest while the gateway holds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from types import TracebackType
 
 import grpc
@@ -25,6 +28,7 @@ from gateway.generated.mtsg.v1 import (
     threat_signal_service_pb2,
     threat_signal_service_pb2_grpc,
 )
+from gateway.login.inventory_digest import inventory_digest
 from gateway.security.client_credentials import ClientCredentials
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -38,6 +42,7 @@ class MtsgClient:
         timeout: float = 10.0,
         max_message_bytes: int = 64 << 20,
         credentials: ClientCredentials | None = None,
+        held_digests: MutableMapping[str, str] | None = None,
     ):
         self._channel = (credentials or ClientCredentials()).channel(
             target,
@@ -55,6 +60,8 @@ class MtsgClient:
         self.policy = policy_service_pb2_grpc.PolicyServiceStub(self._channel)
         # Core banking's pull: Subscribe streams, so it has no single deadline.
         self.commands = command_feed_service_pb2_grpc.CommandFeedServiceStub(self._channel)
+        # device_id -> the inventory digest the gateway last said it holds for that device.
+        self.held_digests: MutableMapping[str, str] = {} if held_digests is None else held_digests
 
     @property
     def timeout(self) -> float:
@@ -83,6 +90,36 @@ class MtsgClient:
     ) -> threat_signal_service_pb2.CheckLoginResponse:
         return await self._threat_signal.CheckLogin(request, timeout=self._timeout)
 
+    async def check_login_by_digest(
+        self, telemetry: telemetry_pb2.LoginTelemetry, *, request_id: str = ""
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        """``check_login`` sending the inventory by digest: the whole list only when the gateway does not
+        hold it yet, and again, with the same request_id and nonce, when it answers INVENTORY_UNKNOWN.
+
+        ``telemetry`` carries the whole list as today; its running and foreground flags travel in
+        ``app_activity``, so they never change the digest.
+        """
+        full = with_inventory_digest(telemetry)
+        device = telemetry.device_id
+        if self.held_digests.get(device) == full.inventory_digest:
+            short = telemetry_pb2.LoginTelemetry()
+            short.CopyFrom(full)
+            short.ClearField("installed_apps")
+            try:
+                return self._remember(device, await self.check_login(short, request_id=request_id))
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION or error_reason(error) != "INVENTORY_UNKNOWN":
+                    raise
+                self.held_digests.pop(device, None)
+        return self._remember(device, await self.check_login(full, request_id=request_id))
+
+    def _remember(
+        self, device_id: str, response: threat_signal_service_pb2.CheckLoginResponse
+    ) -> threat_signal_service_pb2.CheckLoginResponse:
+        if response.inventory_digest:
+            self.held_digests[device_id] = response.inventory_digest
+        return response
+
     async def report_phone_number_changes(
         self, changes: Sequence[event_service_pb2.PhoneNumberChange], *, request_id: str = ""
     ) -> event_service_pb2.ReportPhoneNumberChangeResponse:
@@ -92,6 +129,22 @@ class MtsgClient:
     async def health(self, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
         response = await self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self._timeout)
         return response.status
+
+
+def with_inventory_digest(telemetry: telemetry_pb2.LoginTelemetry) -> telemetry_pb2.LoginTelemetry:
+    """A copy of ``telemetry`` with its inventory's digest, and its apps' activity in ``app_activity``."""
+    sent = telemetry_pb2.LoginTelemetry()
+    sent.CopyFrom(telemetry)
+    apps = sent.installed_apps
+    activity = sent.app_activity
+    activity.running_packages[:] = sorted(
+        {app.package_name for app in apps if app.running}.union(activity.running_packages)
+    )
+    activity.foreground_packages[:] = sorted(
+        {app.package_name for app in apps if app.foreground}.union(activity.foreground_packages)
+    )
+    sent.inventory_digest = inventory_digest(apps)
+    return sent
 
 
 def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:

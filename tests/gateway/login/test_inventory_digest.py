@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
+from gateway.client import with_inventory_digest
 from gateway.generated.mtsg.v1 import telemetry_pb2
 from gateway.login.inventory_digest import canonical_inventory, inventory_digest, is_digest
 
@@ -99,3 +100,17 @@ def test_two_apps_with_one_name_still_have_one_digest() -> None:
 )
 def test_the_digest_form(value: str, valid: bool) -> None:
     assert is_digest(value) is valid
+
+
+def test_the_python_client_sends_the_vectors_digest_and_moves_activity_out_of_it() -> None:
+    apps = _apps(VECTOR["installed_apps"])
+    login = telemetry_pb2.LoginTelemetry(device_id="d", installed_apps=apps)
+    login.installed_apps[0].running = True
+    login.installed_apps[1].foreground = True
+    sent = with_inventory_digest(login)
+    assert sent.inventory_digest == VECTOR["inventory_digest"]
+    running = sorted(app.package_name for app in login.installed_apps if app.running)
+    assert apps[0].package_name in running
+    assert list(sent.app_activity.running_packages) == running
+    assert apps[1].package_name in sent.app_activity.foreground_packages
+    assert len(sent.installed_apps) == len(apps)  # the list goes too: the gateway checks it against the digest
