@@ -5,14 +5,20 @@ A check file is either a bare CheckLoginRequest in proto JSON, or an envelope
 are reported first.  Missing request_id, nonce, collected_at and changed_at are
 filled in (fresh id, random nonce, now), and ``{run_id}`` in any string becomes a
 value unique to this run, so the examples can be repeated.
+
+With a digests file, the login is sent as an SDK that uses inventory digests sends it
+(``MtsgClient.check_login_by_digest``): the file remembers, per device, the digest the
+gateway acknowledged, so a second check of an unchanged inventory sends the digest alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 import uuid
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -95,13 +101,41 @@ def build_plan(text: str, *, now: float | None = None, run_id: str | None = None
     return CheckPlan(changes, login)
 
 
+def read_held_digests(path: Path) -> dict[str, str]:
+    """The digests file: device_id -> the inventory digest the gateway holds; empty when it does not exist."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckFileError(f"cannot read the digests file {path}: {error}") from error
+    if not isinstance(document, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in document.items()
+    ):
+        raise CheckFileError(f"the digests file {path} must be a JSON object of device ids to digests")
+    return document
+
+
+def write_held_digests(path: Path, digests: MutableMapping[str, str]) -> None:
+    """Replace the digests file whole, so a failed write leaves the previous one."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(dict(digests), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
 async def run_plan(
-    target: str, plan: CheckPlan, timeout: float, credentials: ClientCredentials | None = None
+    target: str,
+    plan: CheckPlan,
+    timeout: float,
+    credentials: ClientCredentials | None = None,
+    held_digests: MutableMapping[str, str] | None = None,
 ) -> threat_signal_service_pb2.CheckLoginResponse:
-    """Phone-number changes first (the telco role), then the login (the app role)."""
-    async with MtsgClient(target, timeout=timeout, credentials=credentials) as client:
+    """Phone-number changes first (the telco role), then the login (the app role), by digest with ``held_digests``."""
+    async with MtsgClient(target, timeout=timeout, credentials=credentials, held_digests=held_digests) as client:
         if plan.phone_number_changes:
             await client.report_phone_number_changes(plan.phone_number_changes)
+        if held_digests is not None:
+            return await client.check_login_by_digest(plan.login.telemetry, request_id=plan.login.request_id)
         return await client.check_login_request(plan.login)
 
 
@@ -125,6 +159,8 @@ def format_verdict(response: threat_signal_service_pb2.CheckLoginResponse) -> st
     lines.append(f"  decided by {decided_by} (policy {response.policy_version})")
     if response.explanation:
         lines.append(f"  why: {response.explanation}")
+    if response.inventory_digest:
+        lines.append(f"  inventory held by digest {response.inventory_digest}")
     if response.reasons:
         lines.append("  reasons:")
     for reason in response.reasons:

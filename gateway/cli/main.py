@@ -166,14 +166,17 @@ def _check(options: argparse.Namespace) -> int:
         example_text,
         format_verdict,
         read_check_file,
+        read_held_digests,
         run_plan,
         verdict_json,
+        write_held_digests,
     )
     from gateway.client import field_violations, request_id_of
 
     try:
         text = example_text(options.example) if options.example else read_check_file(options.file)
         plan = build_plan(text)
+        held_digests = read_held_digests(options.inventory_digests) if options.inventory_digests else None
     except CheckFileError as error:
         print(f"mtsg check: {error}", file=sys.stderr)
         return 2
@@ -182,7 +185,11 @@ def _check(options: argparse.Namespace) -> int:
         return 2
     target = _target(options)
     try:
-        response = asyncio.run(run_plan(target, plan, options.timeout, credentials))
+        try:
+            response = asyncio.run(run_plan(target, plan, options.timeout, credentials, held_digests))
+        finally:
+            if held_digests is not None:  # what the gateway acknowledged, or forgot, before any failure
+                write_held_digests(options.inventory_digests, held_digests)
     except grpc.aio.AioRpcError as error:
         if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             print(f"mtsg check: cannot reach the gateway at {target}: {error.details()}", file=sys.stderr)
@@ -332,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--example", choices=EXAMPLES, help="one of the examples shipped with mtsg")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON (proto JSON mapping)")
     check.add_argument("--timeout", type=_call_timeout, default=10.0, help="seconds per call (default 10)")
+    check.add_argument(
+        "--inventory-digests",
+        type=Path,
+        metavar="FILE",
+        help="send the inventory by digest, as an SDK does: FILE (JSON, created if missing) remembers the digest"
+        " the gateway holds per device, so an unchanged inventory goes as its digest alone",
+    )
     check.set_defaults(run=_check)
 
     health = commands.add_parser("health", help="ask a gateway's health service; exit 0 only when SERVING")

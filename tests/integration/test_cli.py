@@ -13,6 +13,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.client import MtsgClient
@@ -463,3 +464,55 @@ def test_a_command_making_a_new_store_prints_no_log_lines(tmp_path: Path) -> Non
     assert applied.returncode == 0
     assert applied.stderr == ""  # no "applying schema migration" JSON among what a person reads
     assert applied.stdout.startswith("policy version 1 is in force")
+
+
+def _held_lookups(metrics_port: object, result: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    found = re.search(rf'^mtsg_held_inventory_lookups_total{{result="{result}"}} (\S+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_check_with_a_digests_file_sends_an_unchanged_inventory_as_its_digest(
+    serve: ServeProcess, tmp_path: Path
+) -> None:
+    metrics_port = serve.log[-1]["metrics_port"]
+    login = {
+        "telemetry": {
+            "customer_id": "cust-digest",
+            "device_id": "dev-digest",
+            "installed_apps": [
+                {
+                    "package_name": "com.kakao.talk",
+                    "label": "KakaoTalk",
+                    "installer_class": "INSTALLER_CLASS_OFFICIAL_STORE",
+                },
+                {"package_name": "com.teamviewer.quicksupport.market", "label": "TeamViewer QuickSupport"},
+            ],
+        }
+    }
+    check_file, digests = tmp_path / "login.json", tmp_path / "digests.json"
+    check_file.write_text(json.dumps(login))
+    first = _check(serve.target, str(check_file), "--inventory-digests", str(digests))
+    assert first.returncode == 0, first.stderr
+    held = json.loads(digests.read_text())["dev-digest"]
+    assert f"inventory held by digest {held}" in first.stdout
+    assert _held_lookups(metrics_port, "memory") == 0  # the list went with the first login
+
+    second = _check(serve.target, str(check_file), "--inventory-digests", str(digests), "--json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["inventory_digest"] == held
+    assert _held_lookups(metrics_port, "memory") == 1  # the second sent the digest alone
+
+    # Another device with the same apps: a remembered digest the gateway does not hold for it is
+    # refused, and the check sends the list again on its own.
+    login["telemetry"]["device_id"] = "dev-digest-2"  # type: ignore[index]
+    check_file.write_text(json.dumps(login))
+    digests.write_text(json.dumps({"dev-digest-2": held}))
+    third = _check(serve.target, str(check_file), "--inventory-digests", str(digests))
+    assert third.returncode == 0, third.stderr
+    assert _held_lookups(metrics_port, "unknown") == 1
+    assert json.loads(digests.read_text()) == {"dev-digest-2": held}
+
+    digests.write_text("[1, 2]")
+    broken = _check(serve.target, str(check_file), "--inventory-digests", str(digests))
+    assert broken.returncode == 2 and "must be a JSON object of device ids to digests" in broken.stderr
