@@ -131,8 +131,13 @@ class MtsgClient:
         return response.status
 
 
-def with_inventory_digest(telemetry: telemetry_pb2.LoginTelemetry) -> telemetry_pb2.LoginTelemetry:
-    """A copy of ``telemetry`` with its inventory's digest, and its apps' activity in ``app_activity``."""
+def with_inventory_digest(
+    telemetry: telemetry_pb2.LoginTelemetry, digest: str | None = None
+) -> telemetry_pb2.LoginTelemetry:
+    """A copy of ``telemetry`` with its inventory's digest, and its apps' activity in ``app_activity``.
+
+    ``digest``: the inventory's, when the caller knows it already (only activity changed since).
+    """
     sent = telemetry_pb2.LoginTelemetry()
     sent.CopyFrom(telemetry)
     apps = sent.installed_apps
@@ -143,7 +148,7 @@ def with_inventory_digest(telemetry: telemetry_pb2.LoginTelemetry) -> telemetry_
     activity.foreground_packages[:] = sorted(
         {app.package_name for app in apps if app.foreground}.union(activity.foreground_packages)
     )
-    sent.inventory_digest = inventory_digest(apps)
+    sent.inventory_digest = inventory_digest(apps) if digest is None else digest
     return sent
 
 

@@ -6,6 +6,14 @@ pre-serialized bytes (protobuf keeps the last value of a repeated scalar field a
 merges a repeated message field), so requests are never replays yet cost the client
 almost nothing to build.  In open loop, latency is measured from the moment a
 request was due, not when it was sent, so a slow server cannot hide its queue.
+
+With inventory digests each client is the SDK of its devices: it remembers the digest the
+server accepted per device, sends a login's digest alone while it matches, and its list again
+when the server answers FAILED_PRECONDITION (one login, timed across both calls).
+
+Before the common start each client sends its pool's first round once, unmeasured: the
+devices of a bank's returning customers logged in before the day being measured, so the
+measured logins are their next ones (and a new device's round is a new device again).
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ class LoadPlan:
     warmup_seconds: float
     seconds: float
     now: float
+    # Send logins by inventory digest, as an SDK that uses them does.
+    by_digest: bool = True
 
 
 class StartSignal(Protocol):
@@ -49,6 +59,9 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    # Logins sent with the digest alone, and those sent again with their list when the server did not hold it.
+    digest_only: int = 0
+    resent: int = 0
     # What the client's pool held (every client builds the same one from the plan).
     mix: WorkloadMix | None = None
 
@@ -59,6 +72,8 @@ class LoadResult:
         total.mix = next((result.mix for result in results if result.mix is not None), None)
         for result in results:
             total.requests += result.requests
+            total.digest_only += result.digest_only
+            total.resent += result.resent
             for code, count in result.errors.items():
                 total.errors[code] = total.errors.get(code, 0) + count
         return total
@@ -78,18 +93,42 @@ def _made_unique(operation: Operation, body: bytes, unique: str) -> bytes:
 CALLS_PER_CONNECTION = 4
 
 
-async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation], start_wall: float) -> LoadResult:
+_CHANNEL_OPTIONS = [("grpc.max_send_message_length", 8 << 20), ("grpc.use_local_subchannel_pool", 1)]
+
+
+async def _register_devices(
+    plan: LoadPlan, client_index: int, operations: list[Operation], held: dict[str, str]
+) -> None:
+    """Each login's first round once, with its list: the devices' logins before the measured day."""
+    logins = [operation for operation in operations if operation.method == CHECK_LOGIN]
+    queue = iter(enumerate(logins))
+    async with grpc.aio.insecure_channel(plan.target, options=_CHANNEL_OPTIONS) as channel:
+        call = channel.unary_unary(CHECK_LOGIN)
+
+        async def worker() -> None:
+            for index, operation in queue:
+                with contextlib.suppress(grpc.aio.AioRpcError):  # a refused login registers nothing
+                    await call(_made_unique(operation, operation.body, f"r{client_index}-{index}"), timeout=30)
+                    form = operation.digest_form(0)
+                    if form is not None:
+                        held[form.device_id] = form.digest
+
+        await asyncio.gather(*(worker() for _ in range(max(1, plan.concurrency))))
+
+
+async def _drive(
+    plan: LoadPlan, client_index: int, operations: list[Operation], start_wall: float, held: dict[str, str]
+) -> LoadResult:
     result = LoadResult()
     connections = max(1, plan.concurrency // CALLS_PER_CONNECTION)
-    options = [("grpc.max_send_message_length", 8 << 20), ("grpc.use_local_subchannel_pool", 1)]
     async with contextlib.AsyncExitStack() as stack:
         channels = [
-            await stack.enter_async_context(grpc.aio.insecure_channel(plan.target, options=options))
+            await stack.enter_async_context(grpc.aio.insecure_channel(plan.target, options=_CHANNEL_OPTIONS))
             for _ in range(connections)
         ]
         methods = {op.method for op in operations}
         pools = [{method: channel.unary_unary(method) for method in methods} for channel in channels]
-        cursor = client_index * 7919
+        cursor = len(operations) + client_index * 7919  # round 0 went in _register_devices
         started = start_wall - time.time() + time.perf_counter()
         await asyncio.sleep(max(0.0, started - time.perf_counter()))
         measure_from = started + plan.warmup_seconds
@@ -99,11 +138,24 @@ async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation],
             nonlocal cursor
             operation = operations[cursor % len(operations)]
             cursor += 1
-            body = _made_unique(
-                operation, operation.in_round(cursor // len(operations)), f"b{client_index}-{cursor}-{started:.0f}"
-            )
+            round_number, unique = cursor // len(operations), f"b{client_index}-{cursor}-{started:.0f}"
+            call = pools[cursor % connections][operation.method]
+            form = operation.digest_form(round_number)
+            short = form is not None and held.get(form.device_id) == form.digest
+            resent = False
             try:
-                await pools[cursor % connections][operation.method](body, timeout=30)
+                if form is not None and short:
+                    try:
+                        await call(_made_unique(operation, form.short, unique), timeout=30)
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                            raise
+                        short, resent = False, True
+                        held.pop(form.device_id, None)
+                if not short:
+                    await call(_made_unique(operation, operation.in_round(round_number), unique), timeout=30)
+                    if form is not None:
+                        held[form.device_id] = form.digest
                 ok = True
             except grpc.aio.AioRpcError as error:
                 ok = False
@@ -111,6 +163,8 @@ async def _drive(plan: LoadPlan, client_index: int, operations: list[Operation],
             finished = time.perf_counter()
             if due >= measure_from and finished <= stop_at:
                 result.requests += 1
+                result.digest_only += short
+                result.resent += resent
                 if ok:
                     result.latencies.append(finished - due)
                 else:
@@ -145,12 +199,14 @@ def run_client(plan: LoadPlan, client_index: int, start: StartSignal, ready: Any
     It ends with ``parent``: a bench killed outright would leave it waiting for a start forever.
     """
     end_with_parent(parent)
-    workload = Workload(plan.seed, plan.customers, plan.now)
+    workload = Workload(plan.seed, plan.customers, plan.now, by_digest=plan.by_digest)
     operations = workload.operations(plan.operations, LOGIN_ROUNDS)
+    held: dict[str, str] = {}  # device_id -> the inventory digest the server accepted
+    asyncio.run(_register_devices(plan, client_index, operations, held))
     ready.put(client_index)
     while start.value == 0:
         time.sleep(0.01)
-    result = asyncio.run(_drive(plan, client_index, operations, start.value))
+    result = asyncio.run(_drive(plan, client_index, operations, start.value, held))
     result.mix = workload.mix
     results.put(result)
 

@@ -74,6 +74,8 @@ class BenchSettings:
     sweep: tuple[float, ...] = ()
     # /metrics addresses of the --target gateway's workers: its stages and own timing are read from them.
     target_metrics: tuple[str, ...] = ()
+    # Clients send inventories by digest, as an SDK that uses them does; False: every login with its list.
+    by_digest: bool = True
 
 
 QUICK = BenchSettings(
@@ -96,6 +98,7 @@ def _load_plan(target: str, settings: BenchSettings) -> LoadPlan:
         warmup_seconds=settings.warmup_seconds,
         seconds=settings.seconds,
         now=time.time(),
+        by_digest=settings.by_digest,
     )
 
 
@@ -154,7 +157,9 @@ def _measure(measured: _Measured, settings: BenchSettings, share: float | None =
         verdicts=mix,
         inside=inside,
         offered_share=share,
-        workload=load.mix,
+        workload=replace(load.mix, sent=requests, sent_digest_only=load.digest_only, sent_again=load.resent)
+        if load.mix is not None
+        else None,
     )
     progress(f"{name}: {requests} requests, {figures.throughput_per_second:.0f}/s, errors {errors or 'none'}")
     return figures
@@ -216,7 +221,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         if settings.target:
             measured = _measure_runs(_Measured("gateway", settings.target, metrics=settings.target_metrics), settings)
             return BenchResult(
-                _rows(baseline, measured), registry, evaluation=evaluation, workload=baseline.as_asked.workload
+                _rows(baseline, measured), registry, evaluation=evaluation, workload=measured.as_asked.workload
             )
         store_url = os.environ.get("MTSG_STORE_URL", "")  # inherited by mtsg serve, like every MTSG_* setting
         where = (
@@ -241,7 +246,7 @@ def run_bench(settings: BenchSettings) -> BenchResult:
             if settings.deliveries
             else None
         )
-    return BenchResult(_rows(baseline, measured), registry, delivery, evaluation, baseline.as_asked.workload)
+    return BenchResult(_rows(baseline, measured), registry, delivery, evaluation, measured.as_asked.workload)
 
 
 def _beside_pushes(half_rate: Figures | None, settings: BenchSettings) -> Callable[[str], ClientFleet] | None:

@@ -9,6 +9,10 @@ that no other device has (the long tail).  Like a real phone, each device report
 builds with its own install and update times and its own grants, so no two devices send
 one app's bytes alike; a few apps run at each login, a different few each time; and a few
 percent of a device's logins find an app installed, updated or removed since the last.
+
+By default the logins are sent as an SDK that uses inventory digests sends them
+(``gateway.client.check_login_by_digest``): each login is built in both forms, with its list and
+digest, and with the digest alone, and the client picks one as the SDK would.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
+from gateway.client import with_inventory_digest
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 
 CHECK_LOGIN = "/mtsg.v1.ThreatSignalService/CheckLogin"
@@ -48,6 +53,15 @@ def malicious_apk_sha256(index: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestForm:
+    """A login as an SDK using inventory digests may send it: ``short`` carries the digest alone."""
+
+    device_id: str
+    digest: str
+    short: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     """One call a client sends; a login comes as the device's next logins, one per round of the pool."""
 
@@ -56,11 +70,21 @@ class Operation:
     # The same device's later logins (what runs has changed, now and then its inventory), sent in the
     # pool's later rounds in turn, so a login sent again is not the same bytes again.
     later: tuple[bytes, ...] = ()
+    # With inventory digests, each body's digest-only form (the body itself carries list and digest).
+    digest_forms: tuple[DigestForm, ...] = ()
+    # A first login of a new device: its later rounds are first logins of other new devices, so the
+    # share of first logins stays what the mix says however many rounds a run sends.
+    fresh_device: bool = False
 
     def in_round(self, round_number: int) -> bytes:
         """The body to send in the pool's ``round_number``-th round (0 first)."""
         bodies = (self.body, *self.later)
         return bodies[round_number % len(bodies)]
+
+    def digest_form(self, round_number: int) -> DigestForm | None:
+        """The digest-only form of ``in_round(round_number)``; None without inventory digests."""
+        forms = self.digest_forms
+        return forms[round_number % len(forms)] if forms else None
 
 
 def _hex(rng: random.Random, digits: int) -> str:
@@ -147,6 +171,21 @@ class WorkloadMix:
     removed: int = 0
     apps: int = 0
     phone_changes: int = 0
+    # Whether the logins were sent by inventory digest, as an SDK that uses them does.
+    by_digest: bool = False
+    # Of the logins sent in a measured window: all, those with the digest alone, those sent again
+    # with their list because the server did not hold the digest (0 when nobody counted).
+    sent: int = 0
+    sent_digest_only: int = 0
+    sent_again: int = 0
+
+    def _sent_by_digest(self) -> str:
+        if not self.by_digest or not self.sent:
+            return ""
+        return (
+            f"\n  Of the gateway's {self.sent} measured logins, {self.sent_digest_only / self.sent:.1%} sent the"
+            f" digest alone and {self.sent_again} were sent again with their list (the gateway did not hold it)."
+        )
 
     def describe(self, pool: int) -> str:
         """The mix in a line or two; ``pool``: the operations each client builds and then sends round."""
@@ -157,11 +196,17 @@ class WorkloadMix:
             f" device with its own install times and grants and a few apps running;"
             f" {self.first_logins / logins:.1%} first logins of a device, {changed / logins:.1%} with an"
             f" inventory changed since the device's last login ({self.installed} installed,"
-            f" {self.updated} updated, {self.removed} removed); {self.phone_changes} phone-number changes."
+            f" {self.updated} updated, {self.removed} removed); {self.phone_changes} phone-number changes;"
+            f" {_BY_DIGEST if self.by_digest else _WITH_LISTS}."
+            f"{self._sent_by_digest()}"
             f"\n  Each client sends its pool of {pool} operations round and round, each login as the"
             f" device's next one for {LOGIN_ROUNDS} rounds; past them a login repeats its bytes (with a fresh"
             f" request id, nonce and time)."
         )
+
+
+_BY_DIGEST = "inventories sent by digest, the list only when the gateway does not hold it"
+_WITH_LISTS = "every login carrying its whole list"
 
 
 @dataclass
@@ -174,15 +219,17 @@ class _Device:
 class Workload:
     """Operations for a population of customers, each with a usual device and place."""
 
-    def __init__(self, seed: int, customers: int, now: float) -> None:
+    def __init__(self, seed: int, customers: int, now: float, *, by_digest: bool = False) -> None:
         self._seed = seed
+        self._by_digest = by_digest
         self._rng = random.Random(seed)
         self._now = now
         self._universe = _app_universe(self._rng)
         self._customers = customers
         self._counter = 0
         self._devices: dict[str, _Device] = {}
-        self.mix = WorkloadMix()
+        self._later_devices: set[str] = set()  # the new devices of later rounds (``Operation.fresh_device``)
+        self.mix = WorkloadMix(by_digest=by_digest)
 
     def _device_apps(self, device: str) -> list[telemetry_pb2.InstalledApp]:
         """The apps ``device`` holds when first seen: drawn from the seed and the device alone, so every
@@ -247,10 +294,13 @@ class Workload:
         login.collected_at.FromSeconds(int(self._now))
         return login
 
-    def _request(self, login: telemetry_pb2.LoginTelemetry) -> Operation:
+    def _request(self, login: telemetry_pb2.LoginTelemetry, *, fresh_device: bool = False) -> Operation:
         self._counter += 1
         request = threat_signal_service_pb2.CheckLoginRequest(request_id=f"bench-{self._counter}", telemetry=login)
-        return Operation(CHECK_LOGIN, request.SerializeToString())
+        if not self._by_digest:
+            return Operation(CHECK_LOGIN, request.SerializeToString(), fresh_device=fresh_device)
+        body, form = _in_both_forms(request, None)
+        return Operation(CHECK_LOGIN, body, digest_forms=(form,), fresh_device=fresh_device)
 
     def sequence(self) -> list[Operation]:
         """One customer's next operations, drawn from the mix."""
@@ -262,9 +312,8 @@ class Workload:
         if kind == "clean":
             return [self._request(self._login(customer, usual_device, lat=home[0], lon=home[1]))]
         if kind == "new_device":
-            return [
-                self._request(self._login(customer, f"bench-dev-{customer}-{self._counter}", lat=home[0], lon=home[1]))
-            ]
+            login = self._login(customer, f"bench-dev-{customer}-{self._counter}", lat=home[0], lon=home[1])
+            return [self._request(login, fresh_device=True)]
         if kind == "far_location":
             return [self._request(self._login(customer, usual_device, lat=35.1, lon=129.0))]
         if kind == "malicious":
@@ -293,8 +342,8 @@ class Workload:
         new_device = f"bench-dev-{customer}-{self._counter}"
         return [
             Operation(REPORT_PHONE_CHANGE, report.SerializeToString()),
-            self._request(self._login(customer, new_device, lat=home[0], lon=home[1])),
-            self._request(self._login(customer, new_device, lat=home[0], lon=home[1])),
+            self._request(self._login(customer, new_device, lat=home[0], lon=home[1]), fresh_device=True),
+            self._request(self._login(customer, new_device, lat=home[0], lon=home[1]), fresh_device=True),
         ]
 
     def operations(self, count: int, rounds: int = 1) -> list[Operation]:
@@ -313,17 +362,30 @@ class Workload:
 
     def _with_later_logins(self, operation: Operation, later: int) -> Operation:
         request = threat_signal_service_pb2.CheckLoginRequest.FromString(operation.body)
+        request.telemetry.ClearField("app_activity")  # each round's comes from its own running apps
         device = _Device(list(request.telemetry.installed_apps))
-        bodies = []
-        for _ in range(later):
-            if self._rng.random() < INVENTORY_CHANGE_SHARE:
+        bodies, forms = [], list(operation.digest_forms)
+        first_device = request.telemetry.device_id
+        for round_number in range(1, later + 1):
+            changed = self._rng.random() < INVENTORY_CHANGE_SHARE
+            if changed:
                 self._change_inventory(device)
+            if operation.fresh_device:
+                request.telemetry.device_id = f"{first_device}-r{round_number}"
+                if request.telemetry.device_id not in self._later_devices:  # a phone change's second login is not
+                    self._later_devices.add(request.telemetry.device_id)
+                    self.mix.first_logins += 1
             del request.telemetry.installed_apps[:]
             request.telemetry.installed_apps.extend(self._running_now(device.apps))
             self.mix.logins += 1
             self.mix.apps += len(device.apps)
-            bodies.append(request.SerializeToString())
-        return Operation(operation.method, operation.body, tuple(bodies))
+            if forms:
+                body, form = _in_both_forms(request, None if changed else forms[-1].digest)
+                bodies.append(body)
+                forms.append(form)
+            else:
+                bodies.append(request.SerializeToString())
+        return Operation(operation.method, operation.body, tuple(bodies), tuple(forms), operation.fresh_device)
 
     def _running_now(self, apps: list[telemetry_pb2.InstalledApp]) -> list[telemetry_pb2.InstalledApp]:
         """``apps`` at one login: a different few of the device's own apps running (an app the workload
@@ -343,3 +405,16 @@ class Workload:
         for index in running:
             shown[index] = _running(shown[index], running=True, foreground=index == foreground)
         return shown
+
+
+def _in_both_forms(
+    request: threat_signal_service_pb2.CheckLoginRequest, digest: str | None
+) -> tuple[bytes, DigestForm]:
+    """The login with its list and digest, and with the digest alone; ``digest`` when already known
+    (the inventory did not change: running and foreground are not part of it)."""
+    sent = threat_signal_service_pb2.CheckLoginRequest(
+        request_id=request.request_id, telemetry=with_inventory_digest(request.telemetry, digest)
+    )
+    body = sent.SerializeToString()
+    sent.telemetry.ClearField("installed_apps")
+    return body, DigestForm(request.telemetry.device_id, sent.telemetry.inventory_digest, sent.SerializeToString())

@@ -266,6 +266,8 @@ def _bench(options: argparse.Namespace) -> int:
     if options.registry_only:
         overrides["registry_only"] = True
         overrides.setdefault("registry_entries", base.registry_entries or 100_000)
+    if options.inventory == "list":
+        overrides["by_digest"] = False
     settings = replace(base, **overrides)
     counts = (settings.clients, settings.concurrency, settings.workers)
     if min(counts) < 1 or settings.seconds <= 0:  # --rate is checked as it is parsed
@@ -374,6 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup-seconds", type=_bench_seconds, help="seconds before measuring (default 3; 1 with --quick)"
     )
     bench.add_argument("--seed", type=int, help="workload seed (default 1)")
+    bench.add_argument(
+        "--inventory",
+        choices=("digest", "list"),
+        default="digest",
+        help="how clients send the app inventory: digest (default, as an SDK using inventory digests does)"
+        " or list (every login carries its whole list, as an SDK without digests does)",
+    )
     bench.add_argument("--workers", type=int, help="processes of the gateway started here (mtsg serve --workers)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE")
     bench.add_argument("--preset", choices=("large",), help="large: a 1,000,000-entry registry, 100,000 customers")

@@ -2,8 +2,8 @@
 
 A device that sends its app list with its digest has the list stored with the device
 (``device_inventories``), so any replica can serve the device's later logins that send only the
-digest.  The stored form is the list as protobuf bytes, zlib-compressed, with the per-login flags
-(running, foreground) cleared: those come with each login's ``AppActivity``.
+digest.  The stored form is the list as protobuf bytes, zlib-compressed; the per-login flags
+(running, foreground) are cleared when it is read back: those come with each login's ``AppActivity``.
 
 Reading the stored list back costs a decode and a conversion, so each replica also keeps the
 inventories it used recently in memory, converted, with their registry screening
@@ -72,13 +72,31 @@ def with_activity(
     return tuple(changed)
 
 
-def pack_held_apps(apps: Sequence[telemetry_pb2.InstalledApp]) -> bytes:
-    """The stored form of a list (its per-login flags cleared)."""
-    holder = telemetry_pb2.LoginTelemetry(installed_apps=apps)
-    for app in holder.installed_apps:
-        app.ClearField("running")
-        app.ClearField("foreground")
-    return zlib.compress(holder.SerializeToString(deterministic=True), 1)
+# The tag of LoginTelemetry.installed_apps (field 9, length-delimited) that opens each app in the stored form.
+_APPS_TAG = b"\x4a"
+
+
+def pack_held_apps(apps: Sequence[bytes | telemetry_pb2.InstalledApp]) -> bytes:
+    """The stored form of a list: its apps as a LoginTelemetry holding only them, compressed.
+
+    Apps that arrived as bytes (``gateway.login.wire``) are framed as they are, not encoded again;
+    their running and foreground flags are cleared when the list is read back (``HeldApps.of``).
+    """
+    if apps and isinstance(apps[0], bytes):
+        framed = b"".join(_APPS_TAG + _varint(len(each)) + each for each in apps)  # type: ignore[operator]
+    else:
+        holder = telemetry_pb2.LoginTelemetry(installed_apps=apps)  # type: ignore[arg-type]  # messages here
+        framed = holder.SerializeToString()
+    return zlib.compress(framed, 1)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def unpack_held_apps(blob: bytes) -> list[telemetry_pb2.InstalledApp] | None:

@@ -94,7 +94,7 @@ def inventory_claim(
             " (docs/INVENTORY_DIGEST.md has the form and a test vector)",
         )
         return None
-    return InventoryClaim(digest, pack_held_apps(apps), running, foreground)
+    return InventoryClaim(digest, pack_held_apps(telemetry.installed_apps), running, foreground)
 
 
 def _messages(apps: Sequence[bytes | telemetry_pb2.InstalledApp]) -> list[telemetry_pb2.InstalledApp] | None:

@@ -84,6 +84,10 @@ def test_quick_bench_reports_figures_for_echo_and_gateway(tmp_path: Path) -> Non
     assert "installed apps found already checked: " in result.stdout
     assert result.stdout.count("workload: ") == 1 and "first logins of a device" in result.stdout
     assert document["workload"]["logins"] > 0 and document["workload"]["first_logins"] > 0
+    # Sent as an SDK using inventory digests: after the devices' first round, mostly the digest alone.
+    workload = document["workload"]
+    assert workload["by_digest"] and 0 < workload["sent_digest_only"] <= workload["sent"]
+    assert "sent the digest alone" in result.stdout
     mix = figures["gateway"]["verdicts"]
     assert "ALLOW" in mix["by_action"] and set(mix["by_action"]) <= {"ALLOW", "STEP_UP", "FREEZE"}
     assert 0 < sum(mix["by_action"].values()) <= figures["gateway"]["requests"]  # phone changes get no verdict

@@ -13,6 +13,7 @@ from gateway.bench.workload import (
     Workload,
 )
 from gateway.generated.mtsg.v1 import telemetry_pb2, threat_signal_service_pb2
+from gateway.login.inventory_digest import inventory_digest
 
 NOW = 1_800_000_000.0
 
@@ -76,3 +77,36 @@ def test_the_mix_says_what_was_sent() -> None:
     text = mix.describe(500)
     assert "first logins of a device" in text and "with an inventory changed" in text
     assert f"{mix.logins} logins per client" in text
+
+
+def test_by_digest_each_login_has_its_digest_only_form_and_the_digest_follows_the_inventory() -> None:
+    operations = [
+        op for op in Workload(5, 400, NOW, by_digest=True).operations(120, LOGIN_ROUNDS) if op.method == CHECK_LOGIN
+    ]
+    kept = changed = 0
+    for operation in operations:
+        for round_number in range(LOGIN_ROUNDS):
+            full = _telemetry(operation.in_round(round_number))
+            form = operation.digest_form(round_number)
+            assert form is not None and form.device_id == full.device_id
+            assert full.inventory_digest == form.digest == inventory_digest(full.installed_apps)
+            short = _telemetry(form.short)
+            assert not short.installed_apps and short.inventory_digest == form.digest
+            running = sorted(app.package_name for app in full.installed_apps if app.running)
+            assert list(short.app_activity.running_packages) == running
+        for earlier, later in pairwise(range(LOGIN_ROUNDS)):
+            before, after = operation.digest_form(earlier), operation.digest_form(later)
+            assert before is not None and after is not None
+            if operation.fresh_device:
+                assert before.device_id != after.device_id  # a new device's round is a new device again
+            elif before.digest == after.digest:
+                kept += 1
+            else:
+                changed += 1
+    assert changed > 0 and kept > 10 * changed  # what runs changes every login; the inventory seldom
+
+
+def test_without_digests_no_login_carries_one() -> None:
+    for operation in _pool(count=40):
+        assert operation.digest_form(0) is None
+        assert _telemetry(operation.body).inventory_digest == ""
