@@ -20,7 +20,9 @@ from gateway.login.held_inventories import pack_held_apps
 from gateway.login.inventory_digest import DIGEST_HEX_LENGTH, inventory_digest, is_digest
 from gateway.violations import Violations
 
-_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+# A package name or bundle id; validation checks installed apps' names by the same rule.
+PACKAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+PACKAGE_NAME_RULE = "must be a package name or bundle id (letters, digits, '.', '_', '-')"
 _DIGEST_FIELD = "telemetry.inventory_digest"
 
 
@@ -51,8 +53,8 @@ def app_activity(telemetry: Message, max_apps: int, v: Violations) -> tuple[froz
             sets.append(frozenset())
             continue
         for position, package in enumerate(names):
-            if not _PACKAGE_NAME.fullmatch(package):
-                v.add(f"{path}[{position}]", "must be a package name or bundle id (letters, digits, '.', '_', '-')")
+            if not PACKAGE_NAME.fullmatch(package):
+                v.add(f"{path}[{position}]", PACKAGE_NAME_RULE)
         sets.append(frozenset(names))
     return sets[0], sets[1]
 

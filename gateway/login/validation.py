@@ -30,7 +30,13 @@ from blocklists.hashes import (
 from gateway.config import Config
 from gateway.generated.mtsg.v1 import event_service_pb2, telemetry_pb2, threat_signal_service_pb2
 from gateway.login.held_inventories import with_activity
-from gateway.login.inventory_claim import InventoryClaim, app_activity, inventory_claim
+from gateway.login.inventory_claim import (
+    PACKAGE_NAME,
+    PACKAGE_NAME_RULE,
+    InventoryClaim,
+    app_activity,
+    inventory_claim,
+)
 from gateway.privacy.phone_hash import PhoneNumberError, normalize_phone_number
 from gateway.violations import (
     EARLIEST_TIME,
@@ -40,7 +46,6 @@ from gateway.violations import (
 )
 from signals import telemetry as model
 
-_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 _COUNTRY_CODE = re.compile(r"[A-Z]{2}")
 _INSTALLER_CLASSES = {
     telemetry_pb2.INSTALLER_CLASS_UNSPECIFIED: model.InstallerClass.UNKNOWN,
@@ -308,8 +313,8 @@ def _checked_app(
     name = app.package_name
     if not name:
         v.add(f"{path}.package_name", "is required")
-    elif not _PACKAGE_NAME.fullmatch(name):
-        v.add(f"{path}.package_name", "must be a package name or bundle id (letters, digits, '.', '_', '-')")
+    elif not PACKAGE_NAME.fullmatch(name):
+        v.add(f"{path}.package_name", PACKAGE_NAME_RULE)
     elif name in seen:
         v.add(f"{path}.package_name", f"duplicates installed_apps[{seen[name]}] ({name})")
     else:
